@@ -1,0 +1,50 @@
+"""Packaging for twisted-compute.
+
+The ``twisted/plugins`` directory is shipped as plain data inside the
+``twisted.plugins`` namespace: there is deliberately no ``__init__.py`` in it,
+because one would shadow Twisted's own plugin package and hide every plugin.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="twisted-compute",
+    version="0.1.0",
+    description="An event-driven IaaS compute controller on Twisted, "
+    "speaking the OpenStack Compute API v2.1",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["twisted_compute", "twisted_compute.*"])
+    + ["twisted.plugins"],
+    package_data={
+        "twisted_compute.db": ["alembic.ini", "alembic/*.py", "alembic/versions/*.py"],
+        "twisted_compute": ["etc/*"],
+    },
+    include_package_data=True,
+    install_requires=[
+        "Twisted[tls]>=24.7",
+        "klein>=24.8",
+        "txamqp>=0.8.2",
+        "treq>=24.9",
+        "SQLAlchemy>=2.0",
+        "attrs>=23.1",
+        "alembic>=1.13",
+        "jsonschema>=4.20",
+        "zope.interface>=6",
+        "PyYAML>=6",
+        "psycopg2-binary>=2.9",
+        "PyMySQL>=1.1",
+    ],
+    extras_require={
+        # Built from source against the system's libvirt (Debian:
+        # libvirt-dev, pkg-config); 10.x and later build on libvirt 9.0.
+        "libvirt": ["libvirt-python>=10"],
+        "test": ["python-openstackclient>=7", "libvirt-python>=10"],
+    },
+    entry_points={
+        "console_scripts": [
+            "compute-manage = twisted_compute.cmd.manage:main",
+        ],
+    },
+)

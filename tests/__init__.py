@@ -1,0 +1,1 @@
+"""twisted-compute's tests (run with trial)."""

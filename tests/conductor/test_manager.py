@@ -1,0 +1,220 @@
+"""The conductor: scheduling, casting builds, reschedules, the build
+timeout and the agents' DB proxy, on a real SQLite database."""
+
+from __future__ import annotations
+
+import datetime
+
+import sqlalchemy as sa
+from twisted.internet import defer
+
+from tests.api.infra_rows import insert_instance
+from tests.base import DBTestCase, make_conf, on_backends
+from twisted_compute import exception
+from twisted_compute.conductor.manager import ConductorManager
+from twisted_compute.context import RequestContext
+from twisted_compute.db import conductor as cdb
+from twisted_compute.db import instances as instances_db
+from twisted_compute.db import models as m
+
+
+class FakeScheduler:
+    def __init__(self, answer):
+        self.answer = answer
+        self.calls = []
+
+    def select_destinations(self, context, request_spec, instance_uuids,
+                            return_alternates=True):
+        self.calls.append((request_spec, list(instance_uuids)))
+        if isinstance(self.answer, Exception):
+            return defer.fail(self.answer)
+        return defer.succeed(self.answer(instance_uuids))
+
+
+class FakeCompute:
+    def __init__(self, fail_hosts=()):
+        self.builds = []
+        self.fail_hosts = set(fail_hosts)
+
+    def build_and_run_instance(self, context, instance, host, **kwargs):
+        kwargs["instance"] = instance
+        if host in self.fail_hosts:
+            return defer.fail(exception.MessagingTimeout(method="build"))
+        self.builds.append((host, kwargs))
+        return defer.succeed(None)
+
+
+def hosts(*names):
+    return [{"host": n, "nodename": n + "-node"} for n in names]
+
+
+class ConductorTests(DBTestCase):
+    def setUp(self):
+        super().setUp()
+        self.conf = make_conf(self.state_path)
+        self.ctx = RequestContext("u", "p", ("member",),
+                                  request_id="req-build")
+
+    def manager(self, answer, compute=None):
+        self.scheduler = FakeScheduler(answer)
+        self.compute = compute or FakeCompute()
+        return ConductorManager(self.conf, self.db, self.scheduler,
+                                self.compute, self.reactor, host="cond1")
+
+    def new_instance(self, **kw):
+        def thd(conn):
+            row = insert_instance(conn, **kw)
+            conn.execute(m.instances.update().where(
+                m.instances.c.uuid == row["uuid"]).values(
+                vm_state="building", task_state="scheduling"))
+            instances_db.record_action(
+                conn, row["uuid"], "create", request_id="req-build",
+                user_id="u", project_id="p")
+            return row["uuid"]
+        uuid = self.run_db(thd)
+        return self.run_db(instances_db.get, uuid)
+
+    def test_build_goes_to_the_chosen_host_with_alternates(self):
+        instance = self.new_instance()
+        manager = self.manager(lambda uuids: [hosts("a", "b", "c")
+                                              for _ in uuids])
+        self.successResultOf(defer.ensureDeferred(
+            manager.schedule_and_build_instances(
+                self.ctx.to_dict(), [instance.to_dict()],
+                {"image": None, "admin_password": "pw"})))
+        [(host, kwargs)] = self.compute.builds
+        self.assertEqual(host, "a")
+        self.assertEqual([h["host"] for h in kwargs["alternates"]],
+                         ["b", "c"])
+        self.assertEqual(kwargs["admin_password"], "pw")
+        self.assertNotIn("admin_password", self.scheduler.calls[0][0])
+        stored = self.run_db(instances_db.get, instance.uuid)
+        self.assertEqual((stored.host, stored.node), ("a", "a-node"))
+        self.assertEqual(stored.vm_state, "building")
+        action = self.run_db(instances_db.get_action, instance.uuid,
+                             "req-build")
+        self.assertIn("conductor_schedule_and_build_instances",
+                      [e.event for e in action.events])
+
+    def test_no_valid_host_puts_instance_in_error_with_fault(self):
+        instance = self.new_instance()
+        manager = self.manager(exception.NoValidHost(reason="all full"))
+        self.successResultOf(defer.ensureDeferred(
+            manager.schedule_and_build_instances(
+                self.ctx, [instance], {})))
+        stored = self.run_db(instances_db.get, instance.uuid)
+        self.assertEqual(stored.vm_state, "error")
+        self.assertIsNone(stored.task_state)
+        self.assertIn("No valid host", stored.fault.message)
+        self.assertEqual(self.compute.builds, [])
+
+    def test_reschedule_to_alternate_then_error(self):
+        instance = self.new_instance()
+        manager = self.manager(lambda uuids: [hosts("a", "b")])
+        self.successResultOf(defer.ensureDeferred(
+            manager.schedule_and_build_instances(self.ctx, [instance],
+                                                 {})))
+        host, kwargs = self.compute.builds[-1]
+        built = self.run_db(instances_db.get, instance.uuid)
+        self.successResultOf(defer.ensureDeferred(manager.build_failed(
+            self.ctx, built.to_dict(), {}, kwargs["alternates"],
+            "spawn failed")))
+        self.assertEqual(self.compute.builds[-1][0], "b")
+        self.assertEqual(self.run_db(instances_db.get, instance.uuid).host,
+                         "b")
+        again = self.run_db(instances_db.get, instance.uuid)
+        self.successResultOf(defer.ensureDeferred(manager.build_failed(
+            self.ctx, again.to_dict(), {"_attempt": 2},
+            self.compute.builds[-1][1]["alternates"], "spawn failed")))
+        stored = self.run_db(instances_db.get, instance.uuid)
+        self.assertEqual(stored.vm_state, "error")
+        self.assertIn("spawn failed", stored.fault.details)
+
+    def test_unreachable_host_is_rescheduled(self):
+        instance = self.new_instance()
+        manager = self.manager(lambda uuids: [hosts("dead", "live")],
+                               FakeCompute(fail_hosts={"dead"}))
+        self.successResultOf(defer.ensureDeferred(
+            manager.schedule_and_build_instances(self.ctx, [instance],
+                                                 {})))
+        self.assertEqual([b[0] for b in self.compute.builds], ["live"])
+
+    def test_deleted_while_scheduling_is_not_built(self):
+        instance = self.new_instance()
+        self.run_db(instances_db.soft_delete, instance.uuid,
+                    project_id=None)
+        manager = self.manager(lambda uuids: [hosts("a")])
+        self.successResultOf(defer.ensureDeferred(
+            manager.schedule_and_build_instances(self.ctx, [instance],
+                                                 {})))
+        self.assertEqual(self.compute.builds, [])
+
+    def test_build_timeout(self):
+        old = self.new_instance()
+        fresh = self.new_instance()
+        active = self.new_instance()
+        self.run_db(cdb.instance_update, active.uuid,
+                    {"vm_state": "active", "task_state": None})
+        long_ago = m.utcnow() - datetime.timedelta(seconds=3600)
+        self.run_db(lambda conn: conn.execute(m.instances.update().where(
+            m.instances.c.uuid.in_([old.uuid, active.uuid])).values(
+            created_at=long_ago)))
+        manager = self.manager(lambda uuids: [])
+        self.reactor.advance(
+            datetime.datetime.now(datetime.timezone.utc).timestamp())
+        failed = self.successResultOf(defer.ensureDeferred(
+            manager.check_build_timeouts()))
+        self.assertEqual(failed, 1)
+        stored = self.run_db(instances_db.get, old.uuid)
+        self.assertEqual(stored.vm_state, "error")
+        self.assertIn("timed out", stored.fault.message)
+        self.assertEqual(self.run_db(instances_db.get, fresh.uuid).vm_state,
+                         "building")
+        self.assertEqual(self.run_db(instances_db.get, active.uuid).vm_state,
+                         "active")
+
+    def test_instance_update_guards_task_state(self):
+        instance = self.new_instance()
+        manager = self.manager(lambda uuids: [])
+        updated = self.successResultOf(defer.ensureDeferred(
+            manager.instance_update(self.ctx, instance.uuid,
+                                    {"task_state": "spawning"},
+                                    expected_task_state=["scheduling"])))
+        self.assertEqual(updated["task_state"], "spawning")
+        failure = self.failureResultOf(defer.ensureDeferred(
+            manager.instance_update(self.ctx, instance.uuid,
+                                    {"vm_state": "active"},
+                                    expected_task_state=["scheduling"])))
+        failure.trap(exception.UnexpectedTaskStateError)
+        failure = self.failureResultOf(defer.ensureDeferred(
+            manager.instance_update(self.ctx, instance.uuid,
+                                    {"user_id": "evil"})))
+        failure.trap(exception.InvalidInput)
+
+    def test_heartbeat_and_node_report(self):
+        manager = self.manager(lambda uuids: [])
+        first = self.successResultOf(defer.ensureDeferred(
+            manager.service_heartbeat(self.ctx, "h1", "nova-compute",
+                                      "compute")))
+        self.assertFalse(first["disabled"])
+        self.successResultOf(defer.ensureDeferred(
+            manager.service_heartbeat(self.ctx, "h1", "nova-compute",
+                                      "compute")))
+        count = self.run_db(lambda conn: conn.execute(sa.select(
+            m.services.c.report_count)).scalar_one())
+        self.assertEqual(count, 2)
+        values = {"host": "h1", "hypervisor_hostname": "h1-node",
+                  "hypervisor_type": "fake", "vcpus": 8, "memory_mb": 8192,
+                  "local_gb": 100, "vcpus_used": 1}
+        node_id = self.successResultOf(defer.ensureDeferred(
+            manager.compute_node_update(self.ctx, values)))
+        values["vcpus_used"] = 3
+        self.assertEqual(self.successResultOf(defer.ensureDeferred(
+            manager.compute_node_update(self.ctx, values))), node_id)
+        row = self.run_db(lambda conn: conn.execute(sa.select(
+            m.compute_nodes)).one())
+        self.assertEqual(row.vcpus_used, 3)
+        self.assertIsNotNone(row.service_id)
+
+
+on_backends(ConductorTests, "postgresql", namespace=globals())

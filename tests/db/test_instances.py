@@ -1,0 +1,149 @@
+"""Instance queries on the real database."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+from tests.base import DBTestCase, make_conf, on_backends
+from twisted_compute import exception
+from twisted_compute.compute import api as compute_api
+from twisted_compute.db import instances as db
+from twisted_compute.db import models as m
+
+
+def _values(**extra):
+    values = {
+        "user_id": "u", "project_id": "p", "vm_state": "building",
+        "task_state": "scheduling", "memory_mb": 512, "vcpus": 1,
+        "root_gb": 1, "flavor": {"flavorid": "1"}, "addresses": {},
+        "security_groups": [], "system_metadata": {}, "request_spec": {},
+        "image_ref": "img",
+    }
+    values.update(extra)
+    return values
+
+
+class InstanceQueriesTests(DBTestCase):
+    def setUp(self):
+        super().setUp()
+        self.conf = make_conf(self.state_path)
+
+    def db_error(self, kind, thd, *args, **kwargs):
+        """The exception ``thd`` fails with (it must be ``kind``)."""
+        return self.failureResultOf(self.db.run(thd, *args, **kwargs),
+                                    kind).value
+
+    def create(self, count=1, name="s", project="p", metadata=None,
+               tags=(), **extra):
+        uuids = [str(uuid.uuid4()) for _ in range(count)]
+        return self.run_db(
+            db.create, self.conf, project_id=project, user_id="u",
+            base=_values(project_id=project, **extra), min_count=1,
+            max_count=count, metadata=metadata or {}, tags=list(tags),
+            key_name=None, group_uuid=None, uuids=uuids,
+            hostnames=lambda i: f"{name}-{i}",
+            names=lambda i: f"{name}-{i}" if count > 1 else name,
+            action={"request_id": "req-1", "user_id": "u",
+                    "project_id": project})
+
+    def test_create_and_get_with_extras(self):
+        [instance] = self.create(metadata={"k": "v"}, tags=["b", "a"])
+        got = self.run_db(db.get, instance.uuid, "p")
+        self.assertEqual(got.metadata, {"k": "v"})
+        self.assertEqual(got.tags, ["a", "b"])
+        self.assertEqual(got.vm_state, "building")
+        self.assertIsNotNone(got.updated_at)
+        self.db_error(exception.InstanceNotFound, db.get,
+                          instance.uuid, "other")
+        actions = self.run_db(db.get_actions, instance.uuid)
+        self.assertEqual([a.action for a in actions], ["create"])
+
+    def test_sort_with_nulls_and_marker(self):
+        instances = self.create(count=4)
+        hosts = ["h2", None, "h1", None]
+        for instance, host in zip(instances, hosts):
+            self.run_db(db.update, instance.uuid, {"host": host})
+        ordered = self.run_db(db.get_all, {"project_id": "p"}, ["host"],
+                              ["asc"])
+        self.assertEqual([i.host for i in ordered], [None, None, "h1", "h2"])
+        # walking with a marker visits every row once
+        seen = []
+        marker = None
+        while True:
+            page = self.run_db(db.get_all, {"project_id": "p"}, ["host"],
+                               ["asc"], 1, marker)
+            if not page:
+                break
+            seen.append(page[0].uuid)
+            marker = page[0].uuid
+        self.assertEqual(seen, [i.uuid for i in ordered])
+
+    def test_filters(self):
+        [a] = self.create(name="alpha", tags=["x"])
+        [b] = self.create(name="beta", project="q")
+        self.assertEqual([i.uuid for i in self.run_db(
+            db.get_all, {"name": "^al"})], [a.uuid])
+        self.assertEqual([i.uuid for i in self.run_db(
+            db.get_all, {"project_id": "q"})], [b.uuid])
+        self.assertEqual([i.uuid for i in self.run_db(
+            db.get_all, {"not_tags_any": ["x"]})], [b.uuid])
+        later = m.utcnow() + datetime.timedelta(hours=1)
+        self.assertEqual(self.run_db(db.get_all, {"changes_since": later}),
+                         [])
+        self.db_error(exception.InvalidMarker, db.get_all,
+                          {}, ["created_at"], ["desc"], None, "nope")
+
+    def test_transition_checks_and_records(self):
+        [instance] = self.create()
+        check = compute_api.check_state("stop", ("active",))
+        error = self.db_error(
+            exception.InstanceInvalidState, db.transition,
+            instance.uuid, project_id="p", check=check,
+            values={"task_state": "powering-off"}, action="stop",
+            action_values={"request_id": "r", "user_id": "u",
+                           "project_id": "p"})
+        self.assertIn("vm_state building", str(error))
+        self.run_db(db.update, instance.uuid, {"vm_state": "active",
+                                               "task_state": None})
+        updated = self.run_db(
+            db.transition, instance.uuid, project_id="p", check=check,
+            values={"task_state": "powering-off"}, action="stop",
+            action_values={"request_id": "r", "user_id": "u",
+                           "project_id": "p"})
+        self.assertEqual(updated.task_state, "powering-off")
+        self.assertEqual([a.action for a in self.run_db(
+            db.get_actions, instance.uuid)], ["stop", "create"])
+
+    def test_soft_delete(self):
+        [instance] = self.create(tags=["t"])
+        deleted = self.run_db(db.soft_delete, instance.uuid, project_id="p")
+        self.assertEqual(deleted.deleted, deleted.id)
+        self.assertEqual(deleted.vm_state, "deleted")
+        self.assertEqual(deleted.tags, [])
+        self.db_error(exception.InstanceNotFound, db.get,
+                          instance.uuid)
+        self.assertEqual(self.run_db(db.get_all, {"deleted": True})[0].uuid,
+                         instance.uuid)
+
+    def test_quota_headroom_in_create(self):
+        conf = self.conf.with_overrides(quota={"instances": 2})
+        uuids = [str(uuid.uuid4()) for _ in range(5)]
+        created = self.run_db(
+            db.create, conf, project_id="p", user_id="u", base=_values(),
+            min_count=1, max_count=5, metadata={}, tags=[], key_name=None,
+            group_uuid=None, uuids=uuids, hostnames=str, names=str,
+            action={"request_id": "r", "user_id": "u", "project_id": "p"})
+        self.assertEqual(len(created), 2)
+        self.db_error(exception.TooManyInstances, db.create,
+                          conf, project_id="p", user_id="u",
+                          base=_values(), min_count=1, max_count=1,
+                          metadata={}, tags=[], key_name=None,
+                          group_uuid=None, uuids=[str(uuid.uuid4())],
+                          hostnames=str, names=str,
+                          action={"request_id": "r", "user_id": "u",
+                                  "project_id": "p"})
+
+
+on_backends(InstanceQueriesTests, "postgresql", "mariadb",
+            namespace=globals())

@@ -1,0 +1,261 @@
+"""The ``openstack`` CLI (python-openstackclient), unchanged, against a
+running ``twistd -n compute-api`` (noauth, SQLite).
+
+The CLI is pointed at the process by a clouds.yaml: ``admin_token`` auth
+(noauth tokens are ``user:project``; ``admin`` is an admin), the compute
+endpoint at ``/v2.1``, identity at ``/identity`` (the Keystone v3 version
+document the compute port serves, which the CLI reads before commands that
+may look up projects) and the image API on its own port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+
+from tests.integration.harness import (
+    OPENSTACK, TwistdProcess, TwistdTestCase, run_command, wait_until)
+
+#: seconds one CLI call may take
+CLI_TIMEOUT = 60.0
+
+
+def clouds_yaml(proc: TwistdProcess, cloud: str = "twisted-compute",
+                token: str = "admin:admin") -> str:
+    """A clouds.yaml that points the CLI at ``proc``."""
+    compute = f"{proc.url('osapi_compute')}/v2.1"
+    return f"""\
+clouds:
+  {cloud}:
+    auth_type: admin_token
+    auth:
+      token: "{token}"
+      endpoint: {compute}
+    identity_api_version: "3"
+    compute_endpoint_override: {compute}
+    identity_endpoint_override: {proc.url('osapi_compute')}/identity
+    image_endpoint_override: {proc.url('image')}
+    region_name: RegionOne
+"""
+
+
+class OpenStackCLIMixin:
+    """``self.openstack(...)``: the ``openstack`` CLI against
+    ``self.proc`` with the clouds.yaml at ``self.clouds``, each call
+    bounded by ``cli_timeout`` seconds."""
+
+    cli_timeout = CLI_TIMEOUT
+
+    def openstack(self, *args: str, parse: bool = True, check: bool = True):
+        """Run ``openstack --os-cloud twisted-compute ARGS`` (with ``-f
+        json`` when ``parse``); returns the parsed output (or the
+        CompletedProcess when not ``parse``)."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("OS_")}
+        env["OS_CLIENT_CONFIG_FILE"] = self.clouds
+        env["HOME"] = self.proc.directory
+        argv = [OPENSTACK, "--os-cloud", "twisted-compute", *args]
+        if parse:
+            argv += ["-f", "json"]
+        try:
+            done = run_command(argv, timeout=self.cli_timeout, env=env,
+                               cwd=self.proc.directory)
+        except subprocess.TimeoutExpired:
+            self.fail(f"openstack {' '.join(args)} took over "
+                      f"{self.cli_timeout}s")
+        if check and done.returncode != 0:
+            self.fail(f"openstack {' '.join(args)} exited "
+                      f"{done.returncode}:\n{done.stdout}\n{done.stderr}")
+        if not parse:
+            return done
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+class OpenStackCLITests(OpenStackCLIMixin, TwistdTestCase):
+
+    shared = {"apis": ("osapi_compute", "image"),
+              "options": {"quota": {"instances": 7, "cores": 13,
+                                    "ram": 4096, "key_pairs": 11}}}
+
+    def setUp(self):
+        super().setUp()
+        self.clouds = os.path.join(self.proc.directory, "clouds.yaml")
+        if not os.path.exists(self.clouds):
+            with open(self.clouds, "w", encoding="utf-8") as handle:
+                handle.write(clouds_yaml(self.proc))
+
+    def make_flavor(self) -> dict:
+        name = "cli-" + uuid.uuid4().hex[:8]
+        return self.openstack("flavor", "create", "--ram", "64", "--disk",
+                              "1", "--vcpus", "1", name)
+
+    def make_image(self) -> dict:
+        path = os.path.join(self.proc.directory, "small.img")
+        with open(path, "wb") as handle:
+            handle.write(b"twisted-compute test image\n" * 40)
+        name = "cli-" + uuid.uuid4().hex[:8]
+        return self.openstack("image", "create", "--file", path,
+                              "--disk-format", "raw", "--container-format",
+                              "bare", "--public", name)
+
+    def test_flavor_create_and_list(self):
+        flavor = self.make_flavor()
+        self.assertEqual(flavor["ram"], 64)
+        self.assertEqual(flavor["vcpus"], 1)
+        listed = self.openstack("flavor", "list")
+        self.assertIn(flavor["id"], [row["ID"] for row in listed])
+        row = [r for r in listed if r["ID"] == flavor["id"]][0]
+        self.assertEqual(row["Name"], flavor["name"])
+
+    def test_keypair_lifecycle(self):
+        name = "cli-" + uuid.uuid4().hex[:8]
+        # Without -f json, create prints the private key.
+        done = self.openstack("keypair", "create", name, parse=False)
+        self.assertIn("PRIVATE KEY", done.stdout)
+        listed = self.openstack("keypair", "list")
+        self.assertIn(name, [row["Name"] for row in listed])
+        shown = self.openstack("keypair", "show", name)
+        self.assertEqual(shown["name"], name)
+        self.assertTrue(shown["fingerprint"])
+        self.openstack("keypair", "delete", name, parse=False)
+        listed = self.openstack("keypair", "list")
+        self.assertNotIn(name, [row["Name"] for row in listed or []])
+        gone = self.openstack("keypair", "show", name, check=False,
+                              parse=False)
+        self.assertNotEqual(gone.returncode, 0)
+
+    def test_image_create_and_list(self):
+        image = self.make_image()
+        self.assertEqual(image["disk_format"], "raw")
+        self.assertEqual(image["status"], "active")
+        listed = self.openstack("image", "list")
+        self.assertIn(image["id"], [row["ID"] for row in listed])
+
+    def test_limits_show_absolute(self):
+        # The limits come from the process's [quota] options.
+        limits = self.openstack("limits", "show", "--absolute")
+        values = {row["Name"]: row["Value"] for row in limits}
+        self.assertEqual(values["max_total_instances"], 7)
+        self.assertEqual(values["max_total_cores"], 13)
+        self.assertEqual(values["max_total_ram_size"], 4096)
+        self.assertEqual(values["max_total_keypairs"], 11)
+        self.assertIn("total_instances_used", values)
+
+    def test_server_lifecycle(self):
+        # "--auto-network" sends networks "auto" (no Neutron needed);
+        # "--network auto" would look a network named "auto" up in Neutron.
+        flavor = self.make_flavor()
+        image = self.make_image()
+        name = "cli-" + uuid.uuid4().hex[:8]
+        server = self.openstack("server", "create", "--flavor", flavor["id"],
+                                "--image", image["id"], "--auto-network",
+                                name)
+        self.assertEqual(server["name"], name)
+        self.assertEqual(server["status"], "BUILD")
+        listed = self.openstack("server", "list")
+        self.assertIn(server["id"], [row["ID"] for row in listed])
+        shown = self.openstack("server", "show", server["id"])
+        self.assertEqual(shown["id"], server["id"])
+        self.assertEqual(shown["name"], name)
+        self.openstack("server", "delete", server["id"], parse=False)
+
+        def gone():
+            rows = self.openstack("server", "list") or []
+            return server["id"] not in [row["ID"] for row in rows]
+        wait_until(gone, 30, interval=0.5, message="the server to go")
+
+    # --- admin commands: project lookups (answered by /identity under
+    # noauth), aggregates, hypervisors ------------------------------------
+
+    def insert_compute_host(self) -> tuple[str, str]:
+        """A compute service and its compute node, written to the
+        process's database as an agent would; returns (host, node)."""
+        import sqlalchemy as sa
+
+        from tests.api.infra_rows import insert_compute_node, insert_service
+        host = "cli-cmp-" + uuid.uuid4().hex[:8]
+        node = host + ".example"
+        engine = sa.create_engine(self.proc.db_url)
+        try:
+            with engine.begin() as conn:
+                service = insert_service(conn, host=host)
+                insert_compute_node(conn, service, host=host, hostname=node)
+        finally:
+            engine.dispose()
+        return host, node
+
+    def test_quota_of_named_project(self):
+        project = "cli-proj-" + uuid.uuid4().hex[:8]
+        other = "cli-proj-" + uuid.uuid4().hex[:8]
+        self.openstack("quota", "set", "--instances", "5", "--cores", "9",
+                       project, parse=False)
+
+        def limits(name):
+            # --compute: with no network endpoint configured the CLI
+            # would otherwise ask the compute endpoint for Neutron quotas.
+            rows = self.openstack("quota", "show", "--compute", name)
+            return {row["Resource"]: row["Limit"] for row in rows}
+        mine = limits(project)
+        self.assertEqual((mine["instances"], mine["cores"]), (5, 9))
+        # Defaults (the process's [quota] options) for anyone else.
+        theirs = limits(other)
+        self.assertEqual((theirs["instances"], theirs["cores"]), (7, 13))
+
+    def test_flavor_access_for_named_project(self):
+        flavor = self.openstack("flavor", "create", "--private", "--ram",
+                                "64", "--disk", "1", "--vcpus", "1",
+                                "cli-" + uuid.uuid4().hex[:8])
+        project = "cli-proj-" + uuid.uuid4().hex[:8]
+        self.openstack("flavor", "set", "--project", project, flavor["id"],
+                       parse=False)
+        shown = self.openstack("flavor", "show", flavor["id"])
+        self.assertEqual(shown["access_project_ids"], [project])
+
+    def test_aggregate_lifecycle(self):
+        host, _node = self.insert_compute_host()
+        name = "cli-agg-" + uuid.uuid4().hex[:8]
+        zone = "cli-az-" + uuid.uuid4().hex[:8]
+        created = self.openstack("aggregate", "create", "--zone", zone, name)
+        self.assertEqual((created["name"], created["availability_zone"]),
+                         (name, zone))
+        listed = self.openstack("aggregate", "list")
+        self.assertIn(name, [row["Name"] for row in listed])
+        self.openstack("aggregate", "add", "host", name, host)
+        self.openstack("aggregate", "set", "--property", "ssd=true", name,
+                       parse=False)
+        shown = self.openstack("aggregate", "show", name)
+        self.assertEqual(shown["hosts"], [host])
+        self.assertEqual(shown["availability_zone"], zone)
+        self.assertEqual(shown["properties"].get("ssd"), "true")
+        # The host's zone is the aggregate's, as the services list says.
+        services = self.openstack("compute", "service", "list", "--host",
+                                  host)
+        self.assertEqual([row["Zone"] for row in services], [zone])
+        # Adding it again is refused; a non-compute host is unknown.
+        again = self.openstack("aggregate", "add", "host", name, host,
+                               parse=False, check=False)
+        self.assertNotEqual(again.returncode, 0)
+        unknown = self.openstack("aggregate", "add", "host", name,
+                                 "no-such-host", parse=False, check=False)
+        self.assertNotEqual(unknown.returncode, 0)
+        # Not empty: delete is refused until the host is removed.
+        refused = self.openstack("aggregate", "delete", name, parse=False,
+                                 check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.openstack("aggregate", "remove", "host", name, host)
+        self.openstack("aggregate", "delete", name, parse=False)
+        listed = self.openstack("aggregate", "list") or []
+        self.assertNotIn(name, [row["Name"] for row in listed])
+
+    def test_hypervisor_list_and_show(self):
+        host, node = self.insert_compute_host()
+        listed = self.openstack("hypervisor", "list")
+        rows = [r for r in listed if r["Hypervisor Hostname"] == node]
+        self.assertEqual(len(rows), 1, listed)
+        self.assertEqual(rows[0]["State"], "up")
+        shown = self.openstack("hypervisor", "show", node)
+        self.assertEqual(shown["hypervisor_hostname"], node)
+        self.assertEqual(shown["service_host"], host)
+        self.assertEqual(shown["vcpus"], 8)

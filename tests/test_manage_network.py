@@ -1,0 +1,82 @@
+"""``compute-manage network metadata-redirect``: the NAT rule it builds
+(iptables itself is only run by the real-guest integration test)."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stdout
+from unittest import mock
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_compute import config
+from twisted_compute.cmd import manage
+
+# Import every option module now: a module first imported inside the
+# patch.dict of sys.modules below would be dropped from sys.modules when
+# the patch ends and imported a second time later (treq then registers
+# its adapters twice and fails).
+config.import_option_modules()
+
+NETWORK_XML = """<network><name>default</name><bridge name='virbr0'/>
+<ip family='ipv6' address='fd00::1' prefix='64'/>
+<ip address='192.168.122.1' netmask='255.255.255.0'>
+<dhcp><range start='192.168.122.2' end='192.168.122.254'/></dhcp></ip>
+</network>"""
+
+
+class RedirectRuleTests(SynchronousTestCase):
+
+    def test_rule(self):
+        rule = manage.redirect_rule("virbr7", "10.1.2.3", 8775)
+        self.assertEqual(
+            manage.iptables_argv("-A", rule),
+            ["iptables", "-t", "nat", "-A", "PREROUTING", "-i", "virbr7",
+             "-d", "169.254.169.254/32", "-p", "tcp", "-m", "tcp",
+             "--dport", "80", "-j", "DNAT", "--to-destination",
+             "10.1.2.3:8775"])
+
+    def test_wildcard_listener_goes_to_the_bridge_address(self):
+        for listen in ("0.0.0.0", "::", ""):
+            self.assertEqual(
+                manage.metadata_destination(listen, NETWORK_XML),
+                "192.168.122.1")
+
+    def test_specific_listener(self):
+        self.assertEqual(manage.metadata_destination("10.0.0.9",
+                                                     NETWORK_XML),
+                         "10.0.0.9")
+
+    def test_loopback_and_ipv6_listeners_refused(self):
+        self.assertRaises(ValueError, manage.metadata_destination,
+                          "127.0.0.1", NETWORK_XML)
+        self.assertRaises(ValueError, manage.metadata_destination,
+                          "fd00::1", NETWORK_XML)
+
+    def test_network_without_ipv4(self):
+        self.assertRaises(ValueError, manage.metadata_destination,
+                          "0.0.0.0", "<network><ip family='ipv6' "
+                          "address='fd00::1'/></network>")
+
+    def test_command_dry_run_prints_the_rule(self):
+        network = mock.Mock()
+        network.bridgeName.return_value = "virbr3"
+        network.XMLDesc.return_value = NETWORK_XML
+        conn = mock.Mock()
+        conn.networkLookupByName.return_value = network
+        fake_libvirt = mock.Mock()
+        fake_libvirt.open.return_value = conn
+        out = io.StringIO()
+        with mock.patch.dict("sys.modules", {"libvirt": fake_libvirt}), \
+                mock.patch("subprocess.run") as run, redirect_stdout(out):
+            status = manage.main(["network", "metadata-redirect",
+                                  "--network", "other", "--remove",
+                                  "--dry-run"])
+        self.assertEqual(status, 0)
+        run.assert_not_called()
+        conn.networkLookupByName.assert_called_once_with("other")
+        self.assertEqual(
+            out.getvalue().strip(),
+            "iptables -t nat -D PREROUTING -i virbr3 -d 169.254.169.254/32 "
+            "-p tcp -m tcp --dport 80 -j DNAT --to-destination "
+            "192.168.122.1:8775")

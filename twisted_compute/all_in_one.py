@@ -1,0 +1,111 @@
+"""``twistd compute-all``: every role in one process, on embedded defaults.
+
+With no config file at all it keeps its state (SQLite database, images)
+under ``./state``, migrates the database by itself, uses the in-process
+bus and noauth, runs a conductor, a scheduler and ``fake_agents`` compute
+agents on the fake driver, and serves the APIs.  A config file may change
+any of that (``transport_url = rabbit://...`` makes it join a distributed
+deployment, ``compute_driver = libvirt`` a real hypervisor).
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted_compute.tap import Options as _BaseOptions, load_config
+
+
+class Options(_BaseOptions):
+    pass
+
+
+#: The flavors a fresh all-in-one starts with (id, name, MiB, vCPUs, GB).
+DEFAULT_FLAVORS = (
+    ("1", "m1.tiny", 512, 1, 1),
+    ("2", "m1.small", 2048, 1, 20),
+    ("3", "m1.medium", 4096, 2, 40),
+    ("4", "m1.large", 8192, 4, 80),
+    ("5", "m1.xlarge", 16384, 8, 160),
+)
+
+#: The name of the image a fresh all-in-one registers.
+DEFAULT_IMAGE_NAME = "cirros-like-tiny"
+
+
+def embedded_defaults(conf):
+    """``conf`` with the all-in-one's defaults for what no file set."""
+    defaults = {}
+    if ("DEFAULT", "state_path") not in conf.sources:
+        defaults["state_path"] = os.path.abspath("state")
+    if ("DEFAULT", "periodic_fuzzy_delay") not in conf.sources:
+        defaults["periodic_fuzzy_delay"] = 0
+    if ("DEFAULT", "report_interval") not in conf.sources:
+        defaults["report_interval"] = 5
+    if defaults:
+        conf = conf.with_overrides(DEFAULT=defaults)
+    if ("api", "auth_strategy") not in conf.sources:
+        conf = conf.with_overrides(api={"auth_strategy": "noauth"})
+    return conf
+
+
+def agent_hosts(conf) -> list[str]:
+    count = conf.fake_agents if conf.compute_driver == "fake" else 1
+    if count <= 1:
+        return [conf.host] if count == 1 else []
+    return [f"{conf.host}-fake-{i}" for i in range(1, count + 1)]
+
+
+def makeService(options):
+    from twisted.internet import reactor
+
+    from twisted_compute import roles
+    from twisted_compute.api.service import make_api_service
+    from twisted_compute.service import TransportService
+
+    conf = embedded_defaults(load_config(options))
+    top = roles.RoleProcess()
+    db = roles.make_db(conf, reactor, auto_migrate=True)
+    db.setServiceParent(top)
+    seed_defaults(conf, db.engine)
+    transport = roles.make_transport(conf, reactor)
+    TransportService(transport).setServiceParent(top)
+    roles.conductor_role(conf, reactor, transport, db).setServiceParent(top)
+    roles.scheduler_role(conf, reactor, transport, db).setServiceParent(top)
+    for host in agent_hosts(conf):
+        roles.agent_role(conf, reactor, transport,
+                         host=host).setServiceParent(top)
+    roles.lag_monitor(conf, reactor, "all-in-one").setServiceParent(top)
+    make_api_service(conf, reactor, transport=transport, db=db, top=top)
+    return top
+
+
+def seed_defaults(conf, engine) -> None:
+    """Give an empty database the default flavors and, when no image
+    exists, a small default image (before the reactor runs, so blocking
+    is fine here)."""
+    import sqlalchemy as sa
+
+    from twisted_compute.db import flavors, models
+
+    with engine.connect() as conn:
+        with conn.begin():
+            if not flavors.count(conn):
+                for flavorid, name, ram, vcpus, disk in DEFAULT_FLAVORS:
+                    flavors.create(conn, {
+                        "flavorid": flavorid, "name": name,
+                        "memory_mb": ram, "vcpus": vcpus, "root_gb": disk,
+                        "is_public": True})
+            has_image = conn.execute(sa.select(sa.func.count()).select_from(
+                models.images)).scalar_one()
+    if not has_image:
+        from twisted_compute.api.image import store
+        path = os.path.join(conf.state_path, "default-image.img")
+        os.makedirs(conf.state_path, exist_ok=True)
+        with open(path, "wb") as handle:
+            # A tiny raw disk: the fake driver boots anything; a real
+            # guest image can be imported with compute-manage image import.
+            handle.write(b"\0" * 1024 * 1024)
+        store.import_file(conf, path, name=DEFAULT_IMAGE_NAME,
+                          disk_format="raw", container_format="bare",
+                          visibility="public", owner=None, properties={})
+        os.unlink(path)

@@ -1,0 +1,1 @@
+"""The API process: pipeline loader, middleware, controllers."""

@@ -1,0 +1,1 @@
+"""The OpenStack Compute API v2.1: microversions, router, controllers."""

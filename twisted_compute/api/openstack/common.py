@@ -1,0 +1,312 @@
+"""What every controller uses: the context, JSON in and out, schema checks,
+links, pagination and the Klein app factory that turns exceptions into
+faults."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid as uuidlib
+from typing import Any, Iterable, Sequence
+from urllib.parse import urlencode
+
+import jsonschema
+from klein import Klein
+
+from twisted_compute import exception
+from twisted_compute.api import faults
+from twisted_compute.api.openstack.api_version import APIVersion
+from twisted_compute.context import RequestContext
+
+
+# --- Klein apps -----------------------------------------------------------
+
+def make_app() -> Klein:
+    """A Klein app whose errors (domain exceptions, routing 404/405,
+    anything unexpected) all become Nova fault bodies."""
+    app = Klein()
+
+    @app.handle_errors(Exception)
+    def _fault(*args):
+        request, failure = args[-2], args[-1]
+        return faults.render_failure(request, failure)
+
+    return app
+
+
+def route(app: Klein, path: str, methods: Sequence[str], **kwargs):
+    """``app.route`` with the options every API route wants."""
+    return app.route(path, methods=list(methods), strict_slashes=False,
+                     **kwargs)
+
+
+class Controller:
+    """Base of controllers.  A subclass sets ``app = make_app()`` and
+    ``collections`` (the router keys it serves, e.g. ``("servers",)`` or
+    ``("servers", "metadata")`` for ``/servers/{id}/metadata``)."""
+
+    app: Klein
+    collections: tuple[tuple[str, ...], ...] = ()
+
+    def __init__(self, services):
+        self.services = services
+        self.conf = services.conf
+        self.db = services.db
+
+    def resource(self):
+        return self.app.resource()
+
+
+# --- context, versions, bodies --------------------------------------------
+
+def get_context(request) -> RequestContext:
+    try:
+        return request.compute_context
+    except AttributeError:
+        raise exception.NotAuthenticated() from None
+
+
+def api_version(request) -> APIVersion:
+    return request.api_version
+
+
+def is_at_least(request, version: str) -> bool:
+    return request.api_version >= APIVersion(version)
+
+
+def _json_default(value):
+    if isinstance(value, datetime.datetime):
+        return isotime(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def json_response(request, body: Any, status: int = 200) -> bytes:
+    """Set status and content type; return the encoded body (empty for
+    204 or ``body is None``)."""
+    request.setResponseCode(status)
+    if body is None or status == 204:
+        return b""
+    request.setHeader(b"content-type", b"application/json")
+    return json.dumps(body, default=_json_default,
+                      separators=(",", ":")).encode()
+
+
+def read_body(request) -> Any:
+    """The request's JSON body; 400 when it is not JSON."""
+    request.content.seek(0)
+    raw = request.content.read()
+    if not raw:
+        raise exception.Invalid(reason="The request body is empty; "
+                                "a JSON document is required.")
+    content_type = (request.getHeader(b"content-type") or b"").decode(
+        "latin-1").split(";")[0].strip().lower()
+    if content_type and content_type not in (
+            "application/json", "application/octet-stream", "text/plain") \
+            and not content_type.endswith("+json"):
+        raise exception.ComputeException(
+            f"Unsupported Content-Type {content_type}")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise exception.Invalid(
+            reason="Malformed request body") from None
+
+
+def _field_path(error: jsonschema.ValidationError) -> str:
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.message, str):
+        missing = error.message.split("'")[1] if "'" in error.message \
+            else ""
+        path.append(missing)
+    elif error.validator == "additionalProperties":
+        extra = error.message.split("'")
+        if len(extra) > 1:
+            path.append(extra[1])
+    return "/".join(p for p in path if p) or "body"
+
+
+def validate(body: Any, schema: dict) -> None:
+    """Check ``body`` against ``schema``; a 400 names the bad field."""
+    validator = jsonschema.Draft4Validator(
+        schema, format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(body),
+                    key=lambda e: (len(list(e.absolute_path)), e.message))
+    if not errors:
+        return
+    error = errors[0]
+    # Prefer the most specific error of a oneOf/anyOf.
+    if error.context:
+        error = sorted(error.context,
+                       key=lambda e: -len(list(e.absolute_path)))[0]
+    field = _field_path(error)
+    value = error.instance
+    if isinstance(value, (dict, list)):
+        detail = error.message
+    else:
+        detail = f"Value: {value!r}. {error.message}"
+    raise exception.ValidationError(field=field, detail=detail)
+
+
+def versioned(request, schemas: Iterable[tuple[str, str | None, dict]]):
+    """The first schema whose [low, high] range holds the request's
+    version."""
+    for low, high, schema in schemas:
+        if request.api_version.matches(low, high):
+            return schema
+    raise AssertionError("no schema covers this microversion")
+
+
+# --- query strings --------------------------------------------------------
+
+def query(request) -> dict[str, list[str]]:
+    """The query string as ``{name: [values]}`` (text)."""
+    cached = getattr(request, "_query_text", None)
+    if cached is None:
+        cached = {k.decode("utf-8", "replace"):
+                  [v.decode("utf-8", "replace") for v in vs]
+                  for k, vs in (request.args or {}).items()}
+        request._query_text = cached
+    return cached
+
+
+def query_one(request, name: str, default: str | None = None) -> str | None:
+    values = query(request).get(name)
+    return values[-1] if values else default
+
+
+def parse_bool(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "t", "yes", "y", "on"):
+        return True
+    if lowered in ("0", "false", "f", "no", "n", "off"):
+        return False
+    raise exception.InvalidInput(
+        reason=f"Invalid value '{value}' for {name}: not a boolean")
+
+
+def limit_and_marker(request, max_limit: int) -> tuple[int, str | None]:
+    """``limit`` (capped at ``max_limit``) and ``marker`` of a list."""
+    limit_text = query_one(request, "limit")
+    limit = max_limit
+    if limit_text is not None:
+        try:
+            limit = int(limit_text)
+        except ValueError:
+            raise exception.ValidationError(
+                field="limit",
+                detail=f"Value: {limit_text!r}. not a valid integer") \
+                from None
+        if limit < 0:
+            raise exception.ValidationError(
+                field="limit", detail="limit must be >= 0")
+        limit = min(limit, max_limit)
+    return limit, query_one(request, "marker")
+
+
+def parse_isotime(text: str, name: str) -> datetime.datetime:
+    """ISO 8601 -> naive UTC datetime; 400 naming ``name`` otherwise."""
+    try:
+        when = datetime.datetime.fromisoformat(
+            text.strip().replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise exception.ValidationError(
+            field=name,
+            detail=f"Value: {text!r}. not a valid ISO 8601 date-time") \
+            from None
+    if when.tzinfo is not None:
+        when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+def isotime(when: datetime.datetime | None) -> str | None:
+    """``2013-09-03T04:01:32Z`` (what the API shows)."""
+    if when is None:
+        return None
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def isotime_usec(when: datetime.datetime | None) -> str | None:
+    """``2013-09-03T04:01:32.000000`` (os-instance-actions, some views)."""
+    if when is None:
+        return None
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def is_uuid_like(value: str) -> bool:
+    try:
+        return str(uuidlib.UUID(value)) == value.lower()
+    except (ValueError, AttributeError, TypeError):
+        return False
+
+
+# --- links ----------------------------------------------------------------
+
+def host_url(request) -> str:
+    """``scheme://host[:port]`` as the client sees it."""
+    proto = getattr(request, "forwarded_proto", None) or (
+        "https" if request.isSecure() else "http")
+    host = getattr(request, "forwarded_host", None)
+    if not host:
+        header = request.getHeader(b"host")
+        if header:
+            host = header.decode("latin-1")
+        else:
+            address = request.getHost()
+            host = f"{address.host}:{address.port}"
+    return f"{proto}://{host}"
+
+
+def application_url(request) -> str:
+    """The URL of the API root this request went through
+    (``http://host:8774/v2.1``, with the project id when the URL had it)."""
+    prefix = getattr(request, "link_prefix", None)
+    if prefix:
+        return prefix
+    root = getattr(request, "api_root", None)
+    if root is None:
+        root = request.prepath
+    path = "/".join(s.decode("utf-8", "replace") for s in root if s)
+    return host_url(request) + ("/" + path if path else "")
+
+
+def bookmark_url(request) -> str:
+    """Like :func:`application_url` without the version segment: bookmark
+    links are version-independent (``http://host:8774[/project]``)."""
+    prefix = getattr(request, "link_prefix", None)
+    root = getattr(request, "bookmark_root", None)
+    if prefix:
+        scheme, _, rest = prefix.partition("://")
+        base = scheme + "://" + rest.partition("/")[0]
+    else:
+        base = host_url(request)
+    path = "/".join(s.decode("utf-8", "replace") for s in (root or ()) if s)
+    return base + ("/" + path if path else "")
+
+
+def links(request, collection: str, item_id: str) -> list[dict[str, str]]:
+    return [
+        {"rel": "self",
+         "href": f"{application_url(request)}/{collection}/{item_id}"},
+        {"rel": "bookmark",
+         "href": f"{bookmark_url(request)}/{collection}/{item_id}"},
+    ]
+
+
+def next_link(request, collection: str, items: Sequence[Any],
+              limit: int, marker_of=lambda item: item["id"]) -> \
+        list[dict[str, str]]:
+    """``[{"rel": "next", "href": ...}]`` when a page is full, else []."""
+    if not items or len(items) < limit:
+        return []
+    params = [(k, v) for k, vs in query(request).items() for v in vs
+              if k != "marker"]
+    params.append(("marker", marker_of(items[-1])))
+    path = "/".join(s.decode("utf-8", "replace") for s in request.prepath
+                    if s)
+    # The path of the list itself, relative to the host.
+    href = f"{host_url(request)}/{path}"
+    if getattr(request, "link_prefix", None):
+        href = f"{application_url(request)}/{collection}"
+    return [{"rel": "next", "href": href + "?" + urlencode(params)}]

@@ -1,0 +1,115 @@
+"""``/os-quota-sets/{project_id}``: show, detail, defaults, update and
+delete the quota limits of a project (or of one user in it)."""
+
+from __future__ import annotations
+
+from twisted_compute import exception
+from twisted_compute.api.openstack import common
+from twisted_compute.api.openstack.common import (
+    Controller, json_response, make_app, route)
+from twisted_compute.api.openstack.compute.schemas import \
+    quota_sets as schema
+from twisted_compute.api.openstack.compute.schemas import to_bool
+from twisted_compute.api.openstack.compute.views import quota_sets as views
+from twisted_compute.db import quotas as db
+
+_POLICY = "os_compute_api:os-quota-sets:"
+
+
+def _limits_and_usage(conn, conf, project_id, user_id):
+    return (db.get_limits(conn, conf, project_id, user_id),
+            db.count_usage(conn, project_id, user_id))
+
+
+def _update(conn, conf, project_id, user_id, values, force):
+    """Check the new limits against usage (unless ``force``) and, for a
+    user, against the project's limits; store them; return the limits."""
+    limits, usage = _limits_and_usage(conn, conf, project_id, user_id)
+    project_limits = db.get_limits(conn, conf, project_id) \
+        if user_id is not None else None
+    for resource, limit in values.items():
+        if project_limits is not None:
+            maximum = project_limits[resource]
+            if maximum >= 0 and (limit == -1 or limit > maximum):
+                raise exception.InvalidQuotaValue(reason=(
+                    f"Quota limit {limit} for {resource} must be less "
+                    f"than or equal to {maximum}."))
+        if not force and limit >= 0 and limit < usage.get(resource, 0):
+            raise exception.InvalidQuotaValue(reason=(
+                f"Quota limit {limit} for {resource} must be greater than "
+                f"or equal to already used and reserved "
+                f"{usage.get(resource, 0)}."))
+    db.set_limits(conn, project_id, values, user_id)
+    return db.get_limits(conn, conf, project_id, user_id)
+
+
+class QuotaSetsController(Controller):
+    app = make_app()
+    collections = (("os-quota-sets",),)
+
+    def _authorize(self, request, action, project_id):
+        context = common.get_context(request)
+        self.services.policy.authorize(
+            context, _POLICY + action,
+            target={"project_id": project_id,
+                    "user_id": context.user_id})
+        return context
+
+    @staticmethod
+    def _user_id(request) -> str | None:
+        return common.query_one(request, "user_id") or None
+
+    @route(app, "/os-quota-sets/<project_id>", ["GET"])
+    async def show(self, request, project_id):
+        self._authorize(request, "show", project_id)
+        limits = await self.db.read(db.get_limits, self.conf, project_id,
+                                    self._user_id(request))
+        return json_response(request, {"quota_set": views.limits_body(
+            request, limits, project_id)})
+
+    @route(app, "/os-quota-sets/<project_id>/detail", ["GET"])
+    async def detail(self, request, project_id):
+        self._authorize(request, "detail", project_id)
+        limits, usage = await self.db.read(
+            _limits_and_usage, self.conf, project_id,
+            self._user_id(request))
+        return json_response(request, {"quota_set": views.detail_body(
+            request, limits, usage, project_id)})
+
+    @route(app, "/os-quota-sets/<project_id>/defaults", ["GET"])
+    async def defaults(self, request, project_id):
+        self._authorize(request, "defaults", project_id)
+        return json_response(request, {"quota_set": views.limits_body(
+            request, db.defaults(self.conf), project_id)})
+
+    @route(app, "/os-quota-sets/<project_id>", ["PUT"])
+    async def update(self, request, project_id):
+        self._authorize(request, "update", project_id)
+        body = common.read_body(request)
+        common.validate(body, common.versioned(request, [
+            ("2.57", None, schema.update_v257),
+            ("2.36", "2.56", schema.update_v236),
+            (None, "2.35", schema.update)]))
+        params = dict(body["quota_set"])
+        force = to_bool(params.pop("force", False))
+        values = {}
+        for name, value in params.items():
+            if name not in views.ENFORCED:
+                continue  # networking quotas: accepted, not ours
+            limit = int(value)
+            if limit < -1:
+                raise exception.ValidationError(
+                    field=f"quota_set/{name}",
+                    detail=f"Value: {value!r}. must be >= -1")
+            values[views.ENFORCED[name]] = limit
+        limits = await self.db.run(_update, self.conf, project_id,
+                                   self._user_id(request), values, force)
+        return json_response(request, {"quota_set": views.limits_body(
+            request, limits)})
+
+    @route(app, "/os-quota-sets/<project_id>", ["DELETE"])
+    async def delete(self, request, project_id):
+        self._authorize(request, "delete", project_id)
+        await self.db.run(db.delete_limits, project_id,
+                          self._user_id(request))
+        return json_response(request, None, 202)

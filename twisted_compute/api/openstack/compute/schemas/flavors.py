@@ -1,0 +1,54 @@
+"""Schemas of flavor bodies."""
+
+from twisted_compute.api.openstack.compute.schemas import (
+    boolean, description, name, non_negative_integer, positive_integer)
+
+create = {
+    "type": "object",
+    "properties": {
+        "flavor": {
+            "type": "object",
+            "properties": {
+                "name": name,
+                "id": {"type": ["string", "null"], "minLength": 1,
+                       "maxLength": 255,
+                       "pattern": r"^(?! )[a-zA-Z0-9. _-]+(?<! )$"},
+                "ram": positive_integer,
+                "vcpus": positive_integer,
+                "disk": non_negative_integer,
+                "OS-FLV-EXT-DATA:ephemeral": non_negative_integer,
+                "swap": non_negative_integer,
+                "rxtx_factor": {"type": ["number", "string"],
+                                "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                                "minimum": 0, "exclusiveMinimum": True,
+                                "maximum": 3.40282e+38},
+                "os-flavor-access:is_public": boolean,
+            },
+            "required": ["name", "ram", "vcpus", "disk"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["flavor"],
+    "additionalProperties": False,
+}
+
+create_v255 = {
+    **create,
+    "properties": {"flavor": {
+        **create["properties"]["flavor"],
+        "properties": {**create["properties"]["flavor"]["properties"],
+                       "description": description},
+    }},
+}
+
+update_v255 = {
+    "type": "object",
+    "properties": {"flavor": {
+        "type": "object",
+        "properties": {"description": description},
+        "required": ["description"],
+        "additionalProperties": False,
+    }},
+    "required": ["flavor"],
+    "additionalProperties": False,
+}

@@ -1,0 +1,26 @@
+"""Schemas of key pair bodies."""
+
+from twisted_compute.api.openstack.compute.schemas import name
+
+create = {
+    "type": "object",
+    "properties": {"keypair": {
+        "type": "object",
+        "properties": {"name": name, "public_key": {"type": "string"}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }},
+    "required": ["keypair"],
+    "additionalProperties": False,
+}
+
+
+def _with(base: dict, **extra) -> dict:
+    keypair = base["properties"]["keypair"]
+    return {**base, "properties": {"keypair": {
+        **keypair, "properties": {**keypair["properties"], **extra}}}}
+
+
+create_v22 = _with(create, type={"type": "string",
+                                 "enum": ["ssh", "x509"]})
+create_v210 = _with(create_v22, user_id={"type": "string"})

@@ -1,0 +1,188 @@
+"""``POST /servers/{id}/action``: every server action Nova has.
+
+Each action's body is validated against its schema first (400 naming the
+field), then the server is looked up (404), the policy checked (403) and
+the work handed to the compute API layer, which checks lock and state
+(409).  Actions that need what twisted-compute does not have (volumes,
+images of servers, migrations, ...) answer 501 naming the action.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted_compute import exception
+from twisted_compute.api.openstack import common
+from twisted_compute.api.openstack.common import (
+    Controller, json_response, make_app, route)
+from twisted_compute.api.openstack.compute.schemas import servers as schema
+from twisted_compute.api.openstack.compute.servers import instance_target
+
+#: Actions answered 501: action -> (schema, min version, why).
+UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
+    "resize": (schema.resize, None, "resizing needs a scheduler and "
+               "compute agents"),
+    "confirmResize": (schema.confirm_resize, None,
+                      "there is no resize to confirm"),
+    "revertResize": (schema.revert_resize, None,
+                     "there is no resize to revert"),
+    "rebuild": (schema.rebuild, None, "rebuilding needs a compute agent"),
+    "createImage": (schema.create_image, None,
+                    "snapshots need a compute agent"),
+    "createBackup": (schema.create_backup, None,
+                     "backups need a compute agent"),
+    "shelve": (schema.shelve, None, "shelving needs a compute agent"),
+    "shelveOffload": (schema.shelve_offload, None,
+                      "shelving needs a compute agent"),
+    "unshelve": (schema.unshelve, None, "shelving needs a compute agent"),
+    "rescue": (schema.rescue, None, "rescue needs a compute agent"),
+    "unrescue": (schema.unrescue, None, "rescue needs a compute agent"),
+    "migrate": (schema.migrate, None, "migration is not supported"),
+    "os-migrateLive": (schema.live_migrate, None,
+                       "live migration is not supported"),
+    "evacuate": (schema.evacuate, None, "evacuation is not supported"),
+    "changePassword": (schema.change_password, None,
+                       "setting the password needs a guest agent"),
+    "addSecurityGroup": (schema.add_security_group, None,
+                         "there is no network service"),
+    "removeSecurityGroup": (schema.remove_security_group, None,
+                            "there is no network service"),
+    "forceDelete": (schema.force_delete, None,
+                    "deferred delete is not enabled (servers are deleted "
+                    "at once)"),
+    "restore": (schema.restore, None,
+                "deferred delete is not enabled (servers are deleted at "
+                "once)"),
+    "trigger_crash_dump": (schema.trigger_crash_dump, "2.17",
+                           "crash dumps need a compute agent"),
+    "injectNetworkInfo": (schema.inject_network_info, None,
+                          "there is no network service"),
+    "resetNetwork": (schema.reset_network, None,
+                     "there is no network service"),
+}
+
+_POWER = {
+    "os-stop": ("stop", schema.stop, "os_compute_api:servers:stop"),
+    "os-start": ("start", schema.start, "os_compute_api:servers:start"),
+    "pause": ("pause", schema.pause, "os_compute_api:os-pause-server:pause"),
+    "unpause": ("unpause", schema.unpause,
+                "os_compute_api:os-pause-server:unpause"),
+    "suspend": ("suspend", schema.suspend,
+                "os_compute_api:os-suspend-server:suspend"),
+    "resume": ("resume", schema.resume,
+               "os_compute_api:os-suspend-server:resume"),
+}
+
+
+class ServerActionsController(Controller):
+    app = make_app()
+    collections = (("servers", "action"),)
+
+    @property
+    def compute_api(self):
+        return self.services.compute_api
+
+    def _handlers(self) -> dict[str, Callable]:
+        handlers: dict[str, Callable] = {
+            "reboot": self._reboot,
+            "lock": self._lock,
+            "unlock": self._unlock,
+            "os-resetState": self._reset_state,
+            "os-getConsoleOutput": self._console_output,
+        }
+        for name in _POWER:
+            handlers[name] = self._power
+        for name in UNSUPPORTED:
+            handlers[name] = self._unsupported
+        return handlers
+
+    @route(app, "/servers/<server_id>/action", ["POST"])
+    async def action(self, request, server_id):
+        body = common.read_body(request)
+        if not isinstance(body, dict) or not body:
+            raise exception.Invalid("Malformed request body")
+        handlers = self._handlers()
+        name = next((key for key in body if key in handlers), None)
+        if name is None:
+            raise exception.InstanceUnknownAction(action=next(iter(body)))
+        return await handlers[name](request, server_id, name, body)
+
+    async def _instance(self, request, server_id, rule: str | None):
+        context = common.get_context(request)
+        instance = await self.compute_api.get(context, server_id)
+        if rule is not None:
+            self.services.policy.authorize(context, rule,
+                                           instance_target(instance))
+        return context, instance
+
+    # --- handled here -------------------------------------------------
+
+    async def _power(self, request, server_id, name, body):
+        action, action_schema, rule = _POWER[name]
+        common.validate(body, action_schema)
+        context, _ = await self._instance(request, server_id, rule)
+        await self.compute_api.power_action(context, server_id, action)
+        return json_response(request, None, 202)
+
+    async def _reboot(self, request, server_id, name, body):
+        common.validate(body, schema.reboot)
+        hard = body["reboot"]["type"].upper() == "HARD"
+        context, _ = await self._instance(request, server_id,
+                                          "os_compute_api:servers:reboot")
+        await self.compute_api.reboot(context, server_id, hard)
+        return json_response(request, None, 202)
+
+    async def _lock(self, request, server_id, name, body):
+        at_273 = common.is_at_least(request, "2.73")
+        common.validate(body, schema.lock_v273 if at_273 else schema.lock)
+        reason = None
+        if at_273 and isinstance(body["lock"], dict):
+            reason = body["lock"].get("locked_reason")
+        context, _ = await self._instance(
+            request, server_id, "os_compute_api:os-lock-server:lock")
+        await self.compute_api.lock(context, server_id, reason)
+        return json_response(request, None, 202)
+
+    async def _unlock(self, request, server_id, name, body):
+        common.validate(body, schema.unlock)
+        context, instance = await self._instance(
+            request, server_id, "os_compute_api:os-lock-server:unlock")
+        if instance.locked and not self.compute_api.is_expected_locked_by(
+                context, instance):
+            self.services.policy.authorize(
+                context, "os_compute_api:os-lock-server:unlock:"
+                "unlock_override", instance_target(instance))
+        await self.compute_api.unlock(context, server_id)
+        return json_response(request, None, 202)
+
+    async def _reset_state(self, request, server_id, name, body):
+        common.validate(body, schema.reset_state)
+        context, _ = await self._instance(
+            request, server_id,
+            "os_compute_api:os-admin-actions:reset_state")
+        await self.compute_api.reset_state(
+            context, server_id, body["os-resetState"]["state"])
+        return json_response(request, None, 202)
+
+    async def _console_output(self, request, server_id, name, body):
+        common.validate(body, schema.get_console_output)
+        length: Any = (body["os-getConsoleOutput"] or {}).get("length")
+        if length is not None:
+            length = int(length)
+            if length == -1:
+                length = None
+        context, _ = await self._instance(
+            request, server_id, "os_compute_api:os-console-output")
+        output = await self.compute_api.get_console_output(
+            context, server_id, length)
+        return json_response(request, {"output": output})
+
+    async def _unsupported(self, request, server_id, name, body):
+        action_schema, min_version, why = UNSUPPORTED[name]
+        if min_version and not common.is_at_least(request, min_version):
+            raise exception.NotFound(
+                f"There is no such action: {name} before microversion "
+                f"{min_version}")
+        common.validate(body, action_schema)
+        await self._instance(request, server_id, None)
+        raise exception.ServerActionNotSupported(action=name, reason=why)

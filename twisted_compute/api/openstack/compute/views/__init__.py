@@ -1,0 +1,1 @@
+"""View functions: build API bodies from records, per microversion."""

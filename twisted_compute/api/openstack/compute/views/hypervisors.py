@@ -1,0 +1,91 @@
+"""Hypervisor (compute node) bodies."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+from twisted_compute.api.openstack import common
+from twisted_compute.db import services as services_db
+from twisted_compute.objects.service import ComputeNode
+
+
+def _uuids(request) -> bool:
+    return common.is_at_least(request, "2.53")
+
+
+def basic(request, node: ComputeNode, now: datetime.datetime,
+          down_time) -> dict:
+    service = node.service
+    return {
+        "id": node.uuid if _uuids(request) else node.id,
+        "hypervisor_hostname": node.hypervisor_hostname,
+        "state": "up" if services_db.is_up(service, now, down_time)
+        else "down",
+        "status": "disabled" if service.disabled else "enabled",
+    }
+
+
+def _cpu_info(request, text: str):
+    if not common.is_at_least(request, "2.28"):
+        return text
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def detail(request, node: ComputeNode, now: datetime.datetime,
+           down_time) -> dict:
+    body = basic(request, node, now, down_time)
+    free_disk = node.local_gb - node.local_gb_used
+    service = node.service
+    body.update({
+        "cpu_info": _cpu_info(request, node.cpu_info),
+        "current_workload": node.current_workload,
+        "disk_available_least": free_disk,
+        "host_ip": node.host_ip,
+        "free_disk_gb": free_disk,
+        "free_ram_mb": node.memory_mb - node.memory_mb_used,
+        "hypervisor_type": node.hypervisor_type,
+        "hypervisor_version": node.hypervisor_version,
+        "local_gb": node.local_gb,
+        "local_gb_used": node.local_gb_used,
+        "memory_mb": node.memory_mb,
+        "memory_mb_used": node.memory_mb_used,
+        "running_vms": node.running_vms,
+        "service": {
+            "host": service.host,
+            "id": service.uuid if _uuids(request) else service.id,
+            "disabled_reason": service.disabled_reason,
+        },
+        "vcpus": node.vcpus,
+        "vcpus_used": node.vcpus_used,
+    })
+    return body
+
+
+def add_servers(request, body: dict, servers: list[dict]) -> dict:
+    """Before 2.75 ``servers`` is left out when there are none."""
+    if servers or common.is_at_least(request, "2.75"):
+        body["servers"] = servers
+    return body
+
+
+STATISTICS = ("vcpus", "memory_mb", "local_gb", "vcpus_used",
+              "memory_mb_used", "local_gb_used", "running_vms",
+              "current_workload")
+
+
+def statistics(nodes: list[ComputeNode]) -> dict:
+    body = {name: sum(getattr(n, name) for n in nodes)
+            for name in STATISTICS}
+    free_disk = sum(n.local_gb - n.local_gb_used for n in nodes)
+    body.update({
+        "count": len(nodes),
+        "free_ram_mb": sum(n.memory_mb - n.memory_mb_used for n in nodes),
+        "free_disk_gb": free_disk,
+        "disk_available_least": free_disk,
+    })
+    return body

@@ -1,0 +1,53 @@
+"""What the API's factories share in one process: configuration, the DB
+service, the policy enforcer, the compute API layer, the Keystone client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from twisted_compute.api.policy import Enforcer
+from twisted_compute.config import Config
+from twisted_compute.db.pool import DBService
+
+
+@attrs.define
+class APIServices:
+    conf: Config
+    reactor: Any
+    db: DBService
+    policy: Enforcer
+    compute_api: Any = None
+    keystone: Any = None
+
+
+def build(conf: Config, reactor, db: DBService,
+          compute_task_api=None, transport=None) -> APIServices:
+    """Wire the API's shared objects for ``conf``.
+
+    With a bus ``transport``, new servers are handed to the conductor and
+    server actions to the agents over it; without one (unit tests of the
+    API alone) servers stay in BUILD and agent actions answer 501.
+    """
+    from twisted_compute.compute.api import ComputeAPI
+    from twisted_compute.conductor.api import ComputeTaskAPI
+
+    policy_file = conf.find_file(conf.oslo_policy.policy_file)
+    policy = Enforcer.from_file(policy_file)
+    services = APIServices(conf=conf, reactor=reactor, db=db, policy=policy)
+    compute_rpcapi = None
+    if transport is not None:
+        from twisted_compute.compute.rpcapi import ComputeAPIClient
+        from twisted_compute.conductor.rpcapi import ConductorAPIClient
+        if compute_task_api is None:
+            compute_task_api = ComputeTaskAPI(conf, ConductorAPIClient(
+                transport, timeout=conf.rpc_response_timeout))
+        compute_rpcapi = ComputeAPIClient.for_transport(transport)
+    services.compute_api = ComputeAPI(
+        conf, db, compute_task_api or ComputeTaskAPI(conf),
+        compute_rpcapi=compute_rpcapi)
+    if conf.api.auth_strategy == "keystone":
+        from twisted_compute.api.middleware.auth import KeystoneClient
+        services.keystone = KeystoneClient(conf, reactor)
+    return services

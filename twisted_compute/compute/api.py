@@ -1,0 +1,593 @@
+"""The compute API layer: what the API controllers call to create,
+change and delete servers.  It writes the DB, enforces quotas and
+instance states, records instance actions, and hands work to the
+conductor (``compute_task_api``) or to the agents over RPC
+(``compute_rpcapi``).  It never calls the virt layer.
+
+Seams for the control plane:
+
+* ``compute_task_api.schedule_and_build_instances(context,
+  build_requests, request_spec)``: new instances (records in BUILD /
+  scheduling) and a JSON-able request spec (with the admin password and
+  injected files, which are never stored).
+* ``compute_rpcapi`` (None until agents exist): ``stop_instance``,
+  ``start_instance``, ``reboot_instance``, ``pause_instance``,
+  ``unpause_instance``, ``suspend_instance``, ``resume_instance``,
+  ``terminate_instance``, ``get_console_output``, each taking
+  ``(context, instance, **kwargs)`` and returning a value or a Deferred.
+  Without it, actions that need an agent answer 501 *before* anything is
+  written, so no server is left with a task_state nobody will clear.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+import uuid as uuidlib
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from twisted.internet.defer import maybeDeferred
+from twisted.logger import Logger
+
+from twisted_compute import exception
+from twisted_compute.compute import vm_states
+from twisted_compute.db import flavors as flavors_db
+from twisted_compute.db import images as images_db
+from twisted_compute.db import instances as db
+from twisted_compute.db import models as m
+from twisted_compute.objects.instance import Instance
+
+#: Characters of generated admin passwords (no look-alikes).
+_PASSWORD_CHARS = "".join(c for c in string.ascii_letters + string.digits
+                          if c not in "lI1O0o")
+
+
+def generate_password(length: int = 12) -> str:
+    return "".join(secrets.choice(_PASSWORD_CHARS) for _ in range(length))
+
+
+def generate_reservation_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "r-" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def sanitize_hostname(name: str, default: str) -> str:
+    """A DNS label from a display name (Nova's rules: spaces, dots and
+    underscores become dashes, other non-word characters go, lower case,
+    at most 63 characters)."""
+    text = name.encode("latin-1", "ignore").decode("latin-1")[:63]
+    text = re.sub(r"[ _.]", "-", text)
+    text = re.sub(r"[^\w.-]+", "", text).lower().strip(".-")
+    return text or default[:63]
+
+
+def check_state(action: str, vm_state=None, task_state=(None,)
+                ) -> Callable[[Instance], None]:
+    """Like Nova's ``check_instance_state``: a check raising 409 when the
+    instance is not in one of ``vm_state`` / ``task_state`` (None: any)."""
+    def check(instance: Instance) -> None:
+        if vm_state is not None and instance.vm_state not in vm_state:
+            raise exception.InstanceInvalidState(
+                action=action, instance_uuid=instance.uuid,
+                attr="vm_state", state=instance.vm_state)
+        if task_state is not None and instance.task_state not in task_state:
+            raise exception.InstanceInvalidState(
+                action=action, instance_uuid=instance.uuid,
+                attr="task_state", state=instance.task_state)
+    return check
+
+
+def check_lock(context) -> Callable[[Instance], None]:
+    """Locked instances refuse non-admins (409)."""
+    def check(instance: Instance) -> None:
+        if instance.locked and not context.is_admin:
+            raise exception.InstanceIsLocked(instance_uuid=instance.uuid)
+    return check
+
+
+def _both(*checks) -> Callable[[Instance], None]:
+    def check(instance: Instance) -> None:
+        for one in checks:
+            if one is not None:
+                one(instance)
+    return check
+
+
+#: Server actions that need an agent: action -> (policy-free description
+#: of what is allowed, new task_state, instance action name, rpc method).
+POWER_ACTIONS: dict[str, dict[str, Any]] = {
+    "stop": {"vm_state": (vm_states.ACTIVE, vm_states.ERROR),
+             "task_state": vm_states.POWERING_OFF,
+             "rpc": "stop_instance"},
+    "start": {"vm_state": (vm_states.STOPPED,),
+              "task_state": vm_states.POWERING_ON,
+              "rpc": "start_instance"},
+    "pause": {"vm_state": (vm_states.ACTIVE,),
+              "task_state": vm_states.PAUSING, "rpc": "pause_instance"},
+    "unpause": {"vm_state": (vm_states.PAUSED,),
+                "task_state": vm_states.UNPAUSING,
+                "rpc": "unpause_instance"},
+    "suspend": {"vm_state": (vm_states.ACTIVE,),
+                "task_state": vm_states.SUSPENDING,
+                "rpc": "suspend_instance"},
+    "resume": {"vm_state": (vm_states.SUSPENDED,),
+               "task_state": vm_states.RESUMING,
+               "rpc": "resume_instance"},
+}
+
+_REBOOT_TASK_STATES = (
+    None, vm_states.REBOOTING, vm_states.REBOOT_PENDING,
+    vm_states.REBOOT_STARTED, vm_states.REBOOTING_HARD,
+    vm_states.RESUMING, vm_states.UNPAUSING, vm_states.PAUSING,
+    vm_states.SUSPENDING)
+
+#: Task states of metadata changes, tags (Nova's lists).
+METADATA_VM_STATES = (vm_states.ACTIVE, vm_states.PAUSED,
+                      vm_states.SUSPENDED, vm_states.STOPPED)
+TAG_VM_STATES = METADATA_VM_STATES + (vm_states.SHELVED,
+                                      vm_states.SHELVED_OFFLOADED)
+
+
+def _availability_zones(conn, default_zone: str) -> set[str]:
+    zones = {default_zone}
+    for (metadata,) in conn.execute(sa.select(m.aggregates.c.metadata)):
+        zone = (metadata or {}).get("availability_zone")
+        if zone:
+            zones.add(zone)
+    return zones
+
+
+class ComputeAPI:
+    log = Logger()
+
+    def __init__(self, conf, db_service, compute_task_api,
+                 compute_rpcapi=None):
+        self.conf = conf
+        self.db = db_service
+        self.compute_task_api = compute_task_api
+        #: The agents' RPC client; None until the control plane exists.
+        self.compute_rpcapi = compute_rpcapi
+
+    # --- helpers ------------------------------------------------------
+
+    @staticmethod
+    def _scope(context) -> str | None:
+        """The project a caller is confined to (None: admin, any)."""
+        return None if context.is_admin else context.project_id
+
+    @staticmethod
+    def _action_values(context) -> dict[str, Any]:
+        return {"request_id": context.request_id,
+                "user_id": context.user_id,
+                "project_id": context.project_id}
+
+    def _rpc(self, action: str):
+        if self.compute_rpcapi is None:
+            raise exception.ComputeAgentUnavailable(action=action)
+        return self.compute_rpcapi
+
+    # --- reads --------------------------------------------------------
+
+    async def get(self, context, uuid: str,
+                  read_deleted: bool = False) -> Instance:
+        """The instance, if the caller may see it (404 otherwise)."""
+        return await self.db.read(db.get, uuid, self._scope(context),
+                                  read_deleted)
+
+    async def get_all(self, context, filters: dict[str, Any],
+                      sort_keys=("created_at",), sort_dirs=("desc",),
+                      limit: int | None = None,
+                      marker: str | None = None) -> list[Instance]:
+        return await self.db.read(db.get_all, filters, sort_keys,
+                                  sort_dirs, limit, marker)
+
+    async def server_groups_of(self, uuid: str) -> list[str]:
+        return await self.db.read(db.server_groups_of, uuid)
+
+    async def host_statuses(self, hosts) -> dict[str, str]:
+        return await self.db.read(db.host_statuses, hosts,
+                                  self.conf.service_down_time)
+
+    # --- create -------------------------------------------------------
+
+    async def create(self, context, request: dict[str, Any]
+                     ) -> tuple[list[Instance], str, str]:
+        """Create servers from a validated, normalised ``request`` (see
+        the servers controller); returns (instances, reservation_id,
+        admin password).  Quotas (instances, cores, ram, metadata_items,
+        server_group_members) are checked in the transaction that inserts
+        the rows."""
+        reservation_id = generate_reservation_id()
+        admin_pass = request.get("admin_pass") or generate_password()
+        max_count = request["max_count"]
+        uuids = [str(uuidlib.uuid4()) for _ in range(max_count)]
+        name = request["name"]
+        multiple = max_count > 1
+
+        def names(index: int) -> str:
+            return f"{name}-{index + 1}" if multiple else name
+
+        def hostnames(index: int) -> str:
+            return sanitize_hostname(names(index),
+                                     f"server-{uuids[index]}")
+
+        scope = self._scope(context)
+        conf = self.conf
+
+        def thd(conn):
+            flavor = self._flavor(conn, request["flavor_ref"], scope)
+            image = self._image(conn, request.get("image_ref"), scope,
+                                flavor)
+            zone = request.get("availability_zone")
+            if zone:
+                if zone not in _availability_zones(
+                        conn, conf.default_availability_zone):
+                    raise exception.InvalidAvailabilityZone()
+            else:
+                zone = conf.default_schedule_zone or None
+            spec = self._request_spec(request, flavor, image, zone)
+            base = self._base_values(context, request, flavor, image, zone,
+                                     reservation_id, spec)
+            return db.create(
+                conn, conf, project_id=context.project_id,
+                user_id=context.user_id, base=base,
+                min_count=request["min_count"], max_count=max_count,
+                metadata=request.get("metadata") or {},
+                tags=request.get("tags") or [],
+                key_name=request.get("key_name"),
+                group_uuid=(request.get("scheduler_hints") or {}).get(
+                    "group"),
+                uuids=uuids, hostnames=hostnames, names=names,
+                action=self._action_values(context))
+
+        instances = await self.db.run(thd)
+        request_spec = dict(instances[0].request_spec)
+        request_spec.update(
+            num_instances=len(instances),
+            instance_uuids=[i.uuid for i in instances],
+            admin_password=admin_pass,
+            injected_files=request.get("personality") or [])
+        try:
+            await maybeDeferred(
+                self.compute_task_api.schedule_and_build_instances,
+                context, instances, request_spec)
+        except Exception:
+            # The rows exist and show BUILD; the conductor issue's build
+            # timeout puts them in ERROR.  The client still gets its ids.
+            self.log.failure("handing {n} instance(s) of {reservation} to "
+                             "the conductor failed", n=len(instances),
+                             reservation=reservation_id)
+        return instances, reservation_id, admin_pass
+
+    @staticmethod
+    def _flavor(conn, flavor_ref: str, scope):
+        flavorid = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
+        try:
+            flavor = flavors_db.get_by_flavorid(conn, flavorid, scope)
+        except exception.FlavorNotFound:
+            raise exception.InvalidFlavorRef() from None
+        if flavor.disabled:
+            raise exception.InvalidFlavorRef()
+        return flavor
+
+    @staticmethod
+    def _image(conn, image_ref: str | None, scope, flavor):
+        if not image_ref:
+            return None
+        image_id = str(image_ref).rstrip("/").rsplit("/", 1)[-1]
+        try:
+            image = images_db.get(conn, image_id, scope)
+        except exception.ImageNotFound:
+            raise exception.ImageNotFoundForBoot(image_id=image_id) \
+                from None
+        if image.status != "active":
+            raise exception.ImageNotActive(image_id=image_id)
+        if image.min_ram and flavor.memory_mb < image.min_ram:
+            raise exception.FlavorMemoryTooSmall()
+        if flavor.root_gb and image.min_disk and \
+                flavor.root_gb < image.min_disk:
+            raise exception.FlavorDiskTooSmall()
+        if flavor.root_gb and image.size and \
+                image.size > flavor.root_gb * 1024 ** 3:
+            raise exception.FlavorDiskTooSmall()
+        return image
+
+    @staticmethod
+    def _request_spec(request, flavor, image, zone) -> dict[str, Any]:
+        """What the scheduler needs; stored with the instance (no
+        secrets)."""
+        return {
+            "flavor": flavor.snapshot(),
+            "image": None if image is None else {
+                "id": image.id, "min_ram": image.min_ram,
+                "min_disk": image.min_disk, "size": image.size,
+                "disk_format": image.disk_format,
+                "container_format": image.container_format,
+                "properties": dict(image.properties)},
+            "availability_zone": zone,
+            "force_hosts": request.get("force_host"),
+            "force_nodes": request.get("force_node"),
+            "requested_destination": request.get("requested_destination"),
+            "requested_networks": request.get("networks"),
+            "security_groups": [g["name"] for g in
+                                request.get("security_groups", [])],
+            "scheduler_hints": request.get("scheduler_hints") or {},
+            "block_device_mapping": request.get("block_device_mapping")
+            or [],
+            "config_drive": bool(request.get("config_drive")),
+        }
+
+    def _base_values(self, context, request, flavor, image, zone,
+                     reservation_id, spec) -> dict[str, Any]:
+        system_metadata: dict[str, Any] = {
+            "disk_config": request.get("disk_config") or "MANUAL",
+            "owner_user_name": context.user_name,
+            "owner_project_name": context.project_name,
+            "boot_roles": ",".join(context.roles),
+        }
+        if image is not None:
+            system_metadata["image_base_image_ref"] = image.id
+            for key in ("min_ram", "min_disk", "disk_format",
+                        "container_format"):
+                system_metadata[f"image_{key}"] = getattr(image, key)
+            for key, value in image.properties.items():
+                system_metadata[f"image_{key}"] = value
+        if request.get("trusted_image_certificates") is not None:
+            system_metadata["trusted_image_certificates"] = list(
+                request["trusted_image_certificates"])
+        return {
+            "user_id": context.user_id,
+            "project_id": context.project_id,
+            "display_description": request.get("description"),
+            "availability_zone": zone,
+            "image_ref": image.id if image is not None else "",
+            "kernel_id": (image.properties.get("kernel_id")
+                          if image is not None else None),
+            "ramdisk_id": (image.properties.get("ramdisk_id")
+                           if image is not None else None),
+            "vm_state": vm_states.BUILDING,
+            "task_state": vm_states.SCHEDULING,
+            "power_state": vm_states.NOSTATE,
+            "instance_type_id": flavor.id,
+            "memory_mb": flavor.memory_mb,
+            "vcpus": flavor.vcpus,
+            "root_gb": flavor.root_gb,
+            "ephemeral_gb": flavor.ephemeral_gb,
+            "flavor": flavor.snapshot(),
+            "user_data": request.get("user_data"),
+            "config_drive": "True" if request.get("config_drive") else "",
+            "reservation_id": reservation_id,
+            "access_ip_v4": request.get("access_ip_v4"),
+            "access_ip_v6": request.get("access_ip_v6"),
+            "addresses": {},
+            "security_groups": list(request.get("security_groups") or []),
+            "system_metadata": system_metadata,
+            "request_spec": spec,
+            "locked": False,
+            "progress": 0,
+        }
+
+    # --- update, delete -----------------------------------------------
+
+    async def update(self, context, uuid: str,
+                     values: dict[str, Any]) -> Instance:
+        """Change display fields (name, description, access IPs)."""
+        scope = self._scope(context)
+        # Like Nova before 2.90: the hostname set at create stays.
+        values = {k: v for k, v in values.items() if k != "hostname"}
+
+        def thd_keep_hostname(conn):
+            return db.update(conn, uuid, values, scope)
+
+        return await self.db.run(thd_keep_hostname)
+
+    async def delete(self, context, uuid: str) -> None:
+        """Delete a server: locally when no agent holds it (no host yet,
+        or no compute RPC layer), else mark it ``deleting`` and ask its
+        agent to terminate it."""
+        scope = self._scope(context)
+        lock = check_lock(context)
+        instance = await self.get(context, uuid)
+        lock(instance)
+        if instance.host and self.compute_rpcapi is not None:
+            if instance.task_state == vm_states.DELETING:
+                return
+            instance = await self.db.run(
+                db.transition, uuid, project_id=scope, check=lock,
+                values={"task_state": vm_states.DELETING},
+                action="delete", action_values=self._action_values(context))
+            try:
+                await maybeDeferred(self.compute_rpcapi.terminate_instance,
+                                    context, instance, bdms=[])
+                return
+            except Exception:
+                # The agent never got it (the bus refused the cast): delete
+                # here, as Nova does when the compute service is down.
+                self.log.failure("terminate_instance cast for {uuid} "
+                                 "failed; deleting locally", uuid=uuid)
+        await self.db.run(db.soft_delete, uuid, project_id=scope,
+                          check=lock,
+                          action_values=self._action_values(context))
+
+    # --- actions done in the DB ---------------------------------------
+
+    async def lock(self, context, uuid: str,
+                   reason: str | None = None) -> Instance:
+        scope = self._scope(context)
+
+        def values(instance):
+            is_owner = instance.project_id == context.project_id
+            return {"locked": True,
+                    "locked_by": "owner" if is_owner else "admin",
+                    "locked_reason": reason}
+
+        def check(instance):
+            if instance.locked and \
+                    instance.project_id == context.project_id:
+                raise _AlreadyLocked(instance)
+
+        try:
+            return await self.db.run(
+                db.transition, uuid, project_id=scope, check=check,
+                values=values, action="lock",
+                action_values=self._action_values(context))
+        except _AlreadyLocked as already:
+            return already.instance
+
+    @staticmethod
+    def is_expected_locked_by(context, instance: Instance) -> bool:
+        """Whether the lock was taken by the kind of caller ``context``
+        is (the owner, or an admin of another project)."""
+        is_owner = instance.project_id == context.project_id
+        expected = "owner" if is_owner else "admin"
+        return instance.locked_by == expected
+
+    async def unlock(self, context, uuid: str) -> Instance:
+        return await self.db.run(
+            db.transition, uuid, project_id=self._scope(context),
+            check=None,
+            values={"locked": False, "locked_by": None,
+                    "locked_reason": None},
+            action="unlock", action_values=self._action_values(context))
+
+    async def reset_state(self, context, uuid: str, state: str) -> Instance:
+        """Admin: force vm_state (active or error), clearing the task."""
+        return await self.db.run(
+            db.transition, uuid, project_id=None, check=None,
+            values={"vm_state": state, "task_state": None},
+            action="resetState", action_values=self._action_values(context))
+
+    # --- actions that need an agent -----------------------------------
+
+    async def _cast(self, context, uuid: str, action: str,
+                    check: Callable[[Instance], None], task_state: str,
+                    rpc_method: str, **rpc_kwargs) -> Instance:
+        """Check lock and state, refuse (501) without an agent layer, then
+        set the task state, record the action and cast to the agent."""
+        scope = self._scope(context)
+        checks = _both(check_lock(context), check)
+        instance = await self.get(context, uuid)
+        checks(instance)
+        rpcapi = self._rpc(action)
+        if not instance.host:
+            raise exception.InstanceNotReady(instance_id=uuid)
+        instance = await self.db.run(
+            db.transition, uuid, project_id=scope, check=checks,
+            values={"task_state": task_state}, action=action,
+            action_values=self._action_values(context))
+        try:
+            await maybeDeferred(getattr(rpcapi, rpc_method), context,
+                                instance, **rpc_kwargs)
+        except Exception:
+            # Nothing will clear the task: undo it, then report.
+            await self.db.run(db.transition, uuid, project_id=None,
+                              check=None, values={"task_state": None})
+            raise
+        return instance
+
+    async def power_action(self, context, uuid: str, action: str
+                           ) -> Instance:
+        """``stop``, ``start``, ``pause``, ``unpause``, ``suspend``,
+        ``resume``."""
+        spec = POWER_ACTIONS[action]
+        return await self._cast(
+            context, uuid, action, check_state(action, spec["vm_state"]),
+            spec["task_state"], spec["rpc"])
+
+    async def reboot(self, context, uuid: str, hard: bool) -> Instance:
+        allowed = set(vm_states.ALLOW_SOFT_REBOOT +
+                      vm_states.ALLOW_HARD_REBOOT)
+        outer = check_state("reboot", allowed, _REBOOT_TASK_STATES)
+
+        def check(instance: Instance) -> None:
+            outer(instance)
+            if not hard:
+                if instance.vm_state not in vm_states.ALLOW_SOFT_REBOOT:
+                    raise exception.InstanceInvalidState(
+                        action="reboot", instance_uuid=instance.uuid,
+                        attr="vm_state", state=instance.vm_state)
+                if instance.task_state is not None:
+                    raise exception.InstanceInvalidState(
+                        action="reboot", instance_uuid=instance.uuid,
+                        attr="task_state", state=instance.task_state)
+            elif instance.task_state in (vm_states.REBOOTING_HARD,
+                                         vm_states.REBOOT_PENDING_HARD,
+                                         vm_states.REBOOT_STARTED_HARD):
+                raise exception.InstanceInvalidState(
+                    action="reboot", instance_uuid=instance.uuid,
+                    attr="task_state", state=instance.task_state)
+
+        return await self._cast(
+            context, uuid, "reboot", check,
+            vm_states.REBOOTING_HARD if hard else vm_states.REBOOTING,
+            "reboot_instance", reboot_type="HARD" if hard else "SOFT")
+
+    async def get_console_output(self, context, uuid: str,
+                                 length: int | None) -> str:
+        instance = await self.get(context, uuid)
+        if not instance.host:
+            raise exception.InstanceNotReady(instance_id=uuid)
+        rpcapi = self._rpc("os-getConsoleOutput")
+        output = await maybeDeferred(rpcapi.get_console_output, context,
+                                     instance, tail_length=length)
+        return output
+
+    # --- metadata, tags, password -------------------------------------
+
+    async def update_metadata(self, context, uuid: str,
+                              metadata: dict[str, str],
+                              replace: bool) -> dict[str, str]:
+        check = _both(check_lock(context), check_state(
+            "update_instance_metadata", METADATA_VM_STATES))
+        return await self.db.run(
+            db.update_metadata, self.conf, uuid, metadata,
+            project_id=self._scope(context), replace=replace, check=check)
+
+    async def delete_metadata(self, context, uuid: str, key: str) -> None:
+        check = _both(check_lock(context), check_state(
+            "delete_instance_metadata", METADATA_VM_STATES))
+        await self.db.run(db.delete_metadata, uuid, key,
+                          project_id=self._scope(context), check=check)
+
+    @staticmethod
+    def _tag_check(action: str):
+        return check_state(action, TAG_VM_STATES)
+
+    async def set_tags(self, context, uuid: str, tags) -> list[str]:
+        return await self.db.run(
+            db.set_tags, uuid, tags, project_id=self._scope(context),
+            check=self._tag_check("update tags"))
+
+    async def add_tag(self, context, uuid: str, tag: str) -> bool:
+        return await self.db.run(
+            db.add_tag, uuid, tag, project_id=self._scope(context),
+            check=self._tag_check("update tag"))
+
+    async def delete_tag(self, context, uuid: str, tag: str | None
+                         ) -> None:
+        await self.db.run(
+            db.delete_tag, uuid, tag, project_id=self._scope(context),
+            check=self._tag_check("delete tag" if tag is not None
+                                  else "delete tags"))
+
+    async def clear_password(self, context, uuid: str) -> None:
+        await self.db.run(db.set_system_metadata, uuid,
+                          {"password": None},
+                          project_id=self._scope(context))
+
+    # --- instance actions ---------------------------------------------
+
+    async def get_actions(self, context, uuid: str, **kwargs):
+        return await self.db.read(db.get_actions, uuid, **kwargs)
+
+    async def get_action(self, context, uuid: str, request_id: str):
+        return await self.db.read(db.get_action, uuid, request_id)
+
+
+class _AlreadyLocked(Exception):
+    def __init__(self, instance):
+        super().__init__("already locked")
+        self.instance = instance
+

@@ -1,0 +1,695 @@
+"""The compute agent: :class:`ComputeManager`, the RPC endpoint of topic
+``compute.<host>`` on each hypervisor host.
+
+The agent runs the virt driver (:mod:`twisted_compute.virt.driver`), holds
+the host's resource claims (:mod:`twisted_compute.compute.resource_tracker`)
+and reports everything through the conductor: agents have NO database.
+
+RPC methods (``RPC_API_VERSION`` 1.0) take ``(context, **kwargs)``; an
+``instance`` argument is an instance dict (``Instance.to_dict()``, bus
+form: datetimes as ``{"__datetime__": iso}``).  ``build_and_run_instance``
+and the actions are casts; ``get_console_output`` is a call.
+
+Periodic tasks, for the service to run with ``task.LoopingCall`` (each
+returns a Deferred and never fails, so the loop never stops on an error):
+:meth:`ComputeManager.update_available_resource`,
+:meth:`ComputeManager.sync_power_states`; :meth:`ComputeManager.init_host`
+runs once at start, *before* the RPC server consumes.
+
+The conductor interface this module assumes
+-------------------------------------------
+
+``conductor`` is the conductor RPC client; every method returns a
+Deferred; ``context`` is the request context; timestamps in ``updates``
+are in bus form (``{"__datetime__": "<naive UTC ISO 8601>"}``, decode with
+``twisted_compute.objects._decode`` / ``Record.from_dict``):
+
+``instance_update(context, instance_uuid, updates: dict, expected_task_state: list | None = None) -> dict``
+    Write ``updates`` to the (non-deleted) instance and return the
+    instance dict after the write.  With ``expected_task_state`` a list
+    (``[None]`` meaning "no task"), the write happens only if the current
+    task_state is in it, atomically; otherwise it raises
+    ``UnexpectedDeletingTaskStateError`` when the actual task_state is
+    ``deleting``, ``UnexpectedTaskStateError`` for any other.  Raises
+    ``InstanceNotFound`` for a deleted or unknown instance.
+``instance_destroyed(context, instance_uuid) -> None``
+    (Not in the brief's list; the conductor has it.)  Soft-delete the
+    instance row at the end of a termination (the agent has just written
+    vm_state ``deleted``); an instance already gone is not an error.
+``instances_on_host(context, host) -> list[dict]``
+    The non-deleted instances whose ``host`` is ``host`` (instance
+    dicts).
+``compute_node_update(context, values: dict) -> None``
+    Upsert this host's compute node, keyed by ``(host,
+    hypervisor_hostname)``; ``values`` holds host, hypervisor_hostname,
+    hypervisor_type, hypervisor_version, vcpus, memory_mb, local_gb,
+    vcpus_used, memory_mb_used, local_gb_used, running_vms, cpu_info
+    (JSON text), cpu_allocation_ratio, ram_allocation_ratio,
+    disk_allocation_ratio.
+``service_heartbeat(context, host, binary, topic) -> dict``
+    The service row (with ``disabled``); called by the service, not here.
+``action_event_start(context, instance_uuid, request_id, event, host) -> None``
+``action_event_finish(context, instance_uuid, request_id, event, host, result, traceback=None) -> None``
+    Start / finish event ``event`` of the instance action recorded by the
+    API for ``request_id``; ``result`` is ``"Success"`` or ``"Error"``.
+    A failure here is logged by the agent and does not stop its work.
+``instance_fault_create(context, instance_uuid, code, message, details, host) -> None``
+``build_failed(context, instance: dict, request_spec: dict, alternates: list[dict], reason: str) -> None``
+    The build on this host failed (no room after all, or the spawn
+    failed); the guest is destroyed and the claim released.  The
+    conductor reschedules to the next alternate (resetting host, node
+    and task_state ``scheduling``) or puts the instance in ERROR with a
+    fault.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Callable
+
+import attrs
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from twisted_compute import exception
+from twisted_compute.compute import vm_states
+from twisted_compute.compute.resource_tracker import ResourceTracker
+from twisted_compute.context import get_admin_context
+from twisted_compute.objects.instance import Instance
+from twisted_compute.virt import power_state
+from twisted_compute.virt.driver import HARD, SOFT
+
+BINARY = "nova-compute"
+
+#: task_states an instance may have when its build reaches this host.
+BUILD_TASK_STATES = [vm_states.SCHEDULING, vm_states.NETWORKING,
+                     vm_states.BLOCK_DEVICE_MAPPING]
+#: task_states of an instance whose build was under way.
+BUILDING_TASK_STATES = (vm_states.SCHEDULING, vm_states.NETWORKING,
+                        vm_states.BLOCK_DEVICE_MAPPING, vm_states.SPAWNING)
+SOFT_REBOOT_TASK_STATES = [vm_states.REBOOTING, vm_states.REBOOT_PENDING,
+                           vm_states.REBOOT_STARTED]
+HARD_REBOOT_TASK_STATES = [vm_states.REBOOTING_HARD,
+                           vm_states.REBOOT_PENDING_HARD,
+                           vm_states.REBOOT_STARTED_HARD]
+#: transient task_states left behind by a restart: reset, and the vm_state
+#: follows the guest's power state.
+ACTION_TASK_STATES = tuple(SOFT_REBOOT_TASK_STATES + HARD_REBOOT_TASK_STATES
+                           + [vm_states.PAUSING, vm_states.UNPAUSING,
+                              vm_states.SUSPENDING, vm_states.RESUMING,
+                              vm_states.POWERING_OFF, vm_states.POWERING_ON])
+
+RESTART_BUILD_REASON = "Instance was building when the compute agent restarted"
+
+#: The vm_state that a guest's power state means (None: leave it).
+VM_STATE_OF_POWER = {
+    power_state.RUNNING: vm_states.ACTIVE,
+    power_state.PAUSED: vm_states.PAUSED,
+    power_state.SUSPENDED: vm_states.SUSPENDED,
+    power_state.SHUTDOWN: vm_states.STOPPED,
+    power_state.CRASHED: vm_states.STOPPED,
+    power_state.NOSTATE: None,
+}
+
+SUCCESS = "Success"
+ERROR = "Error"
+
+
+def bus_time(value: datetime.datetime) -> dict[str, str]:
+    """A datetime in the bus form records use."""
+    return {"__datetime__": value.isoformat()}
+
+
+class _DeletedWhileBuilding(Exception):
+    """The instance was deleted while this host was building it."""
+
+
+@attrs.define
+class _Build:
+    """A build in progress on this host."""
+
+    instance_uuid: str
+    done: defer.Deferred = attrs.field(factory=defer.Deferred)
+    spawning: defer.Deferred | None = None
+    deleted: bool = False
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, exception.ComputeException):
+        return exc.format_message()
+    return str(exc) or type(exc).__name__
+
+
+def _fault_code(exc: BaseException) -> int:
+    return getattr(exc, "code", 500) if isinstance(
+        exc, exception.ComputeException) else 500
+
+
+class ComputeManager:
+    """The agent of one host: RPC endpoint, builds, actions, periodic
+    tasks."""
+
+    RPC_API_VERSION = "1.0"
+    target_version = RPC_API_VERSION
+    log = Logger()
+
+    def __init__(self, conf, host: str, driver, conductor, reactor):
+        self.conf = conf
+        self.host = host
+        self.driver = driver
+        self.conductor = conductor
+        self.reactor = reactor
+        self.tracker = ResourceTracker(conf, host, driver)
+        #: Builds in progress on this host, by instance uuid.
+        self.builds: dict[str, _Build] = {}
+        listen = getattr(driver, "register_event_listener", None)
+        if listen is not None:
+            listen(self.handle_lifecycle_event)
+
+    # --- helpers -------------------------------------------------------
+
+    @property
+    def nodename(self) -> str | None:
+        return self.tracker.nodename
+
+    def now(self) -> datetime.datetime:
+        """Naive UTC now, from the injected reactor's clock."""
+        return datetime.datetime.fromtimestamp(
+            self.reactor.seconds(), datetime.timezone.utc
+        ).replace(tzinfo=None)
+
+    @staticmethod
+    def _instance(value) -> Instance:
+        if isinstance(value, Instance):
+            return value
+        return Instance.from_dict(value)
+
+    async def _update(self, context, instance_uuid: str,
+                      updates: dict[str, Any],
+                      expected_task_state: list | None = None) -> Instance:
+        result = await self.conductor.instance_update(
+            context, instance_uuid, updates,
+            expected_task_state=expected_task_state)
+        return self._instance(result)
+
+    async def _event_start(self, context, instance_uuid: str,
+                           event: str) -> None:
+        try:
+            await self.conductor.action_event_start(
+                context, instance_uuid, context.request_id, event,
+                self.host)
+        except Exception:
+            self.log.failure("[{request_id}] could not record the start of "
+                             "{event} of {uuid}",
+                             request_id=context.request_id, event=event,
+                             uuid=instance_uuid)
+
+    async def _event_finish(self, context, instance_uuid: str, event: str,
+                            failure: Failure | None = None) -> None:
+        try:
+            await self.conductor.action_event_finish(
+                context, instance_uuid, context.request_id, event,
+                self.host, ERROR if failure is not None else SUCCESS,
+                traceback=(failure.getTraceback() if failure is not None
+                           else None))
+        except Exception:
+            self.log.failure("[{request_id}] could not record the end of "
+                             "{event} of {uuid}",
+                             request_id=context.request_id, event=event,
+                             uuid=instance_uuid)
+
+    async def _fault(self, context, instance_uuid: str, exc: BaseException,
+                     details: str | None = None) -> None:
+        try:
+            await self.conductor.instance_fault_create(
+                context, instance_uuid, _fault_code(exc), _message(exc),
+                details, self.host)
+        except Exception:
+            self.log.failure("could not record a fault of {uuid}",
+                             uuid=instance_uuid)
+
+    async def _power_state(self, instance: Instance) -> int:
+        """The guest's power state; NOSTATE when the driver lacks it."""
+        try:
+            info = await self.driver.get_info(instance)
+        except exception.InstanceNotFound:
+            return power_state.NOSTATE
+        return info.state
+
+    async def _destroy_quietly(self, context, instance: Instance) -> None:
+        try:
+            await self.driver.destroy(context, instance, [], None)
+        except Exception:
+            self.log.failure("could not destroy the guest of {uuid}",
+                             uuid=instance.uuid)
+
+    # --- build ---------------------------------------------------------
+
+    def build_and_run_instance(self, context, instance, request_spec=None,
+                               filter_properties=None, alternates=None,
+                               image=None, admin_password=None,
+                               injected_files=None, requested_networks=None,
+                               **kwargs) -> None:
+        """Cast: build ``instance`` here.  Returns at once (the message is
+        acknowledged); the build goes on in the background
+        (:meth:`wait_for_build`)."""
+        instance = self._instance(instance)
+        if instance.uuid in self.builds:
+            self.log.warn("[{request_id}] instance {uuid} is already being "
+                          "built here; duplicate request ignored",
+                          request_id=context.request_id, uuid=instance.uuid)
+            return None
+        build = _Build(instance.uuid)
+        self.builds[instance.uuid] = build
+        d = defer.ensureDeferred(self._build_and_run(
+            context, instance, build, request_spec or {},
+            alternates or [], image or {}, admin_password,
+            injected_files or [], requested_networks))
+
+        def finished(result):
+            self.builds.pop(instance.uuid, None)
+            build.done.callback(None)
+            return result
+
+        d.addBoth(finished)
+        d.addErrback(lambda f: self.log.failure(
+            "build of {uuid} crashed", f, uuid=instance.uuid))
+        return None
+
+    def wait_for_build(self, instance_uuid: str) -> defer.Deferred:
+        """Fires once the build of ``instance_uuid`` (if any) is over."""
+        build = self.builds.get(instance_uuid)
+        if build is None:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        build.done.addBoth(lambda r: (d.callback(None), r)[1])
+        return d
+
+    def _check_not_deleted(self, build: _Build) -> None:
+        if build.deleted:
+            raise _DeletedWhileBuilding()
+
+    async def _build_and_run(self, context, instance: Instance,
+                             build: _Build, request_spec, alternates, image,
+                             admin_password, injected_files,
+                             requested_networks) -> None:
+        uuid = instance.uuid
+        event = "compute_build_and_run_instance"
+        await self._event_start(context, uuid, event)
+        claim = None
+        try:
+            if self.tracker.resources is None:
+                await self.tracker.refresh()
+            claim = self.tracker.claim(instance)
+            self._check_not_deleted(build)
+            instance = await self._update(context, uuid, {
+                "vm_state": vm_states.BUILDING,
+                "task_state": vm_states.SPAWNING,
+                "host": self.host, "node": self.nodename,
+                "launched_on": self.host,
+            }, expected_task_state=BUILD_TASK_STATES)
+            self._check_not_deleted(build)
+            build.spawning = self.driver.spawn(
+                context, instance, image, injected_files, admin_password,
+                requested_networks or [], None)
+            try:
+                await build.spawning
+            finally:
+                build.spawning = None
+            self._check_not_deleted(build)
+            state = await self._power_state(instance)
+            updates = {
+                "vm_state": vm_states.ACTIVE, "power_state": state,
+                "task_state": None, "launched_at": bus_time(self.now()),
+                "host": self.host, "node": self.nodename,
+            }
+            get_addresses = getattr(self.driver, "get_instance_addresses",
+                                    None)
+            if get_addresses is not None:
+                addresses = await get_addresses(instance)
+                if addresses:
+                    updates["addresses"] = addresses
+            instance = await self._update(
+                context, uuid, updates,
+                expected_task_state=[vm_states.SPAWNING])
+        except (exception.InstanceNotFound,
+                exception.UnexpectedDeletingTaskStateError,
+                _DeletedWhileBuilding, defer.CancelledError):
+            failure = Failure()
+            self.log.info("[{request_id}] instance {uuid} was deleted while "
+                          "building on {host}; cleaning up",
+                          request_id=context.request_id, uuid=uuid,
+                          host=self.host)
+            await self._destroy_quietly(context, instance)
+            if claim is not None:
+                claim.abort()
+            await self._event_finish(context, uuid, event, failure)
+            return
+        except Exception as exc:
+            failure = Failure()
+            reason = _message(exc)
+            self.log.warn("[{request_id}] build of {uuid} failed on {host}: "
+                          "{reason}", request_id=context.request_id,
+                          uuid=uuid, host=self.host, reason=reason)
+            await self._destroy_quietly(context, instance)
+            if claim is not None:
+                claim.abort()
+            await self._event_finish(context, uuid, event, failure)
+            if build.deleted:
+                return
+            await self.conductor.build_failed(
+                context, instance.to_dict(), request_spec, alternates,
+                reason)
+            return
+        claim.finish()
+        await self._event_finish(context, uuid, event)
+        self.log.info("[{request_id}] instance {uuid} is active on {host}",
+                      request_id=context.request_id, uuid=uuid,
+                      host=self.host)
+
+    # --- terminate -----------------------------------------------------
+
+    async def terminate_instance(self, context, instance, bdms=None,
+                                 **kwargs) -> None:
+        """Cast: destroy the guest and finish the deletion; a build in
+        progress is aborted first."""
+        instance = self._instance(instance)
+        uuid = instance.uuid
+        event = "compute_terminate_instance"
+        await self._event_start(context, uuid, event)
+        build = self.builds.get(uuid)
+        if build is not None:
+            build.deleted = True
+            if build.spawning is not None:
+                build.spawning.cancel()
+            await self.wait_for_build(uuid)
+        try:
+            await self.driver.destroy(context, instance, [], None)
+        except Exception as exc:
+            failure = Failure()
+            await self._event_finish(context, uuid, event, failure)
+            await self._fault(context, uuid, exc, failure.getTraceback())
+            try:
+                await self._update(context, uuid, {
+                    "vm_state": vm_states.ERROR, "task_state": None})
+            except exception.InstanceNotFound:
+                pass
+            raise
+        self.tracker.drop(uuid)
+        await self._finish_delete(context, uuid)
+        await self._event_finish(context, uuid, event)
+
+    async def _finish_delete(self, context, instance_uuid: str) -> None:
+        try:
+            await self._update(context, instance_uuid, {
+                "vm_state": vm_states.DELETED, "task_state": None,
+                "power_state": power_state.NOSTATE,
+                "terminated_at": bus_time(self.now())})
+            await self.conductor.instance_destroyed(context, instance_uuid)
+        except exception.InstanceNotFound:
+            self.log.info("instance {uuid} was already deleted",
+                          uuid=instance_uuid)
+
+    # --- actions -------------------------------------------------------
+
+    async def _action(self, context, instance, event: str,
+                      call: Callable[[Instance], defer.Deferred],
+                      vm_state: str, expected_task_state: list,
+                      error_vm_state: Callable[[int], str | None] = (
+                          lambda state: None)) -> None:
+        """Run one driver action the way Nova does: event recorded; on
+        success the new vm_state and power_state with no task; on a driver
+        error a fault, the task_state reset and, where ``error_vm_state``
+        says so, a new vm_state; the error is re-raised."""
+        instance = self._instance(instance)
+        uuid = instance.uuid
+        await self._event_start(context, uuid, event)
+        try:
+            await call(instance)
+        except Exception as exc:
+            failure = Failure()
+            self.log.warn("[{request_id}] {event} of {uuid} failed: "
+                          "{error}", request_id=context.request_id,
+                          event=event, uuid=uuid, error=_message(exc))
+            await self._event_finish(context, uuid, event, failure)
+            await self._fault(context, uuid, exc, failure.getTraceback())
+            state = await self._power_state(instance)
+            revert: dict[str, Any] = {"task_state": None,
+                                      "power_state": state}
+            new_vm_state = error_vm_state(state)
+            if new_vm_state is not None:
+                revert["vm_state"] = new_vm_state
+            try:
+                await self._update(context, uuid, revert,
+                                   expected_task_state=expected_task_state)
+            except (exception.InstanceNotFound,
+                    exception.UnexpectedTaskStateError) as why:
+                self.log.info("not resetting the task of {uuid}: {why}",
+                              uuid=uuid, why=_message(why))
+            failure.raiseException()
+        state = await self._power_state(instance)
+        try:
+            await self._update(context, uuid, {
+                "vm_state": vm_state, "power_state": state,
+                "task_state": None}, expected_task_state=expected_task_state)
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError) as why:
+            # Deleted, or another task took over meanwhile: theirs wins.
+            self.log.info("[{request_id}] {event} of {uuid} done, but the "
+                          "instance changed meanwhile: {why}",
+                          request_id=context.request_id, event=event,
+                          uuid=uuid, why=_message(why))
+        await self._event_finish(context, uuid, event)
+
+    def stop_instance(self, context, instance, clean_shutdown=True,
+                      **kwargs):
+        return defer.ensureDeferred(self._action(
+            context, instance, "compute_stop_instance",
+            lambda i: self.driver.power_off(i), vm_states.STOPPED,
+            [vm_states.POWERING_OFF]))
+
+    def start_instance(self, context, instance, **kwargs):
+        return defer.ensureDeferred(self._action(
+            context, instance, "compute_start_instance",
+            lambda i: self.driver.power_on(context, i, []),
+            vm_states.ACTIVE, [vm_states.POWERING_ON]))
+
+    def reboot_instance(self, context, instance, reboot_type=SOFT,
+                        **kwargs):
+        expected = (HARD_REBOOT_TASK_STATES if reboot_type == HARD
+                    else SOFT_REBOOT_TASK_STATES)
+
+        def error_vm_state(state: int) -> str | None:
+            # As Nova: a failed reboot leaves a running guest's vm_state
+            # alone, anything else is an error.
+            return None if state == power_state.RUNNING else vm_states.ERROR
+
+        return defer.ensureDeferred(self._action(
+            context, instance, "compute_reboot_instance",
+            lambda i: self.driver.reboot(context, i, [], reboot_type),
+            vm_states.ACTIVE, expected, error_vm_state))
+
+    def pause_instance(self, context, instance, **kwargs):
+        return defer.ensureDeferred(self._action(
+            context, instance, "compute_pause_instance",
+            self.driver.pause, vm_states.PAUSED, [vm_states.PAUSING]))
+
+    def unpause_instance(self, context, instance, **kwargs):
+        return defer.ensureDeferred(self._action(
+            context, instance, "compute_unpause_instance",
+            self.driver.unpause, vm_states.ACTIVE, [vm_states.UNPAUSING]))
+
+    def suspend_instance(self, context, instance, **kwargs):
+        return defer.ensureDeferred(self._action(
+            context, instance, "compute_suspend_instance",
+            lambda i: self.driver.suspend(context, i), vm_states.SUSPENDED,
+            [vm_states.SUSPENDING]))
+
+    def resume_instance(self, context, instance, **kwargs):
+        # As Nova: a failed resume puts the instance in ERROR.
+        return defer.ensureDeferred(self._action(
+            context, instance, "compute_resume_instance",
+            lambda i: self.driver.resume(context, i, []), vm_states.ACTIVE,
+            [vm_states.RESUMING], lambda state: vm_states.ERROR))
+
+    async def get_console_output(self, context, instance, tail_length=None,
+                                 **kwargs) -> str:
+        """Call: the guest's console log as text, only its last
+        ``tail_length`` lines when given."""
+        instance = self._instance(instance)
+        output = await self.driver.get_console_output(context, instance)
+        text = output.decode("utf-8", "replace") if isinstance(
+            output, bytes) else str(output)
+        if tail_length is not None:
+            length = int(tail_length)
+            if length <= 0:
+                return ""
+            text = "\n".join(text.splitlines()[-length:])
+        return text
+
+    # --- periodic tasks ------------------------------------------------
+
+    def update_available_resource(self, context=None) -> defer.Deferred:
+        """Periodic: report this node's capacity and usage."""
+        return self._periodic(self._update_available_resource, context)
+
+    def sync_power_states(self, context=None) -> defer.Deferred:
+        """Periodic: bring the DB's power states in line with the
+        driver's."""
+        return self._periodic(self._sync_power_states, context)
+
+    def init_host(self, context=None) -> defer.Deferred:
+        """Once at start: reconcile this host's instances and guests after
+        a restart, then report the node.  Unlike the periodic tasks, a
+        failure here fails the Deferred (the service should not serve)."""
+        return defer.ensureDeferred(
+            self._init_host(context or get_admin_context()))
+
+    def _periodic(self, func, context) -> defer.Deferred:
+        d = defer.ensureDeferred(func(context or get_admin_context()))
+        d.addErrback(lambda f: self.log.failure(
+            "periodic task {task} of {host} failed", f,
+            task=func.__name__.lstrip("_"), host=self.host))
+        return d
+
+    async def _update_available_resource(self, context) -> dict[str, Any]:
+        await self.tracker.refresh()
+        instances = await self.conductor.instances_on_host(context,
+                                                           self.host)
+        self.tracker.set_instances(instances)
+        values = self.tracker.compute_node_values()
+        await self.conductor.compute_node_update(context, values)
+        return values
+
+    @staticmethod
+    def _sync_updates(instance: Instance, state: int) -> dict[str, Any]:
+        """What to write when the guest's power state is ``state``."""
+        updates: dict[str, Any] = {}
+        if state != instance.power_state:
+            updates["power_state"] = state
+        if instance.vm_state == vm_states.ACTIVE and state in (
+                power_state.SHUTDOWN, power_state.CRASHED):
+            # The guest stopped by itself: as Nova, the server is stopped.
+            updates["vm_state"] = vm_states.STOPPED
+        return updates
+
+    async def _sync_one(self, context, instance: Instance) -> None:
+        state = await self._power_state(instance)
+        if instance.vm_state == vm_states.STOPPED and \
+                state == power_state.RUNNING:
+            # Started behind our back: a stopped server stays stopped.
+            await self.driver.power_off(instance)
+            state = await self._power_state(instance)
+        updates = self._sync_updates(instance, state)
+        if not updates:
+            return
+        self.log.info("power state of {uuid}: DB {db}, hypervisor {hv}",
+                      uuid=instance.uuid,
+                      db=power_state.name(instance.power_state),
+                      hv=power_state.name(state))
+        try:
+            await self._update(context, instance.uuid, updates,
+                               expected_task_state=[None])
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError):
+            pass  # a task started meanwhile: it will set the state
+
+    def handle_lifecycle_event(self, instance_uuid: str, state: int
+                               ) -> defer.Deferred:
+        """The driver saw a guest change power state (``state`` is a
+        hint): sync that instance now, as the periodic sync would, unless
+        it is being built or a task is acting on it."""
+        d = defer.ensureDeferred(self._lifecycle_event(instance_uuid))
+        d.addErrback(lambda f: self.log.failure(
+            "lifecycle event of {uuid} ({state}) not handled", f,
+            uuid=instance_uuid, state=power_state.name(state)))
+        return d
+
+    async def _lifecycle_event(self, instance_uuid: str) -> None:
+        if instance_uuid in self.builds:
+            return
+        context = get_admin_context()
+        for values in await self.conductor.instances_on_host(context,
+                                                             self.host):
+            instance = self._instance(values)
+            if instance.uuid == instance_uuid:
+                if instance.task_state is None:
+                    await self._sync_one(context, instance)
+                return
+
+    async def _sync_power_states(self, context) -> None:
+        instances = await self.conductor.instances_on_host(context,
+                                                           self.host)
+        for values in instances:
+            instance = self._instance(values)
+            if instance.task_state is not None or \
+                    instance.uuid in self.builds:
+                continue
+            try:
+                await self._sync_one(context, instance)
+            except Exception:
+                self.log.failure("power sync of {uuid} failed",
+                                 uuid=instance.uuid)
+
+    async def _init_host(self, context) -> None:
+        await self.driver.init_host(self.host)
+        await self.tracker.refresh()
+        instances = [self._instance(v) for v in
+                     await self.conductor.instances_on_host(context,
+                                                            self.host)]
+        guests = set(await self.driver.list_instance_uuids())
+        remaining = []
+        for instance in instances:
+            try:
+                if await self._init_instance(context, instance, guests):
+                    remaining.append(instance)
+            except Exception:
+                self.log.failure("could not reconcile instance {uuid}",
+                                 uuid=instance.uuid)
+                remaining.append(instance)
+        known = {instance.uuid for instance in instances}
+        for uuid in sorted(guests - known - set(self.builds)):
+            self.log.info("destroying guest {uuid}: its instance is deleted "
+                          "or not on host {host}", uuid=uuid, host=self.host)
+            await self._destroy_quietly(context, Instance(
+                id=0, uuid=uuid, user_id="", project_id="",
+                vm_state=vm_states.DELETED))
+        self.tracker.set_instances(remaining)
+        await self.conductor.compute_node_update(
+            context, self.tracker.compute_node_values())
+
+    async def _init_instance(self, context, instance: Instance,
+                             guests: set[str]) -> bool:
+        """Reconcile one instance after a restart; whether it still takes
+        resources here."""
+        uuid = instance.uuid
+        if instance.task_state == vm_states.DELETING:
+            await self._destroy_quietly(context, instance)
+            await self._finish_delete(context, uuid)
+            return False
+        if instance.vm_state == vm_states.BUILDING or \
+                instance.task_state in BUILDING_TASK_STATES:
+            if uuid in guests:
+                await self._destroy_quietly(context, instance)
+            self.log.warn("instance {uuid} was building when {host} "
+                          "restarted: ERROR", uuid=uuid, host=self.host)
+            await self._update(context, uuid, {
+                "vm_state": vm_states.ERROR, "task_state": None,
+                "power_state": power_state.NOSTATE})
+            await self.conductor.instance_fault_create(
+                context, uuid, 500, RESTART_BUILD_REASON, None, self.host)
+            return True
+        state = await self._power_state(instance)
+        if instance.task_state in ACTION_TASK_STATES:
+            updates: dict[str, Any] = {"task_state": None,
+                                       "power_state": state}
+            vm_state = VM_STATE_OF_POWER.get(state)
+            if vm_state is not None:
+                updates["vm_state"] = vm_state
+            await self._update(context, uuid, updates)
+            return True
+        updates = self._sync_updates(instance, state)
+        if updates:
+            await self._update(context, uuid, updates)
+        return True

@@ -1,0 +1,255 @@
+"""The compute agent's resource tracker: claims checked on the host.
+
+The scheduler picks hosts from the nodes' last reports, so two schedulers
+(or one scheduler and a burst of requests) can send a host more than it
+holds.  The tracker is the last word: every build *claims* its vCPUs, RAM
+and disk here before the driver spawns, and a claim that does not fit the
+host's capacity (times its allocation ratios, as in Nova:
+``cpu_allocation_ratio`` 16.0, ``ram_allocation_ratio`` 1.5,
+``disk_allocation_ratio`` 1.0) is refused with
+:class:`~twisted_compute.exception.ComputeResourcesUnavailable`, so that
+the conductor reschedules the instance to an alternate.
+
+Claims are checked and recorded synchronously, in one reactor turn, so
+concurrent builds cannot both pass the check against the same free space.
+
+Usage is what the tracked instances take: those on this host that the
+conductor reported (refreshed by :meth:`ResourceTracker.set_instances`)
+plus the claims of the builds in progress.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import attrs
+from twisted.logger import Logger
+
+from twisted_compute import config, exception
+from twisted_compute.compute import vm_states
+from twisted_compute.config import Opt
+
+OPTS = [
+    Opt("cpu_allocation_ratio", "float", 16.0,
+        "Virtual CPUs a compute host offers per physical CPU", min=0.0),
+    Opt("ram_allocation_ratio", "float", 1.5,
+        "MiB of RAM a compute host offers per physical MiB", min=0.0),
+    Opt("disk_allocation_ratio", "float", 1.0,
+        "GiB of disk a compute host offers per physical GiB", min=0.0),
+]
+config.register("DEFAULT", OPTS)
+
+_DEFAULTS = {opt.name: opt.default for opt in OPTS}
+
+#: vm_states whose instances take no resources on their host.
+FREE_VM_STATES = (vm_states.DELETED, vm_states.SHELVED_OFFLOADED)
+
+
+def _option(conf, name: str) -> Any:
+    try:
+        return conf.get("DEFAULT", name)
+    except (KeyError, AttributeError):
+        return _DEFAULTS[name]
+
+
+@attrs.frozen
+class Usage:
+    """What one instance takes on its host."""
+
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+
+    @classmethod
+    def of(cls, instance) -> "Usage":
+        """The usage of an :class:`Instance` record or an instance dict."""
+        def get(name):
+            if isinstance(instance, dict):
+                return instance.get(name) or 0
+            return getattr(instance, name, 0) or 0
+        return cls(vcpus=int(get("vcpus")), memory_mb=int(get("memory_mb")),
+                   disk_gb=int(get("root_gb")) + int(get("ephemeral_gb")))
+
+
+@attrs.define(eq=False)
+class Claim:
+    """Resources held for one build; :meth:`abort` (or :meth:`release`)
+    gives them back; a finished build keeps them as its instance's."""
+
+    tracker: "ResourceTracker"
+    instance_uuid: str
+    usage: Usage
+    active: bool = True
+
+    def abort(self) -> None:
+        """Give the resources back (the build failed or was deleted)."""
+        if self.active:
+            self.active = False
+            self.tracker._drop_claim(self)
+
+    release = abort
+
+    def finish(self) -> None:
+        """The build succeeded: the usage now belongs to the instance."""
+        if self.active:
+            self.active = False
+            self.tracker._finish_claim(self)
+
+
+class ResourceTracker:
+    """Capacity and usage of one hypervisor node of this host."""
+
+    log = Logger()
+
+    def __init__(self, conf, host: str, driver,
+                 nodename: str | None = None):
+        self.conf = conf
+        self.host = host
+        self.driver = driver
+        self.nodename = nodename
+        self.cpu_allocation_ratio = _option(conf, "cpu_allocation_ratio")
+        self.ram_allocation_ratio = _option(conf, "ram_allocation_ratio")
+        self.disk_allocation_ratio = _option(conf, "disk_allocation_ratio")
+        #: The driver's last report (None until :meth:`refresh`).
+        self.resources: dict[str, Any] | None = None
+        #: Instances on this host that take resources, by uuid.
+        self.instances: dict[str, Usage] = {}
+        #: Builds in progress, by uuid.
+        self.claims: dict[str, Claim] = {}
+
+    # --- capacity ------------------------------------------------------
+
+    async def refresh(self) -> dict[str, Any]:
+        """Read the node's capacity from the driver."""
+        if self.nodename is None:
+            nodes = await self.driver.get_available_nodes()
+            self.nodename = nodes[0]
+        self.resources = await self.driver.get_available_resource(
+            self.nodename)
+        return self.resources
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """The most this node may hand out: totals times ratios."""
+        if self.resources is None:
+            raise exception.ComputeResourcesUnavailable(
+                reason=f"the resources of host {self.host} are not known "
+                       f"yet")
+        return {
+            "vcpus": self.resources["vcpus"] * self.cpu_allocation_ratio,
+            "memory_mb":
+                self.resources["memory_mb"] * self.ram_allocation_ratio,
+            "disk_gb":
+                self.resources["local_gb"] * self.disk_allocation_ratio,
+        }
+
+    # --- usage ---------------------------------------------------------
+
+    def _usages(self) -> dict[str, Usage]:
+        usages = dict(self.instances)
+        usages.update({uuid: claim.usage
+                       for uuid, claim in self.claims.items()})
+        return usages
+
+    def usage(self) -> dict[str, int]:
+        """``vcpus_used``, ``memory_mb_used``, ``local_gb_used`` and
+        ``running_vms`` (instances counted) of this node."""
+        usages = self._usages().values()
+        return {
+            "vcpus_used": sum(u.vcpus for u in usages),
+            "memory_mb_used": sum(u.memory_mb for u in usages),
+            "local_gb_used": sum(u.disk_gb for u in usages),
+            "running_vms": len(usages),
+        }
+
+    def set_instances(self, instances: Iterable[Any]) -> None:
+        """Replace the tracked instances with those the conductor says are
+        on this host (records or dicts); builds in progress stay claimed."""
+        self.instances = {}
+        for instance in instances:
+            self.track(instance)
+
+    def track(self, instance) -> None:
+        """Count an instance (record or dict) already on this host."""
+        get = (instance.get if isinstance(instance, dict)
+               else lambda name: getattr(instance, name, None))
+        if get("vm_state") in FREE_VM_STATES or get("deleted"):
+            self.instances.pop(get("uuid"), None)
+            return
+        self.instances[get("uuid")] = Usage.of(instance)
+
+    def drop(self, instance_uuid: str) -> None:
+        """Stop counting an instance (deleted, or gone from this host)."""
+        self.instances.pop(instance_uuid, None)
+        claim = self.claims.pop(instance_uuid, None)
+        if claim is not None:
+            claim.active = False
+
+    # --- claims --------------------------------------------------------
+
+    def claim(self, instance) -> Claim:
+        """Hold the instance's resources, or raise
+        :class:`ComputeResourcesUnavailable` naming what does not fit."""
+        limits = self.limits
+        wanted = Usage.of(instance)
+        uuid = instance["uuid"] if isinstance(instance, dict) else \
+            instance.uuid
+        usages = self._usages()
+        usages.pop(uuid, None)  # a reclaim replaces the old one
+        problems = []
+        for name, unit, used, ask in (
+                ("vcpus", "VCPU", sum(u.vcpus for u in usages.values()),
+                 wanted.vcpus),
+                ("memory_mb", "MB of memory",
+                 sum(u.memory_mb for u in usages.values()),
+                 wanted.memory_mb),
+                ("disk_gb", "GB of disk",
+                 sum(u.disk_gb for u in usages.values()), wanted.disk_gb)):
+            free = limits[name] - used
+            if ask > free:
+                problems.append(
+                    f"{name}: asked {ask} {unit}, {max(free, 0):g} free of "
+                    f"{limits[name]:g}")
+        if problems:
+            raise exception.ComputeResourcesUnavailable(
+                reason=f"host {self.host} cannot hold instance {uuid} ("
+                       + "; ".join(problems) + ")")
+        claim = Claim(self, uuid, wanted)
+        self.instances.pop(uuid, None)
+        self.claims[uuid] = claim
+        return claim
+
+    def _drop_claim(self, claim: Claim) -> None:
+        if self.claims.get(claim.instance_uuid) is claim:
+            del self.claims[claim.instance_uuid]
+
+    def _finish_claim(self, claim: Claim) -> None:
+        if self.claims.get(claim.instance_uuid) is claim:
+            del self.claims[claim.instance_uuid]
+            self.instances[claim.instance_uuid] = claim.usage
+
+    # --- report --------------------------------------------------------
+
+    def compute_node_values(self) -> dict[str, Any]:
+        """The values of ``conductor.compute_node_update``: the driver's
+        capacity and identity, this tracker's usage, the ratios."""
+        if self.resources is None:
+            raise exception.ComputeResourcesUnavailable(
+                reason=f"the resources of host {self.host} are not known "
+                       f"yet")
+        resources = self.resources
+        values = {
+            "host": self.host,
+            "hypervisor_hostname": resources["hypervisor_hostname"],
+            "hypervisor_type": resources["hypervisor_type"],
+            "hypervisor_version": resources["hypervisor_version"],
+            "vcpus": resources["vcpus"],
+            "memory_mb": resources["memory_mb"],
+            "local_gb": resources["local_gb"],
+            "cpu_info": resources["cpu_info"],
+            "cpu_allocation_ratio": self.cpu_allocation_ratio,
+            "ram_allocation_ratio": self.ram_allocation_ratio,
+            "disk_allocation_ratio": self.disk_allocation_ratio,
+        }
+        values.update(self.usage())
+        return values

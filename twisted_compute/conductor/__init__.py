@@ -1,0 +1,1 @@
+"""The conductor role: orchestrates builds; the agents' DB proxy."""

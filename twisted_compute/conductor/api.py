@@ -1,0 +1,35 @@
+"""The seam between the compute API layer and the conductor.
+
+:class:`ComputeTaskAPI` is what ``POST /servers`` hands new instances to:
+a cast to the conductor over the bus.  Without a bus (an API process
+configured with nothing to talk to) it logs that nothing will build them;
+the conductors' build timeout then puts them in ERROR.  It never pretends
+a server is ACTIVE.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import succeed
+from twisted.logger import Logger
+
+
+class ComputeTaskAPI:
+    log = Logger()
+
+    def __init__(self, conf, conductor=None):
+        self.conf = conf
+        #: a :class:`twisted_compute.conductor.rpcapi.ConductorAPIClient`
+        self.conductor = conductor
+
+    def schedule_and_build_instances(self, context, build_requests,
+                                     request_spec):
+        """Hand instances to the conductor to schedule and build (a cast:
+        fires once handed over, not once built)."""
+        if self.conductor is None:
+            self.log.warn(
+                "No conductor in this deployment: {n} instance(s) of "
+                "request {request_id} stay in BUILD",
+                n=len(build_requests), request_id=context.request_id)
+            return succeed(None)
+        return self.conductor.schedule_and_build_instances(
+            context, build_requests, request_spec)

@@ -1,0 +1,261 @@
+"""The conductor: orchestrates builds and is the agents' DB proxy.
+
+Build flow::
+
+    API --cast--> schedule_and_build_instances
+        --call--> scheduler.select_destinations  (host + alternates each)
+        --cast--> compute.<host>.build_and_run_instance
+    agent --cast--> build_failed  (reschedule to the next alternate,
+                                   or ERROR with a fault)
+
+A periodic task puts instances that are still building after
+``instance_build_timeout`` seconds in ERROR, so that nothing stays in
+BUILD forever, whatever died on the way (an agent, a conductor, a lost
+message).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from twisted.logger import Logger
+
+from twisted_compute import config, exception
+from twisted_compute.compute import vm_states
+from twisted_compute.context import RequestContext
+from twisted_compute.db import conductor as db
+from twisted_compute.objects import _decode
+from twisted_compute.objects.instance import Instance
+
+config.register("DEFAULT", [
+    config.Opt("instance_build_timeout", "int", 600,
+               "Seconds after which an instance still building is put in "
+               "ERROR (0: never)", min=0),
+    config.Opt("build_timeout_check_interval", "int", 30,
+               "Seconds between checks for builds that took too long",
+               min=1),
+])
+# [scheduler] max_attempts is the scheduler's option (it returns that many
+# hosts per instance); the conductor reads it too.
+import twisted_compute.scheduler.manager  # noqa: E402,F401
+
+BUILD_EVENT = "conductor_schedule_and_build_instances"
+
+
+def _ctx(context) -> RequestContext:
+    if isinstance(context, RequestContext):
+        return context
+    return RequestContext.from_dict(context or {})
+
+
+class ConductorManager:
+    """The conductor's RPC endpoint (topic ``conductor``)."""
+
+    RPC_API_VERSION = "1.0"
+    log = Logger()
+
+    def __init__(self, conf, db_service, scheduler, compute, clock,
+                 host: str | None = None):
+        self.conf = conf
+        self.db = db_service
+        self.scheduler = scheduler  # SchedulerAPIClient
+        self.compute = compute      # ComputeAPIClient
+        self.clock = clock
+        self.host = host or conf.host
+
+    # --- builds -------------------------------------------------------
+
+    async def schedule_and_build_instances(self, context, build_requests,
+                                           request_spec):
+        """Pick hosts for the new instances and cast their builds."""
+        context = _ctx(context)
+        instances = [Instance.from_dict(i) if isinstance(i, dict) else i
+                     for i in build_requests]
+        uuids = [i.uuid for i in instances]
+        secrets = {k: request_spec.pop(k, None)
+                   for k in ("admin_password", "injected_files")}
+        for instance in instances:
+            await self.db.run(db.action_event_start, instance.uuid,
+                              context.request_id, BUILD_EVENT, self.host)
+        try:
+            selections = await self.scheduler.select_destinations(
+                context, request_spec, uuids, return_alternates=True)
+        except Exception as error:  # noqa: BLE001 - every error ends here
+            reason = (error.format_message()
+                      if isinstance(error, exception.ComputeException)
+                      else "Error while scheduling: " + str(error))
+            code = 500
+            if not isinstance(error, exception.NoValidHost):
+                self.log.failure("Scheduling {uuids} failed (request "
+                                 "{request_id})", uuids=uuids,
+                                 request_id=context.request_id)
+            else:
+                self.log.warn("No valid host for {uuids} (request "
+                              "{request_id}): {reason}", uuids=uuids,
+                              request_id=context.request_id, reason=reason)
+            for instance in instances:
+                await self._fail_build(context, instance.uuid, code,
+                                       reason, BUILD_EVENT)
+            return
+        image = await self.db.read(
+            db.image_meta, (request_spec.get("image") or {}).get("id"))
+        for instance, hosts in zip(instances, selections):
+            await self.db.run(db.action_event_finish, instance.uuid,
+                              context.request_id, BUILD_EVENT, self.host,
+                              "Success")
+            await self._build_on(context, instance, hosts[0], hosts[1:],
+                                 request_spec, image, secrets, attempt=1)
+
+    async def _build_on(self, context, instance: Instance,
+                        host: dict[str, Any], alternates: list[dict],
+                        request_spec: dict, image, secrets, attempt: int):
+        try:
+            instance = await self.db.run(
+                db.instance_update, instance.uuid,
+                {"host": host["host"], "node": host.get("nodename"),
+                 "launched_on": host["host"],
+                 "task_state": vm_states.SCHEDULING},
+                expected_task_state=[vm_states.SCHEDULING, None],
+                expected_vm_state=[vm_states.BUILDING])
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError):
+            self.log.info("Instance {uuid} was deleted while scheduling; "
+                          "not building it", uuid=instance.uuid)
+            return
+        self.log.info("Building {uuid} on {host} (attempt {attempt}, "
+                      "request {request_id})", uuid=instance.uuid,
+                      host=host["host"], attempt=attempt,
+                      request_id=context.request_id)
+        filter_properties = {"retry": {"num_attempts": attempt}}
+        try:
+            await self.compute.build_and_run_instance(
+                context, instance=instance.to_dict(), host=host["host"],
+                request_spec=request_spec,
+                filter_properties=filter_properties, alternates=alternates,
+                image=image, admin_password=secrets.get("admin_password"),
+                injected_files=secrets.get("injected_files") or [],
+                requested_networks=request_spec.get("requested_networks"))
+        except Exception as error:  # noqa: BLE001
+            self.log.warn("Could not hand {uuid} to {host}: {error}",
+                          uuid=instance.uuid, host=host["host"],
+                          error=error)
+            await self.build_failed(
+                context, instance.to_dict(), request_spec, alternates,
+                f"could not reach host {host['host']}: {error}",
+                attempt=attempt, _secrets=secrets, _image=image)
+
+    async def build_failed(self, context, instance, request_spec,
+                           alternates, reason, attempt: int | None = None,
+                           _secrets=None, _image=None):
+        """An agent could not build ``instance``: try the next alternate,
+        or put the instance in ERROR when none is left."""
+        context = _ctx(context)
+        instance = Instance.from_dict(instance) \
+            if isinstance(instance, dict) else instance
+        if attempt is None:
+            attempt = int(((request_spec or {}).get("_attempt")) or 1)
+        max_attempts = self.conf.scheduler.max_attempts
+        alternates = list(alternates or [])
+        self.log.warn("Build of {uuid} failed on {host}: {reason}",
+                      uuid=instance.uuid, host=instance.host,
+                      reason=reason)
+        if alternates and attempt < max_attempts:
+            request_spec = dict(request_spec or {})
+            request_spec["_attempt"] = attempt + 1
+            image = _image if _image is not None else await self.db.read(
+                db.image_meta, (request_spec.get("image") or {}).get("id"))
+            try:
+                await self.db.run(
+                    db.instance_update, instance.uuid,
+                    {"task_state": vm_states.SCHEDULING, "host": None,
+                     "node": None},
+                    expected_vm_state=[vm_states.BUILDING])
+            except (exception.InstanceNotFound,
+                    exception.UnexpectedTaskStateError):
+                return
+            await self._build_on(context, instance, alternates[0],
+                                 alternates[1:], request_spec, image,
+                                 _secrets or {}, attempt + 1)
+            return
+        message = ("Exceeded maximum number of retries. Exhausted all "
+                   "hosts available for retrying build failures for "
+                   f"instance {instance.uuid}.")
+        if not alternates and attempt < max_attempts:
+            message = f"Build of instance {instance.uuid} failed: {reason}"
+        await self._fail_build(context, instance.uuid, 500, message,
+                               "compute_build_and_run_instance",
+                               details=reason, host=instance.host)
+
+    async def _fail_build(self, context, uuid, code, message, event,
+                          details=None, host=None):
+        await self.db.run(db.set_error, uuid, code, message, details, host)
+        await self.db.run(db.action_event_finish, uuid, context.request_id,
+                          event, self.host, "Error", details)
+
+    async def check_build_timeouts(self):
+        """Periodic: instances building for too long go to ERROR."""
+        timeout = self.conf.instance_build_timeout
+        if not timeout:
+            return 0
+        now = datetime.datetime.fromtimestamp(
+            self.clock.seconds(), datetime.timezone.utc).replace(tzinfo=None)
+        stuck = await self.db.read(
+            db.building_too_long, now - datetime.timedelta(seconds=timeout))
+        failed = 0
+        for uuid, host in stuck:
+            message = (f"Build of instance {uuid} timed out after "
+                       f"{timeout} seconds")
+            if await self.db.run(db.set_error, uuid, 500, message, None,
+                                 host, only_if_building=True):
+                failed += 1
+                self.log.warn("{message} (host {host})", message=message,
+                              host=host or "none")
+        return failed
+
+    # --- the agents' DB proxy -----------------------------------------
+
+    async def instance_update(self, context, instance_uuid, updates,
+                              expected_task_state=None):
+        instance = await self.db.run(
+            db.instance_update, instance_uuid, _decode(updates),
+            expected_task_state=expected_task_state)
+        return instance.to_dict()
+
+    async def instances_on_host(self, context, host):
+        return [i.to_dict() for i in
+                await self.db.read(db.instances_on_host, host)]
+
+    async def compute_node_update(self, context, values):
+        return await self.db.run(db.compute_node_update, _decode(values))
+
+    async def service_heartbeat(self, context, host, binary, topic):
+        row = await self.db.run(db.service_heartbeat, host, binary, topic)
+        return {"id": row["id"], "host": row["host"],
+                "binary": row["binary"], "disabled": bool(row["disabled"]),
+                "forced_down": bool(row["forced_down"])}
+
+    async def action_event_start(self, context, instance_uuid, request_id,
+                                 event, host):
+        await self.db.run(db.action_event_start, instance_uuid, request_id,
+                          event, host)
+
+    async def action_event_finish(self, context, instance_uuid, request_id,
+                                  event, host, result, traceback=None):
+        await self.db.run(db.action_event_finish, instance_uuid, request_id,
+                          event, host, result, traceback)
+
+    async def instance_fault_create(self, context, instance_uuid, code,
+                                    message, details, host):
+        from twisted_compute.db import instances as instances_db
+        await self.db.run(instances_db.add_fault, instance_uuid, code,
+                          message, details, host)
+
+    async def instance_destroyed(self, context, instance_uuid):
+        """An agent finished deleting: the row becomes deleted."""
+        from twisted_compute.db import instances as instances_db
+        try:
+            await self.db.run(instances_db.soft_delete, instance_uuid,
+                              project_id=None, action_values=None)
+        except exception.InstanceNotFound:
+            pass

@@ -1,0 +1,80 @@
+"""The client side of the conductor's RPC API (topic ``conductor``).
+
+Used by the API (``schedule_and_build_instances``, a cast) and by the
+agents, for which the conductor is the only way to the database.
+"""
+
+from __future__ import annotations
+
+from twisted_compute.rpc.client import RPCClient
+
+TOPIC = "conductor"
+
+
+class ConductorAPIClient:
+    """Methods mirror :class:`twisted_compute.conductor.manager.
+    ConductorManager`; each returns a Deferred."""
+
+    def __init__(self, transport, timeout: float | None = None):
+        self.client = RPCClient(transport, TOPIC, version_cap="1.0",
+                                timeout=timeout)
+
+    # --- builds -------------------------------------------------------
+
+    def schedule_and_build_instances(self, context, build_requests,
+                                     request_spec):
+        return self.client.cast(
+            context, "schedule_and_build_instances",
+            build_requests=[i if isinstance(i, dict) else i.to_dict()
+                            for i in build_requests],
+            request_spec=request_spec)
+
+    def build_failed(self, context, instance, request_spec, alternates,
+                     reason):
+        return self.client.cast(
+            context, "build_failed", instance=instance,
+            request_spec=request_spec, alternates=alternates, reason=reason)
+
+    # --- the agents' DB proxy -----------------------------------------
+
+    def instance_update(self, context, instance_uuid, updates,
+                        expected_task_state=None):
+        from twisted_compute.objects import _encode
+        return self.client.call(
+            context, "instance_update", instance_uuid=instance_uuid,
+            updates=_encode(updates),
+            expected_task_state=expected_task_state)
+
+    def instances_on_host(self, context, host):
+        return self.client.call(context, "instances_on_host", host=host)
+
+    def compute_node_update(self, context, values):
+        return self.client.call(context, "compute_node_update",
+                                values=values)
+
+    def service_heartbeat(self, context, host, binary, topic):
+        return self.client.call(context, "service_heartbeat", host=host,
+                                binary=binary, topic=topic)
+
+    def action_event_start(self, context, instance_uuid, request_id, event,
+                           host):
+        return self.client.call(
+            context, "action_event_start", instance_uuid=instance_uuid,
+            request_id=request_id, event=event, host=host)
+
+    def action_event_finish(self, context, instance_uuid, request_id, event,
+                            host, result, traceback=None):
+        return self.client.call(
+            context, "action_event_finish", instance_uuid=instance_uuid,
+            request_id=request_id, event=event, host=host, result=result,
+            traceback=traceback)
+
+    def instance_fault_create(self, context, instance_uuid, code, message,
+                              details, host):
+        return self.client.call(
+            context, "instance_fault_create", instance_uuid=instance_uuid,
+            code=code, message=message, details=details, host=host)
+
+    def instance_destroyed(self, context, instance_uuid):
+        return self.client.call(context, "instance_destroyed",
+                                instance_uuid=instance_uuid)

@@ -1,0 +1,1 @@
+"""The database layer: tables, a thread-pool service, queries, migrations."""

@@ -1,0 +1,222 @@
+"""The database as a Twisted service that owns its own thread pool.
+
+Every query is a ``def thd(conn)`` function run in the pool by
+:meth:`DBService.run` inside one transaction; it returns plain values or
+attrs records, never result proxies.  The reactor thread never touches the
+database.  The service starts first and stops last in its role's
+``MultiService``.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+import json
+import os
+import threading
+from typing import Any, Callable, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from twisted.application import service
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+T = TypeVar("T")
+
+
+class FrozenDict(dict):
+    """A dict that refuses changes: what cached JSON columns decode to."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("values decoded from the database are shared and "
+                        "read-only: copy them (dict(value)) to change them")
+
+    __setitem__ = __delitem__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __ior__(self, other):
+        self._refuse()
+
+    def __reduce__(self):
+        return (dict, (dict(self),))
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=FrozenDict)
+
+
+@functools.lru_cache(maxsize=16384)
+def _cached_json_loads(text: str):
+    """JSON columns on SQLite: the same text (a flavor snapshot shared by
+    many instances, ``{}``, ``[]``) decodes once.  Objects come back as
+    :class:`FrozenDict`, since the cache shares them between rows."""
+    return _decoder.decode(text)
+
+
+def make_engine(url: str, pool_size: int = 5,
+                recycle: int = 3600) -> sa.engine.Engine:
+    """An engine for ``url`` with the settings this project relies on.
+
+    SQLite gets WAL mode (readers do not block the writer, several
+    processes may share the file), a busy timeout, and foreign keys on.
+    """
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)),
+                        exist_ok=True)
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30},
+            json_deserializer=_cached_json_loads,
+            pool_size=pool_size, max_overflow=0,
+            poolclass=sa.pool.QueuePool if path and path != ":memory:"
+            else sa.pool.StaticPool)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            if path and path != ":memory:":
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # Take the write lock at BEGIN so that a read-then-write
+            # transaction cannot deadlock against another writer.
+            conn.exec_driver_sql("BEGIN IMMEDIATE"
+                                 if conn.info.get("write", True)
+                                 else "BEGIN")
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_no_autobegin(dbapi_conn, _record):
+            # Let the "begin" listener issue BEGIN itself.
+            dbapi_conn.isolation_level = None
+
+        return engine
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=0,
+                            pool_recycle=recycle, pool_pre_ping=True)
+
+
+#: Priorities of DB work (lower runs first).
+URGENT = 0
+NORMAL = 10
+
+
+def _ignore(success, result):
+    return None
+
+
+class DBService(service.Service):
+    """Runs queries in a dedicated, named thread pool."""
+
+    log = Logger()
+    name = "db"
+
+    def __init__(self, url: str, reactor, pool_size: int = 5,
+                 recycle: int = 3600,
+                 threadpool: ThreadPool | None = None):
+        self.url = url
+        self._reactor = reactor
+        self.engine = make_engine(url, pool_size=pool_size, recycle=recycle)
+        self.is_sqlite = url.startswith("sqlite")
+        # An injected pool (a synchronous one in unit tests) is not ours to
+        # start or stop.
+        self._own_pool = threadpool is None
+        self._lock = threading.Lock()
+        self._waiting: list = []
+        self._order = itertools.count()
+        self.pool = threadpool or ThreadPool(
+            minthreads=1, maxthreads=pool_size, name="db")
+
+    def startService(self):
+        super().startService()
+        if self._own_pool:
+            self.pool.start()
+        self.log.info("database {url} ready ({n} threads)",
+                      url=sa.engine.make_url(self.url).render_as_string(
+                          hide_password=True), n=self.pool.max)
+
+    def stopService(self):
+        super().stopService()
+        if self._own_pool:
+            # ThreadPool.stop joins its threads: do it off the reactor.
+            return deferToThreadPool(self._reactor,
+                                     self._reactor.getThreadPool(),
+                                     self._shutdown)
+        self.engine.dispose()
+        return None
+
+    def _shutdown(self):
+        self.pool.stop()
+        self.engine.dispose()
+
+    def run(self, thd: Callable[..., T], *args: Any,
+            readonly: bool = False, priority: int = NORMAL,
+            **kwargs: Any) -> Deferred[T]:
+        """Run ``thd(conn, *args, **kwargs)`` in one transaction in the
+        pool; fires with its result (or its exception).
+
+        Waiting work runs by ``priority`` (lower first), then in order:
+        work that finishes what is under way (the conductor's and the
+        scheduler's, see :meth:`prioritized`) goes before new requests, so
+        that under load builds complete instead of queueing behind new
+        POSTs."""
+        d: Deferred[T] = Deferred()
+        with self._lock:
+            heapq.heappush(self._waiting, (priority, next(self._order),
+                                           (d, thd, readonly, args, kwargs)))
+        self.pool.callInThreadWithCallback(_ignore, self._run_next)
+        return d
+
+    def prioritized(self) -> "PrioritizedDB":
+        """This service, for callers whose work goes first."""
+        return PrioritizedDB(self)
+
+    def _run_next(self) -> None:
+        # One call per queued job: pop whichever job is most urgent now.
+        with self._lock:
+            _, _, (d, thd, readonly, args, kwargs) = heapq.heappop(
+                self._waiting)
+        try:
+            result = self._transact(thd, readonly, args, kwargs)
+        except BaseException:
+            failure = Failure()
+            self._reactor.callFromThread(d.errback, failure)
+        else:
+            self._reactor.callFromThread(d.callback, result)
+
+    def read(self, thd: Callable[..., T], *args: Any,
+             **kwargs: Any) -> Deferred[T]:
+        """Like :meth:`run`, for a query that only reads."""
+        return self.run(thd, *args, readonly=True, **kwargs)
+
+    def _transact(self, thd, readonly, args, kwargs):
+        with self.engine.connect() as conn:
+            conn.info["write"] = not readonly
+            with conn.begin():
+                return thd(conn, *args, **kwargs)
+
+
+class PrioritizedDB:
+    """A :class:`DBService` whose work runs at :data:`URGENT` priority;
+    everything else is the service's own."""
+
+    def __init__(self, db: DBService):
+        self._db = db
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+    def run(self, thd, *args, readonly: bool = False, **kwargs):
+        return self._db.run(thd, *args, readonly=readonly, priority=URGENT,
+                            **kwargs)
+
+    def read(self, thd, *args, **kwargs):
+        return self._db.run(thd, *args, readonly=True, priority=URGENT,
+                            **kwargs)

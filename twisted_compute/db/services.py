@@ -1,0 +1,231 @@
+"""Service and compute node (hypervisor) queries: ``def thd(conn)``
+functions for :meth:`DBService.run`, and :func:`is_up`, the one place that
+decides whether a service is alive."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from twisted_compute import exception
+from twisted_compute.db import models as m
+from twisted_compute.objects.service import ComputeNode, Service
+
+#: The binary of compute services (the name the ``openstack`` CLI and
+#: Nova's API use), whose hosts carry availability zones and hypervisors.
+COMPUTE_BINARY = "nova-compute"
+
+_svc = m.services
+_cn = m.compute_nodes
+
+
+def is_up(service: Any, now: datetime.datetime,
+          service_down_time: float) -> bool:
+    """Whether ``service`` (a :class:`Service` or anything with the same
+    attributes) has reported within ``service_down_time`` seconds of
+    ``now`` (naive UTC) and is not forced down."""
+    if getattr(service, "forced_down", False):
+        return False
+    last = (getattr(service, "last_seen_up", None) or
+            getattr(service, "updated_at", None) or
+            getattr(service, "created_at", None))
+    if last is None:
+        return False
+    return abs((now - last).total_seconds()) <= service_down_time
+
+
+# --- availability zones ---------------------------------------------------
+
+def host_zones(conn) -> dict[str, str]:
+    """Host -> availability zone, from aggregates' ``availability_zone``
+    metadata (several zones of one host are joined by commas)."""
+    zones: dict[str, set[str]] = {}
+    rows = conn.execute(sa.select(
+        m.aggregate_hosts.c.host, m.aggregates.c.metadata).join(
+        m.aggregates, m.aggregates.c.id == m.aggregate_hosts.c.aggregate_id))
+    for host, metadata in rows:
+        zone = (metadata or {}).get("availability_zone")
+        if zone:
+            zones.setdefault(host, set()).add(zone)
+    return {host: ",".join(sorted(z)) for host, z in zones.items()}
+
+
+def _zone(conf, row, zones: dict[str, str]) -> str:
+    if row.binary != COMPUTE_BINARY:
+        return conf.internal_service_availability_zone
+    return zones.get(row.host) or conf.default_availability_zone
+
+
+def _record(row, zone: str | None = None) -> Service:
+    return Service(
+        id=row.id, uuid=row.uuid, host=row.host, binary=row.binary,
+        topic=row.topic, report_count=row.report_count,
+        disabled=bool(row.disabled), disabled_reason=row.disabled_reason,
+        forced_down=bool(row.forced_down), last_seen_up=row.last_seen_up,
+        version=row.version, created_at=row.created_at,
+        updated_at=row.updated_at, availability_zone=zone)
+
+
+# --- services -------------------------------------------------------------
+
+def get_all(conn, conf, host: str | None = None, binary: str | None = None,
+            disabled: bool | None = None) -> list[Service]:
+    """Services (with their zone), optionally filtered."""
+    query = sa.select(_svc).order_by(_svc.c.id)
+    if host is not None:
+        query = query.where(_svc.c.host == host)
+    if binary is not None:
+        query = query.where(_svc.c.binary == binary)
+    if disabled is not None:
+        query = query.where(_svc.c.disabled == disabled)
+    zones = host_zones(conn)
+    return [_record(r, _zone(conf, r, zones)) for r in conn.execute(query)]
+
+
+def _one(conn, conf, where, not_found: exception.ComputeException
+         ) -> Service:
+    row = conn.execute(sa.select(_svc).where(where)).first()
+    if row is None:
+        raise not_found
+    return _record(row, _zone(conf, row, host_zones(conn)))
+
+
+def get(conn, conf, service_id: int | None = None,
+        uuid: str | None = None) -> Service:
+    """The service with database id ``service_id`` or ``uuid``."""
+    if uuid is not None:
+        return _one(conn, conf, _svc.c.uuid == uuid,
+                    exception.ServiceNotFound(service_id=uuid))
+    return _one(conn, conf, _svc.c.id == service_id,
+                exception.ServiceNotFound(service_id=service_id))
+
+
+def get_by_host_binary(conn, conf, host: str, binary: str) -> Service:
+    return _one(conn, conf, sa.and_(_svc.c.host == host,
+                                    _svc.c.binary == binary),
+                exception.HostBinaryNotFound(host=host, binary=binary))
+
+
+def update(conn, conf, service_id: int, values: dict[str, Any]) -> Service:
+    """Change ``disabled``, ``disabled_reason`` or ``forced_down``."""
+    allowed = {"disabled", "disabled_reason", "forced_down"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise exception.InvalidInput(
+            reason=f"cannot update {', '.join(sorted(unknown))}")
+    conn.execute(_svc.update().where(_svc.c.id == service_id).values(
+        updated_at=m.utcnow(), **values))
+    return get(conn, conf, service_id)
+
+
+def destroy(conn, service_id: int) -> None:
+    """Delete a service.  A compute service that still hosts servers
+    cannot go (409); with it go its compute nodes and aggregate
+    memberships."""
+    row = conn.execute(sa.select(_svc).where(
+        _svc.c.id == service_id)).first()
+    if row is None:
+        raise exception.ServiceNotFound(service_id=service_id)
+    if row.binary == COMPUTE_BINARY:
+        hosting = conn.execute(sa.select(sa.func.count()).select_from(
+            m.instances).where(m.instances.c.host == row.host,
+                               m.instances.c.deleted == 0)).scalar_one()
+        if hosting:
+            raise exception.ServiceInUse(reason=(
+                "Unable to delete compute service that is hosting "
+                "instances. Migrate or delete the instances first."))
+        conn.execute(_cn.update().where(
+            _cn.c.host == row.host, _cn.c.deleted == 0).values(
+            deleted=_cn.c.id))
+        conn.execute(m.aggregate_hosts.delete().where(
+            m.aggregate_hosts.c.host == row.host))
+    conn.execute(_svc.delete().where(_svc.c.id == service_id))
+
+
+# --- compute nodes --------------------------------------------------------
+
+def _node_records(conn, conf, rows) -> list[ComputeNode]:
+    rows = list(rows)
+    if not rows:
+        return []
+    services = {s.id: s for s in get_all(conn, conf, binary=COMPUTE_BINARY)}
+    by_host = {s.host: s for s in services.values()}
+    workloads = dict(conn.execute(sa.select(
+        m.instances.c.node, sa.func.count()).where(
+        m.instances.c.deleted == 0, m.instances.c.task_state.isnot(None),
+        m.instances.c.node.in_([r.hypervisor_hostname for r in rows]))
+        .group_by(m.instances.c.node)).all())
+    return [ComputeNode(
+        id=r.id, uuid=r.uuid, host=r.host,
+        hypervisor_hostname=r.hypervisor_hostname,
+        hypervisor_type=r.hypervisor_type,
+        hypervisor_version=r.hypervisor_version, host_ip=r.host_ip,
+        vcpus=r.vcpus, memory_mb=r.memory_mb, local_gb=r.local_gb,
+        vcpus_used=r.vcpus_used, memory_mb_used=r.memory_mb_used,
+        local_gb_used=r.local_gb_used, running_vms=r.running_vms,
+        cpu_info=r.cpu_info,
+        current_workload=int(workloads.get(r.hypervisor_hostname, 0)),
+        service=services.get(r.service_id) or by_host.get(r.host))
+        for r in rows]
+
+
+def compute_nodes(conn, conf, *, hostname_pattern: str | None = None,
+                  limit: int | None = None, marker: str | None = None,
+                  marker_is_uuid: bool = False) -> list[ComputeNode]:
+    """Live compute nodes by id; ``hostname_pattern`` matches a part of
+    the hypervisor hostname; ``marker`` is an id (or a uuid)."""
+    query = sa.select(_cn).where(_cn.c.deleted == 0).order_by(_cn.c.id)
+    if hostname_pattern is not None:
+        escaped = hostname_pattern.replace("\\", "\\\\").replace(
+            "%", "\\%").replace("_", "\\_")
+        query = query.where(_cn.c.hypervisor_hostname.like(
+            f"%{escaped}%", escape="\\"))
+    if marker is not None:
+        column = _cn.c.uuid if marker_is_uuid else _cn.c.id
+        try:
+            value = marker if marker_is_uuid else int(marker)
+        except ValueError:
+            raise exception.InvalidMarker(marker=marker) from None
+        mrow = conn.execute(sa.select(_cn.c.id).where(
+            column == value, _cn.c.deleted == 0)).first()
+        if mrow is None:
+            raise exception.InvalidMarker(marker=marker)
+        query = query.where(_cn.c.id > mrow.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return _node_records(conn, conf, conn.execute(query))
+
+
+def compute_node(conn, conf, node_id: int | None = None,
+                 uuid: str | None = None) -> ComputeNode:
+    where = _cn.c.uuid == uuid if uuid is not None else _cn.c.id == node_id
+    rows = conn.execute(sa.select(_cn).where(where, _cn.c.deleted == 0))
+    nodes = _node_records(conn, conf, rows)
+    if not nodes:
+        raise exception.HypervisorNotFound(
+            hypervisor_id=uuid if uuid is not None else node_id)
+    return nodes[0]
+
+
+def node_servers(conn, conf, nodes: list[ComputeNode]
+                 ) -> dict[int, list[dict[str, str]]]:
+    """Compute node id -> the live servers on it (``name`` is the
+    hypervisor's name of the instance, ``uuid``)."""
+    result: dict[int, list[dict[str, str]]] = {n.id: [] for n in nodes}
+    if not nodes:
+        return result
+    index = {(n.host, n.hypervisor_hostname): n.id for n in nodes}
+    i = m.instances
+    rows = conn.execute(sa.select(i.c.id, i.c.uuid, i.c.host, i.c.node)
+                        .where(i.c.deleted == 0,
+                               i.c.host.in_({n.host for n in nodes}))
+                        .order_by(i.c.id))
+    template = conf.instance_name_template
+    for row in rows:
+        node_id = index.get((row.host, row.node))
+        if node_id is not None:
+            result[node_id].append({"name": template % row.id,
+                                    "uuid": row.uuid})
+    return result

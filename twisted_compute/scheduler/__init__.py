@@ -1,0 +1,1 @@
+"""The scheduler role (the control-plane issue)."""

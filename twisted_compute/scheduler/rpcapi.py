@@ -1,0 +1,56 @@
+"""The scheduler's client side: what the conductor calls.
+
+    client = SchedulerAPIClient(RPCClient(transport, "scheduler"), conf)
+    selections = await client.select_destinations(ctx, spec, uuids)
+
+``select_destinations`` is a ``call`` with ``[DEFAULT] long_rpc_timeout``
+(placing a large request may take a while); its result and errors
+(``NoValidHost`` re-raised typed) are those of
+:meth:`twisted_compute.scheduler.manager.SchedulerManager.select_destinations`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+
+TOPIC = "scheduler"
+RPC_API_VERSION = "1.0"
+
+#: ``[DEFAULT] long_rpc_timeout``'s default, for a client built without
+#: a configuration.
+DEFAULT_LONG_RPC_TIMEOUT = 1800.0
+
+
+class SchedulerAPIClient:
+    """Wraps an :class:`~twisted_compute.rpc.RPCClient` on the
+    ``scheduler`` topic."""
+
+    def __init__(self, rpc_client, conf=None,
+                 long_rpc_timeout: float | None = None):
+        self.client = rpc_client
+        if long_rpc_timeout is None:
+            long_rpc_timeout = (conf.long_rpc_timeout if conf is not None
+                                else DEFAULT_LONG_RPC_TIMEOUT)
+        self.long_rpc_timeout = float(long_rpc_timeout)
+
+    def select_destinations(self, context, request_spec: dict[str, Any],
+                            instance_uuids: list[str],
+                            return_alternates: bool = True
+                            ) -> defer.Deferred:
+        """Deferred firing with one list of host dicts per instance (the
+        chosen host first, then alternates)."""
+        prepared = self.client.prepare(version=RPC_API_VERSION,
+                                       timeout=self.long_rpc_timeout)
+        return prepared.call(context, "select_destinations",
+                             request_spec=request_spec,
+                             instance_uuids=list(instance_uuids),
+                             return_alternates=return_alternates)
+
+    def refresh_host_states(self, context) -> defer.Deferred:
+        """Fanout cast: every scheduler reads the compute nodes again on
+        its next request (after a service is disabled, for instance)."""
+        prepared = self.client.prepare(version=RPC_API_VERSION,
+                                       fanout=True)
+        return prepared.cast(context, "refresh_host_states")

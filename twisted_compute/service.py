@@ -1,0 +1,221 @@
+"""The pieces every role process is made of.
+
+* :class:`TransportService`: the bus connection, started before and
+  stopped after the roles that use it.
+* :class:`RPCRoleService`: one manager served over RPC on its topic (and
+  ``<topic>.<host>``), its periodic tasks (first run delayed by a random
+  part of ``periodic_fuzzy_delay`` so that many processes started together
+  do not fire together), and its heartbeat every ``report_interval``.
+* :class:`ReactorLagMonitor`: measures how late the reactor runs a
+  periodic call and logs the worst lag of each minute.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable, Sequence
+
+from twisted.application import service
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from twisted_compute import config
+from twisted_compute.rpc.server import RPCServer
+
+config.register("DEFAULT", [
+    config.Opt("periodic_fuzzy_delay", "int", 60,
+               "Seconds; the first run of each periodic task is delayed by "
+               "a random amount up to this", min=0),
+    config.Opt("reactor_lag_interval", "float", 0.5,
+               "Seconds between the probes that measure reactor lag",
+               min=0.01),
+    config.Opt("reactor_lag_report_interval", "float", 60.0,
+               "Seconds between the log lines that give the worst reactor "
+               "lag seen since the last one", min=0.1),
+])
+
+
+class TransportService(service.Service):
+    """Starts the bus transport first and stops it last."""
+
+    log = Logger()
+    name = "transport"
+
+    def __init__(self, transport):
+        self.transport = transport
+
+    def startService(self):
+        super().startService()
+        d = defer.maybeDeferred(self.transport.start)
+        d.addErrback(lambda f: self.log.failure(
+            "The message bus could not be started", f))
+
+    def stopService(self):
+        super().stopService()
+        return defer.maybeDeferred(self.transport.stop)
+
+
+class PeriodicTask:
+    """One periodic method: never two runs at once, errors logged."""
+
+    log = Logger()
+
+    def __init__(self, name: str, func: Callable[[], Any], interval: float,
+                 clock, initial_delay: float = 0.0):
+        self.name = name
+        self.func = func
+        self.interval = interval
+        self.clock = clock
+        self.initial_delay = initial_delay
+        self._loop: task.LoopingCall | None = None
+        self._delayed = None
+        self._running: defer.Deferred | None = None
+
+    def start(self):
+        def begin():
+            self._delayed = None
+            self._loop = task.LoopingCall(self._run)
+            self._loop.clock = self.clock
+            self._loop.start(self.interval, now=True)
+
+        if self.initial_delay > 0:
+            self._delayed = self.clock.callLater(self.initial_delay, begin)
+        else:
+            begin()
+
+    def _run(self):
+        if self._running is not None:
+            return None  # the previous run is still going: skip this one
+        d = defer.maybeDeferred(self.func)
+
+        def done(result):
+            self._running = None
+            return result
+
+        def failed(failure):
+            self.log.failure("Periodic task {task} failed", failure,
+                             task=self.name)
+
+        d.addErrback(failed).addBoth(done)
+        self._running = d
+        # Never return the Deferred: the loop must not wait on a run that
+        # may hang; overlapping runs are skipped instead.
+        return None
+
+    def stop(self) -> defer.Deferred:
+        if self._delayed is not None and self._delayed.active():
+            self._delayed.cancel()
+        self._delayed = None
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        running = self._running
+        return running if running is not None else defer.succeed(None)
+
+
+class RPCRoleService(service.Service):
+    """A manager served over RPC, with periodic tasks and a heartbeat."""
+
+    log = Logger()
+
+    def __init__(self, conf, clock, transport, topic: str, host: str,
+                 binary: str, endpoints: Sequence[Any],
+                 periodic: Sequence[tuple[str, Callable[[], Any], float]]
+                 = (),
+                 heartbeat: Callable[[], Any] | None = None,
+                 on_start: Callable[[], Any] | None = None):
+        self.conf = conf
+        self.clock = clock
+        self.transport = transport
+        self.topic = topic
+        self.host = host
+        self.binary = binary
+        self.name = f"{binary}-{host}"
+        self.server = RPCServer(transport, topic, host, endpoints)
+        self._on_start = on_start
+        fuzz = conf.periodic_fuzzy_delay
+        self.tasks = [
+            PeriodicTask(name, func, interval, clock,
+                         initial_delay=random.uniform(0, fuzz) if fuzz
+                         else 0.0)
+            for name, func, interval in periodic]
+        if heartbeat is not None:
+            self.tasks.append(PeriodicTask("heartbeat", heartbeat,
+                                           conf.report_interval, clock))
+        self._started: defer.Deferred | None = None
+
+    def startService(self):
+        super().startService()
+        self._started = defer.ensureDeferred(self._start())
+        self._started.addErrback(lambda f: self.log.failure(
+            "{binary} on {host} failed to start", f, binary=self.binary,
+            host=self.host))
+
+    async def _start(self):
+        if self._on_start is not None:
+            await defer.maybeDeferred(self._on_start)
+        await self.server.start()
+        for periodic in self.tasks:
+            periodic.start()
+        self.log.info("{binary} serving topic {topic} on host {host}",
+                      binary=self.binary, topic=self.topic, host=self.host)
+
+    def stopService(self):
+        super().stopService()
+        return defer.ensureDeferred(self._stop())
+
+    async def _stop(self):
+        for periodic in self.tasks:
+            await periodic.stop()
+        await self.server.stop()
+
+
+class ReactorLagMonitor(service.Service):
+    """Records how late a periodic probe runs (reactor lag) and logs the
+    worst of each minute; ``worst_since_start`` is kept for benchmarks."""
+
+    log = Logger()
+    name = "reactor-lag"
+
+    def __init__(self, clock, role: str, interval: float = 0.5,
+                 report_every: float = 60.0, now=time.monotonic):
+        self.clock = clock
+        self.role = role
+        self.interval = interval
+        self.report_every = report_every
+        self._now = now
+        self._expected: float | None = None
+        self.worst_this_period = 0.0
+        self.worst_since_start = 0.0
+        self._probe: task.LoopingCall | None = None
+        self._report: task.LoopingCall | None = None
+
+    def _tick(self):
+        now = self._now()
+        if self._expected is not None:
+            lag = max(0.0, now - self._expected)
+            self.worst_this_period = max(self.worst_this_period, lag)
+            self.worst_since_start = max(self.worst_since_start, lag)
+        self._expected = now + self.interval
+
+    def _log(self):
+        self.log.info("{role}: worst reactor lag in the last {period:.0f} s:"
+                      " {lag_ms:.1f} ms", role=self.role,
+                      period=self.report_every,
+                      lag_ms=self.worst_this_period * 1000)
+        self.worst_this_period = 0.0
+
+    def startService(self):
+        super().startService()
+        self._probe = task.LoopingCall(self._tick)
+        self._probe.clock = self.clock
+        self._probe.start(self.interval, now=True)
+        self._report = task.LoopingCall(self._log)
+        self._report.clock = self.clock
+        self._report.start(self.report_every, now=False)
+
+    def stopService(self):
+        super().stopService()
+        for loop in (self._probe, self._report):
+            if loop is not None and loop.running:
+                loop.stop()

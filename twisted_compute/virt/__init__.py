@@ -1,0 +1,1 @@
+"""Virt drivers (the control-plane and libvirt issues)."""

@@ -1,0 +1,150 @@
+"""The virt driver seam: what the compute agent asks of a hypervisor.
+
+Every method returns a Deferred (a driver may also be written with
+``async def`` methods wrapped by ``ensureDeferred``); nothing a driver
+does may block the reactor: a libvirt driver runs its libvirt calls in
+its own thread pool, ``qemu-img`` with ``spawnProcess``.
+
+Instances are :class:`twisted_compute.objects.instance.Instance` records.
+Errors a driver raises are domain exceptions
+(:mod:`twisted_compute.exception`): ``InstanceNotFound`` for a guest it
+does not have, ``InstancePowerStateTransitionError`` for an action the
+guest's power state does not allow, ``InstanceSpawnFailure`` when a guest
+could not be created, ``NotImplementedYet`` for what it cannot do.
+"""
+
+from __future__ import annotations
+
+import attrs
+from zope.interface import Attribute, Interface
+
+from twisted_compute import exception
+from twisted_compute.virt import power_state
+
+#: ``reboot_type`` values of :meth:`IComputeDriver.reboot`.
+SOFT = "SOFT"
+HARD = "HARD"
+REBOOT_TYPES = (SOFT, HARD)
+
+
+@attrs.frozen
+class InstanceInfo:
+    """What the hypervisor says about one guest."""
+
+    state: int = attrs.field(
+        validator=attrs.validators.in_(power_state.ALL_STATES))
+    internal_id: str | None = None
+
+
+class IComputeDriver(Interface):
+    """A hypervisor, seen from one compute agent host."""
+
+    capabilities = Attribute(
+        "dict of what the driver supports, Nova's names: "
+        "has_imagecache, supports_evacuate, supports_attach_interface, "
+        "supports_device_tagging, supports_multiattach, ...")
+
+    def init_host(host):
+        """Prepare the driver for serving ``host`` (connect to the
+        hypervisor, check it).  Fires with None."""
+
+    def get_available_nodes():
+        """Fires with the list of hypervisor node names this host
+        reports (one for every driver we have)."""
+
+    def get_available_resource(nodename):
+        """Fires with the node's resources: a dict with ``vcpus``,
+        ``memory_mb``, ``local_gb`` (totals), ``vcpus_used``,
+        ``memory_mb_used``, ``local_gb_used`` (what the hypervisor sees
+        used), ``hypervisor_type`` (str), ``hypervisor_version`` (int),
+        ``hypervisor_hostname`` (the node name), ``cpu_info`` (JSON text)
+        and ``running_vms`` (int)."""
+
+    def list_instance_uuids():
+        """Fires with the uuids of every guest the hypervisor has."""
+
+    def spawn(context, instance, image_meta, injected_files, admin_password,
+              network_info, block_device_info):
+        """Create and start the guest of ``instance``; fires with None once
+        it runs.  Cancelling the Deferred aborts the build (the guest may
+        be left defined: the caller destroys it)."""
+
+    def destroy(context, instance, network_info, block_device_info=None):
+        """Stop and remove the guest; a guest the hypervisor does not have
+        is not an error."""
+
+    def reboot(context, instance, network_info, reboot_type):
+        """Reboot the guest: ``SOFT`` (ask the guest OS; it must be
+        running) or ``HARD`` (power cycle, from any state)."""
+
+    def power_off(instance, timeout=0, retry_interval=0):
+        """Stop the guest (``timeout`` seconds for a clean shutdown, 0 for
+        none)."""
+
+    def power_on(context, instance, network_info):
+        """Start a stopped guest."""
+
+    def pause(instance):
+        """Pause a running guest (kept in memory)."""
+
+    def unpause(instance):
+        """Resume a paused guest."""
+
+    def suspend(context, instance):
+        """Suspend the guest to disk."""
+
+    def resume(context, instance, network_info):
+        """Resume a suspended guest."""
+
+    def get_info(instance):
+        """Fires with the guest's :class:`InstanceInfo`; fails with
+        ``InstanceNotFound`` when the hypervisor does not have it."""
+
+    def get_console_output(context, instance):
+        """Fires with the guest's console log (bytes)."""
+
+    def snapshot(context, instance, image_id, update_task_state):
+        """Snapshot the guest's disk into image ``image_id`` (may fail
+        with ``NotImplementedYet``)."""
+
+
+# Optional hooks a driver may have (the agent looks for them with
+# getattr; the fake driver has none):
+#
+# ``register_event_listener(callback)``
+#     Call ``callback(instance_uuid, power_state)`` on the reactor when
+#     the hypervisor reports that a guest changed power state by itself
+#     (shut down, crashed...); the agent then syncs that instance at once.
+# ``get_instance_addresses(instance)``
+#     Fires with the instance's ``addresses`` dict (network name -> list
+#     of ``{"addr", "version", "OS-EXT-IPS:type",
+#     "OS-EXT-IPS-MAC:mac_addr"}``), recorded by the agent after spawn.
+# ``age_images()``
+#     Periodic: remove unused cached images (drivers with an image cache).
+
+#: ``compute_driver`` values and where each driver lives.
+DRIVERS = {
+    "fake": "twisted_compute.virt.fake.FakeDriver",
+    "libvirt": "twisted_compute.virt.libvirt.driver.LibvirtDriver",
+}
+
+
+def load_driver(conf, reactor, host: str | None = None) -> IComputeDriver:
+    """The virt driver ``conf.compute_driver`` names, for ``host``
+    (default ``conf.host``), using ``reactor`` for time and threads.
+
+    Raises :class:`~twisted_compute.exception.VirtDriverNotAvailable` for
+    a driver that does not exist (yet)."""
+    name = conf.compute_driver
+    host = host or conf.host
+    if name == "fake":
+        from twisted_compute.virt.fake import FakeDriver
+        return FakeDriver(conf, reactor, host=host)
+    if name == "libvirt":
+        # LibvirtDriver raises VirtDriverNotAvailable itself when the
+        # libvirt-python package is missing.
+        from twisted_compute.virt.libvirt import driver as libvirt_driver
+        return libvirt_driver.LibvirtDriver(conf, reactor, host=host)
+    raise exception.VirtDriverNotAvailable(
+        driver=name, reason="unknown driver; compute_driver is one of "
+                            + ", ".join(sorted(DRIVERS)))

@@ -1,0 +1,314 @@
+"""The fake virt driver: guests in memory, for tests and scale runs.
+
+Each :class:`FakeDriver` is one hypervisor host with its own guests, so
+hundreds of them can live in one process (one per fake agent).  Time comes
+from the injected reactor (``spawn_delay`` is a ``callLater``), failures
+can be injected (``fail_spawn``, ``fail_spawn_ratio``) so that reschedules
+can be tested, and the guests' power states follow the actions the way a
+real hypervisor's do: an action the state does not allow (unpause of a
+running guest, resume of one that is not suspended...) fails with
+:class:`~twisted_compute.exception.InstancePowerStateTransitionError`.
+"""
+
+from __future__ import annotations
+
+import json
+import random as random_mod
+import uuid as uuidlib
+from typing import Any
+
+import attrs
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_compute import config, exception
+from twisted_compute.config import Opt
+from twisted_compute.virt import power_state
+from twisted_compute.virt.driver import REBOOT_TYPES, SOFT, \
+    IComputeDriver, InstanceInfo
+
+OPTS = [
+    Opt("vcpus", "int", 32, "vCPUs of each fake hypervisor host", min=1),
+    Opt("memory_mb", "int", 131072,
+        "MiB of RAM of each fake hypervisor host", min=1),
+    Opt("local_gb", "int", 2048,
+        "GiB of local disk of each fake hypervisor host", min=1),
+    Opt("spawn_delay", "float", 0.0,
+        "Seconds a fake spawn takes before the guest runs", min=0),
+    Opt("fail_spawn", "bool", False,
+        "Every fake spawn fails (to test reschedules)"),
+    Opt("fail_spawn_ratio", "float", 0.0,
+        "Fraction of fake spawns that fail at random (0 to 1)",
+        min=0, max=1),
+]
+config.register("fake_driver", OPTS)
+
+_DEFAULTS = {opt.name: opt.default for opt in OPTS}
+
+
+def _option(conf, name: str) -> Any:
+    """``[fake_driver] name``, or its default when ``conf`` was loaded
+    before this module registered its options."""
+    try:
+        return conf.get("fake_driver", name)
+    except (KeyError, AttributeError):
+        return _DEFAULTS[name]
+
+
+@attrs.define
+class FakeGuest:
+    """One guest of the fake hypervisor."""
+
+    uuid: str
+    name: str
+    internal_id: str
+    state: int
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    console: list[str] = attrs.field(factory=list)
+
+
+@implementer(IComputeDriver)
+class FakeDriver:
+    log = Logger()
+
+    capabilities = {
+        "has_imagecache": False,
+        "supports_evacuate": False,
+        "supports_migrate_to_same_host": False,
+        "supports_attach_interface": False,
+        "supports_device_tagging": False,
+        "supports_multiattach": False,
+        "supports_trusted_certs": False,
+        "supports_image_type_raw": True,
+        "supports_image_type_qcow2": True,
+    }
+
+    hypervisor_type = "fake"
+    hypervisor_version = 1000
+
+    def __init__(self, conf, reactor, host: str | None = None, *,
+                 vcpus: int | None = None, memory_mb: int | None = None,
+                 local_gb: int | None = None,
+                 spawn_delay: float | None = None,
+                 fail_spawn: bool | None = None,
+                 fail_spawn_ratio: float | None = None,
+                 random: random_mod.Random | None = None):
+        def pick(value, name):
+            return _option(conf, name) if value is None else value
+
+        self.conf = conf
+        self.reactor = reactor
+        self.host = host or conf.host
+        self.vcpus = pick(vcpus, "vcpus")
+        self.memory_mb = pick(memory_mb, "memory_mb")
+        self.local_gb = pick(local_gb, "local_gb")
+        self.spawn_delay = pick(spawn_delay, "spawn_delay")
+        self.fail_spawn = pick(fail_spawn, "fail_spawn")
+        self.fail_spawn_ratio = pick(fail_spawn_ratio, "fail_spawn_ratio")
+        self.random = random or random_mod.Random()
+        self.guests: dict[str, FakeGuest] = {}
+        self.initialized = False
+        self.spawn_count = 0
+
+    # --- helpers -------------------------------------------------------
+
+    @property
+    def nodename(self) -> str:
+        """This host's hypervisor node name (its own, per fake host)."""
+        return self.host
+
+    def _now(self) -> float:
+        return self.reactor.seconds()
+
+    def _log(self, guest: FakeGuest, text: str) -> None:
+        guest.console.append(f"[{self._now():14.6f}] {text}")
+
+    def _guest(self, instance) -> FakeGuest:
+        guest = self.guests.get(instance.uuid)
+        if guest is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        return guest
+
+    def _transition(self, instance, action: str, allowed, new_state: int,
+                    message: str) -> FakeGuest:
+        guest = self._guest(instance)
+        if guest.state not in allowed:
+            raise exception.InstancePowerStateTransitionError(
+                action=action, instance_uuid=instance.uuid,
+                power_state=power_state.name(guest.state))
+        guest.state = new_state
+        self._log(guest, message)
+        return guest
+
+    def set_power_state(self, uuid: str, state: int) -> None:
+        """Change a guest's state behind the agent's back (a guest that
+        shuts itself down or crashes), for power-sync tests."""
+        guest = self.guests[uuid]
+        guest.state = state
+        self._log(guest, f"guest is now {power_state.name(state)}")
+
+    # --- IComputeDriver ------------------------------------------------
+
+    def init_host(self, host):
+        self.host = host or self.host
+        self.initialized = True
+        return defer.succeed(None)
+
+    def get_available_nodes(self):
+        return defer.succeed([self.nodename])
+
+    def get_available_resource(self, nodename):
+        if nodename != self.nodename:
+            return defer.fail(exception.HypervisorNotFound(
+                hypervisor_id=nodename))
+        guests = list(self.guests.values())
+        return defer.succeed({
+            "vcpus": self.vcpus,
+            "memory_mb": self.memory_mb,
+            "local_gb": self.local_gb,
+            "vcpus_used": sum(g.vcpus for g in guests),
+            "memory_mb_used": sum(g.memory_mb for g in guests),
+            "local_gb_used": sum(g.disk_gb for g in guests),
+            "hypervisor_type": self.hypervisor_type,
+            "hypervisor_version": self.hypervisor_version,
+            "hypervisor_hostname": self.nodename,
+            "cpu_info": json.dumps({
+                "arch": "x86_64", "model": "fake", "vendor": "fake",
+                "topology": {"sockets": 1, "cores": self.vcpus,
+                             "threads": 1},
+                "features": []}, sort_keys=True),
+            "running_vms": sum(1 for g in guests
+                               if g.state == power_state.RUNNING),
+        })
+
+    def list_instance_uuids(self):
+        return defer.succeed(list(self.guests))
+
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, network_info, block_device_info):
+        if instance.uuid in self.guests:
+            return defer.fail(exception.InstanceExists(
+                name=instance.uuid))
+        self.spawn_count += 1
+        guest = FakeGuest(
+            uuid=instance.uuid, name=instance.instance_name(
+                getattr(self.conf, "instance_name_template",
+                        "instance-%08x")),
+            internal_id=str(uuidlib.uuid4()), state=power_state.NOSTATE,
+            vcpus=instance.vcpus, memory_mb=instance.memory_mb,
+            disk_gb=(instance.root_gb or 0) + (instance.ephemeral_gb or 0))
+        self.guests[instance.uuid] = guest
+        self._log(guest, f"fake hypervisor {self.nodename}: defining "
+                         f"domain {guest.name} for instance {guest.uuid}")
+        fails = self.fail_spawn or (
+            self.fail_spawn_ratio > 0
+            and self.random.random() < self.fail_spawn_ratio)
+
+        def finish():
+            if fails:
+                # A real hypervisor leaves the domain defined but not
+                # running; the caller must destroy it.
+                guest.state = power_state.SHUTDOWN
+                self._log(guest, "domain failed to start (injected)")
+                raise exception.InstanceSpawnFailure(
+                    instance_uuid=instance.uuid,
+                    reason=f"injected failure on fake host {self.host}")
+            guest.state = power_state.RUNNING
+            self._log(guest, f"booting instance {guest.uuid} "
+                             f"({instance.display_name or guest.name})")
+            self._log(guest, f"login: instance {guest.uuid} is up")
+
+        if self.spawn_delay > 0:
+            return task.deferLater(self.reactor, self.spawn_delay, finish)
+        return defer.maybeDeferred(finish)
+
+    def destroy(self, context, instance, network_info,
+                block_device_info=None):
+        guest = self.guests.pop(instance.uuid, None)
+        if guest is not None:
+            guest.state = power_state.NOSTATE
+        return defer.succeed(None)
+
+    def reboot(self, context, instance, network_info, reboot_type):
+        try:
+            if reboot_type not in REBOOT_TYPES:
+                raise exception.InvalidInput(
+                    reason=f"reboot_type must be SOFT or HARD, not "
+                           f"{reboot_type!r}")
+            if reboot_type == SOFT:
+                allowed = (power_state.RUNNING,)
+            else:
+                allowed = power_state.ALL_STATES
+            self._transition(instance, f"{reboot_type.lower()} reboot",
+                             allowed, power_state.RUNNING,
+                             f"{reboot_type.lower()} reboot of instance "
+                             f"{instance.uuid}")
+        except Exception:
+            return defer.fail()
+        return defer.succeed(None)
+
+    def _action(self, instance, action, allowed, new_state, message):
+        try:
+            self._transition(instance, action, allowed, new_state, message)
+        except Exception:
+            return defer.fail()
+        return defer.succeed(None)
+
+    def power_off(self, instance, timeout=0, retry_interval=0):
+        guest = self.guests.get(instance.uuid)
+        if guest is not None and guest.state == power_state.SHUTDOWN:
+            return defer.succeed(None)  # already off, as libvirt's driver
+        return self._action(
+            instance, "power off",
+            (power_state.RUNNING, power_state.PAUSED,
+             power_state.SUSPENDED, power_state.CRASHED),
+            power_state.SHUTDOWN, "power off: reached target Shutdown")
+
+    def power_on(self, context, instance, network_info):
+        return self._action(
+            instance, "power on", (power_state.SHUTDOWN, power_state.CRASHED),
+            power_state.RUNNING, f"power on: booting instance "
+                                 f"{instance.uuid}")
+
+    def pause(self, instance):
+        return self._action(instance, "pause", (power_state.RUNNING,),
+                            power_state.PAUSED, "guest paused")
+
+    def unpause(self, instance):
+        return self._action(instance, "unpause", (power_state.PAUSED,),
+                            power_state.RUNNING, "guest unpaused")
+
+    def suspend(self, context, instance):
+        return self._action(instance, "suspend",
+                            (power_state.RUNNING, power_state.PAUSED),
+                            power_state.SUSPENDED, "guest suspended to disk")
+
+    def resume(self, context, instance, network_info):
+        return self._action(instance, "resume", (power_state.SUSPENDED,),
+                            power_state.RUNNING, "guest resumed")
+
+    def get_info(self, instance):
+        try:
+            guest = self._guest(instance)
+        except Exception:
+            return defer.fail()
+        return defer.succeed(InstanceInfo(state=guest.state,
+                                          internal_id=guest.internal_id))
+
+    def get_console_output(self, context, instance):
+        try:
+            guest = self._guest(instance)
+        except Exception:
+            return defer.fail()
+        return defer.succeed(
+            ("\n".join(guest.console) + "\n").encode("utf-8"))
+
+    def snapshot(self, context, instance, image_id, update_task_state):
+        return defer.fail(exception.NotImplementedYet(
+            feature="Snapshots on the fake driver"))
+
+
+__all__ = ["FakeDriver", "FakeGuest", "OPTS"]

@@ -1,0 +1,2 @@
+"""The libvirt virt driver (``compute_driver = libvirt``): see
+:mod:`twisted_compute.virt.libvirt.driver`."""

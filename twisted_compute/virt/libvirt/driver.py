@@ -1,0 +1,828 @@
+"""The libvirt virt driver: ``compute_driver = libvirt``.
+
+Guests are libvirt domains on ``[libvirt] connection_uri`` (``kvm`` and
+``qemu`` on ``qemu:///system``; ``virt_type = test`` uses libvirt's own
+``test:///default`` hypervisor, which keeps domains in memory: the same
+code paths, without disks or processes behind them).
+
+Each instance has a directory ``<images_path>/<uuid>`` with ``disk`` (a
+qcow2 overlay of the cached image), ``console.log`` (the serial
+console), ``disk.config`` (the config drive, when there is one),
+``kernel`` / ``ramdisk`` (direct kernel boot) and ``disk.info`` (which
+cached images it uses, for the image cache's ageing).
+
+Networking: each guest gets one virtio NIC on the libvirt network
+``[libvirt] network`` with a MAC derived from its uuid, and its fixed IP
+is *reserved* before it boots: a ``<host mac= ip=>`` entry added to the
+network's DHCP section (``virNetworkUpdate``).  So the address is known
+at once (no waiting for a lease, no race with a guest that asks the
+metadata service before the agent has seen its lease), the guest's DHCP
+client gets exactly that address, and the reservation is removed when the
+guest is destroyed.  :meth:`LibvirtDriver.get_instance_addresses` gives
+the ``addresses`` the agent records on the instance.
+
+Every libvirt call runs in the ``libvirt`` thread pool of
+:class:`~twisted_compute.virt.libvirt.host.Host`; file system work in the
+same pool; ``qemu-img`` as a child process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import platform
+import shutil
+import threading
+import xml.etree.ElementTree as ET
+from typing import Any, Callable
+
+from twisted.internet import defer, task
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from twisted_compute import config, exception
+from twisted_compute.config import Opt
+from twisted_compute.virt import power_state
+from twisted_compute.virt.driver import HARD, REBOOT_TYPES, \
+    IComputeDriver, InstanceInfo
+from twisted_compute.virt.libvirt import config as vconfig
+from twisted_compute.virt.libvirt import imagecache
+from twisted_compute.virt.libvirt.host import Host, domain_power_state, \
+    libvirt
+
+OPTS = [
+    Opt("connection_uri", "str", "qemu:///system",
+        "libvirt connection URI (with virt_type = test, test:///default "
+        "unless this names another test:// URI)"),
+    Opt("virt_type", "str", "kvm",
+        "Domain type: kvm, qemu (software emulation) or test (libvirt's "
+        "own in-memory test hypervisor)", choices=("kvm", "qemu", "test")),
+    Opt("images_path", "str", "$state_path/instances",
+        "Directory of instance disks and console logs; cached images are "
+        "in its _base subdirectory ($state_path is replaced)"),
+    Opt("cpu_mode", "str", "",
+        "Guest CPU: host-model, host-passthrough, custom (with cpu_model) "
+        "or none; empty: host-model for kvm, none otherwise",
+        choices=("",) + vconfig.CPU_MODES),
+    Opt("cpu_model", "str", "", "CPU model when cpu_mode = custom"),
+    Opt("network", "str", "default",
+        "libvirt network the guests' NICs are on"),
+    Opt("max_threads", "int", 4,
+        "Threads of the pool that runs libvirt calls", min=1, max=64),
+    Opt("wait_soft_reboot_seconds", "int", 120,
+        "Seconds a soft reboot waits for the guest to shut down before "
+        "it becomes a hard reboot", min=0),
+    Opt("default_kernel_cmdline", "str",
+        "root=/dev/vda console=tty0 console=ttyS0",
+        "Kernel command line for direct kernel boot when the image has no "
+        "os_command_line property"),
+]
+config.register("libvirt", OPTS)
+config.register("DEFAULT", [
+    Opt("image_cache_manager_interval", "int", 2400,
+        "Seconds between runs of the image cache manager (ageing out "
+        "unused cached images); 0 disables it", min=0),
+    Opt("remove_unused_original_minimum_age_seconds", "int", 86400,
+        "Seconds a cached image must have been unused before it is "
+        "removed", min=0),
+    Opt("force_config_drive", "bool", False,
+        "Attach a config drive to every guest, asked for or not"),
+])
+config.register("glance", [
+    Opt("auth_token", "str", "admin:admin",
+        "X-Auth-Token the compute agent sends to the image API to "
+        "download images (with auth_strategy = noauth, 'admin:admin'; "
+        "with keystone, a service token)", secret=True),
+])
+
+_DEFAULTS = {("libvirt", opt.name): opt.default for opt in OPTS}
+
+#: Most bytes of console log returned (as Nova's MAX_CONSOLE_BYTES).
+MAX_CONSOLE_BYTES = 100 * 1024
+
+VIR_ERR_NO_DOMAIN = 42
+
+
+def _option(conf, group: str, name: str, default=None):
+    try:
+        return conf.get(group, name)
+    except (KeyError, AttributeError):
+        return _DEFAULTS.get((group, name), default)
+
+
+def mac_address(instance_uuid: str) -> str:
+    """The guest's MAC: OpenStack's fa:16:3e prefix and three bytes from
+    the instance uuid (stable across agent restarts)."""
+    digest = hashlib.sha256(instance_uuid.encode()).hexdigest()
+    return "fa:16:3e:" + ":".join(digest[i:i + 2] for i in (0, 2, 4))
+
+
+def _not_found(error) -> bool:
+    return libvirt is not None and isinstance(error, libvirt.libvirtError) \
+        and error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
+
+
+@implementer(IComputeDriver)
+class LibvirtDriver:
+    log = Logger()
+
+    capabilities = {
+        "has_imagecache": True,
+        "supports_evacuate": False,
+        "supports_migrate_to_same_host": False,
+        "supports_attach_interface": False,
+        "supports_device_tagging": False,
+        "supports_multiattach": False,
+        "supports_trusted_certs": False,
+        "supports_image_type_raw": True,
+        "supports_image_type_qcow2": True,
+    }
+
+    def __init__(self, conf, reactor, host: str | None = None, *,
+                 http=None, pool=None):
+        if libvirt is None:
+            raise exception.VirtDriverNotAvailable(
+                driver="libvirt", reason="the libvirt-python package is not "
+                "installed (pip install 'twisted-compute[libvirt]')")
+        self.conf = conf
+        self.reactor = reactor
+        self.host = host or conf.host
+        self.virt_type = _option(conf, "libvirt", "virt_type")
+        uri = _option(conf, "libvirt", "connection_uri")
+        if self.virt_type == "test" and not uri.startswith("test:"):
+            uri = "test:///default"
+        self.uri = uri
+        self.images_path = _option(conf, "libvirt", "images_path").replace(
+            "$state_path", conf.state_path)
+        self.network = _option(conf, "libvirt", "network")
+        cpu_mode = _option(conf, "libvirt", "cpu_mode") or (
+            "host-model" if self.virt_type == "kvm" else "none")
+        self.cpu = vconfig.CPU(mode=cpu_mode, model=_option(
+            conf, "libvirt", "cpu_model") or None)
+        self.soft_reboot_wait = _option(conf, "libvirt",
+                                        "wait_soft_reboot_seconds")
+        self.kernel_cmdline = _option(conf, "libvirt",
+                                      "default_kernel_cmdline")
+        self._host = Host(self.uri, reactor, pool=pool,
+                          max_threads=_option(conf, "libvirt",
+                                              "max_threads"))
+        self.image_cache = imagecache.ImageCache(
+            os.path.join(self.images_path, "_base"), self._image_api(),
+            _option(conf, "glance", "auth_token", "admin:admin") or None,
+            reactor, self._host.pool, http=http)
+        self._network_lock = threading.Lock()
+
+    # --- helpers -------------------------------------------------------
+
+    def _image_api(self) -> str:
+        servers = _option(self.conf, "glance", "api_servers", "")
+        if servers:
+            return servers.split(",")[0].strip()
+        listen = getattr(self.conf, "image_listen", "0.0.0.0")
+        if listen in ("0.0.0.0", "::", ""):
+            listen = "127.0.0.1"
+        if ":" in listen:
+            listen = f"[{listen}]"
+        return f"http://{listen}:{self.conf.image_listen_port}"
+
+    @property
+    def nodename(self) -> str:
+        return self.host
+
+    def _run(self, func: Callable[..., Any], *args, **kwargs):
+        """``func(conn, *args)`` in the libvirt pool."""
+        return self._host.run(func, *args, **kwargs)
+
+    def _thread(self, func: Callable[..., Any], *args):
+        """Blocking file system work, in the same pool."""
+        self._host.start()
+        return deferToThreadPool(self.reactor, self._host.pool, func, *args)
+
+    def instance_dir(self, instance_uuid: str) -> str:
+        return os.path.join(self.images_path, instance_uuid)
+
+    def console_path(self, instance_uuid: str) -> str:
+        return os.path.join(self.instance_dir(instance_uuid), "console.log")
+
+    def _domain_name(self, instance) -> str:
+        return instance.instance_name(
+            getattr(self.conf, "instance_name_template", "instance-%08x"))
+
+    @staticmethod
+    def _lookup(conn, instance_uuid: str):
+        try:
+            return conn.lookupByUUIDString(instance_uuid)
+        except libvirt.libvirtError as error:
+            if _not_found(error):
+                raise exception.InstanceNotFound(
+                    instance_id=instance_uuid) from None
+            raise
+
+    def _ours(self, domain) -> bool:
+        """Whether ``domain`` is a guest of this host (its metadata names
+        it), so that other domains of the hypervisor are left alone."""
+        try:
+            text = domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                                   vconfig.NAMESPACE, 0)
+        except libvirt.libvirtError:
+            return False
+        try:
+            element = ET.fromstring(text)
+        except ET.ParseError:
+            return False
+        host = element.find("{%s}host" % vconfig.NAMESPACE)
+        if host is None:
+            host = element.find("host")
+        return host is not None and host.text == self.host
+
+    # --- IComputeDriver: host ------------------------------------------
+
+    def init_host(self, host):
+        self.host = host or self.host
+
+        def check(conn):
+            os.makedirs(self.images_path, mode=0o755, exist_ok=True)
+            return conn.getVersion()
+
+        return self._run(check).addCallback(lambda _: None)
+
+    def get_available_nodes(self):
+        return defer.succeed([self.nodename])
+
+    def get_available_resource(self, nodename):
+        if nodename != self.nodename:
+            return defer.fail(exception.HypervisorNotFound(
+                hypervisor_id=nodename))
+        return self._run(self._resources)
+
+    def _resources(self, conn) -> dict[str, Any]:
+        info = conn.getInfo()
+        memory_mb = int(info[1])
+        vcpus = int(info[2])
+        free_mb = int(conn.getFreeMemory() // (1024 * 1024))
+        vcpus_used = 0
+        running = 0
+        for domain in conn.listAllDomains(
+                libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            vcpus_used += domain.info()[3]
+            if self._ours(domain):
+                running += 1
+        os.makedirs(self.images_path, mode=0o755, exist_ok=True)
+        stat = os.statvfs(self.images_path)
+        total_gb = stat.f_frsize * stat.f_blocks // imagecache.GiB
+        free_gb = stat.f_frsize * stat.f_bavail // imagecache.GiB
+        return {
+            "vcpus": vcpus,
+            "memory_mb": memory_mb,
+            "local_gb": total_gb,
+            "vcpus_used": vcpus_used,
+            "memory_mb_used": max(0, memory_mb - free_mb),
+            "local_gb_used": max(0, total_gb - free_gb),
+            "hypervisor_type": ("QEMU" if self.virt_type in ("kvm", "qemu")
+                                else conn.getType()),
+            "hypervisor_version": int(conn.getVersion()),
+            "hypervisor_hostname": self.nodename,
+            "cpu_info": json.dumps(self._cpu_info(conn, info),
+                                   sort_keys=True),
+            "running_vms": running,
+        }
+
+    @staticmethod
+    def _cpu_info(conn, info) -> dict[str, Any]:
+        result = {"arch": info[0], "model": "", "vendor": "",
+                  "topology": {"sockets": int(info[5]),
+                               "cores": int(info[6]),
+                               "threads": int(info[7])},
+                  "features": []}
+        try:
+            cpu = ET.fromstring(conn.getCapabilities()).find("host/cpu")
+        except (libvirt.libvirtError, ET.ParseError):
+            return result
+        if cpu is not None:
+            result["arch"] = cpu.findtext("arch") or result["arch"]
+            result["model"] = cpu.findtext("model") or ""
+            result["vendor"] = cpu.findtext("vendor") or ""
+            result["features"] = sorted(
+                f.get("name") for f in cpu.findall("feature")
+                if f.get("name"))
+        return result
+
+    def list_instance_uuids(self):
+        def uuids(conn):
+            return sorted(d.UUIDString() for d in conn.listAllDomains(0)
+                          if self._ours(d))
+        return self._run(uuids)
+
+    # --- events --------------------------------------------------------
+
+    def register_event_listener(self, callback) -> None:
+        """Optional driver hook: call ``callback(instance_uuid,
+        power_state)`` on the reactor when libvirt reports that a guest
+        started, stopped, crashed, was paused or suspended.  The event
+        loop starts with the first libvirt call."""
+        self._host.add_listener(callback)
+
+    # --- spawn ---------------------------------------------------------
+
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, network_info, block_device_info):
+        return defer.ensureDeferred(self._spawn(
+            context, instance, image_meta or {}, injected_files or [],
+            admin_password))
+
+    async def _spawn(self, context, instance, image_meta, injected_files,
+                     admin_password) -> None:
+        uuid = instance.uuid
+
+        def check_new(conn):
+            try:
+                conn.lookupByUUIDString(uuid)
+            except libvirt.libvirtError as error:
+                if _not_found(error):
+                    return
+                raise
+            raise exception.InstanceExists(name=uuid)
+
+        await self._run(check_new)
+        directory = self.instance_dir(uuid)
+        await self._thread(_prepare_dir, directory,
+                           self.console_path(uuid))
+        disks: list[vconfig.Disk] = []
+        boot = vconfig.OS(
+            arch=None if self.virt_type == "test" else platform.machine())
+        used_images: dict[str, str] = {}
+        try:
+            if image_meta.get("id"):
+                boot = await self._prepare_disks(instance, image_meta,
+                                                 directory, disks, boot,
+                                                 used_images)
+            await self._thread(_write_json,
+                               os.path.join(directory, "disk.info"),
+                               used_images)
+            drive = await self._config_drive(context, instance, image_meta,
+                                             injected_files, admin_password,
+                                             directory)
+            if drive is not None:
+                disks.append(vconfig.Disk(
+                    source_path=drive, target_dev="hdc", target_bus="ide",
+                    device="cdrom", driver_type="raw", cache=None))
+            mac = mac_address(uuid)
+            await self._run(self._reserve_ip, mac, uuid)
+        except exception.ComputeException:
+            raise
+        except defer.CancelledError:
+            raise
+        except Exception as exc:
+            raise exception.InstanceSpawnFailure(
+                instance_uuid=uuid, reason=str(exc)) from exc
+        domain = vconfig.Domain(
+            virt_type=self.virt_type, name=self._domain_name(instance),
+            uuid=uuid, memory_mb=max(1, instance.memory_mb),
+            vcpus=max(1, instance.vcpus), os=boot,
+            cpu=None if self.virt_type == "test" else self.cpu,
+            sysinfo=vconfig.Sysinfo(serial=uuid, uuid=uuid,
+                                    version="twisted-compute"),
+            disks=disks,
+            interfaces=[vconfig.Interface(network=self.network, mac=mac)],
+            serials=[vconfig.SerialLog(self.console_path(uuid))],
+            metadata={"host": self.host, "display_name":
+                      instance.display_name or "",
+                      "project_id": instance.project_id or ""})
+        xml = vconfig.render(domain)
+
+        def define_and_start(conn):
+            guest = conn.defineXML(xml)
+            try:
+                guest.create()
+            except libvirt.libvirtError as error:
+                # Left defined: the agent destroys what a failed build
+                # leaves behind.
+                raise exception.InstanceSpawnFailure(
+                    instance_uuid=uuid, reason=str(error)) from None
+
+        try:
+            await self._run(define_and_start)
+        except libvirt.libvirtError as error:
+            raise exception.InstanceSpawnFailure(
+                instance_uuid=uuid, reason=str(error)) from None
+        self.log.info("instance {uuid} started as domain {name} on {uri}",
+                      uuid=uuid, name=domain.name, uri=self.uri)
+
+    async def _prepare_disks(self, instance, image_meta, directory,
+                             disks, boot, used_images) -> vconfig.OS:
+        base = await self.image_cache.fetch(image_meta)
+        used_images["image"] = image_meta["id"]
+        fmt = imagecache.qemu_format(image_meta.get("disk_format"))
+        root = os.path.join(directory, "disk")
+        await imagecache.create_overlay(self.reactor, base, fmt, root,
+                                        instance.root_gb or None)
+        disks.append(vconfig.Disk(source_path=root, target_dev="vda"))
+        properties = image_meta.get("properties") or {}
+        kernel_id = properties.get("kernel_id") or instance.kernel_id
+        ramdisk_id = properties.get("ramdisk_id") or instance.ramdisk_id
+        if not kernel_id:
+            return boot
+        kernel = await self._fetch_by_id(kernel_id)
+        used_images["kernel"] = kernel_id
+        kernel_path = os.path.join(directory, "kernel")
+        await self._thread(shutil.copyfile, kernel, kernel_path)
+        ramdisk_path = None
+        if ramdisk_id:
+            ramdisk = await self._fetch_by_id(ramdisk_id)
+            used_images["ramdisk"] = ramdisk_id
+            ramdisk_path = os.path.join(directory, "ramdisk")
+            await self._thread(shutil.copyfile, ramdisk, ramdisk_path)
+        cmdline = properties.get("os_command_line") or self.kernel_cmdline
+        return vconfig.OS(arch=boot.arch, kernel=kernel_path,
+                          initrd=ramdisk_path, cmdline=cmdline)
+
+    async def _fetch_by_id(self, image_id: str) -> str:
+        image = await self.image_cache.get_image(image_id)
+        return await self.image_cache.fetch(image)
+
+    def _wants_config_drive(self, instance) -> bool:
+        return bool(_option(self.conf, "DEFAULT", "force_config_drive",
+                            False)) or str(instance.config_drive or "") \
+            .lower() in ("true", "1", "yes", "on")
+
+    async def _config_drive(self, context, instance, image_meta,
+                            injected_files, admin_password,
+                            directory) -> str | None:
+        """The config drive of ``instance`` when it wants one, built by
+        :mod:`twisted_compute.virt.configdrive`."""
+        if not self._wants_config_drive(instance):
+            return None
+        from twisted_compute.virt import configdrive
+        path = os.path.join(directory, "disk.config")
+        await configdrive.make_drive_for_instance(
+            self.conf, self.reactor, instance, path,
+            network_info=self._network_info(instance),
+            injected_files=injected_files, admin_password=admin_password,
+            threadpool=self._host.pool)
+        return path
+
+    def _network_info(self, instance) -> list[dict[str, Any]]:
+        return [{"id": f"{self.network}-{instance.uuid}",
+                 "network": self.network,
+                 "mac": mac_address(instance.uuid)}]
+
+    # --- networking ----------------------------------------------------
+
+    def _network(self, conn):
+        return conn.networkLookupByName(self.network)
+
+    @staticmethod
+    def _dhcp_ips(root) -> list[tuple[int, ET.Element]]:
+        found = []
+        for index, ip in enumerate(root.findall("ip")):
+            if ip.get("family", "ipv4") == "ipv4" and \
+                    ip.find("dhcp") is not None:
+                found.append((index, ip))
+        return found
+
+    @staticmethod
+    def _update_flags(network) -> int:
+        flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG if \
+            network.isPersistent() else 0
+        if network.isActive():
+            flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
+        return flags or libvirt.VIR_NETWORK_UPDATE_AFFECT_CURRENT
+
+    def _reserve_ip(self, conn, mac: str, name: str) -> str:
+        """Reserve a fixed IP for ``mac`` in the network's DHCP section
+        (its existing reservation if it has one); the address."""
+        with self._network_lock:
+            network = self._network(conn)
+            root = ET.fromstring(network.XMLDesc(0))
+            candidates = self._dhcp_ips(root)
+            if not candidates:
+                raise exception.InstanceSpawnFailure(
+                    instance_uuid=name, reason=f"libvirt network "
+                    f"{self.network} has no IPv4 DHCP range")
+            leased = set()
+            try:
+                leased = {lease.get("ipaddr")
+                          for lease in network.DHCPLeases()}
+            except libvirt.libvirtError:
+                pass  # not every driver keeps leases (test:///default)
+            for index, ip in candidates:
+                dhcp = ip.find("dhcp")
+                hosts = dhcp.findall("host")
+                for entry in hosts:
+                    if (entry.get("mac") or "").lower() == mac:
+                        return entry.get("ip")
+                used = leased | {h.get("ip") for h in hosts} | {
+                    ip.get("address")}
+                for span in dhcp.findall("range"):
+                    start = ipaddress.IPv4Address(span.get("start"))
+                    end = ipaddress.IPv4Address(span.get("end"))
+                    address = start
+                    while address <= end:
+                        if str(address) not in used:
+                            entry = ET.Element("host", mac=mac,
+                                               ip=str(address))
+                            network.update(
+                                libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+                                libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                                index, ET.tostring(entry, "unicode"),
+                                self._update_flags(network))
+                            return str(address)
+                        address += 1
+            raise exception.InstanceSpawnFailure(
+                instance_uuid=name, reason=f"no free address left in "
+                f"libvirt network {self.network}")
+
+    def _release_ip(self, conn, mac: str) -> None:
+        with self._network_lock:
+            try:
+                network = self._network(conn)
+            except libvirt.libvirtError:
+                return
+            root = ET.fromstring(network.XMLDesc(0))
+            for index, ip in self._dhcp_ips(root):
+                for entry in ip.find("dhcp").findall("host"):
+                    if (entry.get("mac") or "").lower() == mac:
+                        network.update(
+                            libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
+                            libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                            index, ET.tostring(entry, "unicode"),
+                            self._update_flags(network))
+
+    def _reserved_ip(self, conn, mac: str) -> str | None:
+        try:
+            network = self._network(conn)
+        except libvirt.libvirtError:
+            return None
+        root = ET.fromstring(network.XMLDesc(0))
+        for _index, ip in self._dhcp_ips(root):
+            for entry in ip.find("dhcp").findall("host"):
+                if (entry.get("mac") or "").lower() == mac:
+                    return entry.get("ip")
+        return None
+
+    def get_instance_addresses(self, instance):
+        """Optional driver hook: fires with the instance's ``addresses``
+        (``{network: [{"addr", "version", "OS-EXT-IPS:type",
+        "OS-EXT-IPS-MAC:mac_addr"}]}``), empty when it has none."""
+        mac = mac_address(instance.uuid)
+
+        def addresses(conn):
+            ip = self._reserved_ip(conn, mac)
+            if ip is None:
+                return {}
+            return {self.network: [{
+                "addr": ip, "version": 4, "OS-EXT-IPS:type": "fixed",
+                "OS-EXT-IPS-MAC:mac_addr": mac}]}
+
+        return self._run(addresses)
+
+    # --- destroy -------------------------------------------------------
+
+    def destroy(self, context, instance, network_info,
+                block_device_info=None):
+        uuid = instance.uuid
+        mac = mac_address(uuid)
+
+        def remove(conn):
+            try:
+                guest = conn.lookupByUUIDString(uuid)
+            except libvirt.libvirtError as error:
+                if not _not_found(error):
+                    raise
+            else:
+                if guest.isActive():
+                    guest.destroy()
+                flags = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                try:
+                    guest.undefineFlags(flags)
+                except libvirt.libvirtError as error:
+                    if not _not_found(error):
+                        raise
+            self._release_ip(conn, mac)
+            shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
+
+        d = self._run(remove)
+        d.addErrback(self._wrap, "destroy", uuid)
+        return d
+
+    @staticmethod
+    def _wrap(failure, action: str, uuid: str):
+        if libvirt is not None and failure.check(libvirt.libvirtError):
+            raise exception.HypervisorError(
+                action=action, instance_uuid=uuid,
+                reason=failure.getErrorMessage())
+        return failure
+
+    # --- power actions -------------------------------------------------
+
+    def _transition(self, instance, action: str, allowed,
+                    act: Callable[[Any], Any]):
+        """Check the guest's power state against ``allowed`` and do
+        ``act(domain)``, in one trip to the pool."""
+        uuid = instance.uuid
+
+        def run(conn):
+            guest = self._lookup(conn, uuid)
+            state = domain_power_state(guest)
+            if state not in allowed:
+                raise exception.InstancePowerStateTransitionError(
+                    action=action, instance_uuid=uuid,
+                    power_state=power_state.name(state))
+            act(guest)
+
+        d = self._run(run)
+        d.addErrback(self._wrap, action, uuid)
+        return d
+
+    def reboot(self, context, instance, network_info, reboot_type):
+        if reboot_type not in REBOOT_TYPES:
+            return defer.fail(exception.InvalidInput(
+                reason=f"reboot_type must be SOFT or HARD, not "
+                       f"{reboot_type!r}"))
+        if reboot_type == HARD:
+            return self._hard_reboot(instance)
+        return defer.ensureDeferred(self._soft_reboot(instance))
+
+    def _hard_reboot(self, instance):
+        def cycle(guest):
+            if guest.isActive():
+                guest.destroy()
+            if guest.hasManagedSaveImage(0):
+                guest.managedSaveRemove(0)
+            guest.create()
+
+        return self._transition(instance, "hard reboot",
+                                power_state.ALL_STATES, cycle)
+
+    async def _soft_reboot(self, instance) -> None:
+        """As Nova: ask the guest to shut down, wait for it, start it
+        again; a guest that does not shut down in time is hard
+        rebooted."""
+        await self._transition(instance, "soft reboot",
+                               (power_state.RUNNING,),
+                               lambda guest: guest.shutdown())
+        if await self._wait_for_shutdown(instance, self.soft_reboot_wait):
+            await self._transition(instance, "soft reboot",
+                                   (power_state.SHUTDOWN,),
+                                   lambda guest: guest.create())
+            return
+        self.log.info("instance {uuid} did not shut down within {wait} s: "
+                      "hard reboot", uuid=instance.uuid,
+                      wait=self.soft_reboot_wait)
+        await self._hard_reboot(instance)
+
+    async def _wait_for_shutdown(self, instance, timeout: float) -> bool:
+        deadline = self.reactor.seconds() + timeout
+        while True:
+            state = (await self.get_info(instance)).state
+            if state in (power_state.SHUTDOWN, power_state.CRASHED):
+                return True
+            if self.reactor.seconds() >= deadline:
+                return False
+            await task.deferLater(self.reactor, min(
+                1.0, max(0.0, deadline - self.reactor.seconds())),
+                lambda: None)
+
+    def power_off(self, instance, timeout=0, retry_interval=0):
+        return defer.ensureDeferred(self._power_off(instance, timeout))
+
+    async def _power_off(self, instance, timeout) -> None:
+        info = await self.get_info(instance)
+        if info.state == power_state.SHUTDOWN:
+            return  # already off
+        if timeout and info.state == power_state.RUNNING:
+            await self._transition(instance, "power off",
+                                   (power_state.RUNNING,),
+                                   lambda guest: guest.shutdown())
+            if await self._wait_for_shutdown(instance, timeout):
+                return
+
+        def stop(guest):
+            if guest.isActive():
+                guest.destroy()
+            if guest.hasManagedSaveImage(0):
+                guest.managedSaveRemove(0)
+
+        await self._transition(
+            instance, "power off",
+            (power_state.RUNNING, power_state.PAUSED, power_state.SUSPENDED,
+             power_state.CRASHED, power_state.SHUTDOWN), stop)
+
+    def power_on(self, context, instance, network_info):
+        return self._transition(
+            instance, "power on", (power_state.SHUTDOWN, power_state.CRASHED),
+            lambda guest: guest.create())
+
+    def pause(self, instance):
+        return self._transition(instance, "pause", (power_state.RUNNING,),
+                                lambda guest: guest.suspend())
+
+    def unpause(self, instance):
+        return self._transition(instance, "unpause", (power_state.PAUSED,),
+                                lambda guest: guest.resume())
+
+    def suspend(self, context, instance):
+        return self._transition(
+            instance, "suspend", (power_state.RUNNING, power_state.PAUSED),
+            lambda guest: guest.managedSave(0))
+
+    def resume(self, context, instance, network_info):
+        return self._transition(instance, "resume",
+                                (power_state.SUSPENDED,),
+                                lambda guest: guest.create())
+
+    # --- info ----------------------------------------------------------
+
+    def get_info(self, instance):
+        uuid = instance.uuid
+
+        def info(conn):
+            guest = self._lookup(conn, uuid)
+            internal = guest.ID()
+            return InstanceInfo(
+                state=domain_power_state(guest),
+                internal_id=str(internal) if internal >= 0 else guest.name())
+
+        d = self._run(info)
+        d.addErrback(self._wrap, "get info of", uuid)
+        return d
+
+    def get_console_output(self, context, instance):
+        uuid = instance.uuid
+        path = self.console_path(uuid)
+
+        def tail(conn):
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(0, os.SEEK_END)
+                    size = handle.tell()
+                    handle.seek(max(0, size - MAX_CONSOLE_BYTES))
+                    return handle.read()
+            except FileNotFoundError:
+                self._lookup(conn, uuid)  # InstanceNotFound if gone
+                return b""
+
+        return self._run(tail)
+
+    def snapshot(self, context, instance, image_id, update_task_state):
+        return defer.fail(exception.NotImplementedYet(
+            feature="Snapshots on the libvirt driver"))
+
+    # --- image cache ---------------------------------------------------
+
+    def age_images(self):
+        """Periodic (for the agent to schedule every
+        ``image_cache_manager_interval``): remove cached images that no
+        instance directory uses and that have been unused for
+        ``remove_unused_original_minimum_age_seconds``.  Fires with the
+        removed image ids."""
+        min_age = _option(self.conf, "DEFAULT",
+                          "remove_unused_original_minimum_age_seconds",
+                          86400)
+        d = self._thread(_images_in_use, self.images_path)
+        d.addCallback(lambda in_use: self.image_cache.age(in_use, min_age))
+        return d
+
+    def cleanup(self) -> None:
+        """Close the connection and stop the thread pool (tests; the
+        agent's reactor shutdown does it too)."""
+        self._host.stop()
+
+
+# --- file system helpers (pool threads) ------------------------------------
+
+def _prepare_dir(directory: str, console: str) -> None:
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    # Created by us, so that it exists (and is ours to read) even before
+    # the hypervisor writes to it.
+    with open(console, "ab"):
+        pass
+
+
+def _write_json(path: str, value) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle)
+
+
+def _images_in_use(images_path: str) -> set[str]:
+    in_use: set[str] = set()
+    try:
+        names = os.listdir(images_path)
+    except FileNotFoundError:
+        return in_use
+    for name in names:
+        if name.startswith("_"):
+            continue
+        try:
+            with open(os.path.join(images_path, name, "disk.info"),
+                      encoding="utf-8") as handle:
+                in_use.update(v for v in json.load(handle).values() if v)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return in_use
+
+
+__all__ = ["LibvirtDriver", "OPTS", "mac_address"]

@@ -1,0 +1,355 @@
+"""The agent's image cache: images downloaded once per host from the image
+API, and root disks made from them as qcow2 overlays.
+
+* ``<images_path>/_base/<image id>`` holds an image's data, exactly as
+  the image API stores it.  It appears there only once its checksum
+  (md5 ``checksum`` and/or ``os_hash_value`` with ``os_hash_algo``) and
+  size match what the image API says: the data streams into a temporary
+  file beside it, which is renamed when it is verified and removed when
+  it is not (:class:`~twisted_compute.exception.ImageChecksumMismatch`).
+* Concurrent requests for the same image share one download.
+* :func:`create_overlay` runs ``qemu-img create -f qcow2 -F <fmt> -b
+  <base> <disk> <size>`` as a child process (never on the reactor).
+* :meth:`ImageCache.age` removes base files no instance uses and that
+  have not been used for ``remove_unused_original_minimum_age_seconds``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid as uuidlib
+from typing import Any, Callable, Iterable
+
+import treq as treq_module
+from twisted.internet import defer
+from twisted.internet.threads import deferToThreadPool
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from twisted_compute import exception
+
+log = Logger()
+
+GiB = 1024 ** 3
+
+#: disk_format of an image -> the qemu-img format of its data.
+QEMU_FORMATS = {"qcow2": "qcow2", "raw": "raw", "ami": "raw", "aki": "raw",
+                "ari": "raw", "iso": "raw", "vmdk": "vmdk", "vdi": "vdi",
+                "vhd": "vpc", "vhdx": "vhdx"}
+
+HASH_ALGORITHMS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
+
+
+def qemu_format(disk_format: str | None) -> str:
+    return QEMU_FORMATS.get((disk_format or "raw").lower(), "raw")
+
+
+class _Verifier:
+    """Hashes and counts a stream of bytes against an image's record."""
+
+    def __init__(self, image: dict[str, Any]):
+        self.image_id = image.get("id")
+        self.expected_size = image.get("size")
+        self.expected: list[tuple[str, str, Any]] = []
+        if image.get("checksum"):
+            self.expected.append(("md5", image["checksum"].lower(),
+                                  hashlib.md5(usedforsecurity=False)))
+        algorithm = (image.get("os_hash_algo") or "sha512").lower()
+        if image.get("os_hash_value") and algorithm in HASH_ALGORITHMS:
+            self.expected.append((algorithm, image["os_hash_value"].lower(),
+                                  hashlib.new(algorithm)))
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        self.size += len(data)
+        for _name, _expected, hasher in self.expected:
+            hasher.update(data)
+
+    def check(self) -> None:
+        if self.expected_size is not None and \
+                self.size != int(self.expected_size):
+            raise exception.ImageChecksumMismatch(
+                image_id=self.image_id, algorithm="size",
+                actual=self.size, expected=self.expected_size)
+        for name, expected, hasher in self.expected:
+            actual = hasher.hexdigest()
+            if actual != expected:
+                raise exception.ImageChecksumMismatch(
+                    image_id=self.image_id, algorithm=name, actual=actual,
+                    expected=expected)
+
+
+def make_http_client(reactor, persistent: bool = True):
+    """A treq client on ``reactor`` with its own connection pool."""
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool
+    pool = HTTPConnectionPool(reactor, persistent=persistent)
+    return HTTPClient(Agent(reactor, pool=pool))
+
+
+class ImageCache:
+    """Images of one host, in ``base_dir``.
+
+    ``image_api`` is the image API's base URL (``.../v2`` is appended),
+    ``token`` the ``X-Auth-Token`` sent with downloads, ``http`` a treq
+    compatible client (``treq`` itself, or ``StubTreq`` in tests) and
+    ``pool`` the thread pool for file system work.
+    """
+
+    CHUNK = 1 << 16
+
+    def __init__(self, base_dir: str, image_api: str, token: str | None,
+                 reactor, pool, http=None,
+                 clock: Callable[[], float] = time.time):
+        self.base_dir = base_dir
+        self.image_api = image_api.rstrip("/")
+        self.token = token
+        self.reactor = reactor
+        self.pool = pool
+        self.http = http if http is not None else make_http_client(reactor)
+        self.clock = clock
+        self._downloads: dict[str, list[defer.Deferred]] = {}
+        #: Number of downloads started (shared ones count once).
+        self.downloads_started = 0
+
+    def _thread(self, func, *args):
+        return deferToThreadPool(self.reactor, self.pool, func, *args)
+
+    def _headers(self) -> dict[str, list[str]]:
+        headers = {"Accept": ["application/octet-stream"]}
+        if self.token:
+            headers["X-Auth-Token"] = [self.token]
+        return headers
+
+    def path(self, image_id: str) -> str:
+        return os.path.join(self.base_dir, image_id)
+
+    # --- metadata ------------------------------------------------------
+
+    async def get_image(self, image_id: str) -> dict[str, Any]:
+        """An image's record from the image API (for kernel and ramdisk
+        images, of which the agent only knows the id)."""
+        url = f"{self.image_api}/v2/images/{image_id}"
+        try:
+            response = await self.http.get(url, headers=self._headers())
+        except Exception as exc:
+            raise exception.ImageDownloadFailed(
+                image_id=image_id, reason=f"GET {url}: {exc}") from None
+        body = await response.content()
+        if response.code == 404:
+            raise exception.ImageNotFound(image_id=image_id)
+        if response.code != 200:
+            raise exception.ImageDownloadFailed(
+                image_id=image_id,
+                reason=f"GET {url} answered {response.code}")
+        return json.loads(body)
+
+    # --- fetch ---------------------------------------------------------
+
+    def fetch(self, image: dict[str, Any]) -> defer.Deferred:
+        """Fires with the cached file of ``image`` (a dict with at least
+        ``id``; ``checksum``, ``os_hash_algo``, ``os_hash_value`` and
+        ``size`` are verified when present), downloading it first if
+        needed.  Requests for an image being downloaded wait for that
+        download."""
+        image_id = image["id"]
+        # Each caller gets its own Deferred: a caller cancelling its build
+        # does not cancel the download others wait for.
+        mine: defer.Deferred = defer.Deferred()
+        waiters = self._downloads.get(image_id)
+        if waiters is not None:
+            waiters.append(mine)
+            return mine
+        waiters = self._downloads[image_id] = [mine]
+
+        def done(result):
+            del self._downloads[image_id]
+            for waiter in waiters:
+                if waiter.called:  # its caller cancelled it
+                    continue
+                if isinstance(result, Failure):
+                    waiter.errback(result)
+                else:
+                    waiter.callback(result)
+
+        defer.ensureDeferred(self._fetch(image)).addBoth(done)
+        return mine
+
+    async def _fetch(self, image: dict[str, Any]) -> str:
+        image_id = image["id"]
+        final = self.path(image_id)
+        exists = await self._thread(self._touch_if_exists, final)
+        if exists:
+            return final
+        self.downloads_started += 1
+        await self._thread(os.makedirs, self.base_dir, 0o755, True)
+        temp = os.path.join(self.base_dir,
+                            f".{image_id}.{uuidlib.uuid4().hex}.part")
+        url = f"{self.image_api}/v2/images/{image_id}/file"
+        log.info("downloading image {image_id} from {url}",
+                 image_id=image_id, url=url)
+        verifier = _Verifier(image)
+        handle = open(temp, "wb")
+        try:
+            try:
+                response = await self.http.get(url, headers=self._headers(),
+                                               unbuffered=True)
+            except Exception as exc:
+                raise exception.ImageDownloadFailed(
+                    image_id=image_id, reason=f"GET {url}: {exc}") from None
+            if response.code != 200:
+                await response.content()
+                if response.code == 404:
+                    raise exception.ImageNotFound(image_id=image_id)
+                raise exception.ImageDownloadFailed(
+                    image_id=image_id,
+                    reason=f"GET {url} answered {response.code}")
+
+            def write(data: bytes) -> None:
+                # Small sequential writes land in the page cache; hashing
+                # a 64 KiB chunk takes well under a millisecond.
+                verifier.update(data)
+                handle.write(data)
+
+            try:
+                await treq_module.collect(response, write)
+            except Exception as exc:
+                raise exception.ImageDownloadFailed(
+                    image_id=image_id,
+                    reason=f"download interrupted: {exc}") from None
+            handle.close()
+            verifier.check()
+            await self._thread(os.replace, temp, final)
+        except BaseException:
+            handle.close()
+            await self._thread(_remove_quietly, temp)
+            raise
+        log.info("image {image_id} cached ({size} bytes)",
+                 image_id=image_id, size=verifier.size)
+        return final
+
+    @staticmethod
+    def _touch_if_exists(path: str) -> bool:
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    # --- ageing --------------------------------------------------------
+
+    def age(self, in_use: Iterable[str], min_age: float) -> defer.Deferred:
+        """Remove base files not in ``in_use`` (image ids) unused for
+        ``min_age`` seconds; fires with the ids removed.  Files in use
+        are touched, so their age counts from the last time they were
+        seen in use."""
+        return self._thread(self._age, set(in_use), min_age,
+                            set(self._downloads))
+
+    def _age(self, in_use: set[str], min_age: float,
+             downloading: set[str]) -> list[str]:
+        removed = []
+        try:
+            names = os.listdir(self.base_dir)
+        except FileNotFoundError:
+            return removed
+        now = self.clock()
+        for name in sorted(names):
+            path = os.path.join(self.base_dir, name)
+            if name.startswith("."):
+                # A partial download left by a crash (not one under way).
+                image_id = name[1:].split(".")[0]
+                if image_id not in downloading and \
+                        now - _mtime(path, now) > 3600:
+                    _remove_quietly(path)
+                continue
+            if name in in_use:
+                try:
+                    os.utime(path)
+                except OSError:
+                    pass
+                continue
+            if now - _mtime(path, now) >= min_age:
+                log.info("removing unused cached image {image_id}",
+                         image_id=name)
+                _remove_quietly(path)
+                removed.append(name)
+        return removed
+
+
+def _mtime(path: str, default: float) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return default
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+# --- qemu-img ----------------------------------------------------------------
+
+def qemu_img_binary() -> str:
+    path = shutil.which("qemu-img")
+    if path is None:
+        raise exception.VirtDriverNotAvailable(
+            driver="libvirt", reason="qemu-img is not installed (Debian "
+            "package qemu-utils)")
+    return path
+
+
+async def run_qemu_img(reactor, *args: str) -> bytes:
+    """Run ``qemu-img args`` as a child process; its stdout, or
+    :class:`InstanceSpawnFailure`-worthy ``RuntimeError`` with stderr."""
+    binary = qemu_img_binary()
+    out, err, code = await getProcessOutputAndValue(
+        binary, args, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                           "LC_ALL": "C"}, reactor=reactor)
+    if code != 0:
+        raise RuntimeError(
+            f"qemu-img {' '.join(args)} exited with {code}: "
+            f"{err.decode('utf-8', 'replace').strip()}")
+    return out
+
+
+async def image_info(reactor, path: str, fmt: str | None = None
+                     ) -> dict[str, Any]:
+    """``qemu-img info --output=json`` of ``path``."""
+    args = ["info", "--output=json"]
+    if fmt:
+        args += ["-f", fmt]
+    return json.loads(await run_qemu_img(reactor, *args, path))
+
+
+async def create_overlay(reactor, base: str, base_format: str, disk: str,
+                         size_gb: int | None) -> None:
+    """Make ``disk`` a qcow2 overlay of ``base`` (format ``base_format``)
+    of ``size_gb`` GiB (the base's virtual size when None or 0).  A size
+    smaller than the image is refused: the guest's file system would be
+    cut."""
+    info = await image_info(reactor, base, base_format)
+    virtual_size = int(info.get("virtual-size", 0))
+    args = ["create", "-f", "qcow2", "-F", base_format, "-b", base, disk]
+    if size_gb:
+        wanted = int(size_gb) * GiB
+        if wanted < virtual_size:
+            raise exception.FlavorDiskSmallerThanImage(
+                flavor_size=wanted, image_size=virtual_size)
+        args.append(str(wanted))
+    await run_qemu_img(reactor, *args)
+
+
+__all__ = ["ImageCache", "QEMU_FORMATS", "create_overlay", "image_info",
+           "qemu_format", "run_qemu_img"]
