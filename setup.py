@@ -19,9 +19,14 @@ setup(
     + ["twisted.plugins"],
     package_data={
         "twisted_compute.db": ["alembic.ini", "alembic/*.py", "alembic/versions/*.py"],
-        "twisted_compute": ["etc/*"],
     },
     include_package_data=True,
+    # The default pipeline and policy files (found by
+    # twisted_compute.config.etc_dirs when the package is installed).
+    data_files=[("etc/twisted-compute",
+                 ["etc/twisted-compute/api-pipeline.ini",
+                  "etc/twisted-compute/policy.yaml",
+                  "etc/twisted-compute/compute.conf.sample"])],
     install_requires=[
         "Twisted[tls]>=24.7",
         "klein>=24.8",

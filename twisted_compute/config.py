@@ -13,6 +13,7 @@ import configparser
 import importlib
 import os
 import socket
+import sys
 from typing import Any, Callable, Iterable, Sequence
 
 import attrs
@@ -403,9 +404,10 @@ class Config:
                 os.path.dirname(os.path.abspath(config_file)), name)
             if os.path.exists(candidate):
                 return candidate
-        candidate = os.path.join(os.path.dirname(__file__), "etc", name)
-        if os.path.exists(candidate):
-            return candidate
+        for directory in etc_dirs():
+            candidate = os.path.join(directory, name)
+            if os.path.exists(candidate):
+                return candidate
         return None
 
     @property
@@ -413,6 +415,16 @@ class Config:
         return (self.database.connection or
                 "sqlite:///" + os.path.join(self.state_path,
                                             "compute.sqlite"))
+
+
+def etc_dirs() -> list[str]:
+    """Where the shipped ``api-pipeline.ini`` and ``policy.yaml`` live:
+    the source tree's ``etc/twisted-compute`` (a checkout, or an editable
+    install), then ``<prefix>/etc/twisted-compute`` (an installed
+    package's data files)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    return [os.path.join(os.path.dirname(package), "etc", "twisted-compute"),
+            os.path.join(sys.prefix, "etc", "twisted-compute")]
 
 
 #: Modules that register their own options with :func:`register` at

@@ -68,17 +68,21 @@ class FakeConductor:
         return [kw for call, kw in self.calls if call == name]
 
     def instance_update(self, context, instance_uuid, updates,
-                        expected_task_state=None):
-        self.calls.append(("instance_update", dict(
-            instance_uuid=instance_uuid, updates=updates,
-            expected_task_state=expected_task_state)))
+                        expected_task_state=None, expected_host=None):
+        call = dict(instance_uuid=instance_uuid, updates=updates,
+                    expected_task_state=expected_task_state)
+        if expected_host is not None:
+            call["expected_host"] = expected_host
+        self.calls.append(("instance_update", call))
         values = self.instances.get(instance_uuid)
         if values is None or values.get("deleted"):
             return defer.fail(exception.InstanceNotFound(
                 instance_id=instance_uuid))
         actual = values["task_state"]
-        if expected_task_state is not None and \
-                actual not in expected_task_state:
+        if (expected_task_state is not None
+                and actual not in expected_task_state) or (
+                expected_host is not None
+                and values.get("host") != expected_host):
             cls = (exception.UnexpectedDeletingTaskStateError
                    if actual == vm_states.DELETING
                    else exception.UnexpectedTaskStateError)
@@ -146,7 +150,7 @@ def make_instance(**kw) -> Instance:
     values = dict(id=next(_ids), uuid=str(uuidlib.uuid4()), user_id="u",
                   project_id="p", vm_state=vm_states.BUILDING,
                   task_state=vm_states.SCHEDULING, vcpus=1, memory_mb=512,
-                  root_gb=10, display_name="vm")
+                  root_gb=10, display_name="vm", host=HOST)
     values.update(kw)
     return Instance(**values)
 
@@ -274,7 +278,10 @@ class BuildTests(ManagerTestCase):
         [failed] = self.conductor.named("build_failed")
         self.assertIn("Insufficient compute resources", failed["reason"])
         self.assertEqual(self.driver.spawn_count, 0)
-        self.assertEqual(self.conductor.named("instance_update"), [])
+        # The agent took the instance, then gave it back to the conductor.
+        self.assertEqual([u["updates"]["task_state"] for u in
+                          self.conductor.named("instance_update")],
+                         [vm_states.SPAWNING])
         self.assertEqual(self.manager.tracker.usage()["running_vms"], 0)
 
     def test_racing_builds_cannot_overcommit(self):
@@ -299,6 +306,35 @@ class BuildTests(ManagerTestCase):
         self.clock.advance(5)
         self.assertEqual(self.driver.spawn_count, 1)
         self.assertEqual(self.db(instance)["vm_state"], vm_states.ACTIVE)
+
+    def test_build_request_after_the_build_is_ignored(self):
+        # The same request again once the guest runs (a conductor died
+        # and its message was redelivered): the guest is not touched,
+        # nothing is reported as failed.
+        instance = self.active()
+        self.manager.build_and_run_instance(self.ctx,
+                                            instance=instance.to_dict())
+        self.assertEqual(self.driver.spawn_count, 1)
+        self.assertIn(instance.uuid, self.driver.guests)
+        self.assertEqual(self.db(instance)["vm_state"], vm_states.ACTIVE)
+        self.assertEqual(self.conductor.named("build_failed"), [])
+        self.assertEqual(self.conductor.named("instance_fault_create"), [])
+        self.assertEqual(list(self.manager.tracker.instances),
+                         [instance.uuid])
+        self.assertEqual(self.manager.tracker.usage()["running_vms"], 1)
+
+    def test_stale_build_request_for_another_host_is_ignored(self):
+        # The instance was rescheduled to hv2 meanwhile: a late request
+        # here must not take it.
+        instance = make_instance(host="hv2")
+        self.build(instance)
+        self.assertEqual(self.driver.spawn_count, 0)
+        self.assertEqual(self.db(instance)["task_state"],
+                         vm_states.SCHEDULING)
+        self.assertEqual(self.db(instance)["host"], "hv2")
+        self.assertEqual(self.conductor.named("build_failed"), [])
+        self.assertEqual(self.events(instance.uuid), [])
+        self.assertEqual(self.manager.tracker.claims, {})
 
     def test_deleted_before_spawn(self):
         instance = make_instance()
@@ -668,7 +704,7 @@ class RPCClientTests(SynchronousTestCase):
 
     def test_no_host(self):
         self.failureResultOf(
-            self.client.stop_instance(self.ctx, make_instance()),
+            self.client.stop_instance(self.ctx, make_instance(host=None)),
             exception.InstanceNotReady)
 
 

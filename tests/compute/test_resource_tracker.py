@@ -123,6 +123,14 @@ class ResourceTrackerTests(SynchronousTestCase):
         tracker.claim(instance)  # same instance: no double count
         self.assertEqual(tracker.usage()["vcpus_used"], 2)
 
+    def test_aborted_reclaim_keeps_the_old_usage(self):
+        tracker = self.make_tracker(vcpus=4, cpu_allocation_ratio=1.0)
+        instance = make_instance(vcpus=2)
+        tracker.set_instances([instance])
+        tracker.claim(make_instance(uuid=instance.uuid, vcpus=3)).abort()
+        self.assertEqual(tracker.usage()["vcpus_used"], 2)
+        self.assertEqual(list(tracker.instances), [instance.uuid])
+
     def test_claim_before_resources_known(self):
         conf = config.load()
         tracker = ResourceTracker(conf, "hv1",

@@ -149,6 +149,34 @@ class ConductorTests(DBTestCase):
                                                  {})))
         self.assertEqual(self.compute.builds, [])
 
+    def test_redelivered_request_builds_each_instance_once(self):
+        # A conductor died after handling part of a request: the message
+        # comes again (to this conductor).  An instance an agent already
+        # took is left alone, one placed but maybe never handed over goes
+        # to the same host again, one never placed is scheduled; the
+        # scheduler is asked only for that one.
+        taken, placed, unplaced = (self.new_instance() for _ in range(3))
+        manager = self.manager(lambda uuids: [hosts("c") for _ in uuids])
+        self.run_db(cdb.instance_update, taken.uuid,
+                    {"host": "a", "task_state": "spawning"})
+        self.run_db(cdb.instance_update, placed.uuid, {"host": "b"})
+        self.successResultOf(defer.ensureDeferred(
+            manager.schedule_and_build_instances(
+                self.ctx, [taken, placed, unplaced], {"image": None})))
+        self.assertEqual([uuids for _, uuids in self.scheduler.calls],
+                         [[unplaced.uuid]])
+        built = {kw["instance"]["uuid"]: (host, kw["alternates"])
+                 for host, kw in self.compute.builds}
+        self.assertEqual(built, {placed.uuid: ("b", []),
+                                 unplaced.uuid: ("c", [])})
+        self.assertEqual(self.run_db(instances_db.get, taken.uuid).host,
+                         "a")
+        # The whole request seen a third time: nothing new is scheduled.
+        self.successResultOf(defer.ensureDeferred(
+            manager.schedule_and_build_instances(
+                self.ctx, [taken, placed, unplaced], {"image": None})))
+        self.assertEqual(len(self.scheduler.calls), 1)
+
     def test_build_timeout(self):
         old = self.new_instance()
         fresh = self.new_instance()
@@ -190,6 +218,29 @@ class ConductorTests(DBTestCase):
             manager.instance_update(self.ctx, instance.uuid,
                                     {"user_id": "evil"})))
         failure.trap(exception.InvalidInput)
+
+    def test_instance_update_guards_host(self):
+        # A stale build request (the instance went to another host) must
+        # not take the instance.
+        instance = self.new_instance()
+        self.run_db(cdb.instance_update, instance.uuid, {"host": "b"})
+        manager = self.manager(lambda uuids: [])
+        failure = self.failureResultOf(defer.ensureDeferred(
+            manager.instance_update(self.ctx, instance.uuid,
+                                    {"task_state": "spawning"},
+                                    expected_task_state=["scheduling"],
+                                    expected_host="a")))
+        failure.trap(exception.UnexpectedTaskStateError)
+        self.assertIn("on host b", failure.value.format_message())
+        self.assertEqual(
+            self.run_db(instances_db.get, instance.uuid).task_state,
+            "scheduling")
+        updated = self.successResultOf(defer.ensureDeferred(
+            manager.instance_update(self.ctx, instance.uuid,
+                                    {"task_state": "spawning"},
+                                    expected_task_state=["scheduling"],
+                                    expected_host="b")))
+        self.assertEqual(updated["task_state"], "spawning")
 
     def test_heartbeat_and_node_report(self):
         manager = self.manager(lambda uuids: [])

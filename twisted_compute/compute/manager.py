@@ -187,10 +187,17 @@ class ComputeManager:
 
     async def _update(self, context, instance_uuid: str,
                       updates: dict[str, Any],
-                      expected_task_state: list | None = None) -> Instance:
-        result = await self.conductor.instance_update(
-            context, instance_uuid, updates,
-            expected_task_state=expected_task_state)
+                      expected_task_state: list | None = None,
+                      expected_host: str | None = None) -> Instance:
+        if expected_host is None:
+            result = await self.conductor.instance_update(
+                context, instance_uuid, updates,
+                expected_task_state=expected_task_state)
+        else:
+            result = await self.conductor.instance_update(
+                context, instance_uuid, updates,
+                expected_task_state=expected_task_state,
+                expected_host=expected_host)
         return self._instance(result)
 
     async def _event_start(self, context, instance_uuid: str,
@@ -296,20 +303,39 @@ class ComputeManager:
                              requested_networks) -> None:
         uuid = instance.uuid
         event = "compute_build_and_run_instance"
-        await self._event_start(context, uuid, event)
         claim = None
+        spawned = False
         try:
             if self.tracker.resources is None:
                 await self.tracker.refresh()
+            self._check_not_deleted(build)
+            try:
+                instance = await self._update(context, uuid, {
+                    "vm_state": vm_states.BUILDING,
+                    "task_state": vm_states.SPAWNING,
+                    "host": self.host, "node": self.nodename,
+                    "launched_on": self.host,
+                }, expected_task_state=BUILD_TASK_STATES,
+                    expected_host=self.host)
+            except exception.UnexpectedDeletingTaskStateError:
+                raise
+            except exception.UnexpectedTaskStateError as exc:
+                # A build request seen twice (a conductor died and its
+                # message went to another), or one that went stale (the
+                # instance was rescheduled elsewhere): the instance is
+                # not waiting for this host.  Leave it alone: no guest
+                # to destroy, nothing to report.
+                self.log.warn("[{request_id}] build request for {uuid} "
+                              "ignored on {host}: {reason}",
+                              request_id=context.request_id, uuid=uuid,
+                              host=self.host, reason=_message(exc))
+                return
+            await self._event_start(context, uuid, event)
+            # Checked here, on the host: two schedulers racing cannot
+            # over-commit it (a refused claim reschedules the build).
             claim = self.tracker.claim(instance)
             self._check_not_deleted(build)
-            instance = await self._update(context, uuid, {
-                "vm_state": vm_states.BUILDING,
-                "task_state": vm_states.SPAWNING,
-                "host": self.host, "node": self.nodename,
-                "launched_on": self.host,
-            }, expected_task_state=BUILD_TASK_STATES)
-            self._check_not_deleted(build)
+            spawned = True
             build.spawning = self.driver.spawn(
                 context, instance, image, injected_files, admin_password,
                 requested_networks or [], None)
@@ -341,7 +367,8 @@ class ComputeManager:
                           "building on {host}; cleaning up",
                           request_id=context.request_id, uuid=uuid,
                           host=self.host)
-            await self._destroy_quietly(context, instance)
+            if spawned:
+                await self._destroy_quietly(context, instance)
             if claim is not None:
                 claim.abort()
             await self._event_finish(context, uuid, event, failure)
@@ -352,7 +379,8 @@ class ComputeManager:
             self.log.warn("[{request_id}] build of {uuid} failed on {host}: "
                           "{reason}", request_id=context.request_id,
                           uuid=uuid, host=self.host, reason=reason)
-            await self._destroy_quietly(context, instance)
+            if spawned:
+                await self._destroy_quietly(context, instance)
             if claim is not None:
                 claim.abort()
             await self._event_finish(context, uuid, event, failure)

@@ -80,6 +80,9 @@ class Claim:
     instance_uuid: str
     usage: Usage
     active: bool = True
+    #: The usage the instance had here before this claim (a reclaim):
+    #: an aborted claim gives it back.
+    previous: Usage | None = None
 
     def abort(self) -> None:
         """Give the resources back (the build failed or was deleted)."""
@@ -214,14 +217,16 @@ class ResourceTracker:
             raise exception.ComputeResourcesUnavailable(
                 reason=f"host {self.host} cannot hold instance {uuid} ("
                        + "; ".join(problems) + ")")
-        claim = Claim(self, uuid, wanted)
-        self.instances.pop(uuid, None)
+        claim = Claim(self, uuid, wanted,
+                      previous=self.instances.pop(uuid, None))
         self.claims[uuid] = claim
         return claim
 
     def _drop_claim(self, claim: Claim) -> None:
         if self.claims.get(claim.instance_uuid) is claim:
             del self.claims[claim.instance_uuid]
+            if claim.previous is not None:
+                self.instances[claim.instance_uuid] = claim.previous
 
     def _finish_claim(self, claim: Claim) -> None:
         if self.claims.get(claim.instance_uuid) is claim:

@@ -52,7 +52,9 @@ def _ctx(context) -> RequestContext:
 class ConductorManager:
     """The conductor's RPC endpoint (topic ``conductor``)."""
 
-    RPC_API_VERSION = "1.0"
+    #: 1.0 - first version
+    #: 1.1 - ``instance_update`` takes ``expected_host``
+    RPC_API_VERSION = "1.1"
     log = Logger()
 
     def __init__(self, conf, db_service, scheduler, compute, clock,
@@ -68,13 +70,64 @@ class ConductorManager:
 
     async def schedule_and_build_instances(self, context, build_requests,
                                            request_spec):
-        """Pick hosts for the new instances and cast their builds."""
+        """Pick hosts for the new instances and cast their builds.
+
+        The message is acknowledged after this returns, so a conductor
+        that dies half-way has it redelivered to another one: each
+        instance's state in the database says how far the first run got.
+        Instances not placed yet are scheduled; those placed on a host
+        whose agent has not taken them yet are handed to that host again
+        (an agent ignores a build it already has, or that went
+        elsewhere); the rest are left alone.
+        """
         context = _ctx(context)
         instances = [Instance.from_dict(i) if isinstance(i, dict) else i
                      for i in build_requests]
-        uuids = [i.uuid for i in instances]
         secrets = {k: request_spec.pop(k, None)
                    for k in ("admin_password", "injected_files")}
+        states = await self.db.read(db.build_states,
+                                    [i.uuid for i in instances])
+        to_schedule, to_resend = [], []
+        for instance in instances:
+            vm_state, task_state, host = states.get(
+                instance.uuid, (None, None, None))
+            if (vm_state != vm_states.BUILDING
+                    or task_state != vm_states.SCHEDULING):
+                continue  # deleted, built, failed, or an agent has it
+            (to_resend if host else to_schedule).append((instance, host))
+        if len(to_schedule) + len(to_resend) < len(instances):
+            self.log.info("Request {request_id} seen again: {n} of its "
+                          "instances are past scheduling", n=len(instances)
+                          - len(to_schedule) - len(to_resend),
+                          request_id=context.request_id)
+        image = None
+        if to_schedule:
+            scheduled = await self._schedule(
+                context, [i for i, _ in to_schedule], request_spec)
+            if scheduled is None:
+                return
+            image = await self.db.read(
+                db.image_meta, (request_spec.get("image") or {}).get("id"))
+            for instance, hosts in scheduled:
+                await self._build_on(context, instance, hosts[0], hosts[1:],
+                                     request_spec, image, secrets,
+                                     attempt=1)
+        for instance, host in to_resend:
+            if image is None:
+                image = await self.db.read(
+                    db.image_meta,
+                    (request_spec.get("image") or {}).get("id"))
+            self.log.info("Handing {uuid} to {host} again (request "
+                          "{request_id} redelivered)", uuid=instance.uuid,
+                          host=host, request_id=context.request_id)
+            await self._cast_build(context, instance, {"host": host}, [],
+                                   request_spec, image, secrets, attempt=1)
+
+    async def _schedule(self, context, instances: list[Instance],
+                        request_spec):
+        """``[(instance, [host, alternates...])]``, or None when the
+        scheduler found no place (the instances are then in ERROR)."""
+        uuids = [i.uuid for i in instances]
         for instance in instances:
             await self.db.run(db.action_event_start, instance.uuid,
                               context.request_id, BUILD_EVENT, self.host)
@@ -85,7 +138,6 @@ class ConductorManager:
             reason = (error.format_message()
                       if isinstance(error, exception.ComputeException)
                       else "Error while scheduling: " + str(error))
-            code = 500
             if not isinstance(error, exception.NoValidHost):
                 self.log.failure("Scheduling {uuids} failed (request "
                                  "{request_id})", uuids=uuids,
@@ -95,17 +147,14 @@ class ConductorManager:
                               "{request_id}): {reason}", uuids=uuids,
                               request_id=context.request_id, reason=reason)
             for instance in instances:
-                await self._fail_build(context, instance.uuid, code,
+                await self._fail_build(context, instance.uuid, 500,
                                        reason, BUILD_EVENT)
-            return
-        image = await self.db.read(
-            db.image_meta, (request_spec.get("image") or {}).get("id"))
-        for instance, hosts in zip(instances, selections):
+            return None
+        for instance in instances:
             await self.db.run(db.action_event_finish, instance.uuid,
                               context.request_id, BUILD_EVENT, self.host,
                               "Success")
-            await self._build_on(context, instance, hosts[0], hosts[1:],
-                                 request_spec, image, secrets, attempt=1)
+        return list(zip(instances, selections))
 
     async def _build_on(self, context, instance: Instance,
                         host: dict[str, Any], alternates: list[dict],
@@ -127,6 +176,12 @@ class ConductorManager:
                       "request {request_id})", uuid=instance.uuid,
                       host=host["host"], attempt=attempt,
                       request_id=context.request_id)
+        await self._cast_build(context, instance, host, alternates,
+                               request_spec, image, secrets, attempt)
+
+    async def _cast_build(self, context, instance: Instance,
+                          host: dict[str, Any], alternates: list[dict],
+                          request_spec: dict, image, secrets, attempt: int):
         filter_properties = {"retry": {"num_attempts": attempt}}
         try:
             await self.compute.build_and_run_instance(
@@ -216,10 +271,11 @@ class ConductorManager:
     # --- the agents' DB proxy -----------------------------------------
 
     async def instance_update(self, context, instance_uuid, updates,
-                              expected_task_state=None):
+                              expected_task_state=None, expected_host=None):
         instance = await self.db.run(
             db.instance_update, instance_uuid, _decode(updates),
-            expected_task_state=expected_task_state)
+            expected_task_state=expected_task_state,
+            expected_host=expected_host)
         return instance.to_dict()
 
     async def instances_on_host(self, context, host):

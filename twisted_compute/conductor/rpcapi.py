@@ -16,7 +16,7 @@ class ConductorAPIClient:
     ConductorManager`; each returns a Deferred."""
 
     def __init__(self, transport, timeout: float | None = None):
-        self.client = RPCClient(transport, TOPIC, version_cap="1.0",
+        self.client = RPCClient(transport, TOPIC, version_cap="1.1",
                                 timeout=timeout)
 
     # --- builds -------------------------------------------------------
@@ -38,12 +38,19 @@ class ConductorAPIClient:
     # --- the agents' DB proxy -----------------------------------------
 
     def instance_update(self, context, instance_uuid, updates,
-                        expected_task_state=None):
+                        expected_task_state=None, expected_host=None):
+        """``expected_host`` needs a 1.1 conductor."""
         from twisted_compute.objects import _encode
-        return self.client.call(
+        if expected_host is None:
+            return self.client.call(
+                context, "instance_update", instance_uuid=instance_uuid,
+                updates=_encode(updates),
+                expected_task_state=expected_task_state)
+        return self.client.prepare(version="1.1").call(
             context, "instance_update", instance_uuid=instance_uuid,
             updates=_encode(updates),
-            expected_task_state=expected_task_state)
+            expected_task_state=expected_task_state,
+            expected_host=expected_host)
 
     def instances_on_host(self, context, host):
         return self.client.call(context, "instances_on_host", host=host)

@@ -28,10 +28,13 @@ WRITABLE = frozenset({
 
 def instance_update(conn, uuid: str, updates: dict[str, Any],
                     expected_task_state: Sequence[str | None] | None = None,
-                    expected_vm_state: Sequence[str] | None = None
-                    ) -> Instance:
+                    expected_vm_state: Sequence[str] | None = None,
+                    expected_host: str | None = None) -> Instance:
     """Write ``updates`` to a live instance, only while its task state is
-    one of ``expected_task_state`` (when given).
+    one of ``expected_task_state`` (when given), its vm state one of
+    ``expected_vm_state`` (when given) and its host ``expected_host``
+    (when given: a build request that went stale, because the instance
+    was rescheduled elsewhere meanwhile, must not take the instance).
 
     Raises :class:`InstanceNotFound` when it is gone (deleted), and
     :class:`UnexpectedDeletingTaskStateError` when someone asked for its
@@ -53,8 +56,11 @@ def instance_update(conn, uuid: str, updates: dict[str, Any],
         query = query.where(sa.or_(*clauses))
     if expected_vm_state is not None:
         query = query.where(I.c.vm_state.in_(list(expected_vm_state)))
+    if expected_host is not None:
+        query = query.where(I.c.host == expected_host)
     if conn.execute(query.values(**values)).rowcount == 0:
-        row = conn.execute(sa.select(I.c.task_state, I.c.vm_state).where(
+        row = conn.execute(sa.select(
+                I.c.task_state, I.c.vm_state, I.c.host).where(
             I.c.uuid == uuid, I.c.deleted == 0)).first()
         if row is None:
             raise exception.InstanceNotFound(instance_id=uuid)
@@ -62,10 +68,26 @@ def instance_update(conn, uuid: str, updates: dict[str, Any],
             raise exception.UnexpectedDeletingTaskStateError(
                 instance_uuid=uuid, expected=expected_task_state,
                 actual=row.task_state)
+        if expected_host is not None and row.host != expected_host:
+            raise exception.UnexpectedTaskStateError(
+                instance_uuid=uuid, expected=expected_task_state,
+                actual=f"{row.task_state} on host {row.host}")
         raise exception.UnexpectedTaskStateError(
             instance_uuid=uuid, expected=expected_task_state,
             actual=row.task_state)
     return instances_db.get(conn, uuid)
+
+
+def build_states(conn, uuids: Sequence[str]
+                 ) -> dict[str, tuple[str, str | None, str | None]]:
+    """``{uuid: (vm_state, task_state, host)}`` of the live instances
+    among ``uuids`` (deleted ones are missing)."""
+    if not uuids:
+        return {}
+    rows = conn.execute(sa.select(
+        I.c.uuid, I.c.vm_state, I.c.task_state, I.c.host).where(
+        I.c.uuid.in_(list(uuids)), I.c.deleted == 0)).all()
+    return {r.uuid: (r.vm_state, r.task_state, r.host) for r in rows}
 
 
 def instances_on_host(conn, host: str) -> list[Instance]:

@@ -38,9 +38,10 @@ class AgentMixin:
         return self.conductor.instances[instance.uuid]
 
     def build(self, instance: Instance) -> Instance:
-        self.conductor.add(instance)
+        record = self.conductor.add(instance)
+        record["host"] = HOST  # the conductor placed it here
         self.manager.build_and_run_instance(
-            self.ctx, instance=instance.to_dict(),
+            self.ctx, instance=dict(record),
             request_spec={"num_instances": 1}, filter_properties={},
             alternates=[], image={}, admin_password=None,
             injected_files=[], requested_networks=None)
