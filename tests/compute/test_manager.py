@@ -68,7 +68,8 @@ class FakeConductor:
         return [kw for call, kw in self.calls if call == name]
 
     def instance_update(self, context, instance_uuid, updates,
-                        expected_task_state=None, expected_host=None):
+                        expected_task_state=None, expected_host=None,
+                        fetch=True):
         call = dict(instance_uuid=instance_uuid, updates=updates,
                     expected_task_state=expected_task_state)
         if expected_host is not None:
@@ -90,7 +91,7 @@ class FakeConductor:
                                   expected=expected_task_state,
                                   actual=actual))
         values.update(updates)
-        return defer.succeed(dict(values))
+        return defer.succeed(dict(values) if fetch else None)
 
     def instance_destroyed(self, context, instance_uuid):
         self.calls.append(("instance_destroyed",

@@ -107,6 +107,12 @@ class ConductorTests(DBTestCase):
         self.assertIsNone(stored.task_state)
         self.assertIn("No valid host", stored.fault.message)
         self.assertEqual(self.compute.builds, [])
+        action = self.run_db(instances_db.get_action, instance.uuid,
+                             "req-build")
+        self.assertEqual(
+            [(e.event, e.result) for e in action.events],
+            [("conductor_schedule_and_build_instances", "Error")])
+        self.assertEqual(action.message, "Error")
 
     def test_reschedule_to_alternate_then_error(self):
         instance = self.new_instance()

@@ -24,9 +24,13 @@ Deferred; ``context`` is the request context; timestamps in ``updates``
 are in bus form (``{"__datetime__": "<naive UTC ISO 8601>"}``, decode with
 ``twisted_compute.objects._decode`` / ``Record.from_dict``):
 
-``instance_update(context, instance_uuid, updates: dict, expected_task_state: list | None = None) -> dict``
+``instance_update(context, instance_uuid, updates: dict, expected_task_state: list | None = None, expected_host: str | None = None, fetch: bool = True) -> dict | None``
     Write ``updates`` to the (non-deleted) instance and return the
-    instance dict after the write.  With ``expected_task_state`` a list
+    instance dict after the write (None when ``fetch`` is false: the
+    agent passes false and applies its updates to its own copy).  With
+    ``expected_host``, the write also needs the instance's host to be
+    that one (a stale build request cannot take an instance that went
+    elsewhere).  With ``expected_task_state`` a list
     (``[None]`` meaning "no task"), the write happens only if the current
     task_state is in it, atomically; otherwise it raises
     ``UnexpectedDeletingTaskStateError`` when the actual task_state is
@@ -76,6 +80,7 @@ from twisted_compute import exception
 from twisted_compute.compute import vm_states
 from twisted_compute.compute.resource_tracker import ResourceTracker
 from twisted_compute.context import get_admin_context
+from twisted_compute.objects import _decode
 from twisted_compute.objects.instance import Instance
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, SOFT
@@ -119,6 +124,10 @@ ERROR = "Error"
 def bus_time(value: datetime.datetime) -> dict[str, str]:
     """A datetime in the bus form records use."""
     return {"__datetime__": value.isoformat()}
+
+
+#: Fields of an instance record (what an update may change locally).
+_INSTANCE_FIELDS = frozenset(f.name for f in attrs.fields(Instance))
 
 
 class _DeletedWhileBuilding(Exception):
@@ -188,17 +197,20 @@ class ComputeManager:
     async def _update(self, context, instance_uuid: str,
                       updates: dict[str, Any],
                       expected_task_state: list | None = None,
-                      expected_host: str | None = None) -> Instance:
-        if expected_host is None:
-            result = await self.conductor.instance_update(
-                context, instance_uuid, updates,
-                expected_task_state=expected_task_state)
-        else:
-            result = await self.conductor.instance_update(
-                context, instance_uuid, updates,
-                expected_task_state=expected_task_state,
-                expected_host=expected_host)
-        return self._instance(result)
+                      expected_host: str | None = None,
+                      instance: Instance | None = None) -> Instance | None:
+        """Write ``updates`` through the conductor.  The database is not
+        read back: with ``instance`` given, the result is that record with
+        the updates applied; otherwise None."""
+        await self.conductor.instance_update(
+            context, instance_uuid, updates,
+            expected_task_state=expected_task_state,
+            expected_host=expected_host, fetch=False)
+        if instance is None:
+            return None
+        return attrs.evolve(instance, **{
+            k: v for k, v in _decode(updates).items()
+            if k in _INSTANCE_FIELDS})
 
     async def _event_start(self, context, instance_uuid: str,
                            event: str) -> None:
@@ -316,7 +328,7 @@ class ComputeManager:
                     "host": self.host, "node": self.nodename,
                     "launched_on": self.host,
                 }, expected_task_state=BUILD_TASK_STATES,
-                    expected_host=self.host)
+                    expected_host=self.host, instance=instance)
             except exception.UnexpectedDeletingTaskStateError:
                 raise
             except exception.UnexpectedTaskStateError as exc:
@@ -358,7 +370,7 @@ class ComputeManager:
                     updates["addresses"] = addresses
             instance = await self._update(
                 context, uuid, updates,
-                expected_task_state=[vm_states.SPAWNING])
+                expected_task_state=[vm_states.SPAWNING], instance=instance)
         except (exception.InstanceNotFound,
                 exception.UnexpectedDeletingTaskStateError,
                 _DeletedWhileBuilding, defer.CancelledError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import attrs
 from twisted.logger import Logger
 
 from twisted_compute import config, exception
@@ -53,7 +54,7 @@ class ConductorManager:
     """The conductor's RPC endpoint (topic ``conductor``)."""
 
     #: 1.0 - first version
-    #: 1.1 - ``instance_update`` takes ``expected_host``
+    #: 1.1 - ``instance_update`` takes ``expected_host`` and ``fetch``
     RPC_API_VERSION = "1.1"
     log = Logger()
 
@@ -128,9 +129,7 @@ class ConductorManager:
         """``[(instance, [host, alternates...])]``, or None when the
         scheduler found no place (the instances are then in ERROR)."""
         uuids = [i.uuid for i in instances]
-        for instance in instances:
-            await self.db.run(db.action_event_start, instance.uuid,
-                              context.request_id, BUILD_EVENT, self.host)
+        started = self._now()
         try:
             selections = await self.scheduler.select_destinations(
                 context, request_spec, uuids, return_alternates=True)
@@ -147,26 +146,28 @@ class ConductorManager:
                               "{request_id}): {reason}", uuids=uuids,
                               request_id=context.request_id, reason=reason)
             for instance in instances:
-                await self._fail_build(context, instance.uuid, 500,
-                                       reason, BUILD_EVENT)
-            return None
-        for instance in instances:
-            await self.db.run(db.action_event_finish, instance.uuid,
+                await self.db.run(db.set_error, instance.uuid, 500, reason,
+                                  None, None)
+            await self.db.run(db.action_events_done, uuids,
                               context.request_id, BUILD_EVENT, self.host,
-                              "Success")
+                              started, "Error")
+            return None
+        await self.db.run(db.action_events_done, uuids, context.request_id,
+                          BUILD_EVENT, self.host, started, "Success")
         return list(zip(instances, selections))
 
     async def _build_on(self, context, instance: Instance,
                         host: dict[str, Any], alternates: list[dict],
                         request_spec: dict, image, secrets, attempt: int):
+        placement = {"host": host["host"], "node": host.get("nodename"),
+                     "launched_on": host["host"],
+                     "task_state": vm_states.SCHEDULING}
         try:
-            instance = await self.db.run(
-                db.instance_update, instance.uuid,
-                {"host": host["host"], "node": host.get("nodename"),
-                 "launched_on": host["host"],
-                 "task_state": vm_states.SCHEDULING},
+            await self.db.run(
+                db.instance_update, instance.uuid, placement,
                 expected_task_state=[vm_states.SCHEDULING, None],
-                expected_vm_state=[vm_states.BUILDING])
+                expected_vm_state=[vm_states.BUILDING], fetch=False)
+            instance = attrs.evolve(instance, **placement)
         except (exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError):
             self.log.info("Instance {uuid} was deleted while scheduling; "
@@ -248,13 +249,17 @@ class ConductorManager:
         await self.db.run(db.action_event_finish, uuid, context.request_id,
                           event, self.host, "Error", details)
 
+    def _now(self) -> datetime.datetime:
+        """Naive UTC now, from the injected clock."""
+        return datetime.datetime.fromtimestamp(
+            self.clock.seconds(), datetime.timezone.utc).replace(tzinfo=None)
+
     async def check_build_timeouts(self):
         """Periodic: instances building for too long go to ERROR."""
         timeout = self.conf.instance_build_timeout
         if not timeout:
             return 0
-        now = datetime.datetime.fromtimestamp(
-            self.clock.seconds(), datetime.timezone.utc).replace(tzinfo=None)
+        now = self._now()
         stuck = await self.db.read(
             db.building_too_long, now - datetime.timedelta(seconds=timeout))
         failed = 0
@@ -271,12 +276,15 @@ class ConductorManager:
     # --- the agents' DB proxy -----------------------------------------
 
     async def instance_update(self, context, instance_uuid, updates,
-                              expected_task_state=None, expected_host=None):
+                              expected_task_state=None, expected_host=None,
+                              fetch=True):
+        """Write an agent's ``updates``; the instance as written, or None
+        when the agent does not need it back (``fetch`` false)."""
         instance = await self.db.run(
             db.instance_update, instance_uuid, _decode(updates),
             expected_task_state=expected_task_state,
-            expected_host=expected_host)
-        return instance.to_dict()
+            expected_host=expected_host, fetch=bool(fetch))
+        return None if instance is None else instance.to_dict()
 
     async def instances_on_host(self, context, host):
         return [i.to_dict() for i in

@@ -38,19 +38,18 @@ class ConductorAPIClient:
     # --- the agents' DB proxy -----------------------------------------
 
     def instance_update(self, context, instance_uuid, updates,
-                        expected_task_state=None, expected_host=None):
-        """``expected_host`` needs a 1.1 conductor."""
+                        expected_task_state=None, expected_host=None,
+                        fetch=True):
+        """``expected_host`` and ``fetch=False`` (answer None instead of
+        the instance) need a 1.1 conductor."""
         from twisted_compute.objects import _encode
-        if expected_host is None:
-            return self.client.call(
-                context, "instance_update", instance_uuid=instance_uuid,
-                updates=_encode(updates),
-                expected_task_state=expected_task_state)
+        kwargs = dict(instance_uuid=instance_uuid, updates=_encode(updates),
+                      expected_task_state=expected_task_state)
+        if expected_host is None and fetch:
+            return self.client.call(context, "instance_update", **kwargs)
         return self.client.prepare(version="1.1").call(
-            context, "instance_update", instance_uuid=instance_uuid,
-            updates=_encode(updates),
-            expected_task_state=expected_task_state,
-            expected_host=expected_host)
+            context, "instance_update", expected_host=expected_host,
+            fetch=fetch, **kwargs)
 
     def instances_on_host(self, context, host):
         return self.client.call(context, "instances_on_host", host=host)

@@ -29,12 +29,15 @@ WRITABLE = frozenset({
 def instance_update(conn, uuid: str, updates: dict[str, Any],
                     expected_task_state: Sequence[str | None] | None = None,
                     expected_vm_state: Sequence[str] | None = None,
-                    expected_host: str | None = None) -> Instance:
+                    expected_host: str | None = None,
+                    fetch: bool = True) -> Instance | None:
     """Write ``updates`` to a live instance, only while its task state is
     one of ``expected_task_state`` (when given), its vm state one of
     ``expected_vm_state`` (when given) and its host ``expected_host``
     (when given: a build request that went stale, because the instance
     was rescheduled elsewhere meanwhile, must not take the instance).
+    Returns the instance as written, or None without ``fetch`` (which
+    saves the four queries of reading it back).
 
     Raises :class:`InstanceNotFound` when it is gone (deleted), and
     :class:`UnexpectedDeletingTaskStateError` when someone asked for its
@@ -75,6 +78,8 @@ def instance_update(conn, uuid: str, updates: dict[str, Any],
         raise exception.UnexpectedTaskStateError(
             instance_uuid=uuid, expected=expected_task_state,
             actual=row.task_state)
+    if not fetch:
+        return None
     return instances_db.get(conn, uuid)
 
 
@@ -194,6 +199,32 @@ def action_event_finish(conn, instance_uuid: str, request_id: str,
     else:
         conn.execute(a.update().where(a.c.id == action_id).values(
             updated_at=now))
+
+
+def action_events_done(conn, instance_uuids: Sequence[str], request_id: str,
+                       event: str, host: str | None,
+                       started: datetime.datetime, result: str,
+                       traceback: str | None = None) -> None:
+    """Record a whole event (start and end at once) in the actions of
+    ``request_id`` of several instances: for steps too short to be worth
+    showing in progress (the conductor's scheduling)."""
+    a = m.instance_actions
+    ids = {row.instance_uuid: row.id for row in conn.execute(
+        sa.select(a.c.instance_uuid, a.c.id).where(
+            a.c.instance_uuid.in_(list(instance_uuids)),
+            a.c.request_id == request_id).order_by(a.c.id))}
+    if not ids:
+        return
+    now = m.utcnow()
+    conn.execute(m.instance_actions_events.insert(), [
+        dict(action_id=action_id, event=event, start_time=started,
+             finish_time=now, result=result, host=host,
+             traceback=traceback) for action_id in ids.values()])
+    values: dict[str, Any] = {"updated_at": now}
+    if result.lower() == "error":
+        values["message"] = "Error"
+    conn.execute(a.update().where(a.c.id.in_(list(ids.values())))
+                 .values(**values))
 
 
 def finish_action(conn, instance_uuid: str, request_id: str) -> None:

@@ -352,7 +352,8 @@ def create(conn, conf, *, project_id: str, user_id: str,
         raise exception.MetadataLimitExceeded(allowed=md_limit)
     per_instance = {"instances": 1, "cores": base["vcpus"],
                     "ram": base["memory_mb"]}
-    fits = quotas.headroom(conn, conf, project_id, user_id, per_instance)
+    fits = quotas.headroom(conn, conf, project_id, user_id, per_instance,
+                           limits)
     if fits < min_count:
         quotas.check_deltas(conn, conf, project_id, user_id,
                             {k: v * min_count
@@ -397,7 +398,12 @@ def create(conn, conf, *, project_id: str, user_id: str,
         created.append(row["uuid"])
     rows = conn.execute(sa.select(I).where(I.c.uuid.in_(created))).all()
     by_uuid = {r.uuid: r for r in rows}
-    return _records(conn, [by_uuid[u] for u in created])
+    # Metadata and tags are the ones just written, and a new instance has
+    # no fault: no need to read them back.
+    tag_list = list(dict.fromkeys(tags))
+    keys = _keys(rows[0])
+    return [_record(by_uuid[u], dict(metadata), sorted(tag_list), None,
+                    keys) for u in created]
 
 
 # --- changes --------------------------------------------------------------

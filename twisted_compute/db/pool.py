@@ -129,6 +129,12 @@ class DBService(service.Service):
         # start or stop.
         self._own_pool = threadpool is None
         self._lock = threading.Lock()
+        # SQLite has one writer at a time, and a transaction waiting for
+        # the write lock sleeps in SQLite's busy handler (1 ms, 2 ms, ...
+        # up to 100 ms between tries).  Within this process, writers queue
+        # on a Python lock instead and start the moment it is free; the
+        # busy handler is left for other processes sharing the file.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
         self._waiting: list = []
         self._order = itertools.count()
         self.pool = threadpool or ThreadPool(
@@ -197,6 +203,12 @@ class DBService(service.Service):
         return self.run(thd, *args, readonly=True, **kwargs)
 
     def _transact(self, thd, readonly, args, kwargs):
+        if self._write_lock is not None and not readonly:
+            with self._write_lock:
+                return self._transact_now(thd, readonly, args, kwargs)
+        return self._transact_now(thd, readonly, args, kwargs)
+
+    def _transact_now(self, thd, readonly, args, kwargs):
         with self.engine.connect() as conn:
             conn.info["write"] = not readonly
             with conn.begin():

@@ -75,9 +75,9 @@ def delete_limits(conn, project_id: str, user_id: str | None = None) -> None:
     conn.execute(query)
 
 
-def count_usage(conn, project_id: str,
-                user_id: str | None = None) -> dict[str, int]:
-    """What a project (or one user in it) uses now."""
+def count_instances(conn, project_id: str,
+                    user_id: str | None = None) -> dict[str, int]:
+    """Instances, cores and ram a project (or one of its users) uses."""
     i = m.instances
     query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(
         i.c.vcpus), 0), sa.func.coalesce(sa.func.sum(i.c.memory_mb), 0)
@@ -85,13 +85,19 @@ def count_usage(conn, project_id: str,
     if user_id is not None:
         query = query.where(i.c.user_id == user_id)
     instances, cores, ram = conn.execute(query).one()
+    return {"instances": int(instances), "cores": int(cores),
+            "ram": int(ram)}
+
+
+def count_usage(conn, project_id: str,
+                user_id: str | None = None) -> dict[str, int]:
+    """What a project (or one user in it) uses now."""
+    usage = count_instances(conn, project_id, user_id)
     groups = sa.select(sa.func.count()).select_from(m.server_groups).where(
         m.server_groups.c.project_id == project_id)
     if user_id is not None:
         groups = groups.where(m.server_groups.c.user_id == user_id)
-    usage = {"instances": int(instances), "cores": int(cores),
-             "ram": int(ram),
-             "server_groups": int(conn.execute(groups).scalar_one())}
+    usage["server_groups"] = int(conn.execute(groups).scalar_one())
     if user_id is not None:
         usage["key_pairs"] = int(conn.execute(
             sa.select(sa.func.count()).select_from(m.key_pairs).where(
@@ -104,8 +110,10 @@ def lock_project(conn, project_id: str) -> None:
 
     On PostgreSQL and MariaDB this takes a row lock held until commit; on
     SQLite every writing transaction already holds the database lock
-    (BEGIN IMMEDIATE, see :mod:`twisted_compute.db.pool`).
+    (BEGIN IMMEDIATE, see :mod:`twisted_compute.db.pool`): nothing to do.
     """
+    if conn.dialect.name == "sqlite":
+        return  # the transaction holds the database's write lock
     table = m.project_locks
     exists = conn.execute(sa.select(table.c.project_id).where(
         table.c.project_id == project_id)).first()
@@ -143,12 +151,18 @@ def check_deltas(conn, conf, project_id: str, user_id: str | None,
 
 
 def headroom(conn, conf, project_id: str, user_id: str | None,
-             per_instance: dict[str, int]) -> int:
-    """How many instances of ``per_instance`` size still fit (for
-    multi-create's min/max count); a large number when unlimited."""
-    limits = get_limits(conn, conf, project_id, user_id)
-    usage = count_usage(conn, project_id)
+             per_instance: dict[str, int],
+             limits: dict[str, int] | None = None) -> int:
+    """How many instances of ``per_instance`` size (instances, cores,
+    ram) still fit (for multi-create's min/max count); a large number
+    when unlimited.  ``limits``: from :func:`get_limits`, if at hand."""
+    if limits is None:
+        limits = get_limits(conn, conf, project_id, user_id)
     fits = 10 ** 6
+    if all(size <= 0 or limits.get(name, -1) < 0
+           for name, size in per_instance.items()):
+        return fits  # unlimited: nothing to count
+    usage = count_instances(conn, project_id)
     for name, size in per_instance.items():
         if size <= 0 or limits.get(name, -1) < 0:
             continue

@@ -25,10 +25,16 @@ from twisted_compute.rpc import errors
 from twisted_compute.rpc.transport import ITransport, RejectMessage
 
 
-#: Methods that periodic tasks call every few seconds: their successful
-#: handling is logged at debug level so that the log shows the work.
+#: Methods called every few seconds (periodic tasks) or several times per
+#: boot (the DB proxy): their successful handling is logged at debug level
+#: so that the log shows the work.
 QUIET_METHODS = frozenset({"service_heartbeat", "compute_node_update",
-                           "instances_on_host", "refresh_host_states"})
+                           "instances_on_host", "refresh_host_states",
+                           # the agents' DB proxy: several per boot; the
+                           # steps they serve log their own lines
+                           "instance_update", "action_event_start",
+                           "action_event_finish", "instance_fault_create",
+                           "instance_destroyed"})
 
 
 def endpoint_version(endpoint: Any) -> str:
