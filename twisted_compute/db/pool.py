@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import threading
+import time
 from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
@@ -99,8 +100,38 @@ def make_engine(url: str, pool_size: int = 5,
             dbapi_conn.isolation_level = None
 
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=0,
-                            pool_recycle=recycle, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=0,
+                              pool_recycle=recycle)
+
+    # Pessimistic disconnect handling, but only for connections that sat
+    # idle: a ping on every checkout (pool_pre_ping) costs a round trip
+    # per transaction, a third of the conductor's under load.  A busy
+    # connection has just proved itself; one idle for longer than
+    # PING_AFTER_IDLE seconds (a database restart may have killed it) is
+    # pinged, and replaced when the ping fails.
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy):
+        last = record.info.get("checked_in")
+        if last is None or time.monotonic() - last < PING_AFTER_IDLE:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except Exception as error:
+            raise sa.exc.DisconnectionError(str(error)) from error
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn, record):
+        record.info["checked_in"] = time.monotonic()
+
+    return engine
+
+
+#: Seconds a pooled connection may sit idle before it is pinged at checkout.
+PING_AFTER_IDLE = 5.0
 
 
 #: Priorities of DB work (lower runs first).

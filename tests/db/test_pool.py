@@ -1,0 +1,51 @@
+"""The engine's connection handling: a pooled connection that a database
+restart killed while it sat idle is replaced at checkout, without a ping
+per transaction while connections are busy."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.base import shared_database_url
+from twisted_compute.db import pool
+
+
+class IdlePingTests(SynchronousTestCase):
+    backend = "postgresql"
+
+    def setUp(self):
+        self.url = shared_database_url(self.backend)
+        self.engine = pool.make_engine(self.url, pool_size=1)
+        self.addCleanup(self.engine.dispose)
+        real = pool.PING_AFTER_IDLE
+        self.addCleanup(setattr, pool, "PING_AFTER_IDLE", real)
+
+    def backend_pid(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+    def kill(self, pid: int) -> None:
+        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT",
+                                 poolclass=sa.pool.NullPool)
+        with admin.connect() as conn:
+            self.assertTrue(conn.exec_driver_sql(
+                f"SELECT pg_terminate_backend({pid})").scalar())
+
+    def test_killed_idle_connection_is_replaced(self):
+        pool.PING_AFTER_IDLE = 0.0
+        first = self.backend_pid()
+        self.kill(first)
+        # The next transaction gets a live connection, not an error.
+        second = self.backend_pid()
+        self.assertNotEqual(first, second)
+
+    def test_busy_connection_is_not_pinged(self):
+        pool.PING_AFTER_IDLE = 3600.0
+        first = self.backend_pid()
+        self.kill(first)
+        # Not idle long enough to be pinged: the dead connection is used,
+        # fails, and is invalidated; the one after that is fresh.
+        with self.assertRaises(sa.exc.OperationalError):
+            self.backend_pid()
+        self.assertNotEqual(self.backend_pid(), first)
