@@ -69,7 +69,7 @@ class FakeConductor:
 
     def instance_update(self, context, instance_uuid, updates,
                         expected_task_state=None, expected_host=None,
-                        fetch=True):
+                        fetch=True, event=None):
         call = dict(instance_uuid=instance_uuid, updates=updates,
                     expected_task_state=expected_task_state)
         if expected_host is not None:
@@ -91,6 +91,14 @@ class FakeConductor:
                                   expected=expected_task_state,
                                   actual=actual))
         values.update(updates)
+        if event is not None:
+            # Recorded in the same transaction as the update.
+            if event.get("result") is None:
+                self.calls.append(("action_event_start", dict(
+                    instance_uuid=instance_uuid, **event)))
+            else:
+                self.calls.append(("action_event_finish", dict(
+                    instance_uuid=instance_uuid, traceback=None, **event)))
         return defer.succeed(dict(values) if fetch else None)
 
     def instance_destroyed(self, context, instance_uuid):

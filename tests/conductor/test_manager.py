@@ -225,6 +225,42 @@ class ConductorTests(DBTestCase):
                                     {"user_id": "evil"})))
         failure.trap(exception.InvalidInput)
 
+    def test_instance_update_records_events_with_the_update(self):
+        instance = self.new_instance()
+        self.run_db(cdb.instance_update, instance.uuid, {"host": "a"})
+        manager = self.manager(lambda uuids: [])
+        event = {"request_id": "req-build", "event": "compute_build",
+                 "host": "a"}
+        self.successResultOf(defer.ensureDeferred(manager.instance_update(
+            self.ctx, instance.uuid, {"task_state": "spawning"},
+            expected_task_state=["scheduling"], expected_host="a",
+            fetch=False, event=event)))
+        # Refused (wrong task state): neither update nor event.
+        self.failureResultOf(defer.ensureDeferred(manager.instance_update(
+            self.ctx, instance.uuid, {"task_state": None},
+            expected_task_state=["scheduling"], fetch=False,
+            event=dict(event, event="other"))),
+            exception.UnexpectedTaskStateError)
+        action = self.run_db(instances_db.get_action, instance.uuid,
+                             "req-build")
+        self.assertEqual([(e.event, e.result, e.finish_time is None)
+                          for e in action.events],
+                         [("compute_build", None, True)])
+        self.assertIsNone(self.successResultOf(defer.ensureDeferred(
+            manager.instance_update(
+                self.ctx, instance.uuid, {"vm_state": "active",
+                                          "task_state": None},
+                expected_task_state=["spawning"], fetch=False,
+                event=dict(event, result="Success")))))
+        action = self.run_db(instances_db.get_action, instance.uuid,
+                             "req-build")
+        self.assertEqual([(e.event, e.result, e.finish_time is None)
+                          for e in action.events],
+                         [("compute_build", "Success", False)])
+        self.failureResultOf(defer.ensureDeferred(manager.instance_update(
+            self.ctx, instance.uuid, {}, event={"event": "x"})),
+            exception.InvalidInput)
+
     def test_instance_update_guards_host(self):
         # A stale build request (the instance went to another host) must
         # not take the instance.

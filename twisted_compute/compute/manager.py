@@ -198,19 +198,32 @@ class ComputeManager:
                       updates: dict[str, Any],
                       expected_task_state: list | None = None,
                       expected_host: str | None = None,
-                      instance: Instance | None = None) -> Instance | None:
-        """Write ``updates`` through the conductor.  The database is not
-        read back: with ``instance`` given, the result is that record with
-        the updates applied; otherwise None."""
+                      instance: Instance | None = None,
+                      event: dict[str, Any] | None = None
+                      ) -> Instance | None:
+        """Write ``updates`` (and ``event``, see :meth:`_event`) through
+        the conductor.  The database is not read back: with ``instance``
+        given, the result is that record with the updates applied;
+        otherwise None."""
         await self.conductor.instance_update(
             context, instance_uuid, updates,
             expected_task_state=expected_task_state,
-            expected_host=expected_host, fetch=False)
+            expected_host=expected_host, fetch=False, event=event)
         if instance is None:
             return None
         return attrs.evolve(instance, **{
             k: v for k, v in _decode(updates).items()
             if k in _INSTANCE_FIELDS})
+
+    def _event(self, context, event: str, result: str | None = None
+               ) -> dict[str, Any]:
+        """An action event to record with an instance update: its start,
+        or with ``result`` its end."""
+        value = {"request_id": context.request_id, "event": event,
+                 "host": self.host}
+        if result is not None:
+            value["result"] = result
+        return value
 
     async def _event_start(self, context, instance_uuid: str,
                            event: str) -> None:
@@ -328,7 +341,8 @@ class ComputeManager:
                     "host": self.host, "node": self.nodename,
                     "launched_on": self.host,
                 }, expected_task_state=BUILD_TASK_STATES,
-                    expected_host=self.host, instance=instance)
+                    expected_host=self.host, instance=instance,
+                    event=self._event(context, event))
             except exception.UnexpectedDeletingTaskStateError:
                 raise
             except exception.UnexpectedTaskStateError as exc:
@@ -342,7 +356,6 @@ class ComputeManager:
                               request_id=context.request_id, uuid=uuid,
                               host=self.host, reason=_message(exc))
                 return
-            await self._event_start(context, uuid, event)
             # Checked here, on the host: two schedulers racing cannot
             # over-commit it (a refused claim reschedules the build).
             claim = self.tracker.claim(instance)
@@ -370,7 +383,8 @@ class ComputeManager:
                     updates["addresses"] = addresses
             instance = await self._update(
                 context, uuid, updates,
-                expected_task_state=[vm_states.SPAWNING], instance=instance)
+                expected_task_state=[vm_states.SPAWNING], instance=instance,
+                event=self._event(context, event, SUCCESS))
         except (exception.InstanceNotFound,
                 exception.UnexpectedDeletingTaskStateError,
                 _DeletedWhileBuilding, defer.CancelledError):
@@ -403,7 +417,6 @@ class ComputeManager:
                 reason)
             return
         claim.finish()
-        await self._event_finish(context, uuid, event)
         self.log.info("[{request_id}] instance {uuid} is active on {host}",
                       request_id=context.request_id, uuid=uuid,
                       host=self.host)

@@ -54,7 +54,8 @@ class ConductorManager:
     """The conductor's RPC endpoint (topic ``conductor``)."""
 
     #: 1.0 - first version
-    #: 1.1 - ``instance_update`` takes ``expected_host`` and ``fetch``
+    #: 1.1 - ``instance_update`` takes ``expected_host``, ``fetch`` and
+    #:       ``event``
     RPC_API_VERSION = "1.1"
     log = Logger()
 
@@ -277,13 +278,19 @@ class ConductorManager:
 
     async def instance_update(self, context, instance_uuid, updates,
                               expected_task_state=None, expected_host=None,
-                              fetch=True):
-        """Write an agent's ``updates``; the instance as written, or None
-        when the agent does not need it back (``fetch`` false)."""
+                              fetch=True, event=None):
+        """Write an agent's ``updates`` (and, with ``event``, the start or
+        end of an action event); the instance as written, or None when the
+        agent does not need it back (``fetch`` false)."""
+        if event is not None and not (
+                isinstance(event, dict) and event.get("request_id")
+                and event.get("event")):
+            raise exception.InvalidInput(
+                reason="event needs request_id and event")
         instance = await self.db.run(
             db.instance_update, instance_uuid, _decode(updates),
             expected_task_state=expected_task_state,
-            expected_host=expected_host, fetch=bool(fetch))
+            expected_host=expected_host, fetch=bool(fetch), event=event)
         return None if instance is None else instance.to_dict()
 
     async def instances_on_host(self, context, host):

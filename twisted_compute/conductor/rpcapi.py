@@ -39,17 +39,17 @@ class ConductorAPIClient:
 
     def instance_update(self, context, instance_uuid, updates,
                         expected_task_state=None, expected_host=None,
-                        fetch=True):
-        """``expected_host`` and ``fetch=False`` (answer None instead of
-        the instance) need a 1.1 conductor."""
+                        fetch=True, event=None):
+        """``expected_host``, ``fetch=False`` (answer None instead of the
+        instance) and ``event`` need a 1.1 conductor."""
         from twisted_compute.objects import _encode
         kwargs = dict(instance_uuid=instance_uuid, updates=_encode(updates),
                       expected_task_state=expected_task_state)
-        if expected_host is None and fetch:
+        if expected_host is None and fetch and event is None:
             return self.client.call(context, "instance_update", **kwargs)
         return self.client.prepare(version="1.1").call(
             context, "instance_update", expected_host=expected_host,
-            fetch=fetch, **kwargs)
+            fetch=fetch, event=event, **kwargs)
 
     def instances_on_host(self, context, host):
         return self.client.call(context, "instances_on_host", host=host)

@@ -30,7 +30,9 @@ def instance_update(conn, uuid: str, updates: dict[str, Any],
                     expected_task_state: Sequence[str | None] | None = None,
                     expected_vm_state: Sequence[str] | None = None,
                     expected_host: str | None = None,
-                    fetch: bool = True) -> Instance | None:
+                    fetch: bool = True,
+                    event: dict[str, Any] | None = None
+                    ) -> Instance | None:
     """Write ``updates`` to a live instance, only while its task state is
     one of ``expected_task_state`` (when given), its vm state one of
     ``expected_vm_state`` (when given) and its host ``expected_host``
@@ -38,6 +40,11 @@ def instance_update(conn, uuid: str, updates: dict[str, Any],
     was rescheduled elsewhere meanwhile, must not take the instance).
     Returns the instance as written, or None without ``fetch`` (which
     saves the four queries of reading it back).
+
+    ``event`` (``request_id``, ``event``, ``host``, and ``result`` /
+    ``traceback`` to finish one) records the start or the end of an
+    instance action event in the same transaction: an agent's step and its
+    event in one round trip, and no event when the update is refused.
 
     Raises :class:`InstanceNotFound` when it is gone (deleted), and
     :class:`UnexpectedDeletingTaskStateError` when someone asked for its
@@ -78,6 +85,14 @@ def instance_update(conn, uuid: str, updates: dict[str, Any],
         raise exception.UnexpectedTaskStateError(
             instance_uuid=uuid, expected=expected_task_state,
             actual=row.task_state)
+    if event is not None:
+        if event.get("result") is None:
+            action_event_start(conn, uuid, event["request_id"],
+                               event["event"], event.get("host"))
+        else:
+            action_event_finish(conn, uuid, event["request_id"],
+                                event["event"], event.get("host"),
+                                event["result"], event.get("traceback"))
     if not fetch:
         return None
     return instances_db.get(conn, uuid)
