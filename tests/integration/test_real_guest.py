@@ -9,13 +9,23 @@ and a busybox initramfs) is registered through the image API as a kernel
 Nova's libvirt driver does.  ``server create --wait`` must reach ACTIVE,
 ``console log show`` must show the uuid the guest read from its own
 SMBIOS (and, with ``--config-drive True``, the ``meta_data.json`` of its
-config drive), ``addresses`` must show the fixed IP the driver reserved,
-and ``server delete --wait`` must remove the domain, the instance
-directory (disks, console log) and the DHCP reservation.
+config drive), ``addresses`` must show the fixed IP the driver reserved
+(and the guest must get that address from DHCP), and ``server delete
+--wait`` must remove the domain, the instance directory (disks, console
+log) and the DHCP reservation.
+
+The metadata API is tested as a guest uses it: ``compute-manage network
+metadata-redirect`` adds the NAT rule that sends ``169.254.169.254:80``
+from the libvirt bridge to the process's metadata listener (on 0.0.0.0),
+the guest (no config drive) GETs ``meta_data.json`` and the EC2
+``instance-id`` there and prints them, and the API knows it by its
+source address, the fixed IP.  The rule is removed at cleanup, always.
 
 Skip rule: skips unless libvirtd answers on ``qemu:///system`` with qemu
-behind it (and the guest can be built); fails instead when
-``TWISTED_COMPUTE_DEMAND`` names ``libvirtd`` (or ``all``).
+behind it (and the guest can be built; and, for the metadata test, no
+other 169.254.169.254 redirect is on the bridge); fails instead when
+``TWISTED_COMPUTE_DEMAND`` names ``libvirtd`` (or ``all``).  The libvirt
+network ``default`` is started when it is not active.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from twisted.trial.unittest import SkipTest
 
 from tests.base import demanded, require_service
 from tests.integration.harness import (
-    TwistdTestCase, run_command)
+    COMPUTE_MANAGE, TwistdTestCase, run_command)
 from tests.integration.test_openstack_cli import (
     OpenStackCLIMixin, clouds_yaml)
 from tests.virt.libvirt import guest
@@ -43,6 +53,11 @@ from tests.virt.libvirt.test_real_guest import URI, libvirtd_with_qemu
 CLI_TIMEOUT = 90.0
 #: seconds the guest gets to print its uuid on the serial console
 CONSOLE_TIMEOUT = 60.0
+#: the libvirt network the guests are on
+NETWORK = "default"
+#: the kernel command line of the guest (``tc_metadata=`` is added for
+#: the metadata test)
+GUEST_CMDLINE = "console=ttyS0 panic=-1 quiet"
 
 
 def libvirt_domain(uuid_: str):
@@ -61,7 +76,7 @@ def libvirt_domain(uuid_: str):
         conn.close()
 
 
-def dhcp_hosts(network: str = "default") -> str:
+def dhcp_hosts(network: str = NETWORK) -> str:
     """The DHCP section of a libvirt network's XML (its reservations)."""
     import libvirt
     conn = libvirt.open(URI)
@@ -69,6 +84,52 @@ def dhcp_hosts(network: str = "default") -> str:
         return conn.networkLookupByName(network).XMLDesc(0)
     finally:
         conn.close()
+
+
+def active_network(network: str = NETWORK) -> tuple[str, str]:
+    """Start the libvirt network if it is not active (a freshly started
+    libvirtd leaves a network without autostart down); its bridge and
+    the host's IPv4 address on it."""
+    import libvirt
+    import xml.etree.ElementTree as ET
+    conn = libvirt.open(URI)
+    try:
+        net = conn.networkLookupByName(network)
+        if not net.isActive():
+            net.create()
+        addresses = [ip.get("address") for ip in
+                     ET.fromstring(net.XMLDesc(0)).findall("ip")
+                     if ip.get("family", "ipv4") == "ipv4"]
+        return net.bridgeName(), addresses[0]
+    finally:
+        conn.close()
+
+
+def metadata_redirects(bridge: str) -> list[str]:
+    """The ``iptables -t nat`` PREROUTING rules that redirect
+    169.254.169.254 arriving on ``bridge`` (``-S`` lines)."""
+    done = run_command(["iptables", "-t", "nat", "-S", "PREROUTING"],
+                       timeout=30)
+    if done.returncode != 0:
+        raise AssertionError(f"iptables -t nat -S: {done.stderr}")
+    return [line for line in done.stdout.splitlines()
+            if "169.254.169.254" in line and f"-i {bridge} " in line]
+
+
+def console_section(output: str, marker: str) -> tuple[str, str]:
+    """``(status line, body)`` the guest printed for ``marker`` (see
+    :data:`guest.METADATA_FETCHES`); AssertionError when it is not
+    there."""
+    text = output.replace("\r\n", "\n")
+    status = re.search(rf"^{re.escape(marker)}-status: (.*)$", text,
+                       re.MULTILINE)
+    body = re.search(rf"^{re.escape(marker)}-begin\n(.*?)\n"
+                     rf"{re.escape(marker)}-end$", text,
+                     re.MULTILINE | re.DOTALL)
+    if status is None or body is None:
+        raise AssertionError(f"no {marker} section on the console:\n"
+                             f"{output[-3000:]}")
+    return status.group(1).strip(), body.group(1).strip()
 
 
 class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
@@ -92,11 +153,18 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
         self.images_path = tempfile.mkdtemp(prefix="tc-it-guests-")
         os.chmod(self.images_path, 0o755)
         self.addCleanup(shutil.rmtree, self.images_path, True)
+        self.bridge, self.bridge_address = active_network()
+        #: servers check_deleted saw go (the cleanup skips them)
+        self.deleted: set[str] = set()
+        #: whether the metadata redirect may be in place (for the cleanup)
+        self.redirected = False
         self.host = "realguest-" + uuid.uuid4().hex[:6]
         self.proc = self.start_twistd(
             role="compute-all", apis=("osapi_compute", "image", "metadata"),
             options={
                 "DEFAULT": {"host": self.host,
+                            # Guests reach it (redirected) on the bridge.
+                            "metadata_listen": "0.0.0.0",
                             "compute_driver": "libvirt",
                             "report_interval": 1,
                             "periodic_fuzzy_delay": 0,
@@ -107,9 +175,9 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
         with open(self.clouds, "w", encoding="utf-8") as handle:
             handle.write(clouds_yaml(self.proc))
 
-    def register_guest(self) -> dict:
+    def register_guest(self, cmdline: str = GUEST_CMDLINE) -> dict:
         """Kernel, ramdisk and disk images of the tiny guest; returns the
-        disk image (the one to boot)."""
+        disk image (the one to boot), which boots with ``cmdline``."""
         tag = uuid.uuid4().hex[:6]
         kernel = self.openstack(
             "image", "create", "--file", self.kernel_file,
@@ -128,7 +196,7 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
             "--container-format", "bare", "--public",
             "--property", f"kernel_id={kernel['id']}",
             "--property", f"ramdisk_id={ramdisk['id']}",
-            "--property", "os_command_line=console=ttyS0 panic=-1 quiet",
+            "--property", f"os_command_line={cmdline}",
             f"guest-disk-{tag}")
         self.assertEqual(image["status"], "active")
         return image
@@ -145,11 +213,11 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
                 return output
             time.sleep(1.0)
 
-    def boot(self, *extra: str) -> dict:
+    def boot(self, *extra: str, cmdline: str = GUEST_CMDLINE) -> dict:
         flavor = self.openstack("flavor", "create", "--ram", "256",
                                 "--disk", "1", "--vcpus", "1",
                                 "guest-" + uuid.uuid4().hex[:6])
-        image = self.register_guest()
+        image = self.register_guest(cmdline)
         server = self.openstack(
             "server", "create", "--flavor", flavor["id"], "--image",
             image["id"], "--auto-network", "--wait", *extra,
@@ -160,6 +228,8 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
     def _delete_quietly(self, server_id: str) -> None:
         """Cleanup after a failure: delete the server, and the domain if
         the process could not."""
+        if server_id in self.deleted:
+            return
         if self.proc.running():
             self.openstack("server", "delete", "--wait", server_id,
                            parse=False, check=False)
@@ -200,7 +270,10 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
         # The reservation the driver made on the libvirt network is the
         # address the API shows.
         self.assertIn(f"ip='{ips[0]}'", dhcp_hosts().replace('"', "'"))
+        # ... and the address the guest got from DHCP.
+        self.assertIn(f"guest-ip: {ips[0]}", output, output[-3000:])
         self.fixed_ip = ips[0]
+        self.server_details = shown
         return output
 
     def check_deleted(self, server_id: str) -> None:
@@ -210,16 +283,86 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
         self.openstack("server", "delete", "--wait", server_id,
                        parse=False)
         self.assertIsNone(libvirt_domain(server_id))
+        self.deleted.add(server_id)
         self.assertFalse(os.path.exists(instance_dir),
                          os.listdir(self.images_path))
         self.assertNotIn(f"ip='{self.fixed_ip}'",
                          dhcp_hosts().replace('"', "'"))
+
+    def metadata_redirect(self, *extra: str) -> str:
+        """``compute-manage network metadata-redirect`` with this
+        process's config; returns its output."""
+        done = run_command(
+            [COMPUTE_MANAGE, "--config-file", self.proc.config_file,
+             "network", "metadata-redirect", "--network", NETWORK, *extra],
+            timeout=60)
+        self.assertEqual(done.returncode, 0,
+                         f"compute-manage exited {done.returncode}:\n"
+                         f"{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def _remove_redirect(self) -> None:
+        """Cleanup: remove the rule unless the test did."""
+        if self.redirected:
+            self.metadata_redirect("--remove")
 
     def test_boot_console_delete(self):
         server = self.boot()
         output = self.check_running_guest(server)
         # No config drive was asked for: the guest found none.
         self.assertNotIn("config-drive-meta-data:", output)
+        # No tc_metadata on the command line: the guest fetched nothing.
+        self.assertNotIn("metadata-openstack-begin", output)
+        self.check_deleted(server["id"])
+
+    def test_metadata_api_over_the_network(self):
+        """The guest (no config drive) GETs 169.254.169.254 through the
+        redirect and is answered with its own metadata."""
+        others = metadata_redirects(self.bridge)
+        if others:
+            message = (f"another 169.254.169.254 redirect is on "
+                       f"{self.bridge} (a concurrent run, or a leftover: "
+                       f"compute-manage network metadata-redirect "
+                       f"--remove): {others}")
+            if demanded("libvirtd"):
+                raise AssertionError(message)
+            raise SkipTest(message)
+        port = self.proc.ports["metadata"]
+        destination = f"{self.bridge_address}:{port}"
+        self.addCleanup(self._remove_redirect)
+        self.redirected = True
+        printed = self.metadata_redirect()
+        self.assertIn(f"--to-destination {destination}", printed)
+        self.assertNotIn("already", printed)
+        (rule,) = metadata_redirects(self.bridge)
+        self.assertIn(f"--to-destination {destination}", rule)
+
+        server = self.boot(cmdline=f"{GUEST_CMDLINE} "
+                                   f"tc_metadata=169.254.169.254:80")
+        output = self.check_running_guest(server)
+        self.assertNotIn("config-drive-meta-data:", output)
+        status, body = console_section(output, "metadata-openstack")
+        self.assertIn(" 200 ", status, output[-3000:])
+        meta = json.loads(body)
+        self.assertEqual(meta["uuid"], server["id"])
+        self.assertEqual(meta["name"], server["name"])
+        status, body = console_section(output, "metadata-ec2-instance-id")
+        self.assertIn(" 200 ", status, output[-3000:])
+        self.assertRegex(body, r"^i-[0-9a-f]{8}$")
+        # EC2 ids and instance names (instance-%08x) both number the
+        # instance by its id.
+        name = self.server_details["OS-EXT-SRV-ATTR:instance_name"]
+        self.assertEqual(body, name.replace("instance-", "i-"))
+        # The API knew the guest by its fixed IP, the source address the
+        # DNAT rule keeps.
+        self.assertRegex(
+            self.proc.log_text(),
+            rf"{re.escape(self.fixed_ip)}\b.*"
+            rf"/openstack/latest/meta_data\.json")
+
+        self.assertNotIn("already", self.metadata_redirect("--remove"))
+        self.redirected = False
+        self.assertEqual(metadata_redirects(self.bridge), [])
         self.check_deleted(server["id"])
 
     def test_config_drive(self):
