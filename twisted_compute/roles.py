@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 
 from twisted_compute import config, exception
 from twisted_compute.context import get_admin_context

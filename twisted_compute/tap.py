@@ -7,6 +7,7 @@ import sys
 from twisted.python import usage
 
 from twisted_compute import config
+from twisted_compute.log import set_debug
 
 
 class Options(usage.Options):
@@ -26,9 +27,11 @@ class Options(usage.Options):
 def load_config(options, overrides=None) -> config.Config:
     """The configuration, or exit with a message naming option and file."""
     try:
-        return config.load(options["config_files"], overrides=overrides)
+        conf = config.load(options["config_files"], overrides=overrides)
     except config.ConfigError as exc:
         raise SystemExit(f"twisted-compute: {exc}") from None
+    set_debug(conf.debug)
+    return conf
 
 
 def not_yet(role: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from twisted.python.failure import Failure
 from twisted.web.error import UnsupportedMethod
 from werkzeug.exceptions import HTTPException

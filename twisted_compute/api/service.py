@@ -18,7 +18,7 @@ from typing import Any
 from twisted.application import service
 from twisted.internet import error as net_error
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from twisted.web.server import Site
 
 from twisted_compute import config as config_mod

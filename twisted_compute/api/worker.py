@@ -15,8 +15,10 @@ import sys
 from twisted.internet import error as net_error
 from twisted.internet.interfaces import IReadDescriptor
 from twisted.logger import (
-    FileLogObserver, Logger, formatEvent, globalLogBeginner)
+    FileLogObserver, formatEvent, globalLogBeginner)
 from zope.interface import implementer
+
+from twisted_compute.log import Logger, set_debug
 
 log = Logger()
 
@@ -92,6 +94,7 @@ def main(argv=None) -> int:
     except config_mod.ConfigError as exc:
         sys.stderr.write(f"twisted-compute: {exc}\n")
         return 2
+    set_debug(conf.debug)
     db = DBService(conf.database_url, reactor,
                    pool_size=conf.database.max_pool_size,
                    recycle=conf.database.connection_recycle_time)

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 from twisted.internet.defer import maybeDeferred
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 
 from twisted_compute import exception
 from twisted_compute.compute import vm_states
@@ -300,11 +300,17 @@ class ComputeAPI:
         secrets)."""
         return {
             "flavor": flavor.snapshot(),
+            # What the scheduler filters on and the agent downloads by
+            # (so the conductor need not read the image again).
             "image": None if image is None else {
-                "id": image.id, "min_ram": image.min_ram,
+                "id": image.id, "name": image.name, "status": image.status,
+                "min_ram": image.min_ram,
                 "min_disk": image.min_disk, "size": image.size,
                 "disk_format": image.disk_format,
                 "container_format": image.container_format,
+                "checksum": image.checksum,
+                "os_hash_algo": image.os_hash_algo,
+                "os_hash_value": image.os_hash_value,
                 "properties": dict(image.properties)},
             "availability_zone": zone,
             "force_hosts": request.get("force_host"),

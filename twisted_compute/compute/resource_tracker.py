@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import attrs
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 
 from twisted_compute import config, exception
 from twisted_compute.compute import vm_states

@@ -20,7 +20,7 @@ import datetime
 from typing import Any
 
 import attrs
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 
 from twisted_compute import config, exception
 from twisted_compute.compute import vm_states
@@ -42,6 +42,12 @@ config.register("DEFAULT", [
 import twisted_compute.scheduler.manager  # noqa: E402,F401
 
 BUILD_EVENT = "conductor_schedule_and_build_instances"
+
+
+def _placement(host: dict[str, Any]) -> dict[str, Any]:
+    """The instance columns a placement on ``host`` (a selection) sets."""
+    return {"host": host["host"], "node": host.get("nodename"),
+            "launched_on": host["host"], "task_state": vm_states.SCHEDULING}
 
 
 def _ctx(context) -> RequestContext:
@@ -102,33 +108,30 @@ class ConductorManager:
                           "instances are past scheduling", n=len(instances)
                           - len(to_schedule) - len(to_resend),
                           request_id=context.request_id)
-        image = None
+        image = await self._image(request_spec)
         if to_schedule:
-            scheduled = await self._schedule(
-                context, [i for i, _ in to_schedule], request_spec)
-            if scheduled is None:
-                return
-            image = await self.db.read(
-                db.image_meta, (request_spec.get("image") or {}).get("id"))
-            for instance, hosts in scheduled:
-                await self._build_on(context, instance, hosts[0], hosts[1:],
-                                     request_spec, image, secrets,
-                                     attempt=1)
+            await self._schedule_and_place(
+                context, [i for i, _ in to_schedule], request_spec, image,
+                secrets)
         for instance, host in to_resend:
-            if image is None:
-                image = await self.db.read(
-                    db.image_meta,
-                    (request_spec.get("image") or {}).get("id"))
             self.log.info("Handing {uuid} to {host} again (request "
                           "{request_id} redelivered)", uuid=instance.uuid,
                           host=host, request_id=context.request_id)
             await self._cast_build(context, instance, {"host": host}, [],
                                    request_spec, image, secrets, attempt=1)
 
-    async def _schedule(self, context, instances: list[Instance],
-                        request_spec):
-        """``[(instance, [host, alternates...])]``, or None when the
-        scheduler found no place (the instances are then in ERROR)."""
+    async def _image(self, request_spec) -> dict[str, Any] | None:
+        """What the agent needs of the image: the API put it in the
+        request spec (from an older API: read it)."""
+        image = request_spec.get("image") or None
+        if image is None or "checksum" in image:
+            return image
+        return await self.db.read(db.image_meta, image.get("id"))
+
+    async def _schedule_and_place(self, context, instances: list[Instance],
+                                  request_spec, image, secrets) -> None:
+        """Ask the scheduler, then record every placement and the
+        scheduling event in one transaction, then cast the builds."""
         uuids = [i.uuid for i in instances]
         started = self._now()
         try:
@@ -146,23 +149,36 @@ class ConductorManager:
                 self.log.warn("No valid host for {uuids} (request "
                               "{request_id}): {reason}", uuids=uuids,
                               request_id=context.request_id, reason=reason)
-            for instance in instances:
-                await self.db.run(db.set_error, instance.uuid, 500, reason,
-                                  None, None)
-            await self.db.run(db.action_events_done, uuids,
+            await self.db.run(db.fail_scheduling, uuids, 500, reason,
                               context.request_id, BUILD_EVENT, self.host,
-                              started, "Error")
-            return None
-        await self.db.run(db.action_events_done, uuids, context.request_id,
-                          BUILD_EVENT, self.host, started, "Success")
-        return list(zip(instances, selections))
+                              started)
+            return
+        placements = {i.uuid: _placement(hosts[0])
+                      for i, hosts in zip(instances, selections)}
+        placed = await self.db.run(db.place_instances, placements,
+                                   context.request_id, BUILD_EVENT,
+                                   self.host, started)
+        for instance, hosts in zip(instances, selections):
+            if instance.uuid not in placed:
+                self.log.info("Instance {uuid} was deleted while "
+                              "scheduling; not building it",
+                              uuid=instance.uuid)
+                continue
+            instance = attrs.evolve(instance, **placements[instance.uuid])
+            self._log_building(context, instance, hosts[0], 1)
+            await self._cast_build(context, instance, hosts[0], hosts[1:],
+                                   request_spec, image, secrets, attempt=1)
+
+    def _log_building(self, context, instance, host, attempt) -> None:
+        self.log.info("Building {uuid} on {host} (attempt {attempt}, "
+                      "request {request_id})", uuid=instance.uuid,
+                      host=host["host"], attempt=attempt,
+                      request_id=context.request_id)
 
     async def _build_on(self, context, instance: Instance,
                         host: dict[str, Any], alternates: list[dict],
                         request_spec: dict, image, secrets, attempt: int):
-        placement = {"host": host["host"], "node": host.get("nodename"),
-                     "launched_on": host["host"],
-                     "task_state": vm_states.SCHEDULING}
+        placement = _placement(host)
         try:
             await self.db.run(
                 db.instance_update, instance.uuid, placement,
@@ -174,10 +190,7 @@ class ConductorManager:
             self.log.info("Instance {uuid} was deleted while scheduling; "
                           "not building it", uuid=instance.uuid)
             return
-        self.log.info("Building {uuid} on {host} (attempt {attempt}, "
-                      "request {request_id})", uuid=instance.uuid,
-                      host=host["host"], attempt=attempt,
-                      request_id=context.request_id)
+        self._log_building(context, instance, host, attempt)
         await self._cast_build(context, instance, host, alternates,
                                request_spec, image, secrets, attempt)
 
@@ -220,8 +233,8 @@ class ConductorManager:
         if alternates and attempt < max_attempts:
             request_spec = dict(request_spec or {})
             request_spec["_attempt"] = attempt + 1
-            image = _image if _image is not None else await self.db.read(
-                db.image_meta, (request_spec.get("image") or {}).get("id"))
+            image = _image if _image is not None else await self._image(
+                request_spec)
             try:
                 await self.db.run(
                     db.instance_update, instance.uuid,

@@ -242,6 +242,41 @@ def action_events_done(conn, instance_uuids: Sequence[str], request_id: str,
                  .values(**values))
 
 
+def place_instances(conn, placements: dict[str, dict[str, Any]],
+                    request_id: str, event: str, host: str | None,
+                    started: datetime.datetime) -> set[str]:
+    """Write each instance's placement (``{uuid: values}``) while it is
+    still building and unplaced-or-scheduling, and record the scheduling
+    ``event`` of those placed; the uuids placed (the others were deleted
+    meanwhile)."""
+    placed = set()
+    for uuid, values in placements.items():
+        try:
+            instance_update(conn, uuid, values,
+                            expected_task_state=[vm_states.SCHEDULING, None],
+                            expected_vm_state=[vm_states.BUILDING],
+                            fetch=False)
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError):
+            continue
+        placed.add(uuid)
+    if placed:
+        action_events_done(conn, sorted(placed), request_id, event, host,
+                           started, "Success")
+    return placed
+
+
+def fail_scheduling(conn, uuids: Sequence[str], code: int, message: str,
+                    request_id: str, event: str, host: str | None,
+                    started: datetime.datetime) -> None:
+    """No host for ``uuids``: ERROR with a fault, and the scheduling
+    event ends in error."""
+    for uuid in uuids:
+        set_error(conn, uuid, code, message, None, None)
+    action_events_done(conn, uuids, request_id, event, host, started,
+                       "Error")
+
+
 def finish_action(conn, instance_uuid: str, request_id: str) -> None:
     a = m.instance_actions
     conn.execute(a.update().where(

@@ -24,7 +24,7 @@ from twisted.application import service
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from twisted.python.threadpool import ThreadPool
 
 T = TypeVar("T")

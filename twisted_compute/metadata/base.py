@@ -31,7 +31,7 @@ import zlib
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import attrs
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 
 from twisted_compute.metadata.netdata import network_data
 

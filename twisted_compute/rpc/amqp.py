@@ -52,7 +52,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 
 from twisted_compute.context import RequestContext
 from twisted_compute.rpc import errors

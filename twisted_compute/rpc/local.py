@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import attrs
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from zope.interface import implementer
 
 from twisted_compute import exception

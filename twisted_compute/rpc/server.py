@@ -17,7 +17,7 @@ import time
 from typing import Any, Sequence
 
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 
 from twisted_compute.context import RequestContext
 from twisted_compute.exception import ComputeException

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 import attrs
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from twisted.python.failure import Failure
 
 from twisted_compute.db import scheduler as db

@@ -14,7 +14,7 @@ import random as random_mod
 import time
 from typing import Any, Sequence
 
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 
 from twisted_compute import config, exception
 from twisted_compute.compute import resource_tracker

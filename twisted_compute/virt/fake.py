@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 from twisted.internet import defer, task
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from zope.interface import implementer
 
 from twisted_compute import config, exception

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Callable
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from twisted.python.threadpool import ThreadPool
 
 from twisted_compute import exception

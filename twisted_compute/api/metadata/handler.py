@@ -20,7 +20,7 @@ import http
 from typing import Any
 
 from twisted.internet.defer import ensureDeferred
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET

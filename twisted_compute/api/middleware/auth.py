@@ -18,7 +18,7 @@ from typing import Any
 
 import treq
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 
 from twisted_compute import exception
 from twisted_compute.api import faults

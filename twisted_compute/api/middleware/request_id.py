@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import time
 
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 
 from twisted_compute.api.middleware import Middleware, render_child
 from twisted_compute.context import generate_request_id

@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from zope.interface import implementer
 
 from twisted_compute import config, exception

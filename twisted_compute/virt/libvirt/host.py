@@ -19,7 +19,7 @@ import threading
 from typing import Any, Callable
 
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
+from twisted_compute.log import Logger
 from twisted.python.threadpool import ThreadPool
 
 from twisted_compute import exception
