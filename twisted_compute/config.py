@@ -222,7 +222,8 @@ OPTIONS: dict[str, list[Opt]] = {
         _s("connection", "",
            "SQLAlchemy URL of the database; empty means the SQLite file "
            "$state_path/compute.sqlite", secret=True),
-        _i("max_pool_size", 5, "Database connections (and DB threads)",
+        _i("max_pool_size", 5, "Database connections (and DB threads); "
+           "SQLite always uses one",
            min=1, max=100),
         _i("connection_recycle_time", 3600,
            "Seconds after which a pooled connection is replaced", min=1),

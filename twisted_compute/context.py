@@ -8,14 +8,15 @@ it.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import attrs
 
+from twisted_compute import ids
+
 
 def generate_request_id() -> str:
-    return "req-" + str(uuid.uuid4())
+    return "req-" + ids.uuid4_str()
 
 
 @attrs.frozen

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted_compute.log import Logger
 
 from twisted_compute import config, exception
 from twisted_compute.context import get_admin_context
 from twisted_compute.db import migration
 from twisted_compute.db.pool import DBService
+from twisted_compute.log import Logger
 from twisted_compute.service import (
     ReactorLagMonitor, RPCRoleService, TransportService)
 

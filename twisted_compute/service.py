@@ -18,9 +18,9 @@ from typing import Any, Callable, Sequence
 
 from twisted.application import service
 from twisted.internet import defer, task
-from twisted_compute.log import Logger
 
 from twisted_compute import config
+from twisted_compute.log import Logger
 from twisted_compute.rpc.server import RPCServer
 
 config.register("DEFAULT", [

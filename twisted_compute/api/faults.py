@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 
-from twisted_compute.log import Logger
 from twisted.python.failure import Failure
 from twisted.web.error import UnsupportedMethod
 from werkzeug.exceptions import HTTPException
 
 from twisted_compute import exception
+from twisted_compute.log import Logger
 
 log = Logger()
 

@@ -18,12 +18,12 @@ from typing import Any
 from twisted.application import service
 from twisted.internet import error as net_error
 from twisted.internet.protocol import ProcessProtocol
-from twisted_compute.log import Logger
 from twisted.web.server import Site
 
 from twisted_compute import config as config_mod
 from twisted_compute.api import pipeline
 from twisted_compute.db.pool import DBService
+from twisted_compute.log import Logger
 
 log = Logger()
 

@@ -18,7 +18,8 @@ from twisted.logger import (
     FileLogObserver, formatEvent, globalLogBeginner)
 from zope.interface import implementer
 
-from twisted_compute.log import Logger, set_debug
+from twisted_compute.log import Logger
+from twisted_compute.tap import prepare_process
 
 log = Logger()
 
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
     except config_mod.ConfigError as exc:
         sys.stderr.write(f"twisted-compute: {exc}\n")
         return 2
-    set_debug(conf.debug)
+    prepare_process(conf)
     db = DBService(conf.database_url, reactor,
                    pool_size=conf.database.max_pool_size,
                    recycle=conf.database.connection_recycle_time)

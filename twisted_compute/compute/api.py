@@ -22,21 +22,19 @@ Seams for the control plane:
 from __future__ import annotations
 
 import re
-import secrets
 import string
-import uuid as uuidlib
 from typing import Any, Callable
 
 import sqlalchemy as sa
 from twisted.internet.defer import maybeDeferred
-from twisted_compute.log import Logger
 
-from twisted_compute import exception
+from twisted_compute import exception, ids
 from twisted_compute.compute import vm_states
 from twisted_compute.db import flavors as flavors_db
 from twisted_compute.db import images as images_db
 from twisted_compute.db import instances as db
 from twisted_compute.db import models as m
+from twisted_compute.log import Logger
 from twisted_compute.objects.instance import Instance
 
 #: Characters of generated admin passwords (no look-alikes).
@@ -45,12 +43,12 @@ _PASSWORD_CHARS = "".join(c for c in string.ascii_letters + string.digits
 
 
 def generate_password(length: int = 12) -> str:
-    return "".join(secrets.choice(_PASSWORD_CHARS) for _ in range(length))
+    return ids.secret_string(_PASSWORD_CHARS, length)
 
 
 def generate_reservation_id() -> str:
     alphabet = string.ascii_lowercase + string.digits
-    return "r-" + "".join(secrets.choice(alphabet) for _ in range(8))
+    return "r-" + ids.unique_string(alphabet, 8)
 
 
 def sanitize_hostname(name: str, default: str) -> str:
@@ -202,7 +200,7 @@ class ComputeAPI:
         reservation_id = generate_reservation_id()
         admin_pass = request.get("admin_pass") or generate_password()
         max_count = request["max_count"]
-        uuids = [str(uuidlib.uuid4()) for _ in range(max_count)]
+        uuids = [ids.uuid4_str() for _ in range(max_count)]
         name = request["name"]
         multiple = max_count > 1
 

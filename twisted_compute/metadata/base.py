@@ -31,8 +31,8 @@ import zlib
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import attrs
-from twisted_compute.log import Logger
 
+from twisted_compute.log import Logger
 from twisted_compute.metadata.netdata import network_data
 
 log = Logger()

@@ -52,11 +52,11 @@ from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
-from twisted_compute.log import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_compute import exception
+from twisted_compute import exception, ids
+from twisted_compute.log import Logger
 from twisted_compute.rpc.transport import (
     BrokerAddress, ITransport, RejectMessage, Target, TransportURL)
 
@@ -646,7 +646,7 @@ class AMQPTransport:
         return self._send(self.exchange, target.routing_key, message,
                           timeout,
                           lambda conn: self._declare_target(conn, target),
-                          message_id=uuid.uuid4().hex)
+                          message_id=ids.hex_id())
 
     def fanout_cast(self, topic: str, message: dict,
                     timeout: float | None = None) -> defer.Deferred:
@@ -655,13 +655,13 @@ class AMQPTransport:
             exchange, "", message, timeout,
             lambda conn: self._declare_exchange(conn, exchange, "fanout",
                                                 False),
-            persistent=False, message_id=uuid.uuid4().hex)
+            persistent=False, message_id=ids.hex_id())
 
     def call(self, target: Target, message: dict,
              timeout: float | None = None) -> defer.Deferred:
         timeout = self.default_timeout if timeout is None else timeout
         method = _method_of(message)
-        msg_id = uuid.uuid4().hex
+        msg_id = ids.hex_id()
         sending = self._send(
             self.exchange, target.routing_key, message, timeout,
             lambda conn: self._declare_target(conn, target),

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer
-from twisted_compute.log import Logger
 
 from twisted_compute.context import RequestContext
+from twisted_compute.log import Logger
 from twisted_compute.rpc import errors
 from twisted_compute.rpc.transport import ITransport, Target
 

@@ -11,16 +11,15 @@ to a queue nobody consumes yet wait in it, as in a durable AMQP queue.
 from __future__ import annotations
 
 import json
-import uuid
 from collections import deque
 from typing import Any, Callable
 
 import attrs
 from twisted.internet import defer
-from twisted_compute.log import Logger
 from zope.interface import implementer
 
-from twisted_compute import exception
+from twisted_compute import exception, ids
+from twisted_compute.log import Logger
 from twisted_compute.rpc.transport import ITransport, RejectMessage, Target
 
 
@@ -113,7 +112,7 @@ class LocalTransport:
         except (TypeError, ValueError) as exc:
             return defer.fail(exc)
         timeout = self.default_timeout if timeout is None else timeout
-        msg_id = uuid.uuid4().hex
+        msg_id = ids.hex_id()
 
         def cancel(d):
             entry = self._pending.pop(msg_id, None)

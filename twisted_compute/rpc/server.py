@@ -17,10 +17,10 @@ import time
 from typing import Any, Sequence
 
 from twisted.internet import defer
-from twisted_compute.log import Logger
 
 from twisted_compute.context import RequestContext
 from twisted_compute.exception import ComputeException
+from twisted_compute.log import Logger
 from twisted_compute.rpc import errors
 from twisted_compute.rpc.transport import ITransport, RejectMessage
 

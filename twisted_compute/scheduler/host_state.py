@@ -25,11 +25,11 @@ from typing import Any, Iterable
 
 import attrs
 from twisted.internet import defer
-from twisted_compute.log import Logger
 from twisted.python.failure import Failure
 
 from twisted_compute.db import scheduler as db
 from twisted_compute.db.services import is_up
+from twisted_compute.log import Logger
 
 _EPOCH = datetime.datetime(1970, 1, 1)
 

@@ -14,12 +14,12 @@ import random as random_mod
 import time
 from typing import Any, Sequence
 
-from twisted_compute.log import Logger
 
 from twisted_compute import config, exception
 from twisted_compute.compute import resource_tracker
 from twisted_compute.config import Opt
 from twisted_compute.db import scheduler as db
+from twisted_compute.log import Logger
 from twisted_compute.scheduler import filters as filters_mod
 from twisted_compute.scheduler import weighers as weighers_mod
 from twisted_compute.scheduler.host_state import (

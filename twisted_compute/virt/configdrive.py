@@ -24,10 +24,10 @@ from typing import Any, Iterable, Mapping, Sequence
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted_compute.log import Logger
 from twisted.python.procutils import which
 
 from twisted_compute import exception
+from twisted_compute.log import Logger
 from twisted_compute.metadata.base import InstanceMetadata, load_vendor_data
 
 log = Logger()

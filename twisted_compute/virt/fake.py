@@ -19,11 +19,11 @@ from typing import Any
 
 import attrs
 from twisted.internet import defer, task
-from twisted_compute.log import Logger
 from zope.interface import implementer
 
 from twisted_compute import config, exception
 from twisted_compute.config import Opt
+from twisted_compute.log import Logger
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import REBOOT_TYPES, SOFT, \
     IComputeDriver, InstanceInfo

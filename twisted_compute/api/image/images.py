@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from twisted.internet.interfaces import IPushProducer
-from twisted_compute.log import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
@@ -26,6 +25,7 @@ from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.db import images as db
+from twisted_compute.log import Logger
 
 PATCH_MEDIA_TYPES = ("application/openstack-images-v2.1-json-patch",
                      "application/openstack-images-v2.0-json-patch")

@@ -19,10 +19,10 @@ from typing import Any, BinaryIO, Callable
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
-from twisted_compute.log import Logger
 from twisted.python.threadpool import ThreadPool
 
 from twisted_compute import exception
+from twisted_compute.log import Logger
 
 CHUNK_SIZE = 64 * 1024
 HASH_ALGO = "sha512"

@@ -20,13 +20,13 @@ import http
 from typing import Any
 
 from twisted.internet.defer import ensureDeferred
-from twisted_compute.log import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from twisted_compute import exception
 from twisted_compute.api.metadata import db as metadata_db
+from twisted_compute.log import Logger
 from twisted_compute.metadata import base
 from twisted_compute.metadata.base import (
     Content, InstanceMetadata, MetadataNotFound)

@@ -18,12 +18,12 @@ from typing import Any
 
 import treq
 from twisted.internet.defer import Deferred
-from twisted_compute.log import Logger
 
 from twisted_compute import exception
 from twisted_compute.api import faults
 from twisted_compute.api.middleware import Middleware, render_child
 from twisted_compute.context import RequestContext
+from twisted_compute.log import Logger
 
 
 def _context_for(request, **kwargs) -> RequestContext:

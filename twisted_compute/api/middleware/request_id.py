@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 import time
 
-from twisted_compute.log import Logger
 
 from twisted_compute.api.middleware import Middleware, render_child
 from twisted_compute.context import generate_request_id
+from twisted_compute.log import Logger
 
 _GLOBAL_ID = re.compile(
     r"^req-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")

@@ -40,11 +40,11 @@ from typing import Any, Callable
 
 from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
-from twisted_compute.log import Logger
 from zope.interface import implementer
 
 from twisted_compute import config, exception
 from twisted_compute.config import Opt
+from twisted_compute.log import Logger
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, REBOOT_TYPES, \
     IComputeDriver, InstanceInfo

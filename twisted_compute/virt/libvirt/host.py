@@ -19,10 +19,10 @@ import threading
 from typing import Any, Callable
 
 from twisted.internet.threads import deferToThreadPool
-from twisted_compute.log import Logger
 from twisted.python.threadpool import ThreadPool
 
 from twisted_compute import exception
+from twisted_compute.log import Logger
 from twisted_compute.virt import power_state
 
 try:

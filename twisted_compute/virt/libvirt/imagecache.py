@@ -28,10 +28,10 @@ import treq as treq_module
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted_compute.log import Logger
 from twisted.python.failure import Failure
 
 from twisted_compute import exception
+from twisted_compute.log import Logger
 
 log = Logger()
 
