@@ -224,6 +224,10 @@ def isotime(when: datetime.datetime | None) -> str | None:
     """``2013-09-03T04:01:32Z`` (what the API shows)."""
     if when is None:
         return None
+    if when.tzinfo is None:
+        # isoformat is several times cheaper than strftime (a list of
+        # servers formats three times per server).
+        return when.isoformat(timespec="seconds") + "Z"
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
