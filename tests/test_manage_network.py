@@ -80,3 +80,55 @@ class RedirectRuleTests(SynchronousTestCase):
             "iptables -t nat -D PREROUTING -i virbr3 -d 169.254.169.254/32 "
             "-p tcp -m tcp --dport 80 -j DNAT --to-destination "
             "192.168.122.1:8775")
+
+    def test_stale_redirects_are_those_to_another_destination(self):
+        current = manage.redirect_rule("virbr0", "192.168.122.1", 8775)
+        listing = "\n".join([
+            "-P PREROUTING ACCEPT",
+            "-A PREROUTING " + " ".join(current),
+            # as iptables -S lists it: its own order of options
+            "-A PREROUTING -d 169.254.169.254/32 -i virbr0 -p tcp -m tcp "
+            "--dport 80 -j DNAT --to-destination 192.168.122.1:9999",
+            "-A PREROUTING " + " ".join(
+                manage.redirect_rule("virbr1", "192.168.100.1", 9999)),
+            "-A PREROUTING -i virbr0 -p tcp -j ACCEPT",
+        ])
+        self.assertEqual(
+            manage.stale_redirects(listing, "virbr0", current),
+            [["-d", "169.254.169.254/32", "-i", "virbr0", "-p", "tcp",
+              "-m", "tcp", "--dport", "80", "-j", "DNAT",
+              "--to-destination", "192.168.122.1:9999"]])
+
+    def test_adding_inserts_first_and_drops_a_stale_rule(self):
+        network = mock.Mock()
+        network.bridgeName.return_value = "virbr3"
+        network.XMLDesc.return_value = NETWORK_XML
+        conn = mock.Mock()
+        conn.networkLookupByName.return_value = network
+        fake_libvirt = mock.Mock()
+        fake_libvirt.open.return_value = conn
+        stale = manage.redirect_rule("virbr3", "192.168.122.1", 1234)
+        calls = []
+
+        def run(argv, **kwargs):
+            calls.append(argv)
+            result = mock.Mock(returncode=0, stderr="")
+            if "-C" in argv:
+                result.returncode = 1  # ours is not there yet
+            result.stdout = ("-P PREROUTING ACCEPT\n-A PREROUTING "
+                             + " ".join(stale) + "\n") if "-S" in argv \
+                else ""
+            return result
+
+        with mock.patch.dict("sys.modules", {"libvirt": fake_libvirt}), \
+                mock.patch("subprocess.run", run), \
+                redirect_stdout(io.StringIO()):
+            status = manage.main(["network", "metadata-redirect"])
+        self.assertEqual(status, 0)
+        ours = manage.redirect_rule("virbr3", "192.168.122.1", 8775)
+        self.assertEqual(calls, [
+            manage.iptables_argv("-C", ours),
+            ["iptables", "-t", "nat", "-S", "PREROUTING"],
+            manage.iptables_argv("-D", stale),
+            manage.iptables_argv("-I", ours),
+        ])

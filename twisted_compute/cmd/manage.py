@@ -100,7 +100,7 @@ METADATA_ADDRESS = "169.254.169.254"
 
 
 def redirect_rule(bridge: str, destination: str, port: int) -> list[str]:
-    """The ``iptables -t nat`` rule (without the ``-A``/``-D``/``-C``
+    """The ``iptables -t nat`` rule (without the ``-I``/``-D``/``-C``
     verb and chain) that sends guests' ``169.254.169.254:80`` arriving on
     ``bridge`` to the metadata API at ``destination:port``."""
     return ["-i", bridge, "-d", f"{METADATA_ADDRESS}/32", "-p", "tcp",
@@ -150,21 +150,69 @@ def cmd_network_metadata_redirect(conf, args) -> int:
         conn.close()
     destination = metadata_destination(conf.metadata_listen, xml)
     rule = redirect_rule(bridge, destination, conf.metadata_listen_port)
-    verb = "-D" if args.remove else "-A"
+    # Inserted first, so that it wins over any other rule for the address.
+    verb = "-D" if args.remove else "-I"
     argv = iptables_argv(verb, rule)
     print(shlex.join(argv))
     if args.dry_run:
         return 0
     present = subprocess.run(iptables_argv("-C", rule),
                              capture_output=True).returncode == 0
+    if not args.remove:
+        # A rule of ours for an older destination (the port changed)
+        # would linger behind the new one: take it away.
+        listed = subprocess.run(["iptables", "-t", "nat", "-S",
+                                 "PREROUTING"], capture_output=True,
+                                text=True)
+        for stale in stale_redirects(listed.stdout, bridge, rule):
+            print(shlex.join(iptables_argv("-D", stale)))
+            _iptables(iptables_argv("-D", stale))
     if present != bool(args.remove):
         print("already " + ("absent" if args.remove else "present"))
         return 0
+    _iptables(argv)
+    return 0
+
+
+def stale_redirects(listing: str, bridge: str,
+                    current: list[str]) -> list[list[str]]:
+    """Rules in ``iptables -S PREROUTING`` output that redirect
+    169.254.169.254:80 arriving on ``bridge`` somewhere other than
+    ``current`` does."""
+    import shlex
+    found = []
+    for line in listing.splitlines():
+        words = shlex.split(line)
+        if words[:2] != ["-A", "PREROUTING"]:
+            continue
+        rule = words[2:]
+        options = _options(rule)
+        if options is None or options == _options(current):
+            continue
+        # iptables lists options in its own order: compare them as pairs.
+        shape = _options(redirect_rule(bridge, "X", 0))
+        target = options.pop("--to-destination", None)
+        shape.pop("--to-destination")
+        if options == shape and target is not None:
+            found.append(rule)
+    return found
+
+
+def _options(rule: list[str]) -> dict[str, str] | None:
+    """``{"-i": "virbr0", ...}`` of a rule made of option/value pairs
+    (None for any other shape)."""
+    if len(rule) % 2:
+        return None
+    pairs = dict(zip(rule[::2], rule[1::2]))
+    return pairs if len(pairs) * 2 == len(rule) else None
+
+
+def _iptables(argv: list[str]) -> None:
+    import subprocess
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"iptables exited {done.returncode}: "
                            f"{done.stderr.strip()}")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
