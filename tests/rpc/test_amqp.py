@@ -241,6 +241,37 @@ class AMQPUnitTests(SynchronousTestCase):
         from twisted_compute.rpc.amqp import ConnectionLost
         self.failureResultOf(ds[3], ConnectionLost)
 
+    def test_publish_on_a_closed_channel_waits_for_a_new_connection(self):
+        # RabbitMQ stopping closes the channels before the TCP connection
+        # goes: a publish then fails at once on a connection that is not
+        # "lost" yet.  It must give that connection up and wait for the
+        # next, not retry it in a loop that never lets the reactor run.
+        from unittest import mock
+        from txamqp.client import Closed
+        transport = AMQPTransport(
+            Clock(), TransportURL.parse(BROKER), DEFAULT_AMQP_SPEC)
+        closing = mock.Mock(lost=False)
+
+        def publish(*args):
+            if closing.publish.call_count > 3:  # the old endless loop
+                raise RuntimeError("published again on a closed channel")
+            return defer.fail(Closed())
+        closing.publish.side_effect = publish
+        transport._conn = closing
+        d = defer.ensureDeferred(transport._publish("x", "key", b"{}", {}))
+        self.assertNoResult(d)
+        self.assertEqual(closing.publish.call_count, 1)
+        self.assertTrue(closing.lost)
+        closing.client.transport.loseConnection.assert_called_once_with()
+        self.assertIsNone(transport._conn)
+        fresh = mock.Mock(lost=False)
+        fresh.publish.return_value = defer.succeed(None)
+        waiters, transport._waiters = transport._waiters, []
+        for waiter in waiters:
+            waiter.callback(fresh)
+        self.assertIsNone(self.successResultOf(d))
+        fresh.publish.assert_called_once_with("x", "key", b"{}", {})
+
     def test_property_names_follow_the_spec_flavour(self):
         names = property_names(load_spec(DEFAULT_AMQP_SPEC))
         self.assertEqual(names["correlation-id"], "correlation-id")

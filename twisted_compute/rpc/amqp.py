@@ -606,6 +606,14 @@ class AMQPTransport:
                 if self._stopping:
                     raise exception.ServiceUnavailable(
                         reason="the message bus was stopped") from None
+                if not conn.lost:
+                    # The broker closed the connection or a channel while
+                    # TCP is still up (RabbitMQ being stopped): this
+                    # connection is done.  Give it up, or the next turn
+                    # would get it again and fail again at once, without
+                    # ever letting the reactor run.
+                    self._connection_lost(conn)
+                    conn.client.transport.loseConnection()
                 # Not confirmed: publish it again on the next connection.
                 continue
 
