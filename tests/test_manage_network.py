@@ -25,6 +25,19 @@ NETWORK_XML = """<network><name>default</name><bridge name='virbr0'/>
 </network>"""
 
 
+def fake_libvirt_with_bridge(bridge: str):
+    """A stand-in ``libvirt`` module whose networks have ``bridge``, and
+    its connection."""
+    network = mock.Mock()
+    network.bridgeName.return_value = bridge
+    network.XMLDesc.return_value = NETWORK_XML
+    conn = mock.Mock()
+    conn.networkLookupByName.return_value = network
+    fake_libvirt = mock.Mock()
+    fake_libvirt.open.return_value = conn
+    return fake_libvirt, conn
+
+
 class RedirectRuleTests(SynchronousTestCase):
 
     def test_rule(self):
@@ -59,13 +72,7 @@ class RedirectRuleTests(SynchronousTestCase):
                           "address='fd00::1'/></network>")
 
     def test_command_dry_run_prints_the_rule(self):
-        network = mock.Mock()
-        network.bridgeName.return_value = "virbr3"
-        network.XMLDesc.return_value = NETWORK_XML
-        conn = mock.Mock()
-        conn.networkLookupByName.return_value = network
-        fake_libvirt = mock.Mock()
-        fake_libvirt.open.return_value = conn
+        fake_libvirt, conn = fake_libvirt_with_bridge("virbr3")
         out = io.StringIO()
         with mock.patch.dict("sys.modules", {"libvirt": fake_libvirt}), \
                 mock.patch("subprocess.run") as run, redirect_stdout(out):
@@ -100,13 +107,7 @@ class RedirectRuleTests(SynchronousTestCase):
               "--to-destination", "192.168.122.1:9999"]])
 
     def test_adding_inserts_first_and_drops_a_stale_rule(self):
-        network = mock.Mock()
-        network.bridgeName.return_value = "virbr3"
-        network.XMLDesc.return_value = NETWORK_XML
-        conn = mock.Mock()
-        conn.networkLookupByName.return_value = network
-        fake_libvirt = mock.Mock()
-        fake_libvirt.open.return_value = conn
+        fake_libvirt, conn = fake_libvirt_with_bridge("virbr3")
         stale = manage.redirect_rule("virbr3", "192.168.122.1", 1234)
         calls = []
 
