@@ -33,7 +33,3 @@ class Logger(_TwistedLogger):
         if level is LogLevel.debug and not _state["debug"]:
             return
         super().emit(level, format, **kwargs)
-
-    def debug(self, format=None, **kwargs):
-        if _state["debug"]:
-            super().emit(LogLevel.debug, format, **kwargs)

@@ -180,6 +180,10 @@ def stale_redirects(listing: str, bridge: str,
     169.254.169.254:80 arriving on ``bridge`` somewhere other than
     ``current`` does."""
     import shlex
+    # iptables lists options in its own order: compare them as pairs.
+    ours = _options(current)
+    shape = _options(redirect_rule(bridge, "X", 0))
+    shape.pop("--to-destination")
     found = []
     for line in listing.splitlines():
         words = shlex.split(line)
@@ -187,12 +191,9 @@ def stale_redirects(listing: str, bridge: str,
             continue
         rule = words[2:]
         options = _options(rule)
-        if options is None or options == _options(current):
+        if options is None or options == ours:
             continue
-        # iptables lists options in its own order: compare them as pairs.
-        shape = _options(redirect_rule(bridge, "X", 0))
         target = options.pop("--to-destination", None)
-        shape.pop("--to-destination")
         if options == shape and target is not None:
             found.append(rule)
     return found

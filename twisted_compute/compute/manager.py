@@ -24,13 +24,15 @@ Deferred; ``context`` is the request context; timestamps in ``updates``
 are in bus form (``{"__datetime__": "<naive UTC ISO 8601>"}``, decode with
 ``twisted_compute.objects._decode`` / ``Record.from_dict``):
 
-``instance_update(context, instance_uuid, updates: dict, expected_task_state: list | None = None, expected_host: str | None = None, fetch: bool = True) -> dict | None``
+``instance_update(context, instance_uuid, updates: dict, expected_task_state: list | None = None, expected_host: str | None = None, fetch: bool = True, event: dict | None = None) -> dict | None``
     Write ``updates`` to the (non-deleted) instance and return the
     instance dict after the write (None when ``fetch`` is false: the
     agent passes false and applies its updates to its own copy).  With
     ``expected_host``, the write also needs the instance's host to be
     that one (a stale build request cannot take an instance that went
-    elsewhere).  With ``expected_task_state`` a list
+    elsewhere).  With ``event`` (``request_id``, ``event``, ``host``, and
+    ``result`` to end it), the start or end of an action event is recorded
+    in the same transaction.  With ``expected_task_state`` a list
     (``[None]`` meaning "no task"), the write happens only if the current
     task_state is in it, atomically; otherwise it raises
     ``UnexpectedDeletingTaskStateError`` when the actual task_state is

@@ -179,17 +179,12 @@ class ConductorManager:
                         host: dict[str, Any], alternates: list[dict],
                         request_spec: dict, image, secrets, attempt: int):
         placement = _placement(host)
-        try:
-            await self.db.run(
-                db.instance_update, instance.uuid, placement,
-                expected_task_state=[vm_states.SCHEDULING, None],
-                expected_vm_state=[vm_states.BUILDING], fetch=False)
-            instance = attrs.evolve(instance, **placement)
-        except (exception.InstanceNotFound,
-                exception.UnexpectedTaskStateError):
+        if not await self.db.run(db.place_instance, instance.uuid,
+                                 placement):
             self.log.info("Instance {uuid} was deleted while scheduling; "
                           "not building it", uuid=instance.uuid)
             return
+        instance = attrs.evolve(instance, **placement)
         self._log_building(context, instance, host, attempt)
         await self._cast_build(context, instance, host, alternates,
                                request_spec, image, secrets, attempt)

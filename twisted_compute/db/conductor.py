@@ -242,6 +242,18 @@ def action_events_done(conn, instance_uuids: Sequence[str], request_id: str,
                  .values(**values))
 
 
+def place_instance(conn, uuid: str, values: dict[str, Any]) -> bool:
+    """Write an instance's placement while it is still building and
+    unplaced-or-scheduling; False when it was deleted meanwhile."""
+    try:
+        instance_update(conn, uuid, values,
+                        expected_task_state=[vm_states.SCHEDULING, None],
+                        expected_vm_state=[vm_states.BUILDING], fetch=False)
+    except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
+        return False
+    return True
+
+
 def place_instances(conn, placements: dict[str, dict[str, Any]],
                     request_id: str, event: str, host: str | None,
                     started: datetime.datetime) -> set[str]:
@@ -249,17 +261,8 @@ def place_instances(conn, placements: dict[str, dict[str, Any]],
     still building and unplaced-or-scheduling, and record the scheduling
     ``event`` of those placed; the uuids placed (the others were deleted
     meanwhile)."""
-    placed = set()
-    for uuid, values in placements.items():
-        try:
-            instance_update(conn, uuid, values,
-                            expected_task_state=[vm_states.SCHEDULING, None],
-                            expected_vm_state=[vm_states.BUILDING],
-                            fetch=False)
-        except (exception.InstanceNotFound,
-                exception.UnexpectedTaskStateError):
-            continue
-        placed.add(uuid)
+    placed = {uuid for uuid, values in placements.items()
+              if place_instance(conn, uuid, values)}
     if placed:
         action_events_done(conn, sorted(placed), request_id, event, host,
                            started, "Success")

@@ -163,19 +163,16 @@ class DBService(service.Service):
         if self.is_sqlite:
             # One writer at a time, local reads in microseconds: more
             # threads only fight over the GIL (measured: 200 boots took
-            # 5.8 s with 5 threads, 3.7 s with 1).
+            # 5.8 s with 5 threads, 3.7 s with 1).  With one thread, this
+            # process's transactions never wait for each other in SQLite's
+            # busy handler (which sleeps 1, 2, ... up to 100 ms between
+            # tries); it is left for other processes sharing the file.
             pool_size = SQLITE_THREADS
         self.engine = make_engine(url, pool_size=pool_size, recycle=recycle)
         # An injected pool (a synchronous one in unit tests) is not ours to
         # start or stop.
         self._own_pool = threadpool is None
         self._lock = threading.Lock()
-        # SQLite has one writer at a time, and a transaction waiting for
-        # the write lock sleeps in SQLite's busy handler (1 ms, 2 ms, ...
-        # up to 100 ms between tries).  Within this process, writers queue
-        # on a Python lock instead and start the moment it is free; the
-        # busy handler is left for other processes sharing the file.
-        self._write_lock = threading.Lock() if self.is_sqlite else None
         self._waiting: list = []
         self._order = itertools.count()
         self.pool = threadpool or ThreadPool(
@@ -244,12 +241,6 @@ class DBService(service.Service):
         return self.run(thd, *args, readonly=True, **kwargs)
 
     def _transact(self, thd, readonly, args, kwargs):
-        if self._write_lock is not None and not readonly:
-            with self._write_lock:
-                return self._transact_now(thd, readonly, args, kwargs)
-        return self._transact_now(thd, readonly, args, kwargs)
-
-    def _transact_now(self, thd, readonly, args, kwargs):
         with self.engine.connect() as conn:
             conn.info["write"] = not readonly
             with conn.begin():

@@ -158,14 +158,13 @@ def headroom(conn, conf, project_id: str, user_id: str | None,
     when unlimited.  ``limits``: from :func:`get_limits`, if at hand."""
     if limits is None:
         limits = get_limits(conn, conf, project_id, user_id)
+    limited = {name: size for name, size in per_instance.items()
+               if size > 0 and limits.get(name, -1) >= 0}
     fits = 10 ** 6
-    if all(size <= 0 or limits.get(name, -1) < 0
-           for name, size in per_instance.items()):
+    if not limited:
         return fits  # unlimited: nothing to count
     usage = count_instances(conn, project_id)
-    for name, size in per_instance.items():
-        if size <= 0 or limits.get(name, -1) < 0:
-            continue
+    for name, size in limited.items():
         fits = min(fits, max(0, (limits[name] - usage.get(name, 0)) // size))
     return fits
 
