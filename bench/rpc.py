@@ -116,9 +116,10 @@ async def run_one(reactor, name, make_transport, args):
         await server.stop()
         await client_transport.stop()
         await server_transport.stop()
-        if hasattr(server_transport, "delete_declared"):
-            await server_transport.delete_declared()
-            await client_transport.delete_declared()
+        if hasattr(server_transport, "declared_queues"):
+            from tests.rpc.amqp_cleanup import delete_declared
+            await delete_declared(server_transport)
+            await delete_declared(client_transport)
 
 
 async def main(reactor, argv):

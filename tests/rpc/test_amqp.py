@@ -8,6 +8,7 @@ names, and deletes what it declared.
 from __future__ import annotations
 
 import json
+import random
 import uuid
 
 from twisted.internet import defer, reactor, task
@@ -16,10 +17,13 @@ from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.base import require_service
+from tests.rpc.amqp_cleanup import delete_declared
 from tests.rpc.behaviour import BusBehaviour, BusHelpers, wait_until
 from twisted_compute import exception
-from twisted_compute.rpc.amqp import (
-    AMQPTransport, SpecError, _Connection, load_spec, property_names)
+from twisted_compute.rpc.amqp import AMQPTransport
+from twisted_compute.rpc.amqp_connection import _Connection
+from twisted_compute.rpc.amqp_spec import (
+    SpecError, load_spec, property_names)
 from twisted_compute.rpc.transport import (
     DEFAULT_AMQP_SPEC, Target, TransportURL)
 
@@ -47,7 +51,7 @@ class AMQPCase(TestCase):
 
         async def clean():
             await transport.stop()
-            await transport.delete_declared()
+            await delete_declared(transport)
 
         self.addCleanup(lambda: defer.ensureDeferred(clean()))
         if start:
@@ -238,7 +242,7 @@ class AMQPUnitTests(SynchronousTestCase):
         self.failureResultOf(ds[4], exception.ServiceUnavailable)
         self.assertNoResult(ds[3])
         conn.fail_unconfirmed()
-        from twisted_compute.rpc.amqp import ConnectionLost
+        from twisted_compute.rpc.amqp_connection import ConnectionLost
         self.failureResultOf(ds[3], ConnectionLost)
 
     def test_publish_on_a_closed_channel_waits_for_a_new_connection(self):
@@ -292,3 +296,18 @@ class AMQPUnitTests(SynchronousTestCase):
             delays = {transport._retry_delay(attempt) for _ in range(20)}
             self.assertTrue(all(base / 2 <= d <= base for d in delays))
             self.assertGreater(len(delays), 1)  # jittered
+
+    def test_backoff_jitter_comes_from_the_given_source(self):
+        draws = iter([0.0, 0.5, 0.999])
+        transport = AMQPTransport(
+            Clock(), TransportURL.parse(BROKER), DEFAULT_AMQP_SPEC,
+            retry_interval=1.0, retry_backoff=2.0, retry_max=8.0,
+            random=lambda: next(draws))
+        self.assertEqual(transport._retry_delay(2), 1.0)
+        self.assertEqual(transport._retry_delay(2), 1.5)
+        self.assertAlmostEqual(transport._retry_delay(2), 1.999)
+        seeded = [AMQPTransport(
+            Clock(), TransportURL.parse(BROKER), DEFAULT_AMQP_SPEC,
+            random=random.Random(7).random) for _ in range(2)]
+        self.assertEqual([seeded[0]._retry_delay(n) for n in range(1, 6)],
+                         [seeded[1]._retry_delay(n) for n in range(1, 6)])

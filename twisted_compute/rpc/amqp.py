@@ -15,8 +15,7 @@ Topology (``exchange`` is ``[DEFAULT] control_exchange``):
   while this process reconnects wait for it instead of being lost.
 
 Calls and casts are persistent (delivery mode 2) and publisher-confirmed
-(``confirm.select``; the broker's ``basic.ack``/``basic.nack`` frames reach
-:meth:`_Delegate.basic_ack`/``basic_nack``).  A call's request carries an
+(:mod:`twisted_compute.rpc.amqp_connection`).  A call's request carries an
 ``expiration`` equal to its timeout, so a request nobody answered in time
 is not run later.  Consumers ack after their handler finished, with
 ``basic.qos`` prefetch so several servers share a topic's work.
@@ -27,219 +26,36 @@ is declared again and the consumers restarted.  A publish made while the
 connection is down waits for the next one, bounded by its timeout; one
 that was not confirmed when the connection dropped is published again.
 
-txamqp traps handled here: the wheel ships no spec (we load the 0-9-1
-rabbit spec from Debian's ``amqp-specs``); property names follow the spec
-flavour and unknown keys are dropped silently (we look the names up in the
-loaded spec and refuse a spec without them); txamqp only honours a field
-literally named ``nowait``, and 0-9-1 calls it ``no-wait``, so we never ask
-for no-wait (txamqp would wait forever for an answer that never comes);
-cancelling a txamqp invocation mid-flight would desynchronise its channel,
-so our timeouts never cancel one (:class:`_Shared`).
+The spec txamqp needs is loaded by :mod:`twisted_compute.rpc.amqp_spec`;
+one connection, its channels and its confirms live in
+:mod:`twisted_compute.rpc.amqp_connection`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import random
+import random as _random
 import uuid
-import warnings
 from typing import Any, Callable
 
 import attrs
 from twisted.application.internet import ClientService
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
+from txamqp.client import Closed
 from zope.interface import implementer
 
 from twisted_compute import exception, ids
 from twisted_compute.log import Logger
+from twisted_compute.rpc.amqp_connection import (
+    ConnectionLost, _BrokerRotation, _ClientFactory, _Connection, _Shared)
+from twisted_compute.rpc.amqp_spec import load_spec, property_names
 from twisted_compute.rpc.transport import (
-    BrokerAddress, ITransport, RejectMessage, Target, TransportURL)
-
-# txamqp 0.8 still uses defer.returnValue everywhere; one warning per call
-# would drown the logs.  Only warnings raised from txamqp's own modules.
-warnings.filterwarnings(
-    "ignore", message=r".*returnValue.*", category=DeprecationWarning,
-    module=r"txamqp(\..*)?$")
-
-from txamqp import spec as txamqp_spec  # noqa: E402
-from txamqp.client import Closed, TwistedDelegate  # noqa: E402
-from txamqp.content import Content  # noqa: E402
-from txamqp.protocol import AMQClient  # noqa: E402
+    ITransport, RejectMessage, Target, TransportURL)
 
 JSON = "application/json"
 PERSISTENT = 2
 TRANSIENT = 1
-
-
-class ConnectionLost(Exception):
-    """The AMQP connection dropped before the broker confirmed a publish."""
-
-
-class SpecError(exception.ComputeException):
-    msg_fmt = "AMQP spec %(path)s is unusable: %(reason)s"
-
-
-_specs: dict[str, Any] = {}
-
-
-def load_spec(path: str):
-    """Load (once) and check the 0-9-1 spec txamqp needs."""
-    if path in _specs:
-        return _specs[path]
-    # Checked first: given a missing file, xml.sax would try it as a URL.
-    if not os.path.isfile(path):
-        raise SpecError(path=path, reason=(
-            "no such file; install the Debian package amqp-specs or set "
-            "[oslo_messaging_rabbit] amqp_spec_path"))
-    try:
-        loaded = txamqp_spec.load(path)
-    except Exception as exc:
-        raise SpecError(path=path, reason=str(exc)) from None
-    if (loaded.major, loaded.minor) != (0, 9):
-        raise SpecError(path=path, reason="not an AMQP 0-9-1 spec")
-    if "confirm" not in loaded.classes.byname:
-        raise SpecError(path=path, reason=(
-            "no confirm class (publisher confirms): use RabbitMQ's "
-            "extended 0-9-1 spec"))
-    _specs[path] = loaded
-    return loaded
-
-
-def property_names(loaded_spec) -> dict[str, str]:
-    """Map our canonical property names (``correlation-id``) to the names
-    the loaded spec uses (``correlation-id`` or ``correlation id``):
-    txamqp drops unknown property keys without a word."""
-    names = {f.name.replace(" ", "-").replace("_", "-"): f.name
-             for f in loaded_spec.classes.byname["basic"].fields}
-    wanted = ("content-type", "delivery-mode", "correlation-id", "reply-to",
-              "message-id", "expiration")
-    missing = [name for name in wanted if name not in names]
-    if missing:
-        raise SpecError(path=loaded_spec.file, reason=(
-            "basic class lacks properties " + ", ".join(missing)))
-    return names
-
-
-class _Shared:
-    """One result for many waiters.  Cancelling a waiter leaves the
-    underlying Deferred alone (a cancelled txamqp invocation would
-    desynchronise its channel)."""
-
-    _unset = object()
-
-    def __init__(self, d: defer.Deferred):
-        self.result: Any = self._unset
-        self.waiters: list[defer.Deferred] = []
-        d.addBoth(self._fire)
-
-    def _fire(self, result) -> None:
-        self.result = result
-        waiters, self.waiters = self.waiters, []
-        for w in waiters:
-            self._give(w)
-        return None  # consumed here: every waiter got its own copy
-
-    def _give(self, w: defer.Deferred) -> None:
-        if isinstance(self.result, Failure):
-            w.errback(self.result)
-        else:
-            w.callback(self.result)
-
-    @property
-    def failed(self) -> bool:
-        return isinstance(self.result, Failure)
-
-    def wait(self) -> defer.Deferred:
-        w = defer.Deferred(lambda w: self.waiters.remove(w)
-                           if w in self.waiters else None)
-        if self.result is self._unset:
-            self.waiters.append(w)
-        else:
-            self._give(w)
-        return w
-
-
-class _Delegate(TwistedDelegate):
-    """txamqp's delegate, plus deliveries straight to the transport and
-    the publisher confirms the stock one drops."""
-
-    def __init__(self, transport: "AMQPTransport"):
-        super().__init__()
-        self.transport = transport
-
-    conn: "_Connection | None" = None  # set once the connection is made
-
-    def basic_deliver(self, ch, msg):
-        if self.conn is not None:
-            self.transport._on_deliver(self.conn, ch, msg)
-
-    def basic_ack(self, ch, msg):
-        # A publisher confirm (after confirm.select): the stock
-        # TwistedDelegate has no handler and would drop it.
-        if self.conn is not None:
-            self.conn.confirm(msg.delivery_tag, bool(msg.multiple), True)
-
-    def basic_nack(self, ch, msg):
-        if self.conn is not None:
-            self.conn.confirm(msg.delivery_tag, bool(msg.multiple), False)
-
-    def basic_cancel(self, ch, msg):
-        # The broker cancelled a consumer (its queue was deleted): start
-        # over on a new connection, which declares everything again.
-        self.transport.log.warn(
-            "the broker cancelled consumer {tag}; reconnecting",
-            tag=msg.consumer_tag)
-        self.client.transport.loseConnection()
-
-
-class _Client(AMQClient):
-    def channel_failed(self, channel, reason):
-        # A channel error (e.g. a declaration the broker refused) leaves
-        # the connection half-usable; drop it and start over.
-        if not self.closed:
-            self.delegate.transport.log.warn(
-                "AMQP channel {id} failed: {reason}; reconnecting",
-                id=channel.id, reason=reason.getErrorMessage())
-            self.transport.loseConnection()
-
-
-class _ClientFactory(Factory):
-    def __init__(self, transport: "AMQPTransport"):
-        self.transport = transport
-
-    def buildProtocol(self, addr):
-        t = self.transport
-        return _Client(_Delegate(t), vhost=t.url.virtual_host, spec=t.spec,
-                       heartbeat=t.heartbeat, clock=t.reactor)
-
-
-@implementer(IStreamClientEndpoint)
-class _BrokerRotation:
-    """Connects to the broker hosts of a cluster in turn."""
-
-    def __init__(self, reactor, hosts: tuple[BrokerAddress, ...],
-                 timeout: float):
-        self.reactor = reactor
-        self.hosts = hosts
-        self.timeout = timeout
-        self.index = -1
-        self.current = hosts[0]
-
-    def connect(self, factory):
-        self.index = (self.index + 1) % len(self.hosts)
-        self.current = self.hosts[self.index]
-        endpoint = HostnameEndpoint(self.reactor, self.current.host,
-                                    self.current.port,
-                                    timeout=max(1, int(self.timeout)))
-        return endpoint.connect(factory)
-
-    def __repr__(self):
-        return "amqp://" + ",".join(f"{h.host}:{h.port}" for h in self.hosts)
 
 
 @attrs.define(eq=False)
@@ -258,70 +74,6 @@ class _Consumer:
         return self.transport._cancel_consumer(self)
 
 
-@attrs.define(eq=False)
-class _Connection:
-    """One live AMQP connection and what hangs on it."""
-
-    client: Any
-    publisher: Any = None  # channel 1, confirm mode
-    consumer: Any = None  # channel 2, qos
-    published: int = 0  # delivery tags of the confirm channel
-    unconfirmed: dict = attrs.Factory(dict)  # tag -> Deferred
-    declared: dict = attrs.Factory(dict)  # name -> _Shared
-    consumers: dict = attrs.Factory(dict)  # consumer tag -> _Consumer
-    reply_tag: str | None = None
-    lost: bool = False
-    sync_lock: defer.DeferredLock = attrs.Factory(defer.DeferredLock)
-
-    def sync(self, method: str, **kwargs) -> defer.Deferred:
-        """A synchronous method (declare, bind, consume, qos, cancel) on
-        the consumer channel, once the one before it was answered.  AMQP
-        allows one outstanding synchronous request per channel, and
-        RabbitMQ does reorder pipelined ones: ``consume-ok`` comes from
-        the queue process, after the answer to a request sent later; with
-        txamqp matching answers in order, the wrong caller would get it
-        (``ValueError: consume-ok``) and the channel would stay out of
-        step.  Topology is declared from concurrent coroutines (start-up,
-        consumers, a message handler sending to a new topic), so they
-        queue here."""
-        return self.sync_lock.run(getattr(self.consumer, method), **kwargs)
-
-    def publish(self, exchange: str, routing_key: str, body: bytes,
-                properties: dict) -> defer.Deferred:
-        """Publish and return a Deferred for the broker's confirm."""
-        if self.lost:
-            return defer.fail(ConnectionLost())
-        self.published += 1
-        tag = self.published
-        confirmed = defer.Deferred(lambda d: self.unconfirmed.pop(tag, None))
-        self.unconfirmed[tag] = confirmed
-        sent = self.publisher.basic_publish(
-            exchange=exchange, routing_key=routing_key,
-            content=Content(body, properties=properties))
-        sent.addErrback(lambda f: self.confirm(tag, False, f))
-        return confirmed
-
-    def confirm(self, tag: int, multiple: bool, ok, failure=None) -> None:
-        tags = ([t for t in self.unconfirmed if t <= tag] if multiple
-                else [tag])
-        for t in sorted(tags):
-            d = self.unconfirmed.pop(t, None)
-            if d is None:
-                continue
-            if ok is True:
-                d.callback(None)
-            elif isinstance(ok, Failure):
-                d.errback(ok)
-            else:
-                d.errback(exception.ServiceUnavailable(
-                    reason="the broker refused (nacked) a message"))
-
-    def fail_unconfirmed(self) -> None:
-        pending, self.unconfirmed = self.unconfirmed, {}
-        for d in pending.values():
-            d.errback(ConnectionLost())
-
-
 @implementer(ITransport)
 class AMQPTransport:
     """The :class:`ITransport` on RabbitMQ."""
@@ -334,8 +86,13 @@ class AMQPTransport:
                  heartbeat_timeout: int = 60, prefetch: int = 10,
                  retry_interval: float = 0.2, retry_backoff: float = 2.0,
                  retry_max: float = 30.0, connect_timeout: float = 10.0,
-                 transient_ttl: int = 1800, durable: bool = True):
+                 transient_ttl: int = 1800, durable: bool = True,
+                 random: Callable[[], float] = _random.random):
+        """``random`` is the source of the reconnection jitter: a callable
+        returning a float in [0, 1), like :func:`random.random` or a
+        seeded :class:`random.Random`'s ``random`` (tests)."""
         self.reactor = reactor
+        self.random = random
         self.url = url
         self.spec = load_spec(spec_path)
         self.props = property_names(self.spec)
@@ -390,7 +147,7 @@ class AMQPTransport:
         """Exponential backoff with full jitter on its upper half."""
         base = min(self.retry_max,
                    self.retry_interval * self.retry_backoff ** (attempt - 1))
-        return base * (0.5 + random.random() / 2)
+        return base * (0.5 + self.random() / 2)
 
     def start(self) -> defer.Deferred:
         """Start connecting; fires once connected, or after
@@ -856,40 +613,6 @@ class AMQPTransport:
             "", reply_to, payload,
             self._properties(False, correlation_id=msg_id)))
         return d.addTimeout(self.default_timeout, self.reactor)
-
-    # --- test and operator helpers ----------------------------------------
-
-    async def delete_declared(self) -> None:
-        """Delete every queue and exchange this transport declared (test
-        clean-up), on a short-lived connection of its own."""
-        from twisted.internet.protocol import ClientCreator
-        if not (self.declared_queues or self.declared_exchanges):
-            return
-        for broker in self.url.hosts:
-            creator = ClientCreator(
-                self.reactor, AMQClient, delegate=TwistedDelegate(),
-                vhost=self.url.virtual_host, spec=self.spec,
-                clock=self.reactor)
-            try:
-                client = await creator.connectTCP(broker.host, broker.port,
-                                                  timeout=5)
-            except Exception:
-                continue
-            await self._delete_with(client, broker)
-            return
-
-    async def _delete_with(self, client, broker) -> None:
-        try:
-            await client.authenticate(broker.user, broker.password)
-            channel = await client.channel(1)
-            await channel.channel_open()
-            for name in sorted(self.declared_queues):
-                await channel.queue_delete(queue=name)
-            for name in sorted(self.declared_exchanges):
-                await channel.exchange_delete(exchange=name)
-            await client.close(within=1)
-        finally:
-            client.transport.loseConnection()
 
 
 def _ignore(failure):
