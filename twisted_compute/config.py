@@ -189,6 +189,9 @@ OPTIONS: dict[str, list[Opt]] = {
         _s("mkisofs_cmd", "genisoimage",
            "Program that builds config drive ISO images: genisoimage, "
            "mkisofs or xorriso (run as 'xorriso -as mkisofs')"),
+        _f("mkisofs_timeout", 60.0,
+           "Seconds the config drive ISO program may run before it is "
+           "killed and the build fails", min=1),
     ],
     # --- the message bus (twisted_compute/rpc) ---
     "oslo_messaging_rabbit": [
@@ -329,6 +332,12 @@ OPTIONS: dict[str, list[Opt]] = {
            "process's own image API"),
         _i("image_size_cap", 1099511627776,
            "Largest image upload accepted, in bytes", min=0),
+        _f("image_response_timeout", 60.0,
+           "Seconds the compute agent waits for the image API to answer "
+           "a GET (the response headers)", min=1),
+        _f("image_download_deadline", 3600.0,
+           "Seconds a whole image download may take before it is "
+           "abandoned", min=1),
     ],
 }
 

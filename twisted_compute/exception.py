@@ -468,3 +468,11 @@ class HypervisorError(ComputeException):
 class ConfigDriveError(ComputeException):
     msg_fmt = ("Failed to build the config drive of instance "
                "%(instance_uuid)s: %(reason)s")
+
+
+class ProcessTimedOut(ComputeException):
+    """A child process (``qemu-img``, ``genisoimage``) ran past its
+    deadline and was killed."""
+
+    msg_fmt = ("%(command)s did not finish within %(timeout)s s and was "
+               "killed")

@@ -6,13 +6,15 @@
   ``<topic>.<host>``), its periodic tasks (first run delayed by a random
   part of ``periodic_fuzzy_delay`` so that many processes started together
   do not fire together), and its heartbeat every ``report_interval``.
+  Stopping it waits for a periodic task under way for
+  ``periodic_task_stop_timeout`` seconds at most, then cancels it.
 * :class:`ReactorLagMonitor`: measures how late the reactor runs a
   periodic call and logs the worst lag of each minute.
 """
 
 from __future__ import annotations
 
-import random
+import random as _random
 import time
 from typing import Any, Callable, Sequence
 
@@ -27,6 +29,9 @@ config.register("DEFAULT", [
     config.Opt("periodic_fuzzy_delay", "int", 60,
                "Seconds; the first run of each periodic task is delayed by "
                "a random amount up to this", min=0),
+    config.Opt("periodic_task_stop_timeout", "float", 10.0,
+               "Seconds stopping a service waits for a periodic task under "
+               "way before it cancels the task and stops anyway", min=0),
     config.Opt("reactor_lag_interval", "float", 0.5,
                "Seconds between the probes that measure reactor lag",
                min=0.01),
@@ -57,20 +62,27 @@ class TransportService(service.Service):
 
 
 class PeriodicTask:
-    """One periodic method: never two runs at once, errors logged."""
+    """One periodic method: never two runs at once, errors logged.
+
+    :meth:`stop` waits for a run under way, ``stop_timeout`` seconds at
+    most; a run still going then is cancelled, so a hung task never keeps
+    its process from stopping."""
 
     log = Logger()
 
     def __init__(self, name: str, func: Callable[[], Any], interval: float,
-                 clock, initial_delay: float = 0.0):
+                 clock, initial_delay: float = 0.0,
+                 stop_timeout: float = 10.0):
         self.name = name
         self.func = func
         self.interval = interval
         self.clock = clock
         self.initial_delay = initial_delay
+        self.stop_timeout = stop_timeout
         self._loop: task.LoopingCall | None = None
         self._delayed = None
         self._running: defer.Deferred | None = None
+        self._stopping = False
 
     def start(self):
         def begin():
@@ -94,6 +106,8 @@ class PeriodicTask:
             return result
 
         def failed(failure):
+            if self._stopping and failure.check(defer.CancelledError):
+                return None  # cancelled by stop(), which said so
             self.log.failure("Periodic task {task} failed", failure,
                              task=self.name)
 
@@ -110,7 +124,29 @@ class PeriodicTask:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         running = self._running
-        return running if running is not None else defer.succeed(None)
+        if running is None:
+            return defer.succeed(None)
+        self._stopping = True
+        stopped: defer.Deferred = defer.Deferred()
+
+        def finished(result):
+            if timer.active():
+                timer.cancel()
+            if not stopped.called:
+                stopped.callback(None)
+            return result
+
+        def give_up():
+            self.log.warn("Periodic task {task} did not finish within "
+                          "{timeout} s of the stop; cancelling it",
+                          task=self.name, timeout=self.stop_timeout)
+            running.cancel()
+            if not stopped.called:  # a run that ignores its cancellation
+                stopped.callback(None)
+
+        timer = self.clock.callLater(self.stop_timeout, give_up)
+        running.addBoth(finished)
+        return stopped
 
 
 class RPCRoleService(service.Service):
@@ -123,7 +159,12 @@ class RPCRoleService(service.Service):
                  periodic: Sequence[tuple[str, Callable[[], Any], float]]
                  = (),
                  heartbeat: Callable[[], Any] | None = None,
-                 on_start: Callable[[], Any] | None = None):
+                 on_start: Callable[[], Any] | None = None,
+                 random: Callable[[], float] = _random.random):
+        """``random`` is the source of the periodic tasks' start jitter:
+        a callable returning a float in [0, 1), like
+        :func:`random.random` or a seeded :class:`random.Random`'s
+        ``random`` (tests)."""
         self.conf = conf
         self.clock = clock
         self.transport = transport
@@ -134,14 +175,16 @@ class RPCRoleService(service.Service):
         self.server = RPCServer(transport, topic, host, endpoints)
         self._on_start = on_start
         fuzz = conf.periodic_fuzzy_delay
+        stop_timeout = conf.periodic_task_stop_timeout
         self.tasks = [
             PeriodicTask(name, func, interval, clock,
-                         initial_delay=random.uniform(0, fuzz) if fuzz
-                         else 0.0)
+                         initial_delay=fuzz * random() if fuzz else 0.0,
+                         stop_timeout=stop_timeout)
             for name, func, interval in periodic]
         if heartbeat is not None:
             self.tasks.append(PeriodicTask("heartbeat", heartbeat,
-                                           conf.report_interval, clock))
+                                           conf.report_interval, clock,
+                                           stop_timeout=stop_timeout))
         self._started: defer.Deferred | None = None
 
     def startService(self):
@@ -165,8 +208,10 @@ class RPCRoleService(service.Service):
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self):
-        for periodic in self.tasks:
-            await periodic.stop()
+        # Together: each waits its stop_timeout at most, so all of them
+        # do not take longer than one.
+        await defer.gatherResults([periodic.stop()
+                                   for periodic in self.tasks])
         await self.server.stop()
 
 

@@ -23,18 +23,22 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.threads import deferToThreadPool
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.procutils import which
 
 from twisted_compute import exception
 from twisted_compute.log import Logger
 from twisted_compute.metadata.base import InstanceMetadata, load_vendor_data
+from twisted_compute.virt import process
 
 log = Logger()
 
 VOLUME_LABEL = "config-2"
 PUBLISHER = "twisted-compute"
 SUPPORTED_FORMATS = ("iso9660",)
+
+#: Seconds the ISO tool may run before it is killed, unless the caller
+#: says otherwise (``[DEFAULT] mkisofs_timeout``).
+MKISOFS_TIMEOUT = 60.0
 
 
 def write_tree(metadata: InstanceMetadata, directory: str) -> int:
@@ -85,20 +89,22 @@ def _finish(tree: str, partial: str, path: str, ok: bool) -> None:
 
 def make_drive(instance_metadata: InstanceMetadata, path: str, reactor,
                *, mkisofs_cmd: str = "genisoimage",
-               threadpool=None) -> Deferred:
+               threadpool=None,
+               timeout: float = MKISOFS_TIMEOUT) -> Deferred:
     """Build the config drive of ``instance_metadata`` at ``path``.
 
     Fires with ``path`` once the image is complete, or fails with
     :class:`~twisted_compute.exception.ConfigDriveError`.  File work runs
     in ``threadpool`` (the reactor's by default), the ISO tool through
-    ``reactor.spawnProcess``.
+    ``reactor.spawnProcess``, killed when it runs longer than ``timeout``
+    seconds.
     """
     return ensureDeferred(_make_drive(instance_metadata, path, reactor,
-                                      mkisofs_cmd, threadpool))
+                                      mkisofs_cmd, threadpool, timeout))
 
 
 async def _make_drive(metadata: InstanceMetadata, path: str, reactor,
-                      mkisofs_cmd: str, threadpool) -> str:
+                      mkisofs_cmd: str, threadpool, timeout: float) -> str:
     pool = threadpool if threadpool is not None else \
         reactor.getThreadPool()
     uuid = metadata.uuid
@@ -126,8 +132,13 @@ async def _make_drive(metadata: InstanceMetadata, path: str, reactor,
             instance_uuid=uuid, reason=str(exc)) from exc
     ok = False
     try:
-        out, err, code = await getProcessOutputAndValue(
-            executable, args, env=dict(os.environ), reactor=reactor)
+        try:
+            out, err, code = await process.run(
+                reactor, executable, args, timeout=timeout,
+                env=dict(os.environ))
+        except exception.ProcessTimedOut as exc:
+            raise exception.ConfigDriveError(
+                instance_uuid=uuid, reason=str(exc)) from None
         if code != 0:
             text = (err or out).decode("utf-8", "replace").strip()
             raise exception.ConfigDriveError(
@@ -198,6 +209,7 @@ def make_drive_for_instance(conf, reactor, instance, path: str, *,
             else None)
         return await make_drive(metadata, path, reactor,
                                 mkisofs_cmd=conf.mkisofs_cmd,
-                                threadpool=pool)
+                                threadpool=pool,
+                                timeout=conf.mkisofs_timeout)
 
     return ensureDeferred(build())

@@ -13,8 +13,10 @@ import uuid as uuidlib
 
 from treq.testing import StubTreq
 from twisted.internet import defer
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web import resource, server
+from twisted.web.client import ResponseDone
 
 from tests.base import SyncReactor, SyncThreadPool
 from tests.virt.libvirt.base import require_qemu_img
@@ -47,6 +49,8 @@ class ImageAPI(resource.Resource):
         self.tokens: list[bytes | None] = []
         self.hold = False
         self.held: list = []
+        #: When set, file downloads send this much and then nothing more.
+        self.trickle: bytes | None = None
 
     def add(self, data: bytes, served: bytes | None = None, **kw) -> dict:
         record = image_record(data, **kw)
@@ -66,6 +70,9 @@ class ImageAPI(resource.Resource):
             request.setHeader(b"content-type", b"application/json")
             return json.dumps(record).encode()
         self.file_requests += 1
+        if self.trickle is not None:
+            request.write(self.trickle)
+            return server.NOT_DONE_YET
         if self.hold:
             self.held.append((request, data))
             return server.NOT_DONE_YET
@@ -251,3 +258,167 @@ class QemuImgTests(TestCase):
             await imagecache.image_info(self.reactor,
                                         os.path.join(self.dir, "missing"))
         self.assertIn("missing", str(caught.exception))
+
+
+class ManualThreadPool:
+    """A thread pool whose work runs only when the test says so."""
+
+    max = 1
+
+    def __init__(self):
+        self.jobs = []
+
+    def callInThreadWithCallback(self, on_result, func, *args, **kwargs):
+        self.jobs.append((on_result, func, args, kwargs))
+
+    def run_all(self):
+        while self.jobs:
+            on_result, func, args, kwargs = self.jobs.pop(0)
+            try:
+                result = func(*args, **kwargs)
+            except BaseException:
+                from twisted.python.failure import Failure
+                on_result(False, Failure())
+            else:
+                on_result(True, result)
+
+
+class FakeProducer:
+    def __init__(self):
+        self.calls = []
+
+    def pauseProducing(self):
+        self.calls.append("pause")
+
+    def resumeProducing(self):
+        self.calls.append("resume")
+
+    def stopProducing(self):
+        self.calls.append("stop")
+
+
+class BodyWriterTests(SynchronousTestCase):
+    """The bounded hand-off between the body delivery (reactor thread) and
+    the writer (thread pool)."""
+
+    def setUp(self):
+        self.pool = ManualThreadPool()
+        self.path = tempfile.mktemp(prefix="tc-body-")
+        self.handle = open(self.path, "wb")
+        self.addCleanup(lambda: os.path.exists(self.path)
+                        and os.remove(self.path))
+        self.addCleanup(self.handle.close)
+        self.data = os.urandom(100_000)
+        self.verifier = imagecache._Verifier(image_record(self.data))
+        self.producer = FakeProducer()
+        self.writer = imagecache._BodyWriter(
+            SyncReactor(), self.pool, self.handle, self.verifier,
+            high_water=10_000)
+        self.writer.makeConnection(self.producer)
+
+    def deliver(self, chunk=4_000):
+        for start in range(0, len(self.data), chunk):
+            self.writer.dataReceived(self.data[start:start + chunk])
+
+    def test_nothing_is_written_or_hashed_on_the_reactor_thread(self):
+        self.deliver()
+        self.writer.connectionLost(Failure(ResponseDone()))
+        # Everything received, nothing written or hashed yet: that is the
+        # pool's work.
+        self.assertEqual(self.verifier.size, 0)
+        self.handle.flush()
+        self.assertEqual(os.path.getsize(self.path), 0)
+        self.assertNoResult(self.writer.done)
+        self.pool.run_all()
+        self.successResultOf(self.writer.done)
+        self.handle.close()
+        with open(self.path, "rb") as handle:
+            self.assertEqual(handle.read(), self.data)
+        self.verifier.check()
+
+    def test_the_transfer_pauses_while_the_writer_is_behind(self):
+        self.writer.dataReceived(self.data[:4_000])  # handed to the pool
+        self.assertEqual(len(self.pool.jobs), 1)
+        self.writer.dataReceived(self.data[4_000:8_000])
+        self.assertEqual(self.producer.calls, [])
+        self.writer.dataReceived(self.data[8_000:12_000])
+        self.writer.dataReceived(self.data[12_000:16_000])  # 12 000 waiting
+        self.assertEqual(self.producer.calls, ["pause"])
+        self.assertEqual(len(self.pool.jobs), 1)  # one batch at a time
+        job = self.pool.jobs.pop(0)
+        job[0](True, job[1](*job[2]))  # the first batch written
+        self.assertEqual(self.producer.calls, ["pause", "resume"])
+        self.assertEqual(len(self.pool.jobs), 1)  # the waiting ones, next
+        self.assertLessEqual(self.writer.most_pending, 10_000 + 4_000)
+        self.writer.dataReceived(self.data[16_000:])
+        self.writer.connectionLost(Failure(ResponseDone()))
+        self.pool.run_all()
+        self.successResultOf(self.writer.done)
+        self.handle.close()
+        with open(self.path, "rb") as handle:
+            self.assertEqual(handle.read(), self.data)
+
+    def test_a_failed_transfer_fails_after_the_writes(self):
+        self.deliver()
+        self.writer.connectionLost(Failure(ValueError("connection lost")))
+        self.assertNoResult(self.writer.done)
+        self.pool.run_all()
+        self.failureResultOf(self.writer.done, ValueError)
+
+    def test_abort_stops_the_transfer(self):
+        self.writer.dataReceived(self.data[:4_000])
+        self.writer.abort(Failure(exception.ImageDownloadFailed(
+            image_id="x", reason="deadline")))
+        self.assertEqual(self.producer.calls, ["stop"])
+        self.assertNoResult(self.writer.done)  # a write is under way
+        self.pool.run_all()
+        self.failureResultOf(self.writer.done, exception.ImageDownloadFailed)
+
+
+class DownloadTimeoutTests(SynchronousTestCase):
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="tc-imagecache-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.api = ImageAPI()
+        self.http = StubTreq(self.api)
+        self.reactor = SyncReactor()
+        self.cache = imagecache.ImageCache(
+            self.dir, API, "admin:admin", self.reactor, SyncThreadPool(),
+            http=self.http, response_timeout=30, deadline=600)
+
+    def test_an_image_api_that_does_not_answer_times_out(self):
+        record = self.api.add(b"data")
+        self.api.hold = True
+        d = self.cache.fetch(record)
+        self.http.flush()
+        self.reactor.advance(29)
+        self.assertNoResult(d)
+        self.reactor.advance(1)
+        failure = self.failureResultOf(d, exception.ImageDownloadFailed)
+        self.assertIn("timed out", failure.getErrorMessage())
+        self.assertEqual(os.listdir(self.dir), [])
+
+    def test_a_download_past_its_deadline_is_abandoned(self):
+        data = b"x" * 10_000
+        record = self.api.add(data)
+        self.api.trickle = data[:1_000]  # headers and a little, then silence
+        d = self.cache.fetch(record)
+        self.http.flush()
+        self.reactor.advance(599)
+        self.assertNoResult(d)
+        self.reactor.advance(1)
+        self.http.flush()
+        failure = self.failureResultOf(d, exception.ImageDownloadFailed)
+        self.assertIn("not complete after 600", failure.getErrorMessage())
+        self.assertEqual(os.listdir(self.dir), [])
+        # The next attempt downloads again.
+        self.api.trickle = None
+        self.http.flush()
+        self.assertTrue(os.path.exists(self.successResultOf(self.fetch(
+            record))))
+
+    def fetch(self, record):
+        d = self.cache.fetch(record)
+        self.http.flush()
+        return d

@@ -79,6 +79,9 @@ OPTS = [
         "root=/dev/vda console=tty0 console=ttyS0",
         "Kernel command line for direct kernel boot when the image has no "
         "os_command_line property"),
+    Opt("qemu_img_timeout", "float", 600.0,
+        "Seconds a qemu-img run (image info, overlay creation) may take "
+        "before it is killed and the build fails", min=1),
 ]
 config.register("libvirt", OPTS)
 config.register("DEFAULT", [
@@ -172,7 +175,12 @@ class LibvirtDriver:
         self.image_cache = imagecache.ImageCache(
             os.path.join(self.images_path, "_base"), self._image_api(),
             _option(conf, "glance", "auth_token", "admin:admin") or None,
-            reactor, self._host.pool, http=http)
+            reactor, self._host.pool, http=http,
+            response_timeout=_option(conf, "glance",
+                                     "image_response_timeout", 60.0),
+            deadline=_option(conf, "glance", "image_download_deadline",
+                             3600.0))
+        self.qemu_img_timeout = _option(conf, "libvirt", "qemu_img_timeout")
         self._network_lock = threading.Lock()
 
     # --- helpers -------------------------------------------------------
@@ -418,7 +426,8 @@ class LibvirtDriver:
         fmt = imagecache.qemu_format(image_meta.get("disk_format"))
         root = os.path.join(directory, "disk")
         await imagecache.create_overlay(self.reactor, base, fmt, root,
-                                        instance.root_gb or None)
+                                        instance.root_gb or None,
+                                        timeout=self.qemu_img_timeout)
         disks.append(vconfig.Disk(source_path=root, target_dev="vda"))
         properties = image_meta.get("properties") or {}
         kernel_id = properties.get("kernel_id") or instance.kernel_id
