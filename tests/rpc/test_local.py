@@ -70,6 +70,33 @@ class LocalTransportClockTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(self.successResultOf(d)["value"], 1)
 
+    def test_a_reply_is_json_encoded_once(self):
+        self.start_server()
+        encoded = []
+        real_dumps = json.dumps
+
+        def dumps(obj, *args, **kwargs):
+            encoded.append(obj)
+            return real_dumps(obj, *args, **kwargs)
+
+        self.patch(json, "dumps", dumps)
+        d = self.client.call(self.ctx, "echo", value={"big": [1, 2, 3]})
+        self.clock.advance(0)
+        self.clock.advance(0)
+        result = self.successResultOf(d)
+        self.assertEqual(result["value"], {"big": [1, 2, 3]})
+        replies = [obj for obj in encoded
+                   if obj == result or (isinstance(obj, dict)
+                                        and obj.get("result") == result)]
+        self.assertEqual(len(replies), 1, replies)
+
+    def test_dispatch_hands_the_transport_encoded_bytes(self):
+        from twisted_compute.rpc.transport import EncodedReply
+        reply = self.successResultOf(self.server.dispatch(
+            {"method": "echo", "args": {"value": 2}, "context": {}}))
+        self.assertIsInstance(reply, EncodedReply)
+        self.assertEqual(json.loads(reply.body)["result"]["value"], 2)
+
     def test_call_times_out_on_the_clock(self):
         self.start_server()
         d = self.client.prepare(timeout=30).call(self.ctx, "never")

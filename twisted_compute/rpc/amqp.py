@@ -51,7 +51,7 @@ from twisted_compute.rpc.amqp_connection import (
     ConnectionLost, _BrokerRotation, _ClientFactory, _Connection, _Shared)
 from twisted_compute.rpc.amqp_spec import load_spec, property_names
 from twisted_compute.rpc.transport import (
-    ITransport, RejectMessage, Target, TransportURL)
+    EncodedReply, ITransport, RejectMessage, Target, TransportURL)
 
 JSON = "application/json"
 PERSISTENT = 2
@@ -575,7 +575,8 @@ class AMQPTransport:
             if not reply_to or not msg_id:
                 return
             try:
-                payload = json.dumps(result).encode("utf-8")
+                payload = (result.body if isinstance(result, EncodedReply)
+                           else json.dumps(result).encode("utf-8"))
             except (TypeError, ValueError) as exc:
                 self.log.error("could not send a reply that is not JSON: "
                                "{error}", error=str(exc))

@@ -20,7 +20,8 @@ from zope.interface import implementer
 
 from twisted_compute import exception, ids
 from twisted_compute.log import Logger
-from twisted_compute.rpc.transport import ITransport, RejectMessage, Target
+from twisted_compute.rpc.transport import (
+    EncodedReply, ITransport, RejectMessage, Target)
 
 
 def _round_trip(message: Any) -> Any:
@@ -201,7 +202,10 @@ class LocalTransport:
 
     def _reply(self, msg_id: str, result: Any) -> None:
         try:
-            result = _round_trip(result)
+            if isinstance(result, EncodedReply):
+                result = json.loads(result.body)
+            else:
+                result = _round_trip(result)
         except (TypeError, ValueError) as exc:
             self.log.error("dropped a reply that is not JSON: {error}",
                            error=str(exc))

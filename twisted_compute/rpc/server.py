@@ -22,7 +22,8 @@ from twisted_compute.context import RequestContext
 from twisted_compute.exception import ComputeException
 from twisted_compute.log import Logger
 from twisted_compute.rpc import errors
-from twisted_compute.rpc.transport import ITransport, RejectMessage
+from twisted_compute.rpc.transport import (
+    EncodedReply, ITransport, RejectMessage)
 
 
 #: Methods called every few seconds (periodic tasks) or several times per
@@ -109,7 +110,8 @@ class RPCServer:
 
     def dispatch(self, message: dict) -> defer.Deferred:
         """Handle one envelope; the Deferred fires with the reply
-        (``{"result": ...}`` or ``{"failure": ...}``)."""
+        (``{"result": ...}``, already encoded as an :class:`EncodedReply`,
+        or ``{"failure": ...}``)."""
         problem = self._check_envelope(message)
         if problem is not None:
             self.log.error("rejected a malformed message on {topic}: "
@@ -119,7 +121,7 @@ class RPCServer:
                     errors.MalformedMessage(reason=problem))})
         return defer.ensureDeferred(self._dispatch(message))
 
-    async def _dispatch(self, message: dict) -> dict:
+    async def _dispatch(self, message: dict) -> dict | EncodedReply:
         started = time.monotonic()
         method = message["method"]
         version = message.get("version", "1.0")
@@ -131,7 +133,9 @@ class RPCServer:
                     result, "__await__"):
                 result = await result
             try:
-                json.dumps(result)
+                # Encoded once, here: the transport sends these bytes.
+                reply = EncodedReply(
+                    json.dumps({"result": result}).encode("utf-8"))
             except (TypeError, ValueError) as exc:
                 raise TypeError(
                     f"the result of {method} is not JSON: {exc}") from None
@@ -159,4 +163,4 @@ class RPCServer:
             "{elapsed:.1f} ms", request_id=context.request_id,
             topic=self.topic, method=method, version=version,
             elapsed=(time.monotonic() - started) * 1000)
-        return {"result": result}
+        return reply

@@ -124,10 +124,20 @@ class ITransport(Interface):
 
         Several consumers of one topic share its messages; each fanout
         consumer gets every fanout message.  For a call, the handler's
-        result (a JSON object) is the reply.  A handler raising
+        result (a JSON object, or an :class:`EncodedReply`) is the
+        reply.  A handler raising
         :class:`RejectMessage` has the message rejected (and its
         ``reply``, if any, sent).  Returns a Deferred firing with a
         consumer handle once consuming."""
+
+
+@attrs.frozen
+class EncodedReply:
+    """A reply its handler already encoded (the JSON text of the reply
+    object, as UTF-8): the transport sends these bytes as they are
+    instead of encoding the reply a second time."""
+
+    body: bytes
 
 
 class RejectMessage(Exception):
