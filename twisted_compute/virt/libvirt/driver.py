@@ -13,13 +13,10 @@ cached images it uses, for the image cache's ageing).
 
 Networking: each guest gets one virtio NIC on the libvirt network
 ``[libvirt] network`` with a MAC derived from its uuid, and its fixed IP
-is *reserved* before it boots: a ``<host mac= ip=>`` entry added to the
-network's DHCP section (``virNetworkUpdate``).  So the address is known
-at once (no waiting for a lease, no race with a guest that asks the
-metadata service before the agent has seen its lease), the guest's DHCP
-client gets exactly that address, and the reservation is removed when the
-guest is destroyed.  :meth:`LibvirtDriver.get_instance_addresses` gives
-the ``addresses`` the agent records on the instance.
+is reserved in the network's DHCP section before it boots
+(:mod:`twisted_compute.virt.libvirt.dhcp`).
+:meth:`LibvirtDriver.get_instance_addresses` gives the ``addresses`` the
+agent records on the instance.
 
 Every libvirt call runs in the ``libvirt`` thread pool of
 :class:`~twisted_compute.virt.libvirt.host.Host`; file system work in the
@@ -28,13 +25,10 @@ same pool; ``qemu-img`` as a child process.
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import json
 import os
 import platform
 import shutil
-import threading
 import xml.etree.ElementTree as ET
 from typing import Any, Callable
 
@@ -50,6 +44,7 @@ from twisted_compute.virt.driver import HARD, REBOOT_TYPES, \
     IComputeDriver, InstanceInfo
 from twisted_compute.virt.libvirt import config as vconfig
 from twisted_compute.virt.libvirt import imagecache
+from twisted_compute.virt.libvirt.dhcp import DHCPReservations, mac_address
 from twisted_compute.virt.libvirt.host import Host, domain_power_state, \
     libvirt
 
@@ -116,13 +111,6 @@ def _option(conf, group: str, name: str, default=None):
         return _DEFAULTS.get((group, name), default)
 
 
-def mac_address(instance_uuid: str) -> str:
-    """The guest's MAC: OpenStack's fa:16:3e prefix and three bytes from
-    the instance uuid (stable across agent restarts)."""
-    digest = hashlib.sha256(instance_uuid.encode()).hexdigest()
-    return "fa:16:3e:" + ":".join(digest[i:i + 2] for i in (0, 2, 4))
-
-
 def _not_found(error) -> bool:
     return libvirt is not None and isinstance(error, libvirt.libvirtError) \
         and error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
@@ -181,7 +169,7 @@ class LibvirtDriver:
             deadline=_option(conf, "glance", "image_download_deadline",
                              3600.0))
         self.qemu_img_timeout = _option(conf, "libvirt", "qemu_img_timeout")
-        self._network_lock = threading.Lock()
+        self.dhcp = DHCPReservations()
 
     # --- helpers -------------------------------------------------------
 
@@ -378,7 +366,7 @@ class LibvirtDriver:
                     source_path=drive, target_dev="hdc", target_bus="ide",
                     device="cdrom", driver_type="raw", cache=None))
             mac = mac_address(uuid)
-            await self._run(self._reserve_ip, mac, uuid)
+            await self._run(self.dhcp.reserve, self.network, mac, uuid)
         except exception.ComputeException:
             raise
         except defer.CancelledError:
@@ -480,98 +468,6 @@ class LibvirtDriver:
 
     # --- networking ----------------------------------------------------
 
-    def _network(self, conn):
-        return conn.networkLookupByName(self.network)
-
-    @staticmethod
-    def _dhcp_ips(root) -> list[tuple[int, ET.Element]]:
-        found = []
-        for index, ip in enumerate(root.findall("ip")):
-            if ip.get("family", "ipv4") == "ipv4" and \
-                    ip.find("dhcp") is not None:
-                found.append((index, ip))
-        return found
-
-    @staticmethod
-    def _update_flags(network) -> int:
-        flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG if \
-            network.isPersistent() else 0
-        if network.isActive():
-            flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
-        return flags or libvirt.VIR_NETWORK_UPDATE_AFFECT_CURRENT
-
-    def _reserve_ip(self, conn, mac: str, name: str) -> str:
-        """Reserve a fixed IP for ``mac`` in the network's DHCP section
-        (its existing reservation if it has one); the address."""
-        with self._network_lock:
-            network = self._network(conn)
-            root = ET.fromstring(network.XMLDesc(0))
-            candidates = self._dhcp_ips(root)
-            if not candidates:
-                raise exception.InstanceSpawnFailure(
-                    instance_uuid=name, reason=f"libvirt network "
-                    f"{self.network} has no IPv4 DHCP range")
-            leased = set()
-            try:
-                leased = {lease.get("ipaddr")
-                          for lease in network.DHCPLeases()}
-            except libvirt.libvirtError:
-                pass  # not every driver keeps leases (test:///default)
-            for index, ip in candidates:
-                dhcp = ip.find("dhcp")
-                hosts = dhcp.findall("host")
-                for entry in hosts:
-                    if (entry.get("mac") or "").lower() == mac:
-                        return entry.get("ip")
-                used = leased | {h.get("ip") for h in hosts} | {
-                    ip.get("address")}
-                for span in dhcp.findall("range"):
-                    start = ipaddress.IPv4Address(span.get("start"))
-                    end = ipaddress.IPv4Address(span.get("end"))
-                    address = start
-                    while address <= end:
-                        if str(address) not in used:
-                            entry = ET.Element("host", mac=mac,
-                                               ip=str(address))
-                            network.update(
-                                libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
-                                libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
-                                index, ET.tostring(entry, "unicode"),
-                                self._update_flags(network))
-                            return str(address)
-                        address += 1
-            raise exception.InstanceSpawnFailure(
-                instance_uuid=name, reason=f"no free address left in "
-                f"libvirt network {self.network}")
-
-    def _release_ip(self, conn, mac: str) -> None:
-        with self._network_lock:
-            try:
-                network = self._network(conn)
-            except libvirt.libvirtError:
-                return
-            root = ET.fromstring(network.XMLDesc(0))
-            for index, ip in self._dhcp_ips(root):
-                for entry in ip.find("dhcp").findall("host"):
-                    if (entry.get("mac") or "").lower() == mac:
-                        network.update(
-                            libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
-                            libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
-                            index, ET.tostring(entry, "unicode"),
-                            self._update_flags(network))
-
-    def _reserved_ip(self, conn, mac: str) -> str | None:
-        try:
-            network = self._network(conn)
-        except libvirt.libvirtError:
-            return None
-        root = ET.fromstring(network.XMLDesc(0))
-        for _index, ip in self._dhcp_ips(root):
-            for entry in ip.find("dhcp").findall("host"):
-                if (entry.get("mac") or "").lower() == mac:
-                    return entry.get("ip")
-        return None
-
     def get_instance_addresses(self, instance):
         """Optional driver hook: fires with the instance's ``addresses``
         (``{network: [{"addr", "version", "OS-EXT-IPS:type",
@@ -579,7 +475,7 @@ class LibvirtDriver:
         mac = mac_address(instance.uuid)
 
         def addresses(conn):
-            ip = self._reserved_ip(conn, mac)
+            ip = self.dhcp.reserved(conn, self.network, mac)
             if ip is None:
                 return {}
             return {self.network: [{
@@ -610,7 +506,7 @@ class LibvirtDriver:
                 except libvirt.libvirtError as error:
                     if not _not_found(error):
                         raise
-            self._release_ip(conn, mac)
+            self.dhcp.release(conn, self.network, mac)
             shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
 
         d = self._run(remove)
