@@ -261,3 +261,19 @@ class FakeDriverTests(SynchronousTestCase):
         self.failureResultOf(
             self.driver.snapshot(self.ctx, instance, "img", None),
             exception.NotImplementedYet)
+
+
+class CapabilitiesTests(SynchronousTestCase):
+
+    def test_drivers_share_one_table(self):
+        from twisted_compute.virt.driver import CAPABILITIES, \
+            driver_capabilities
+        self.assertEqual(FakeDriver.capabilities, CAPABILITIES)
+        self.assertFalse(FakeDriver.capabilities["has_imagecache"])
+        self.assertTrue(FakeDriver.capabilities["supports_image_type_qcow2"])
+        changed = driver_capabilities(has_imagecache=True)
+        self.assertTrue(changed["has_imagecache"])
+        self.assertFalse(CAPABILITIES["has_imagecache"])  # not changed
+        self.assertEqual(set(changed), set(CAPABILITIES))
+        with self.assertRaises(ValueError):
+            driver_capabilities(supports_teleport=True)

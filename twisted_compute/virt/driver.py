@@ -36,13 +36,39 @@ class InstanceInfo:
     internal_id: str | None = None
 
 
+#: What a driver supports, in Nova's names, as today's drivers have it.
+#: A driver's ``capabilities`` is :func:`driver_capabilities` with what it
+#: does differently.
+CAPABILITIES = {
+    "has_imagecache": False,
+    "supports_evacuate": False,
+    "supports_migrate_to_same_host": False,
+    "supports_attach_interface": False,
+    "supports_device_tagging": False,
+    "supports_multiattach": False,
+    "supports_trusted_certs": False,
+    "supports_image_type_raw": True,
+    "supports_image_type_qcow2": True,
+}
+
+
+def driver_capabilities(**differences: bool) -> dict[str, bool]:
+    """:data:`CAPABILITIES` with ``differences`` (known names only)."""
+    unknown = set(differences) - set(CAPABILITIES)
+    if unknown:
+        raise ValueError("unknown driver capabilities: "
+                         + ", ".join(sorted(unknown)))
+    return {**CAPABILITIES, **differences}
+
+
 class IComputeDriver(Interface):
     """A hypervisor, seen from one compute agent host."""
 
     capabilities = Attribute(
         "dict of what the driver supports, Nova's names: "
         "has_imagecache, supports_evacuate, supports_attach_interface, "
-        "supports_device_tagging, supports_multiattach, ...")
+        "supports_device_tagging, supports_multiattach, ... (the keys of "
+        "CAPABILITIES, built by driver_capabilities)")
 
     def init_host(host):
         """Prepare the driver for serving ``host`` (connect to the

@@ -26,7 +26,7 @@ from twisted_compute.config import Opt
 from twisted_compute.log import Logger
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import REBOOT_TYPES, SOFT, \
-    IComputeDriver, InstanceInfo
+    IComputeDriver, InstanceInfo, driver_capabilities
 
 OPTS = [
     Opt("vcpus", "int", 32, "vCPUs of each fake hypervisor host", min=1),
@@ -74,17 +74,7 @@ class FakeGuest:
 class FakeDriver:
     log = Logger()
 
-    capabilities = {
-        "has_imagecache": False,
-        "supports_evacuate": False,
-        "supports_migrate_to_same_host": False,
-        "supports_attach_interface": False,
-        "supports_device_tagging": False,
-        "supports_multiattach": False,
-        "supports_trusted_certs": False,
-        "supports_image_type_raw": True,
-        "supports_image_type_qcow2": True,
-    }
+    capabilities = driver_capabilities()
 
     hypervisor_type = "fake"
     hypervisor_version = 1000

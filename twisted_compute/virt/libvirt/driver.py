@@ -41,7 +41,7 @@ from twisted_compute.config import Opt
 from twisted_compute.log import Logger
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, REBOOT_TYPES, \
-    IComputeDriver, InstanceInfo
+    IComputeDriver, InstanceInfo, driver_capabilities
 from twisted_compute.virt.libvirt import config as vconfig
 from twisted_compute.virt.libvirt import imagecache
 from twisted_compute.virt.libvirt.dhcp import DHCPReservations, mac_address
@@ -120,17 +120,7 @@ def _not_found(error) -> bool:
 class LibvirtDriver:
     log = Logger()
 
-    capabilities = {
-        "has_imagecache": True,
-        "supports_evacuate": False,
-        "supports_migrate_to_same_host": False,
-        "supports_attach_interface": False,
-        "supports_device_tagging": False,
-        "supports_multiattach": False,
-        "supports_trusted_certs": False,
-        "supports_image_type_raw": True,
-        "supports_image_type_qcow2": True,
-    }
+    capabilities = driver_capabilities(has_imagecache=True)
 
     def __init__(self, conf, reactor, host: str | None = None, *,
                  http=None, pool=None):
