@@ -9,8 +9,8 @@ from twisted.web.resource import IResource
 
 def versions_factory(global_conf, **local_conf) -> IResource:
     """``paste.app_factory`` of ``/`` and ``/versions``."""
-    from twisted_compute.api.image.versions import VersionsResource
-    return VersionsResource(global_conf["services"])
+    from twisted_compute.api.image.versions import versions_resource
+    return versions_resource(global_conf["services"].conf)
 
 
 def app_factory(global_conf, **local_conf) -> IResource:

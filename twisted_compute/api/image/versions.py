@@ -4,9 +4,8 @@ version discovery reads it): ``GET /`` answers 300 Multiple Choices,
 
 from __future__ import annotations
 
-from twisted.web.resource import Resource
-
-from twisted_compute.api.openstack.common import host_url, json_response
+from twisted_compute.api.openstack.common import host_url
+from twisted_compute.api.versions import VersionsResource
 
 #: Glance minor versions this API speaks (v2.0 .. v2.9, like Glance
 #: without multiple stores); the last is CURRENT.
@@ -26,20 +25,13 @@ def versions_body(request, conf) -> dict:
     return {"versions": versions}
 
 
-class VersionsResource(Resource):
+def versions_status(request) -> int:
+    """``/versions`` answers 200, ``/`` 300 Multiple Choices."""
+    explicit = bool(request.prepath) and request.prepath[-1] == b"versions"
+    return 200 if explicit else 300
+
+
+def versions_resource(conf) -> VersionsResource:
     """``/`` and ``/versions`` of the image endpoint (no auth needed)."""
-
-    isLeaf = True
-
-    def __init__(self, services):
-        super().__init__()
-        self._conf = services.conf
-
-    def render_GET(self, request):
-        explicit = bool(request.prepath) and \
-            request.prepath[-1] == b"versions"
-        return json_response(request, versions_body(request, self._conf),
-                             200 if explicit else 300)
-
-    def render_HEAD(self, request):
-        return b""
+    return VersionsResource(lambda request: versions_body(request, conf),
+                            versions_status)

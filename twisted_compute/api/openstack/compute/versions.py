@@ -6,6 +6,7 @@ from twisted.web.resource import Resource
 
 from twisted_compute.api.openstack import api_version
 from twisted_compute.api.openstack.common import host_url, json_response
+from twisted_compute.api.versions import VersionsResource
 
 _UPDATED = "2013-07-23T11:33:21Z"
 
@@ -24,23 +25,6 @@ def _v21(base: str) -> dict:
 def _base(request, conf) -> str:
     prefix = conf.api.compute_link_prefix.rstrip("/")
     return prefix or host_url(request)
-
-
-class VersionsResource(Resource):
-    """``GET /``: the versions this endpoint serves (no auth needed)."""
-
-    isLeaf = True
-
-    def __init__(self, services):
-        super().__init__()
-        self._conf = services.conf
-
-    def render_GET(self, request):
-        return json_response(
-            request, {"versions": [_v21(_base(request, self._conf))]})
-
-    def render_HEAD(self, request):
-        return b""
 
 
 class VersionV21Resource(Resource):
@@ -62,9 +46,15 @@ class VersionV21Resource(Resource):
         return json_response(request, {"version": version})
 
 
+def versions_document(request, conf) -> dict:
+    """``GET /``: the versions this endpoint serves."""
+    return {"versions": [_v21(_base(request, conf))]}
+
+
 def versions_factory(global_conf, **local_conf):
-    """``paste.app_factory`` of ``GET /``."""
-    return VersionsResource(global_conf["services"])
+    """``paste.app_factory`` of ``GET /`` (no auth needed)."""
+    conf = global_conf["services"].conf
+    return VersionsResource(lambda request: versions_document(request, conf))
 
 
 def version_v21_factory(global_conf, **local_conf):
