@@ -92,6 +92,27 @@ class KeystoneClient:
     def _base(self) -> str:
         return self.conf.auth_url.rstrip("/")
 
+    def _unavailable(self, reason: str, message: str,
+                     **fields) -> exception.ServiceUnavailable:
+        """The one Keystone error handler: log ``message`` (a log format
+        with ``fields``) and give the error the client sees (503,
+        ``reason``)."""
+        self.log.error(message, **fields)
+        return exception.ServiceUnavailable(reason=reason)
+
+    async def _exchange(self, send) -> tuple[Any, bytes]:
+        """``send()`` (a treq request) and the answer's body; Keystone
+        not answering is :meth:`_unavailable`."""
+        try:
+            response = await send()
+            content = await response.content()
+        except Exception as exc:
+            raise self._unavailable(
+                "identity service unreachable",
+                "Cannot reach Keystone at {url}: {error}",
+                url=self._base, error=exc) from None
+        return response, content
+
     async def _get_service_token(self) -> str:
         now = self._clock()
         if self._service_token and self._service_token[1] - 60 > now:
@@ -104,24 +125,17 @@ class KeystoneClient:
             "scope": {"project": {
                 "name": self.conf.project_name,
                 "domain": {"name": self.conf.project_domain_name}}}}}
-        try:
-            # A fresh connection: a POST is not retried by the connection
-            # pool when a kept-alive connection turns out to be closed.
-            response = await self._http.post(
-                self._base + "/auth/tokens", json=body,
-                timeout=self.conf.http_connect_timeout, persistent=False)
-            content = await response.content()
-        except Exception as exc:
-            self.log.error("Cannot reach Keystone at {url}: {error}",
-                           url=self._base, error=exc)
-            raise exception.ServiceUnavailable(
-                reason="identity service unreachable") from None
+        # A fresh connection: a POST is not retried by the connection
+        # pool when a kept-alive connection turns out to be closed.
+        response, content = await self._exchange(lambda: self._http.post(
+            self._base + "/auth/tokens", json=body,
+            timeout=self.conf.http_connect_timeout, persistent=False))
         if response.code != 201:
-            self.log.error("Keystone refused the service credentials of "
-                           "[keystone_authtoken] {user}: {code}",
-                           user=self.conf.username, code=response.code)
-            raise exception.ServiceUnavailable(
-                reason="identity service refused our service credentials")
+            raise self._unavailable(
+                "identity service refused our service credentials",
+                "Keystone refused the service credentials of "
+                "[keystone_authtoken] {user}: {code}",
+                user=self.conf.username, code=response.code)
         token = response.headers.getRawHeaders(b"x-subject-token")[0].decode()
         expires = _parse_expiry(json.loads(content)["token"].get(
             "expires_at")) or now + 3600
@@ -136,18 +150,11 @@ class KeystoneClient:
             return cached[1]
         for _attempt in (1, 2):
             service_token = await self._get_service_token()
-            try:
-                response = await self._http.get(
-                    self._base + "/auth/tokens",
-                    headers={"X-Auth-Token": service_token,
-                             "X-Subject-Token": token},
-                    timeout=self.conf.http_connect_timeout)
-                content = await response.content()
-            except Exception as exc:
-                self.log.error("Cannot reach Keystone at {url}: {error}",
-                               url=self._base, error=exc)
-                raise exception.ServiceUnavailable(
-                    reason="identity service unreachable") from None
+            response, content = await self._exchange(lambda: self._http.get(
+                self._base + "/auth/tokens",
+                headers={"X-Auth-Token": service_token,
+                         "X-Subject-Token": token},
+                timeout=self.conf.http_connect_timeout))
             if response.code != 401:
                 break
             # Keystone refused our own service token (expired early or
@@ -158,10 +165,10 @@ class KeystoneClient:
             self._service_token = None
         if response.code >= 500:
             # Keystone's trouble, not the token's: do not cache it.
-            self.log.error("Keystone answered {code} validating a token",
-                           code=response.code)
-            raise exception.ServiceUnavailable(
-                reason="identity service error")
+            raise self._unavailable(
+                "identity service error",
+                "Keystone answered {code} validating a token",
+                code=response.code)
         if response.code != 200:
             result = None
             expires = now + min(self.conf.token_cache_time, 30)
