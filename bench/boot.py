@@ -19,9 +19,14 @@ keep-alive connection each) and prints:
 * control-plane CPU seconds per boot: user+sys CPU of every twistd process
   of the deployment (and its children) from /proc/<pid>/stat, after minus
   before the run, divided by N (the poller's own GETs are included: they
-  are requests the API serves).  For the distributed deployment the CPU
-  used meanwhile by RabbitMQ and PostgreSQL (whole-machine processes,
-  shared with anything else running) is printed beside it.
+  are requests the API serves).  For the distributed deployment the same
+  figure is printed a second time with the broker and the database
+  server included, as Nova's figure includes them: RabbitMQ (its Erlang
+  VM ``beam.smp`` and its helper processes) and PostgreSQL (the
+  postmaster, its background processes and every backend; ``mariadbd``
+  for a MariaDB database), from their /proc/<pid>/stat as well.  They
+  are whole-machine servers, shared with anything else running; a
+  backend that ended during the run is not counted.
 
 Deployments (``--modes``, comma-separated):
 
@@ -116,6 +121,48 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def rabbitmq_pids() -> list[int]:
+    """RabbitMQ's processes: the Erlang VM running the ``rabbit``
+    application, its children (``erl_child_setup``, ``inet_gethost``) and
+    the Erlang port mapper."""
+    found = []
+    for pid in pids_named("beam.smp"):
+        if b"rabbit" in _cmdline(pid):
+            found.append(pid)
+            found.extend(descendants_of(pid))
+    return found + pids_named("epmd")
+
+
+def postgresql_pids() -> list[int]:
+    """The PostgreSQL server: postmaster, background processes, backends
+    (their command name stays ``postgres``)."""
+    return pids_named("postgres", "postmaster")
+
+
+def mariadb_pids() -> list[int]:
+    return pids_named("mariadbd", "mysqld")
+
+
+#: the servers of a deployment besides ours, by the name printed
+SERVERS = {"RabbitMQ": rabbitmq_pids, "PostgreSQL": postgresql_pids,
+           "MariaDB": mariadb_pids}
+
+
+def database_server(url: str) -> str:
+    """The name in :data:`SERVERS` of the server behind a database URL."""
+    if url.startswith(("mysql", "mariadb")):
+        return "MariaDB"
+    return "PostgreSQL"
+
+
 def pids_named(*names: str) -> list[int]:
     """Processes whose command name is one of ``names``."""
     found = []
@@ -137,6 +184,8 @@ class Deployment:
 
     def __init__(self, name: str, processes: list[TwistdProcess],
                  infra: tuple[str, ...] = ()):
+        """``infra``: names in :data:`SERVERS` of the broker and database
+        servers the deployment uses (none for compute-all)."""
         self.name = name
         self.processes = processes
         self.api = processes[0]
@@ -163,8 +212,10 @@ class Deployment:
                     roles[child] = proc.role
         return roles
 
-    def infra_cpu(self) -> dict[int, float]:
-        return {pid: cpu_seconds(pid) for pid in pids_named(*self.infra)}
+    def infra_cpu(self) -> dict[str, dict[int, float]]:
+        """``{server: {pid: CPU seconds}}`` of the broker and database."""
+        return {name: {pid: cpu_seconds(pid) for pid in SERVERS[name]()}
+                for name in self.infra}
 
     def log_text(self) -> str:
         return "\n".join(proc.log_text() for proc in self.processes)
@@ -242,7 +293,7 @@ def start_distributed(agents: int, conductors: int, schedulers: int,
     processes += [make("compute-agent", f"bench-compute-{i}")
                   for i in range(1, agents + 1)]
     deployment = Deployment("distributed", processes,
-                            infra=("beam.smp", "postgres"))
+                            infra=("RabbitMQ", database_server(db_url)))
     deployment.extra_cleanup.append(lambda: base.drop_postgresql(db_url))
     try:
         api.prepare()
@@ -503,7 +554,8 @@ def boot(deployment: Deployment, flavor: str, image: str, servers: int,
         "launch_p50": percentile(launch, 0.5),
         "launch_p95": percentile(launch, 0.95),
         "cpu": cpu, "cpu_per_boot": cpu / servers, "by_role": by_role,
-        "infra_cpu": delta(infra_before, infra_after),
+        "infra_cpu": {name: delta(infra_before[name], infra_after[name])
+                      for name in infra_after},
         "polls": polls[0],
     }
 
@@ -589,10 +641,15 @@ def report(label: str, result: dict, command: str) -> None:
           f"{result['polls']} polls)")
     print(f"  POST-to-launched  p50 {result['launch_p50']:8.1f} ms   "
           f"p95 {result['launch_p95']:8.1f} ms   (launched_at - POST)")
-    infra = (f"; RabbitMQ+PostgreSQL meanwhile {result['infra_cpu']:.2f} s"
-             if result.get("infra_cpu") else "")
-    print(f"  control-plane CPU {result['cpu']:.2f} s = "
-          f"{result['cpu_per_boot']:.4f} CPU-s per boot{infra}")
+    print(f"  control-plane CPU, our processes: {result['cpu']:.2f} s = "
+          f"{result['cpu_per_boot']:.4f} CPU-s per boot")
+    infra = result.get("infra_cpu") or {}
+    if infra:
+        total = result["cpu"] + sum(infra.values())
+        print(f"  control-plane CPU, with broker and database: "
+              f"{total:.2f} s = {total / result['servers']:.4f} CPU-s per "
+              "boot (" + ", ".join(f"{name} {seconds:.2f} s" for
+                                   name, seconds in infra.items()) + ")")
     if len(result["by_role"]) > 1:
         print("  CPU by role: " + ", ".join(
             f"{role} {seconds:.2f} s" for role, seconds in
