@@ -64,9 +64,18 @@ async def _run(reactor, executable, args, timeout, env, path):
             pass
         # Do not wait for ever for a child that does not go away (a
         # process in uninterruptible sleep on a hung file system).
-        reap = reactor.callLater(REAP_GRACE, lambda: ended.called or
-                                 ended.callback(None))
-        ended.addBoth(lambda r: (reap.active() and reap.cancel(), r)[1])
+        def give_up():
+            if not ended.called:
+                ended.callback(None)
+
+        reap = reactor.callLater(REAP_GRACE, give_up)
+
+        def reaped(result):
+            if reap.active():
+                reap.cancel()
+            return result
+
+        ended.addBoth(reaped)
 
     deadline = reactor.callLater(timeout, kill)
     code = await ended
