@@ -201,6 +201,12 @@ class VersionNotAcceptable(ComputeException):
     safe = True
 
 
+class InvalidAPIVersionString(Invalid):
+    msg_fmt = ("API Version String %(version)s is of invalid format. Must "
+               "be of format MajorNum.MinorNum.")
+    safe = True
+
+
 class NotImplementedYet(ComputeException):
     msg_fmt = "%(feature)s is not implemented in twisted-compute yet."
     code = 501

@@ -112,6 +112,10 @@ def read_body(request) -> Any:
     except (ValueError, UnicodeDecodeError):
         raise exception.Invalid(
             reason="Malformed request body") from None
+    except RecursionError:
+        # A body nested deeper than the interpreter's recursion limit.
+        raise exception.Invalid(
+            reason="Malformed request body: nested too deeply") from None
 
 
 def _field_path(error: jsonschema.ValidationError) -> str:
@@ -131,8 +135,13 @@ def validate(body: Any, schema: dict) -> None:
     """Check ``body`` against ``schema``; a 400 names the bad field."""
     validator = jsonschema.Draft4Validator(
         schema, format_checker=jsonschema.FormatChecker())
-    errors = sorted(validator.iter_errors(body),
-                    key=lambda e: (len(list(e.absolute_path)), e.message))
+    try:
+        errors = sorted(validator.iter_errors(body),
+                        key=lambda e: (len(list(e.absolute_path)),
+                                       e.message))
+    except RecursionError:
+        raise exception.Invalid(
+            reason="Malformed request body: nested too deeply") from None
     if not errors:
         return
     error = errors[0]
