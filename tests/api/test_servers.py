@@ -214,6 +214,25 @@ class CreateTests(ServersTestCase):
         self.assertFault(self.post("/v2.1/servers", body, token="user:p",
                                    version="2.79"), 400)
 
+    def test_server_group_of_another_project_is_invisible(self):
+        group = self.post("/v2.1/os-server-groups", {"server_group": {
+            "name": "a-group", "policies": ["anti-affinity"]}},
+            token="a:project-a").json["server_group"]
+        body = self.server_body()
+        body["OS-SCH-HNT:scheduler_hints"] = {"group": group["id"]}
+        # Project B cannot join project A's group: the same answer as for
+        # a group that does not exist, and no member is added.
+        self.assertFault(self.post("/v2.1/servers", body,
+                                   token="b:project-b", version="2.79"),
+                         400, f"Instance group {group['id']} could not be "
+                         "found")
+        shown = self.get(f"/v2.1/os-server-groups/{group['id']}",
+                         token="a:project-a").json["server_group"]
+        self.assertEqual(shown["members"], [])
+        self.assertEqual(self.post("/v2.1/servers", body,
+                                   token="a:project-a",
+                                   version="2.79").code, 202)
+
     def test_metadata_quota(self):
         metadata = {f"k{i}": "v" for i in range(129)}
         self.assertFault(self.create_server(metadata=metadata, expect=403),
