@@ -214,6 +214,17 @@ class CreateTests(ServersTestCase):
         self.assertFault(self.post("/v2.1/servers", body, token="user:p",
                                    version="2.79"), 400)
 
+    def test_access_ipv6_in_canonical_form(self):
+        server_id = self.create_server(
+            accessIPv4="192.0.2.1", accessIPv6="2001:0DB8:0000:0000:0000::0001")
+        self.assertEqual(self.show(server_id)["accessIPv6"], "2001:db8::1")
+        response = self.put(f"/v2.1/servers/{server_id}", {"server": {
+            "accessIPv6": "FE80:0:0:0:0:0:0:A"}}, token="user:project",
+            version="2.79")
+        self.assertEqual(response.code, 200, response)
+        self.assertEqual(response.json["server"]["accessIPv6"], "fe80::a")
+        self.assertEqual(self.show(server_id)["accessIPv6"], "fe80::a")
+
     def test_server_group_of_another_project_is_invisible(self):
         group = self.post("/v2.1/os-server-groups", {"server_group": {
             "name": "a-group", "policies": ["anti-affinity"]}},

@@ -376,7 +376,7 @@ class ServersController(Controller):
             "description": server.get("description"),
             "tags": list(server.get("tags") or []),
             "access_ip_v4": server.get("accessIPv4") or None,
-            "access_ip_v6": server.get("accessIPv6") or None,
+            "access_ip_v6": common.canonical_ipv6(server.get("accessIPv6")),
             "disk_config": server.get("OS-DCF:diskConfig"),
             "config_drive": to_bool(server.get("config_drive", False)),
             "scheduler_hints": hints,
@@ -559,7 +559,8 @@ class ServersController(Controller):
         if "accessIPv4" in server:
             values["access_ip_v4"] = server["accessIPv4"] or None
         if "accessIPv6" in server:
-            values["access_ip_v6"] = server["accessIPv6"] or None
+            values["access_ip_v6"] = common.canonical_ipv6(
+                server["accessIPv6"])
         if "OS-DCF:diskConfig" in server:
             values["system_metadata"] = {
                 **instance.system_metadata,
