@@ -97,6 +97,14 @@ class KeypairNotFound(NotFound):
     msg_fmt = "Keypair %(name)s not found for user %(user_id)s"
 
 
+class NetworkNotFound(NotFound):
+    msg_fmt = "Network %(network_id)s could not be found."
+
+
+class PortNotFound(NotFound):
+    msg_fmt = "Port id %(port_id)s could not be found."
+
+
 class InstanceGroupNotFound(NotFound):
     msg_fmt = "Instance group %(group_uuid)s could not be found."
 

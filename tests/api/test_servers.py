@@ -75,7 +75,18 @@ class CreateTests(ServersTestCase):
         body["server"]["networks"] = "bogus"
         self.assertFault(self.post("/v2.1/servers", body, token="u:p",
                                    version="2.79"), 400, "networks")
-        body["server"]["networks"] = [{"uuid": random_uuid()}]
+        # There is no network service: a network or port id names
+        # nothing, and is refused as Nova refuses an unknown one.
+        network = random_uuid()
+        body["server"]["networks"] = [{"uuid": network}]
+        self.assertFault(self.post("/v2.1/servers", body, token="u:p",
+                                   version="2.79"), 400,
+                         f"Network {network} could not be found")
+        body["server"]["networks"] = [{"port": network}]
+        self.assertFault(self.post("/v2.1/servers", body, token="u:p",
+                                   version="2.79"), 400,
+                         f"Port id {network} could not be found")
+        body["server"]["networks"] = []
         self.assertEqual(self.post("/v2.1/servers", body, token="u:p",
                                    version="2.79").code, 202)
 

@@ -406,10 +406,12 @@ class ServersController(Controller):
 
     @staticmethod
     def _networks(server, max_count):
+        """``networks`` as asked for: ``auto``, ``none`` or None.  There
+        is no network service, so no network or port id names anything:
+        one is refused with 400 as Nova refuses an unknown one."""
         networks = server.get("networks")
         if networks is None or isinstance(networks, str):
             return networks
-        requested = []
         for entry in networks:
             if entry.get("port"):
                 if max_count > 1:
@@ -417,18 +419,20 @@ class ServersController(Controller):
                         reason="Unable to launch multiple instances with "
                         "a single configured port ID. Please launch your "
                         "instance one by one with different ports.")
+                raise exception.InvalidInput(reason=exception.PortNotFound(
+                    port_id=entry["port"]).format_message())
             elif "uuid" in entry:
                 if not common.is_uuid_like(entry["uuid"]):
                     raise exception.InvalidInput(
                         reason="Bad networks format: network uuid is not "
                         f"in proper format ({entry['uuid']})")
+                raise exception.InvalidInput(
+                    reason=exception.NetworkNotFound(
+                        network_id=entry["uuid"]).format_message())
             else:
                 raise exception.InvalidInput(
                     reason="Bad network format: missing 'uuid'")
-            requested.append({k: entry.get(k) for k in
-                              ("uuid", "port", "fixed_ip", "tag")
-                              if entry.get(k) is not None})
-        return requested
+        return []
 
     @staticmethod
     def _boot_source(server):
