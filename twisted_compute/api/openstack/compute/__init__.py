@@ -34,6 +34,7 @@ CONTROLLERS = [
     "server_topology:ServerTopologyController",
     "server_password:ServerPasswordController",
     "aggregates:AggregatesController",
+    "images:ImagesController",
 ]
 
 
