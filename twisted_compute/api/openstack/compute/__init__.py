@@ -35,6 +35,7 @@ CONTROLLERS = [
     "server_password:ServerPasswordController",
     "aggregates:AggregatesController",
     "images:ImagesController",
+    "hosts:HostsController",
 ]
 
 
