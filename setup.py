@@ -38,6 +38,9 @@ setup(
         "jsonschema>=4.20",
         "zope.interface>=6",
         "PyYAML>=6",
+        # psycopg 3 is SQLAlchemy 2.1's driver for a plain postgresql://
+        # URL; psycopg2 serves postgresql+psycopg2:// URLs.
+        "psycopg[binary]>=3.1",
         "psycopg2-binary>=2.9",
         "PyMySQL>=1.1",
     ],
