@@ -17,6 +17,12 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["twisted_compute", "twisted_compute.*"])
     + ["twisted.plugins"],
+    # Every package lies where its name says, below the project root: an
+    # editable install (PEP 660) then puts the root on sys.path, where
+    # Twisted's plugin discovery finds twisted/plugins.  Without it
+    # setuptools maps the packages with an import hook, which Twisted's
+    # plugin search does not see ("Unknown command: compute-all").
+    package_dir={"": "."},
     package_data={
         "twisted_compute.db": ["alembic.ini", "alembic/*.py", "alembic/versions/*.py"],
     },
