@@ -17,6 +17,12 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["twisted_compute", "twisted_compute.*"])
     + ["twisted.plugins"],
+    # Every package lies where its name says, below the project root: an
+    # editable install (PEP 660) then puts the root on sys.path, where
+    # Twisted's plugin discovery finds twisted/plugins.  Without it
+    # setuptools maps the packages with an import hook, which Twisted's
+    # plugin search does not see ("Unknown command: compute-all").
+    package_dir={"": "."},
     package_data={
         "twisted_compute.db": ["alembic.ini", "alembic/*.py", "alembic/versions/*.py"],
     },
@@ -38,6 +44,9 @@ setup(
         "jsonschema>=4.20",
         "zope.interface>=6",
         "PyYAML>=6",
+        # psycopg 3 is SQLAlchemy 2.1's driver for a plain postgresql://
+        # URL; psycopg2 serves postgresql+psycopg2:// URLs.
+        "psycopg[binary]>=3.1",
         "psycopg2-binary>=2.9",
         "PyMySQL>=1.1",
     ],

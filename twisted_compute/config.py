@@ -260,6 +260,9 @@ OPTIONS: dict[str, list[Opt]] = {
            "Trust X-Forwarded-Proto/X-Forwarded-Host from a proxy"),
         _i("client_socket_timeout", 900,
            "Seconds an idle client connection is kept", min=0),
+        _i("max_header_line", 16384,
+           "Longest request line or header line accepted, in bytes; a "
+           "longer request line is answered with 414", min=1024),
     ],
     "ssl": [
         _s("cert_file", "", "TLS certificate (PEM) for enabled_ssl_apis"),

@@ -28,6 +28,29 @@ class FlavorsTests(APITestCase):
         self.assertEqual(shown["swap"], "")  # before 2.75
         self.assertNotIn("description", shown)  # before 2.55
 
+    def test_id_forms(self):
+        # A JSON number is taken as its text, as Nova takes it.
+        response = self.post("/v2.1/flavors", {"flavor": {
+            "name": "numbered", "ram": 64, "vcpus": 1, "disk": 0,
+            "id": 12345}})
+        self.assertEqual(response.code, 200, response)
+        self.assertEqual(response.json["flavor"]["id"], "12345")
+        self.assertEqual(self.get("/v2.1/flavors/12345").json["flavor"][
+            "name"], "numbered")
+        # null or absent: a generated uuid.
+        for extra in ({"id": None}, {}):
+            response = self.post("/v2.1/flavors", {"flavor": {
+                "name": f"generated-{len(extra)}", "ram": 64, "vcpus": 1,
+                "disk": 0, **extra}})
+            self.assertEqual(response.code, 200, response)
+            self.assertRegex(response.json["flavor"]["id"],
+                             r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")
+        for bad in ("", " x", True, [1]):
+            response = self.post("/v2.1/flavors", {"flavor": {
+                "name": "bad", "ram": 64, "vcpus": 1, "disk": 0,
+                "id": bad}})
+            self.assertFault(response, 400, "id")
+
     def test_only_admin_creates(self):
         response = self.post(
             "/v2.1/flavors", {"flavor": {"name": "x", "ram": 1, "vcpus": 1,

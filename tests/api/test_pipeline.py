@@ -66,8 +66,13 @@ class MiddlewareTests(APITestCase):
             "openstack-api-version"), "compute 2.1")
 
     def test_bad_microversions(self):
-        for text in ("2.80", "3.0", "2.0", "1.1", "abc"):
+        # Well formed but outside the range: 406.
+        for text in ("2.80", "3.0", "2.0", "1.1"):
             self.assertFault(self.get("/v2.1/flavors", version=text), 406)
+        # Not of the form MajorNum.MinorNum: 400, as Nova answers.
+        for text in ("abc", "2.x", "2.", "02.1", "2.1.1"):
+            self.assertFault(self.get("/v2.1/flavors", version=text), 400,
+                             "invalid format")
 
     def test_project_id_in_url(self):
         response = self.get("/v2.1/proj/flavors", token="u:proj")
@@ -76,8 +81,31 @@ class MiddlewareTests(APITestCase):
         self.assertFault(response, 400, "doesn't match")
 
     def test_unknown_collection(self):
-        self.assertFault(self.get("/v2.1/nothing-here/x"), 400)
-        self.assertFault(self.get("/v3/"), 404)
+        # Paths that no resource serves are not found, whatever their
+        # depth; only a served path below a foreign project id is a
+        # malformed URL.
+        for path in ("/v2.1/nothing-here/x", "/v2.1/os-volumes/detail",
+                     "/v2.1/os-simple-tenant-usage/x", "/v2.1/a/b/c/d",
+                     "/v3/"):
+            self.assertFault(self.get(path), 404, "could not be found")
+        self.assertFault(self.get("/v2.1/other/servers/detail",
+                                  token="u:proj"), 400, "doesn't match")
+
+    def test_deeply_nested_body(self):
+        depth = 5000
+        body = ('{"server": ' + '[' * depth + ']' * depth + '}').encode()
+        response = self.post("/v2.1/servers", raw=body,
+                             headers={"Content-Type": "application/json"})
+        self.assertFault(response, 400, "nested too deeply")
+        body = ('{"metadata": {"a": ' + '{"b": ' * depth + '1'
+                + '}' * depth + '}}').encode()
+        response = self.post("/v2.1/flavors", raw=body,
+                             headers={"Content-Type": "application/json"})
+        self.assertFault(response, 400)
+
+    def test_undecodable_path(self):
+        for path in ("/v2.1/servers/%ff%fe", "/v2.1/flavors/%ff"):
+            self.assertFault(self.get(path), 400, "not UTF-8")
 
     def test_cors(self):
         response = self.get("/v2.1/flavors", headers={

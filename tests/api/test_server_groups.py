@@ -101,8 +101,21 @@ class ServerGroupsTests(APITestCase):
     def test_other_project_and_delete(self):
         group = self.create().json["server_group"]
         path = f"/v2.1/os-server-groups/{group['id']}"
-        self.assertFault(self.get(path, token="v:q"), 403)
-        self.assertFault(self.delete(path, token="v:q"), 403)
+        # Another project's group is invisible (404, as for an unknown
+        # id), never forbidden, and is not deleted.
+        unknown = "/v2.1/os-server-groups/" + "0" * 8 + "-0000-0000-0000-" \
+            + "0" * 12
+        for token in ("v:q", "u:q"):
+            self.assertFault(self.get(path, token=token), 404,
+                             "could not be found")
+            self.assertFault(self.delete(path, token=token), 404,
+                             "could not be found")
+            self.assertFault(self.get(unknown, token=token), 404,
+                             "could not be found")
+        self.assertNotIn(group["id"], [g["id"] for g in self.get(
+            "/v2.1/os-server-groups", token="v:q").json["server_groups"]])
+        self.assertEqual(self.get(path, token="admin:admin").code, 200)
+        self.assertEqual(self.get(path, token="u:p").code, 200)
         self.assertEqual(self.delete(path, token="u:p").code, 204)
         self.assertFault(self.get(path, token="u:p"), 404)
         self.assertFault(self.delete(path, token="u:p"), 404)

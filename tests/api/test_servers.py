@@ -75,7 +75,18 @@ class CreateTests(ServersTestCase):
         body["server"]["networks"] = "bogus"
         self.assertFault(self.post("/v2.1/servers", body, token="u:p",
                                    version="2.79"), 400, "networks")
-        body["server"]["networks"] = [{"uuid": random_uuid()}]
+        # There is no network service: a network or port id names
+        # nothing, and is refused as Nova refuses an unknown one.
+        network = random_uuid()
+        body["server"]["networks"] = [{"uuid": network}]
+        self.assertFault(self.post("/v2.1/servers", body, token="u:p",
+                                   version="2.79"), 400,
+                         f"Network {network} could not be found")
+        body["server"]["networks"] = [{"port": network}]
+        self.assertFault(self.post("/v2.1/servers", body, token="u:p",
+                                   version="2.79"), 400,
+                         f"Port id {network} could not be found")
+        body["server"]["networks"] = []
         self.assertEqual(self.post("/v2.1/servers", body, token="u:p",
                                    version="2.79").code, 202)
 
@@ -213,6 +224,36 @@ class CreateTests(ServersTestCase):
         body["OS-SCH-HNT:scheduler_hints"] = {"group": random_uuid()}
         self.assertFault(self.post("/v2.1/servers", body, token="user:p",
                                    version="2.79"), 400)
+
+    def test_access_ipv6_in_canonical_form(self):
+        server_id = self.create_server(
+            accessIPv4="192.0.2.1", accessIPv6="2001:0DB8:0000:0000:0000::0001")
+        self.assertEqual(self.show(server_id)["accessIPv6"], "2001:db8::1")
+        response = self.put(f"/v2.1/servers/{server_id}", {"server": {
+            "accessIPv6": "FE80:0:0:0:0:0:0:A"}}, token="user:project",
+            version="2.79")
+        self.assertEqual(response.code, 200, response)
+        self.assertEqual(response.json["server"]["accessIPv6"], "fe80::a")
+        self.assertEqual(self.show(server_id)["accessIPv6"], "fe80::a")
+
+    def test_server_group_of_another_project_is_invisible(self):
+        group = self.post("/v2.1/os-server-groups", {"server_group": {
+            "name": "a-group", "policies": ["anti-affinity"]}},
+            token="a:project-a").json["server_group"]
+        body = self.server_body()
+        body["OS-SCH-HNT:scheduler_hints"] = {"group": group["id"]}
+        # Project B cannot join project A's group: the same answer as for
+        # a group that does not exist, and no member is added.
+        self.assertFault(self.post("/v2.1/servers", body,
+                                   token="b:project-b", version="2.79"),
+                         400, f"Instance group {group['id']} could not be "
+                         "found")
+        shown = self.get(f"/v2.1/os-server-groups/{group['id']}",
+                         token="a:project-a").json["server_group"]
+        self.assertEqual(shown["members"], [])
+        self.assertEqual(self.post("/v2.1/servers", body,
+                                   token="a:project-a",
+                                   version="2.79").code, 202)
 
     def test_metadata_quota(self):
         metadata = {f"k{i}": "v" for i in range(129)}

@@ -49,3 +49,37 @@ class IdlePingTests(SynchronousTestCase):
         with self.assertRaises(sa.exc.OperationalError):
             self.backend_pid()
         self.assertNotEqual(self.backend_pid(), first)
+
+
+def plain_url(url: str) -> str:
+    """``postgresql+psycopg2://...`` as an operator would write it,
+    with no driver named."""
+    return sa.engine.make_url(url).set(drivername="postgresql") \
+        .render_as_string(hide_password=False)
+
+
+class PlainPostgresqlURLTests(SynchronousTestCase):
+    """``[database] connection = postgresql://...``: SQLAlchemy 2.1 takes
+    psycopg 3 for it, which the project installs."""
+
+    def test_plain_url_uses_psycopg3(self):
+        from twisted_compute.db import migration
+        url = plain_url(shared_database_url("postgresql"))
+        self.assertTrue(url.startswith("postgresql://"), url)
+        engine = pool.make_engine(url, pool_size=1)
+        self.addCleanup(engine.dispose)
+        self.assertEqual(engine.dialect.driver, "psycopg")
+        migration.check(engine)
+        with engine.begin() as conn:
+            self.assertEqual(conn.exec_driver_sql("SELECT 1").scalar(), 1)
+
+
+class IdlePingPsycopg3Tests(IdlePingTests):
+    """The idle-connection handling, on the psycopg 3 driver."""
+
+    def setUp(self):
+        super().setUp()
+        self.engine.dispose()
+        self.url = plain_url(self.url)
+        self.engine = pool.make_engine(self.url, pool_size=1)
+        self.addCleanup(self.engine.dispose)

@@ -18,10 +18,10 @@ from typing import Any
 from twisted.application import service
 from twisted.internet import error as net_error
 from twisted.internet.protocol import ProcessProtocol
-from twisted.web.server import Site
 
 from twisted_compute import config as config_mod
 from twisted_compute.api import pipeline
+from twisted_compute.api.http import ComputeSite
 from twisted_compute.db.pool import DBService
 from twisted_compute.log import Logger
 
@@ -71,8 +71,9 @@ def tls_options(conf, api: str):
     return certificate.options()
 
 
-def make_site(resource, conf) -> Site:
-    site = Site(resource, timeout=conf.wsgi.client_socket_timeout or None)
+def make_site(resource, conf) -> ComputeSite:
+    site = ComputeSite(resource, max_line=conf.wsgi.max_header_line,
+                       timeout=conf.wsgi.client_socket_timeout or None)
     site.displayTracebacks = False
     site.noisy = False
     # The request-id middleware logs one line per request, with its id;

@@ -20,6 +20,8 @@ class APIServices:
     policy: Enforcer
     compute_api: Any = None
     keystone: Any = None
+    #: The image files, for the Compute API's image proxy (DELETE).
+    image_store: Any = None
 
 
 def build(conf: Config, reactor, db: DBService,
@@ -36,6 +38,8 @@ def build(conf: Config, reactor, db: DBService,
     policy_file = conf.find_file(conf.oslo_policy.policy_file)
     policy = Enforcer.from_file(policy_file)
     services = APIServices(conf=conf, reactor=reactor, db=db, policy=policy)
+    from twisted_compute.api.image.store import ImageStore
+    services.image_store = ImageStore(conf, reactor)
     compute_rpcapi = None
     if transport is not None:
         from twisted_compute.compute.rpcapi import ComputeAPIClient

@@ -369,7 +369,8 @@ def create(conn, conf, *, project_id: str, user_id: str,
         values["key_data"] = key["public_key"]
     group = None
     if group_uuid:
-        group = server_group(conn, group_uuid, None)
+        # Another project's group is invisible: as if it did not exist.
+        group = server_group(conn, group_uuid, project_id)
         member_limit = limits.get("server_group_members", -1)
         if member_limit >= 0 and group["members"] + count > member_limit:
             raise exception.OverQuota(overs="server_group_members")

@@ -229,3 +229,17 @@ def node_servers(conn, conf, nodes: list[ComputeNode]
             result[node_id].append({"name": template % row.id,
                                     "uuid": row.uuid})
     return result
+
+
+def host_usage(conn, host: str) -> dict[str, dict[str, int]]:
+    """Project -> the ``cpu``, ``memory_mb`` and ``disk_gb`` that live
+    instances on ``host`` take (``os-hosts`` show)."""
+    i = m.instances
+    rows = conn.execute(sa.select(
+        i.c.project_id, sa.func.sum(i.c.vcpus), sa.func.sum(i.c.memory_mb),
+        sa.func.sum(i.c.root_gb + i.c.ephemeral_gb))
+        .where(i.c.deleted == 0, i.c.host == host)
+        .group_by(i.c.project_id).order_by(i.c.project_id))
+    return {project: {"cpu": int(cpu or 0), "memory_mb": int(ram or 0),
+                      "disk_gb": int(disk or 0)}
+            for project, cpu, ram, disk in rows}

@@ -28,9 +28,24 @@ def _processing_failed(request, failure: Failure):
     return None
 
 
+def _undecodable(request) -> bool:
+    """Whether the path has a segment that is not UTF-8 once unquoted
+    (``/servers/%ff%fe``): no resource could name it."""
+    try:
+        for segment in request.postpath:
+            segment.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 class FaultWrapper(Middleware):
     def render(self, request):
         request.processingFailed = partial(_processing_failed, request)
+        if _undecodable(request):
+            return faults.write_fault(
+                request, 400, "Malformed request URL: the path is not "
+                "UTF-8 once percent-decoded.")
         try:
             return render_child(self.wrapped, request)
         except Exception:

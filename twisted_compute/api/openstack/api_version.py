@@ -1,7 +1,8 @@
 """Microversions: ``OpenStack-API-Version: compute X.Y`` (and the legacy
 ``X-OpenStack-Nova-API-Version: X.Y``).
 
-``latest`` means the maximum.  Outside [MIN, MAX] the answer is 406.  Every
+``latest`` means the maximum.  A version string of the wrong form is
+answered with 400; a well-formed one outside [MIN, MAX] with 406.  Every
 response echoes the version it was served at, with ``Vary``.
 """
 
@@ -24,9 +25,7 @@ class APIVersion:
         if text is not None:
             match = _VERSION.match(text.strip())
             if not match:
-                raise exception.InvalidInput(
-                    reason=f"API Version String {text} is of invalid format. "
-                    "Must be of format MajorNum.MinorNum.")
+                raise exception.InvalidAPIVersionString(version=text)
             major, minor = int(match.group(1)), int(match.group(2))
         self.major = major
         self.minor = minor
@@ -85,10 +84,7 @@ def from_request(request) -> APIVersion:
         return MIN_VERSION
     if text.lower() == "latest":
         return MAX_VERSION
-    try:
-        version = APIVersion(text)
-    except exception.InvalidInput as exc:
-        raise exception.VersionNotAcceptable(exc.format_message()) from None
+    version = APIVersion(text)
     if not MIN_VERSION <= version <= MAX_VERSION:
         raise exception.VersionNotAcceptable(
             version=text, min=MIN_VERSION, max=MAX_VERSION)

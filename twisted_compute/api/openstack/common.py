@@ -5,6 +5,7 @@ faults."""
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import uuid as uuidlib
 from typing import Any, Iterable, Sequence
@@ -112,6 +113,10 @@ def read_body(request) -> Any:
     except (ValueError, UnicodeDecodeError):
         raise exception.Invalid(
             reason="Malformed request body") from None
+    except RecursionError:
+        # A body nested deeper than the interpreter's recursion limit.
+        raise exception.Invalid(
+            reason="Malformed request body: nested too deeply") from None
 
 
 def _field_path(error: jsonschema.ValidationError) -> str:
@@ -131,8 +136,13 @@ def validate(body: Any, schema: dict) -> None:
     """Check ``body`` against ``schema``; a 400 names the bad field."""
     validator = jsonschema.Draft4Validator(
         schema, format_checker=jsonschema.FormatChecker())
-    errors = sorted(validator.iter_errors(body),
-                    key=lambda e: (len(list(e.absolute_path)), e.message))
+    try:
+        errors = sorted(validator.iter_errors(body),
+                        key=lambda e: (len(list(e.absolute_path)),
+                                       e.message))
+    except RecursionError:
+        raise exception.Invalid(
+            reason="Malformed request body: nested too deeply") from None
     if not errors:
         return
     error = errors[0]
@@ -156,6 +166,20 @@ def versioned(request, schemas: Iterable[tuple[str, str | None, dict]]):
         if request.api_version.matches(low, high):
             return schema
     raise AssertionError("no schema covers this microversion")
+
+
+def canonical_ipv6(text: str | None) -> str | None:
+    """An IPv6 address in canonical compressed form (``2001:db8::1``), as
+    Nova stores and shows ``accessIPv6``; None for an empty value.  The
+    schema has already checked that it is an IPv6 address."""
+    if not text:
+        return None
+    try:
+        return str(ipaddress.IPv6Address(text))
+    except ValueError:
+        raise exception.ValidationError(
+            field="accessIPv6",
+            detail=f"Value: {text!r}. Not a valid IPv6 address") from None
 
 
 # --- query strings --------------------------------------------------------

@@ -34,6 +34,8 @@ CONTROLLERS = [
     "server_topology:ServerTopologyController",
     "server_password:ServerPasswordController",
     "aggregates:AggregatesController",
+    "images:ImagesController",
+    "hosts:HostsController",
 ]
 
 
@@ -66,10 +68,12 @@ class APIRouterV21(Resource):
     def render(self, request):
         try:
             version = api_version.from_request(request)
-        except exception.VersionNotAcceptable as exc:
+        except (exception.VersionNotAcceptable,
+                exception.InvalidAPIVersionString) as exc:
             api_version.set_response_headers(request,
                                              api_version.MIN_VERSION)
-            return faults.write_fault(request, 406, exc.format_message())
+            return faults.write_fault(request, exc.code,
+                                      exc.format_message())
         request.api_version = version
         api_version.set_response_headers(request, version)
 
@@ -83,16 +87,17 @@ class APIRouterV21(Resource):
             # /v2.1/{project_id}/...: allowed when it is the caller's own.
             project_id = segments[0]
             context = get_context(request)
-            if len(segments) > 1 or project_id != context.project_id:
-                if project_id != context.project_id:
-                    if len(segments) == 1:
-                        return faults.write_fault(
-                            request, 404, "The resource could not be found.")
+            if project_id != context.project_id:
+                # Only a path that a resource serves below a project id
+                # has a project id in it: anything else is not found.
+                if self._route(segments[1:]) is None:
                     return faults.write_fault(
-                        request, 400,
-                        f"Malformed request URL: URL's project_id "
-                        f"'{project_id}' doesn't match Context's project_id "
-                        f"'{context.project_id}'")
+                        request, 404, "The resource could not be found.")
+                return faults.write_fault(
+                    request, 400,
+                    f"Malformed request URL: URL's project_id "
+                    f"'{project_id}' doesn't match Context's project_id "
+                    f"'{context.project_id}'")
             request.url_project_id = project_id
             request.prepath.append(request.postpath.pop(0))
             segments.pop(0)
@@ -105,15 +110,23 @@ class APIRouterV21(Resource):
         if not segments:
             return getChildForRequest(self._versions, request).render(
                 request)
+        resource = self._route(segments)
+        if resource is None:
+            return faults.write_fault(request, 404,
+                                      "The resource could not be found.")
+        return resource.render(request)
+
+    def _route(self, segments: list[str]) -> IResource | None:
+        """The controller serving ``segments`` (below the API root and
+        project id), or None."""
+        if not segments:
+            return None
         resource = None
         if len(segments) >= 3:
             resource = self._routes.get((segments[0], segments[2]))
         if resource is None:
             resource = self._routes.get((segments[0],))
-        if resource is None:
-            return faults.write_fault(request, 404,
-                                      "The resource could not be found.")
-        return resource.render(request)
+        return resource
 
 
 def app_factory(global_conf, **local_conf) -> IResource:

@@ -97,7 +97,9 @@ class FlavorsController(Controller):
             ("2.55", None, schema.create_v255),
             (None, "2.54", schema.create)]))
         spec = body["flavor"]
-        flavorid = spec.get("id") or str(uuid.uuid4())
+        flavorid = spec.get("id")
+        if flavorid is None or flavorid == "":
+            flavorid = str(uuid.uuid4())
         is_public = to_bool(spec.get("os-flavor-access:is_public", True))
         values = {
             "flavorid": str(flavorid),

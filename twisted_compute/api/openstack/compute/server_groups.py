@@ -83,16 +83,26 @@ class ServerGroupsController(Controller):
         return json_response(request, {"server_groups": [
             views.show(request, g) for g in groups]})
 
+    async def _visible_group(self, request, group_id):
+        """The group, or 404 when it belongs to another project and the
+        caller is no admin: another project's group is invisible, as if
+        it did not exist (never 403, which would tell that it exists)."""
+        group = await self.db.read(db.get, group_id)
+        context = common.get_context(request)
+        if group.project_id != context.project_id and not context.is_admin:
+            raise exception.InstanceGroupNotFound(group_uuid=group_id)
+        return group
+
     @route(app, "/os-server-groups/<group_id>", ["GET"])
     async def show(self, request, group_id):
-        group = await self.db.read(db.get, group_id)
+        group = await self._visible_group(request, group_id)
         self._authorize(request, "show", group.project_id, group.user_id)
         return json_response(request,
                              {"server_group": views.show(request, group)})
 
     @route(app, "/os-server-groups/<group_id>", ["DELETE"])
     async def delete(self, request, group_id):
-        group = await self.db.read(db.get, group_id)
+        group = await self._visible_group(request, group_id)
         self._authorize(request, "delete", group.project_id, group.user_id)
         await self.db.run(db.destroy, group_id)
         return json_response(request, None, 204)

@@ -376,7 +376,7 @@ class ServersController(Controller):
             "description": server.get("description"),
             "tags": list(server.get("tags") or []),
             "access_ip_v4": server.get("accessIPv4") or None,
-            "access_ip_v6": server.get("accessIPv6") or None,
+            "access_ip_v6": common.canonical_ipv6(server.get("accessIPv6")),
             "disk_config": server.get("OS-DCF:diskConfig"),
             "config_drive": to_bool(server.get("config_drive", False)),
             "scheduler_hints": hints,
@@ -406,10 +406,12 @@ class ServersController(Controller):
 
     @staticmethod
     def _networks(server, max_count):
+        """``networks`` as asked for: ``auto``, ``none`` or None.  There
+        is no network service, so no network or port id names anything:
+        one is refused with 400 as Nova refuses an unknown one."""
         networks = server.get("networks")
         if networks is None or isinstance(networks, str):
             return networks
-        requested = []
         for entry in networks:
             if entry.get("port"):
                 if max_count > 1:
@@ -417,18 +419,20 @@ class ServersController(Controller):
                         reason="Unable to launch multiple instances with "
                         "a single configured port ID. Please launch your "
                         "instance one by one with different ports.")
+                raise exception.InvalidInput(reason=exception.PortNotFound(
+                    port_id=entry["port"]).format_message())
             elif "uuid" in entry:
                 if not common.is_uuid_like(entry["uuid"]):
                     raise exception.InvalidInput(
                         reason="Bad networks format: network uuid is not "
                         f"in proper format ({entry['uuid']})")
+                raise exception.InvalidInput(
+                    reason=exception.NetworkNotFound(
+                        network_id=entry["uuid"]).format_message())
             else:
                 raise exception.InvalidInput(
                     reason="Bad network format: missing 'uuid'")
-            requested.append({k: entry.get(k) for k in
-                              ("uuid", "port", "fixed_ip", "tag")
-                              if entry.get(k) is not None})
-        return requested
+        return []
 
     @staticmethod
     def _boot_source(server):
@@ -559,7 +563,8 @@ class ServersController(Controller):
         if "accessIPv4" in server:
             values["access_ip_v4"] = server["accessIPv4"] or None
         if "accessIPv6" in server:
-            values["access_ip_v6"] = server["accessIPv6"] or None
+            values["access_ip_v6"] = common.canonical_ipv6(
+                server["accessIPv6"])
         if "OS-DCF:diskConfig" in server:
             values["system_metadata"] = {
                 **instance.system_metadata,

@@ -10,7 +10,9 @@ create = {
             "type": "object",
             "properties": {
                 "name": name,
-                "id": {"type": ["string", "null"], "minLength": 1,
+                # A number is accepted too (and stored as its text), as
+                # Nova accepts it; null or absent: a uuid is generated.
+                "id": {"type": ["string", "number", "null"], "minLength": 1,
                        "maxLength": 255,
                        "pattern": r"^(?! )[a-zA-Z0-9. _-]+(?<! )$"},
                 "ram": positive_integer,
