@@ -84,6 +84,7 @@ from twisted_compute.context import get_admin_context
 from twisted_compute.log import Logger
 from twisted_compute.objects import _decode
 from twisted_compute.objects.instance import Instance
+from twisted_compute.objects.selection import Selection
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, SOFT
 
@@ -134,6 +135,18 @@ _INSTANCE_FIELDS = frozenset(f.name for f in attrs.fields(Instance))
 
 class _DeletedWhileBuilding(Exception):
     """The instance was deleted while this host was building it."""
+
+
+@attrs.frozen
+class _BuildArgs:
+    """What a build message gave besides the instance."""
+
+    image: dict[str, Any]
+    requested_networks: Any
+    alternates: tuple[Selection, ...]
+    attempt: int
+    admin_password: str | None
+    injected_files: list[Any]
 
 
 @attrs.define
@@ -189,12 +202,6 @@ class ComputeManager:
         return datetime.datetime.fromtimestamp(
             self.reactor.seconds(), datetime.timezone.utc
         ).replace(tzinfo=None)
-
-    @staticmethod
-    def _instance(value) -> Instance:
-        if isinstance(value, Instance):
-            return value
-        return Instance.from_dict(value)
 
     async def _update(self, context, instance_uuid: str,
                       updates: dict[str, Any],
@@ -280,15 +287,20 @@ class ComputeManager:
 
     # --- build ---------------------------------------------------------
 
-    def build_and_run_instance(self, context, instance, request_spec=None,
-                               filter_properties=None, alternates=None,
-                               image=None, admin_password=None,
-                               injected_files=None, requested_networks=None,
+    def build_and_run_instance(self, context, instance, image=None,
+                               requested_networks=None, alternates=None,
+                               attempt=None, admin_password=None,
+                               injected_files=None, request_spec=None,
                                **kwargs) -> None:
-        """Cast: build ``instance`` here.  Returns at once (the message is
-        acknowledged); the build goes on in the background
-        (:meth:`wait_for_build`)."""
-        instance = self._instance(instance)
+        """RPC cast: build ``instance`` here.  Returns at once (the
+        message is acknowledged); the build goes on in the background
+        (:meth:`wait_for_build`).  1.1 sends ``attempt``; 1.0 sent a
+        ``request_spec`` with ``_attempt`` in it (and a
+        ``filter_properties`` nobody read)."""
+        instance = Instance.from_dict(instance)
+        alternates = tuple(Selection.from_dict(a) for a in alternates or ())
+        if attempt is None:
+            attempt = (request_spec or {}).get("_attempt")
         if instance.uuid in self.builds:
             self.log.warn("[{request_id}] instance {uuid} is already being "
                           "built here; duplicate request ignored",
@@ -297,9 +309,11 @@ class ComputeManager:
         build = _Build(instance.uuid)
         self.builds[instance.uuid] = build
         d = defer.ensureDeferred(self._build_and_run(
-            context, instance, build, request_spec or {},
-            alternates or [], image or {}, admin_password,
-            injected_files or [], requested_networks))
+            context, instance, build, _BuildArgs(
+                image=image or {}, requested_networks=requested_networks,
+                alternates=alternates, attempt=int(attempt or 1),
+                admin_password=admin_password,
+                injected_files=list(injected_files or ()))))
 
         def finished(result):
             self.builds.pop(instance.uuid, None)
@@ -325,9 +339,7 @@ class ComputeManager:
             raise _DeletedWhileBuilding()
 
     async def _build_and_run(self, context, instance: Instance,
-                             build: _Build, request_spec, alternates, image,
-                             admin_password, injected_files,
-                             requested_networks) -> None:
+                             build: _Build, args: "_BuildArgs") -> None:
         uuid = instance.uuid
         event = "compute_build_and_run_instance"
         claim = None
@@ -364,8 +376,8 @@ class ComputeManager:
             self._check_not_deleted(build)
             spawned = True
             build.spawning = self.driver.spawn(
-                context, instance, image, injected_files, admin_password,
-                requested_networks or [], None)
+                context, instance, args.image, args.injected_files,
+                args.admin_password, args.requested_networks or [], None)
             try:
                 await build.spawning
             finally:
@@ -415,8 +427,8 @@ class ComputeManager:
             if build.deleted:
                 return
             await self.conductor.build_failed(
-                context, instance.to_dict(), request_spec, alternates,
-                reason)
+                context, instance, args.alternates, reason, args.attempt,
+                args.image, args.requested_networks)
             return
         claim.finish()
         self.log.info("[{request_id}] instance {uuid} is active on {host}",
@@ -429,7 +441,7 @@ class ComputeManager:
                                  **kwargs) -> None:
         """Cast: destroy the guest and finish the deletion; a build in
         progress is aborted first."""
-        instance = self._instance(instance)
+        instance = Instance.from_dict(instance)
         uuid = instance.uuid
         event = "compute_terminate_instance"
         await self._event_start(context, uuid, event)
@@ -468,7 +480,7 @@ class ComputeManager:
 
     # --- actions -------------------------------------------------------
 
-    async def _action(self, context, instance, event: str,
+    async def _action(self, context, instance: Instance, event: str,
                       call: Callable[[Instance], defer.Deferred],
                       vm_state: str, expected_task_state: list,
                       error_vm_state: Callable[[int], str | None] = (
@@ -477,7 +489,6 @@ class ComputeManager:
         success the new vm_state and power_state with no task; on a driver
         error a fault, the task_state reset and, where ``error_vm_state``
         says so, a new vm_state; the error is re-raised."""
-        instance = self._instance(instance)
         uuid = instance.uuid
         await self._event_start(context, uuid, event)
         try:
@@ -520,13 +531,13 @@ class ComputeManager:
     def stop_instance(self, context, instance, clean_shutdown=True,
                       **kwargs):
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_stop_instance",
+            context, Instance.from_dict(instance), "compute_stop_instance",
             lambda i: self.driver.power_off(i), vm_states.STOPPED,
             [vm_states.POWERING_OFF]))
 
     def start_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_start_instance",
+            context, Instance.from_dict(instance), "compute_start_instance",
             lambda i: self.driver.power_on(context, i, []),
             vm_states.ACTIVE, [vm_states.POWERING_ON]))
 
@@ -541,30 +552,30 @@ class ComputeManager:
             return None if state == power_state.RUNNING else vm_states.ERROR
 
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_reboot_instance",
+            context, Instance.from_dict(instance), "compute_reboot_instance",
             lambda i: self.driver.reboot(context, i, [], reboot_type),
             vm_states.ACTIVE, expected, error_vm_state))
 
     def pause_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_pause_instance",
+            context, Instance.from_dict(instance), "compute_pause_instance",
             self.driver.pause, vm_states.PAUSED, [vm_states.PAUSING]))
 
     def unpause_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_unpause_instance",
+            context, Instance.from_dict(instance), "compute_unpause_instance",
             self.driver.unpause, vm_states.ACTIVE, [vm_states.UNPAUSING]))
 
     def suspend_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_suspend_instance",
+            context, Instance.from_dict(instance), "compute_suspend_instance",
             lambda i: self.driver.suspend(context, i), vm_states.SUSPENDED,
             [vm_states.SUSPENDING]))
 
     def resume_instance(self, context, instance, **kwargs):
         # As Nova: a failed resume puts the instance in ERROR.
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_resume_instance",
+            context, Instance.from_dict(instance), "compute_resume_instance",
             lambda i: self.driver.resume(context, i, []), vm_states.ACTIVE,
             [vm_states.RESUMING], lambda state: vm_states.ERROR))
 
@@ -572,7 +583,7 @@ class ComputeManager:
                                  **kwargs) -> str:
         """Call: the guest's console log as text, only its last
         ``tail_length`` lines when given."""
-        instance = self._instance(instance)
+        instance = Instance.from_dict(instance)
         output = await self.driver.get_console_output(context, instance)
         text = output.decode("utf-8", "replace") if isinstance(
             output, bytes) else str(output)
@@ -665,9 +676,8 @@ class ComputeManager:
         if instance_uuid in self.builds:
             return
         context = get_admin_context()
-        for values in await self.conductor.instances_on_host(context,
-                                                             self.host):
-            instance = self._instance(values)
+        for instance in await self.conductor.instances_on_host(
+                context, self.host):
             if instance.uuid == instance_uuid:
                 if instance.task_state is None:
                     await self._sync_one(context, instance)
@@ -676,8 +686,7 @@ class ComputeManager:
     async def _sync_power_states(self, context) -> None:
         instances = await self.conductor.instances_on_host(context,
                                                            self.host)
-        for values in instances:
-            instance = self._instance(values)
+        for instance in instances:
             if instance.task_state is not None or \
                     instance.uuid in self.builds:
                 continue
@@ -690,9 +699,8 @@ class ComputeManager:
     async def _init_host(self, context) -> None:
         await self.driver.init_host(self.host)
         await self.tracker.refresh()
-        instances = [self._instance(v) for v in
-                     await self.conductor.instances_on_host(context,
-                                                            self.host)]
+        instances = await self.conductor.instances_on_host(context,
+                                                           self.host)
         guests = set(await self.driver.list_instance_uuids())
         remaining = []
         for instance in instances:
