@@ -174,7 +174,10 @@ class ComputeManager:
     """The agent of one host: RPC endpoint, builds, actions, periodic
     tasks."""
 
-    RPC_API_VERSION = "1.0"
+    #: See :data:`twisted_compute.compute.rpcapi.RPC_API_VERSION` (1.1:
+    #: ``build_and_run_instance`` takes ``image``, ``requested_networks``
+    #: and ``attempt``; the 1.0 form is served too).
+    RPC_API_VERSION = "1.1"
     target_version = RPC_API_VERSION
     log = Logger()
 

@@ -225,8 +225,9 @@ class ConductorManager:
                           attempt: int):
         try:
             await self.compute.build_and_run_instance(
-                context, instance, selection.host, spec, alternates,
-                attempt, admin_password=secrets.admin_password,
+                context, instance, selection.host, request_spec=spec,
+                alternates=alternates, attempt=attempt,
+                admin_password=secrets.admin_password,
                 injected_files=secrets.injected_files)
         except Exception as error:  # noqa: BLE001
             self.log.warn("Could not hand {uuid} to {host}: {error}",
