@@ -7,9 +7,10 @@
 (placing a large request may take a while); it takes a
 :class:`~twisted_compute.objects.request_spec.RequestSpec` and fires with
 one :class:`~twisted_compute.objects.selection.Selection` per instance
-(decoded here from the host dicts of
-:meth:`twisted_compute.scheduler.manager.SchedulerManager.select_destinations`);
-its errors (``NoValidHost`` re-raised typed) are the scheduler's.
+(decoded here from the host dicts that
+``SchedulerManager.select_destinations`` answers with, see
+:mod:`twisted_compute.scheduler.manager`); its errors (``NoValidHost``
+re-raised typed) are the scheduler's.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def server_body(request, context, body, policy, conf) -> dict[str, Any]:
         if group.get("name") and group["name"] not in names:
             names.append(group["name"])
     values["security_groups"] = [{"name": n} for n in
-                               (names or ["default"])]
+                                 (names or ["default"])]
     values["networks"] = _networks(server, max_count)
     values["image_ref"], values["block_device_mapping"] = \
         _boot_source(server)
@@ -69,6 +69,7 @@ def server_body(request, context, body, policy, conf) -> dict[str, Any]:
     values["personality"] = _personality(conf, server)
     _destination(request, context, policy, server, values)
     return values
+
 
 def _networks(server, max_count):
     networks = server.get("networks")
@@ -94,6 +95,7 @@ def _networks(server, max_count):
                           ("uuid", "port", "fixed_ip", "tag")
                           if entry.get(k) is not None})
     return requested
+
 
 def _boot_source(server):
     """(image id, block device mapping) of the request; volumes are
@@ -152,6 +154,7 @@ def _boot_source(server):
         raise exception.InvalidInput(reason="Missing imageRef attribute")
     return image_ref, mapping
 
+
 def _personality(conf, server) -> list[dict[str, str]]:
     files = server.get("personality") or []
     if not files:
@@ -177,6 +180,7 @@ def _personality(conf, server) -> list[dict[str, str]]:
                 f"Personality file content exceeds maximum {max_bytes}")
     return [{"path": f.get("path"), "contents": f.get("contents")}
             for f in files]
+
 
 def _destination(request, context, policy, server, values) -> None:
     """``availability_zone`` (``zone[:host[:node]]``) and, from

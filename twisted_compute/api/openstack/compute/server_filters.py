@@ -11,6 +11,7 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.compute import vm_states
 
+
 #: Query parameters non-admins may filter by, with the microversion that
 #: introduced each (others are silently dropped for them, as Nova does).
 USER_FILTERS = {
@@ -19,6 +20,7 @@ USER_FILTERS = {
     "ip6": "2.5", "tags": "2.26", "tags-any": "2.26", "not-tags": "2.26",
     "not-tags-any": "2.26", "changes-before": "2.66", "locked": "2.73",
 }
+
 
 #: Every query parameter Nova's schema knows (an unknown one is a 400 from
 #: 2.75 on).
@@ -34,6 +36,7 @@ KNOWN_PARAMS = set(USER_FILTERS) | {
     "system_metadata", "info_cache", "security_groups", "pci_devices",
     "limit", "marker",
 }
+
 
 #: Admin filters compared with ``=`` on a column of the same name.
 ADMIN_EXACT = ("user_id", "uuid", "host", "node", "hostname", "key_name",
@@ -62,7 +65,6 @@ _UNSORTABLE = ("auto_disk_config", "root_device_name")
 
 def _loose_bool(value: str) -> bool:
     return value.strip().lower() in ("true", "1", "yes", "on", "t", "y")
-
 
 
 def search(request, context, policy, max_limit: int, detail: bool):
