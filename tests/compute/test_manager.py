@@ -287,6 +287,24 @@ class BuildTests(ManagerTestCase):
         self.assertEqual(finish["result"], "Error")
         self.assertIn("InstanceSpawnFailure", finish["traceback"])
 
+    def test_build_in_the_1_0_form(self):
+        # From a conductor at compute RPC 1.0: the attempt in the request
+        # spec, filter properties nobody reads.
+        self.driver.fail_spawn = True
+        instance = make_instance()
+        self.conductor.add(instance)
+        self.manager.build_and_run_instance(
+            self.ctx, instance=instance.to_dict(),
+            request_spec={"num_instances": 1, "_attempt": 2},
+            filter_properties={"retry": {"num_attempts": 2}},
+            alternates=[{"host": "hv2", "nodename": "n2"}],
+            image={"id": "img"}, admin_password=None, injected_files=[],
+            requested_networks=None)
+        [failed] = self.conductor.named("build_failed")
+        self.assertEqual((failed["attempt"], failed["image"]),
+                         (2, {"id": "img"}))
+        self.assertEqual(failed["alternates"], (Selection("hv2", "n2"),))
+
     def test_over_capacity_claim_is_refused(self):
         instance = make_instance(vcpus=100, memory_mb=100_000)
         self.build(instance)
