@@ -6,6 +6,7 @@ crosses is JSON) serves the calls of an older agent and an older API at
 their versions, with their payload shapes; with ``[upgrade_levels]
 compute = 1.0`` it sends builds in the form the older agent reads.  The
 older agent is a stand-in that accepts exactly the 1.0 build message.
+Then the end of the upgrade: the new clients against it, uncapped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from twisted_compute.conductor.manager import ConductorManager
 from twisted_compute.context import RequestContext
 from twisted_compute.db import instances as instances_db
 from twisted_compute.db import models as m
+from twisted_compute.objects.boot_request import BootRequest
+from twisted_compute.objects.instance import Instance
+from twisted_compute.objects.request_spec import RequestSpec
+from twisted_compute.objects.selection import Selection
 from twisted_compute.rpc import RPCClient, RPCServer
 from twisted_compute.rpc.local import LocalTransport
 
@@ -47,6 +52,24 @@ class OldAgent:
             requested_networks=requested_networks))
 
 
+class NewAgent:
+    """The compute endpoint of an agent at compute RPC 1.1."""
+
+    RPC_API_VERSION = "1.1"
+
+    def __init__(self):
+        self.builds = []
+
+    def build_and_run_instance(self, context, instance, image,
+                               requested_networks, alternates, attempt,
+                               admin_password, injected_files):
+        self.builds.append(dict(
+            instance=instance, image=image,
+            requested_networks=requested_networks, alternates=alternates,
+            attempt=attempt, admin_password=admin_password,
+            injected_files=injected_files))
+
+
 class RollingUpgradeTests(DBTestCase):
     def setUp(self):
         super().setUp()
@@ -60,6 +83,9 @@ class RollingUpgradeTests(DBTestCase):
         self.agents = {}
         for host in ("old1", "old2"):
             self.agents[host] = OldAgent()
+            self.serve("compute", host, self.agents[host])
+        for host in ("new1", "new2"):
+            self.agents[host] = NewAgent()
             self.serve("compute", host, self.agents[host])
 
     def serve(self, topic, host, endpoint):
@@ -177,3 +203,45 @@ class RollingUpgradeTests(DBTestCase):
         instance = self.new_instance()
         self.old_api_boot(instance)
         self.assertEqual(self.agents["old1"].builds, [])
+
+    def test_upgraded_api_and_agents(self):
+        # Once everything runs the new code: the API's and the agents'
+        # clients against the conductor, uncapped.
+        self.scheduler.answer = lambda uuids: [hosts("new1", "new2")
+                                               for _ in uuids]
+        self.start_conductor(compute_cap="auto")
+        instance = self.new_instance()
+        client = conductor_rpcapi.ConductorAPIClient(self.transport)
+        spec = RequestSpec(flavor={"vcpus": 1}, image={"id": "img"},
+                           num_instances=1,
+                           instance_uuids=(instance.uuid,),
+                           requested_networks="auto")
+        self.settle(client.schedule_and_build_instances(
+            self.ctx, BootRequest((instance,), spec, admin_password="pw")))
+        [build] = self.agents["new1"].builds
+        self.assertEqual((build["instance"]["uuid"], build["image"],
+                          build["requested_networks"], build["attempt"],
+                          build["admin_password"]),
+                         (instance.uuid, {"id": "img"}, "auto", 1, "pw"))
+        self.assertNotIn("request_spec", build["instance"])
+        self.assertEqual([a["host"] for a in build["alternates"]],
+                         ["new2"])
+
+        written = self.successResultOf(self.settle(client.instance_update(
+            self.ctx, instance.uuid, {"task_state": "spawning"},
+            expected_task_state=["scheduling"], expected_host="new1")))
+        self.assertIsInstance(written, Instance)
+        self.assertEqual(written.task_state, "spawning")
+        [on_host] = self.successResultOf(self.settle(
+            client.instances_on_host(self.ctx, "new1")))
+        self.assertEqual(on_host.uuid, instance.uuid)
+
+        self.settle(client.build_failed(
+            self.ctx, on_host,
+            tuple(Selection.from_dict(a) for a in build["alternates"]),
+            "spawn failed", attempt=1, image=build["image"],
+            requested_networks=build["requested_networks"]))
+        [again] = self.agents["new2"].builds
+        self.assertEqual((again["attempt"], again["image"],
+                          again["requested_networks"], again["alternates"]),
+                         (2, {"id": "img"}, "auto", []))

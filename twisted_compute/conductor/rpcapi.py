@@ -21,6 +21,10 @@ TOPIC = "conductor"
 RPC_API_VERSION = "1.2"
 
 
+def _instance_or_none(values) -> Instance | None:
+    return None if values is None else Instance.from_dict(values)
+
+
 def _instances(values) -> list[Instance]:
     return [Instance.from_dict(v) for v in values]
 
@@ -60,15 +64,18 @@ class ConductorAPIClient:
     def instance_update(self, context, instance_uuid, updates,
                         expected_task_state=None, expected_host=None,
                         fetch=True, event=None):
-        """``expected_host``, ``fetch=False`` (answer None instead of the
-        instance) and ``event`` need a 1.1 conductor."""
+        """Fires with the instance as written (a record), or None with
+        ``fetch=False``.  ``expected_host``, ``fetch=False`` and ``event``
+        need a 1.1 conductor."""
         kwargs = dict(instance_uuid=instance_uuid, updates=_encode(updates),
                       expected_task_state=expected_task_state)
         if expected_host is None and fetch and event is None:
-            return self.client.call(context, "instance_update", **kwargs)
-        return self.client.prepare(version="1.1").call(
-            context, "instance_update", expected_host=expected_host,
-            fetch=fetch, event=event, **kwargs)
+            d = self.client.call(context, "instance_update", **kwargs)
+        else:
+            d = self.client.prepare(version="1.1").call(
+                context, "instance_update", expected_host=expected_host,
+                fetch=fetch, event=event, **kwargs)
+        return d.addCallback(_instance_or_none)
 
     def instances_on_host(self, context, host):
         """Fires with the instances on ``host`` (records)."""
