@@ -221,6 +221,13 @@ OPTIONS: dict[str, list[Opt]] = {
         _b("amqp_durable_queues", True,
            "Whether topic queues and exchanges survive a broker restart"),
     ],
+    # --- rolling upgrades (twisted_compute/compute/rpcapi.py) ---
+    "upgrade_levels": [
+        _s("compute", "",
+           "Highest compute agent RPC API version the conductor sends "
+           "(e.g. 1.0 while agents older than the conductor run); empty "
+           "or 'auto' sends the newest this conductor speaks"),
+    ],
     "database": [
         _s("connection", "",
            "SQLAlchemy URL of the database; empty means the SQLite file "

@@ -83,7 +83,8 @@ def conductor_role(conf, reactor, transport, db) -> RPCRoleService:
     scheduler = SchedulerAPIClient(
         RPCClient(transport, "scheduler", timeout=conf.long_rpc_timeout),
         conf)
-    compute = ComputeAPIClient.for_transport(transport)
+    compute = ComputeAPIClient.for_transport(
+        transport, conf.upgrade_levels.compute)
     # The conductor finishes work under way: its DB work goes first.
     manager = ConductorManager(conf, db.prioritized(), scheduler, compute,
                                reactor, host=conf.host)

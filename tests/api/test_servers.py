@@ -51,11 +51,12 @@ class CreateTests(ServersTestCase):
         self.assertEqual(len(row.reservation_id), 10)
         self.assertEqual(row.launch_index, 0)
         self.assertEqual(row.hostname, "new-server-test")
-        [(context, instances, spec)] = self.task_api.calls
+        [(context, instances, boot)] = self.task_api.calls
         self.assertEqual([i.uuid for i in instances], [server_id])
-        self.assertEqual(spec["num_instances"], 1)
-        self.assertEqual(spec["image"]["id"], IMAGE_ID)
-        self.assertIn("admin_password", spec)
+        self.assertEqual(boot.request_spec.num_instances, 1)
+        self.assertEqual(boot.request_spec.instance_uuids, (server_id,))
+        self.assertEqual(boot.request_spec.image["id"], IMAGE_ID)
+        self.assertTrue(boot.admin_password)
         self.assertNotIn("admin_password", row.request_spec)
         self.assertEqual(self.show(server_id)["status"], "BUILD")
         self.assertEqual(self.actions(server_id), ["create"])
@@ -277,7 +278,8 @@ class MultipleCreateTests(ServersTestCase):
                               reservations.values()}), 1)
         self.assertEqual(sorted(r.launch_index for r in
                                 reservations.values()), [0, 1, 2])
-        self.assertEqual(self.task_api.calls[0][2]["num_instances"], 3)
+        self.assertEqual(self.task_api.calls[0][2].request_spec.num_instances,
+                         3)
 
     def test_min_count_over_quota_is_403(self):
         response = self.post("/v2.1/servers", self.server_body(

@@ -22,9 +22,9 @@ class RecordingTaskAPI:
     def __init__(self):
         self.calls = []
 
-    def schedule_and_build_instances(self, context, build_requests,
-                                     request_spec):
-        self.calls.append((context, list(build_requests), request_spec))
+    def schedule_and_build_instances(self, context, boot_request):
+        self.calls.append((context, list(boot_request.instances),
+                           boot_request))
 
 
 class RecordingRPC:

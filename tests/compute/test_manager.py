@@ -17,9 +17,12 @@ from twisted_compute import config, exception
 from twisted_compute.compute import manager as manager_mod
 from twisted_compute.compute import vm_states
 from twisted_compute.compute.manager import ComputeManager
-from twisted_compute.compute.rpcapi import ComputeAPIClient
+from twisted_compute.compute.rpcapi import (
+    ComputeAPIClient, parse_version_cap)
 from twisted_compute.context import RequestContext
 from twisted_compute.objects.instance import Instance
+from twisted_compute.objects.request_spec import RequestSpec
+from twisted_compute.objects.selection import Selection
 from twisted_compute.rpc import RPCServer
 from twisted_compute.rpc.local import LocalTransport
 from twisted_compute.virt import power_state
@@ -113,7 +116,8 @@ class FakeConductor:
 
     def instances_on_host(self, context, host):
         self.calls.append(("instances_on_host", dict(host=host)))
-        return defer.succeed([dict(v) for v in self.instances.values()
+        return defer.succeed([Instance.from_dict(v)
+                              for v in self.instances.values()
                               if v.get("host") == host
                               and not v.get("deleted")])
 
@@ -145,11 +149,12 @@ class FakeConductor:
                             instance_uuid=instance_uuid, code=code,
                             message=message, details=details, host=host)
 
-    def build_failed(self, context, instance, request_spec, alternates,
-                     reason):
+    def build_failed(self, context, instance, alternates, reason, attempt,
+                     image, requested_networks=None):
         return self._record("build_failed", instance=instance,
-                            request_spec=request_spec,
-                            alternates=alternates, reason=reason)
+                            alternates=alternates, reason=reason,
+                            attempt=attempt, image=image,
+                            requested_networks=requested_networks)
 
 
 _ids = iter(range(1, 1_000_000))
@@ -189,10 +194,10 @@ class ManagerTestCase(SynchronousTestCase):
     def build(self, instance: Instance, alternates=None):
         self.conductor.add(instance)
         result = self.manager.build_and_run_instance(
-            self.ctx, instance=instance.to_dict(),
-            request_spec={"num_instances": 1}, filter_properties={},
-            alternates=alternates or [{"host": "hv2"}], image={},
-            admin_password=None, injected_files=[], requested_networks=None)
+            self.ctx, instance=instance.to_dict(), image={"id": "img"},
+            requested_networks=None,
+            alternates=alternates or [{"host": "hv2"}], attempt=1,
+            admin_password=None, injected_files=[])
         self.assertIsNone(result)
 
     def active(self, **kw) -> Instance:
@@ -268,10 +273,11 @@ class BuildTests(ManagerTestCase):
         self.build(instance, alternates=[{"host": "hv2"},
                                          {"host": "hv3"}])
         [failed] = self.conductor.named("build_failed")
-        self.assertEqual(failed["instance"]["uuid"], instance.uuid)
-        self.assertEqual(failed["alternates"], [{"host": "hv2"},
-                                                {"host": "hv3"}])
-        self.assertEqual(failed["request_spec"], {"num_instances": 1})
+        self.assertEqual(failed["instance"].uuid, instance.uuid)
+        self.assertEqual([a.host for a in failed["alternates"]],
+                         ["hv2", "hv3"])
+        self.assertEqual((failed["attempt"], failed["image"]),
+                         (1, {"id": "img"}))
         self.assertIn("injected failure", failed["reason"])
         self.assertEqual(self.manager.tracker.usage()["vcpus_used"], 0)
         self.assertEqual(self.manager.tracker.claims, {})
@@ -280,6 +286,24 @@ class BuildTests(ManagerTestCase):
         [finish] = self.conductor.named("action_event_finish")
         self.assertEqual(finish["result"], "Error")
         self.assertIn("InstanceSpawnFailure", finish["traceback"])
+
+    def test_build_in_the_1_0_form(self):
+        # From a conductor at compute RPC 1.0: the attempt in the request
+        # spec, filter properties nobody reads.
+        self.driver.fail_spawn = True
+        instance = make_instance()
+        self.conductor.add(instance)
+        self.manager.build_and_run_instance(
+            self.ctx, instance=instance.to_dict(),
+            request_spec={"num_instances": 1, "_attempt": 2},
+            filter_properties={"retry": {"num_attempts": 2}},
+            alternates=[{"host": "hv2", "nodename": "n2"}],
+            image={"id": "img"}, admin_password=None, injected_files=[],
+            requested_networks=None)
+        [failed] = self.conductor.named("build_failed")
+        self.assertEqual((failed["attempt"], failed["image"]),
+                         (2, {"id": "img"}))
+        self.assertEqual(failed["alternates"], (Selection("hv2", "n2"),))
 
     def test_over_capacity_claim_is_refused(self):
         instance = make_instance(vcpus=100, memory_mb=100_000)
@@ -300,7 +324,7 @@ class BuildTests(ManagerTestCase):
         self.build(first)
         self.build(second)
         [failed] = self.conductor.named("build_failed")
-        self.assertEqual(failed["instance"]["uuid"], second.uuid)
+        self.assertEqual(failed["instance"].uuid, second.uuid)
         self.clock.advance(5)
         self.assertEqual(self.db(first)["vm_state"], vm_states.ACTIVE)
         self.assertEqual(list(self.driver.guests), [first.uuid])
@@ -672,10 +696,17 @@ class RPCClientTests(SynchronousTestCase):
                 return defer.succeed("console")
 
         class RecordingClient:
+            version_cap = None
+
             def prepare(self, **kw):
                 return Prepared(kw)
 
-        self.client = ComputeAPIClient(RecordingClient())
+            def can_send_version(self, version):
+                return self.version_cap is None or \
+                    version <= self.version_cap
+
+        self.rpc_client = RecordingClient()
+        self.client = ComputeAPIClient(self.rpc_client)
         self.ctx = RequestContext(user_id="u", project_id="p")
 
     def test_casts_go_to_the_instance_host(self):
@@ -694,14 +725,54 @@ class RPCClientTests(SynchronousTestCase):
         self.assertEqual(self.sent[2][3]["reboot_type"], "HARD")
 
     def test_build_goes_to_the_chosen_host(self):
-        instance = make_instance()
+        instance = make_instance(flavor={"flavorid": "1"},
+                                 request_spec={"flavor": {"flavorid": "1"}})
+        spec = RequestSpec(flavor={"flavorid": "1"}, image={"id": "img"},
+                           requested_networks="auto")
         self.successResultOf(self.client.build_and_run_instance(
-            self.ctx, instance, "hv3", request_spec={"a": 1},
-            alternates=[{"host": "hv4"}]))
+            self.ctx, instance, "hv3", request_spec=spec,
+            alternates=[Selection("hv4", "n4")], attempt=2,
+            admin_password="pw"))
         kind, prepared, method, args = self.sent[-1]
-        self.assertEqual((prepared["server"], method),
-                         ("hv3", "build_and_run_instance"))
-        self.assertEqual(args["alternates"], [{"host": "hv4"}])
+        self.assertEqual((prepared["server"], prepared["version"], method),
+                         ("hv3", "1.1", "build_and_run_instance"))
+        self.assertEqual(args["alternates"], [Selection("hv4", "n4")
+                                              .to_dict()])
+        # Each record once: the image beside the instance, the flavor in
+        # it, no request spec and no filter properties.
+        self.assertEqual(sorted(args), [
+            "admin_password", "alternates", "attempt", "image",
+            "injected_files", "instance", "requested_networks"])
+        self.assertNotIn("request_spec", args["instance"])
+        self.assertEqual(args["instance"]["flavor"], {"flavorid": "1"})
+        self.assertEqual((args["image"], args["requested_networks"],
+                          args["attempt"], args["admin_password"]),
+                         ({"id": "img"}, "auto", 2, "pw"))
+
+    def test_build_under_a_1_0_cap_is_sent_as_1_0(self):
+        self.rpc_client.version_cap = "1.0"
+        instance = make_instance()
+        spec = RequestSpec(image={"id": "img"}, requested_networks="auto")
+        self.successResultOf(self.client.build_and_run_instance(
+            self.ctx, instance, "hv3", request_spec=spec,
+            alternates=[Selection("hv4", "n4")], attempt=2))
+        kind, prepared, method, args = self.sent[-1]
+        self.assertEqual((prepared["version"], method),
+                         ("1.0", "build_and_run_instance"))
+        self.assertEqual(args["request_spec"]["_attempt"], 2)
+        self.assertEqual(args["filter_properties"],
+                         {"retry": {"num_attempts": 2}})
+        self.assertEqual((args["image"], args["requested_networks"]),
+                         ({"id": "img"}, "auto"))
+        self.assertEqual(args["alternates"][0]["nodename"], "n4")
+        # Other casts are 1.0 under any cap.
+        self.successResultOf(self.client.stop_instance(self.ctx, instance))
+        self.assertEqual(self.sent[-1][1]["version"], "1.0")
+
+    def test_upgrade_levels_values(self):
+        self.assertIsNone(parse_version_cap(""))
+        self.assertIsNone(parse_version_cap("auto"))
+        self.assertEqual(parse_version_cap(" 1.0 "), "1.0")
 
     def test_console_output_is_a_call(self):
         instance = make_instance(host="hv7")
@@ -733,7 +804,8 @@ class OverTheLocalBusTests(ManagerTestCase):
         instance = make_instance()
         self.conductor.add(instance)
         self.successResultOf(self.client.build_and_run_instance(
-            self.ctx, instance, HOST, request_spec={}, alternates=[]))
+            self.ctx, instance, HOST, request_spec=RequestSpec(),
+            alternates=[]))
         self.clock.advance(0)
         row = self.db(instance)
         self.assertEqual(row["vm_state"], vm_states.ACTIVE)

@@ -104,7 +104,7 @@ class ResourceTrackerTests(SynchronousTestCase):
         building = tracker.claim(make_instance(vcpus=1, memory_mb=100))
         tracker.set_instances([
             make_instance(vcpus=2, memory_mb=200,
-                          vm_state=vm_states.ACTIVE).to_dict(),
+                          vm_state=vm_states.ACTIVE),
             make_instance(vcpus=4, memory_mb=400, vm_state=vm_states.ERROR),
             make_instance(vcpus=8, memory_mb=800,
                           vm_state=vm_states.DELETED),

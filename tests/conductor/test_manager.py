@@ -16,6 +16,9 @@ from twisted_compute.context import RequestContext
 from twisted_compute.db import conductor as cdb
 from twisted_compute.db import instances as instances_db
 from twisted_compute.db import models as m
+from twisted_compute.objects.boot_request import BootRequest
+from twisted_compute.objects.request_spec import RequestSpec
+from twisted_compute.objects.selection import Selection
 
 
 class FakeScheduler:
@@ -28,7 +31,8 @@ class FakeScheduler:
         self.calls.append((request_spec, list(instance_uuids)))
         if isinstance(self.answer, Exception):
             return defer.fail(self.answer)
-        return defer.succeed(self.answer(instance_uuids))
+        return defer.succeed([Selection.from_hosts(h) for h in
+                              self.answer(instance_uuids)])
 
 
 class FakeCompute:
@@ -61,6 +65,24 @@ class ConductorTests(DBTestCase):
         return ConductorManager(self.conf, self.db, self.scheduler,
                                 self.compute, self.reactor, host="cond1")
 
+    def boot(self, manager, instances, admin_password=None, **spec):
+        """``schedule_and_build_instances`` as the API sends it (1.2)."""
+        boot = BootRequest(tuple(instances), RequestSpec(**spec),
+                           admin_password=admin_password)
+        return self.successResultOf(defer.ensureDeferred(
+            manager.schedule_and_build_instances(
+                self.ctx.to_dict(), boot_request=boot.to_dict())))
+
+    def failed(self, manager, instance, alternates, reason, attempt,
+               image=None):
+        """``build_failed`` as an agent sends it (1.2)."""
+        return self.successResultOf(defer.ensureDeferred(
+            manager.build_failed(
+                self.ctx.to_dict(), instance=instance.to_dict(),
+                alternates=[a.to_dict() for a in alternates],
+                reason=reason, attempt=attempt, image=image,
+                requested_networks=None)))
+
     def new_instance(self, **kw):
         def thd(conn):
             row = insert_instance(conn, **kw)
@@ -84,10 +106,11 @@ class ConductorTests(DBTestCase):
                 {"image": None, "admin_password": "pw"})))
         [(host, kwargs)] = self.compute.builds
         self.assertEqual(host, "a")
-        self.assertEqual([h["host"] for h in kwargs["alternates"]],
+        self.assertEqual([h.host for h in kwargs["alternates"]],
                          ["b", "c"])
         self.assertEqual(kwargs["admin_password"], "pw")
-        self.assertNotIn("admin_password", self.scheduler.calls[0][0])
+        self.assertNotIn("admin_password",
+                         self.scheduler.calls[0][0].to_dict())
         stored = self.run_db(instances_db.get, instance.uuid)
         self.assertEqual((stored.host, stored.node), ("a", "a-node"))
         self.assertEqual(stored.vm_state, "building")
@@ -99,9 +122,7 @@ class ConductorTests(DBTestCase):
     def test_no_valid_host_puts_instance_in_error_with_fault(self):
         instance = self.new_instance()
         manager = self.manager(exception.NoValidHost(reason="all full"))
-        self.successResultOf(defer.ensureDeferred(
-            manager.schedule_and_build_instances(
-                self.ctx, [instance], {})))
+        self.boot(manager, [instance])
         stored = self.run_db(instances_db.get, instance.uuid)
         self.assertEqual(stored.vm_state, "error")
         self.assertIsNone(stored.task_state)
@@ -117,21 +138,19 @@ class ConductorTests(DBTestCase):
     def test_reschedule_to_alternate_then_error(self):
         instance = self.new_instance()
         manager = self.manager(lambda uuids: [hosts("a", "b")])
-        self.successResultOf(defer.ensureDeferred(
-            manager.schedule_and_build_instances(self.ctx, [instance],
-                                                 {})))
+        self.boot(manager, [instance])
         host, kwargs = self.compute.builds[-1]
+        self.assertEqual(kwargs["attempt"], 1)
         built = self.run_db(instances_db.get, instance.uuid)
-        self.successResultOf(defer.ensureDeferred(manager.build_failed(
-            self.ctx, built.to_dict(), {}, kwargs["alternates"],
-            "spawn failed")))
+        self.failed(manager, built, kwargs["alternates"], "spawn failed",
+                    attempt=1)
         self.assertEqual(self.compute.builds[-1][0], "b")
+        self.assertEqual(self.compute.builds[-1][1]["attempt"], 2)
         self.assertEqual(self.run_db(instances_db.get, instance.uuid).host,
                          "b")
         again = self.run_db(instances_db.get, instance.uuid)
-        self.successResultOf(defer.ensureDeferred(manager.build_failed(
-            self.ctx, again.to_dict(), {"_attempt": 2},
-            self.compute.builds[-1][1]["alternates"], "spawn failed")))
+        self.failed(manager, again, self.compute.builds[-1][1]["alternates"],
+                    "spawn failed", attempt=2)
         stored = self.run_db(instances_db.get, instance.uuid)
         self.assertEqual(stored.vm_state, "error")
         self.assertIn("spawn failed", stored.fault.details)
@@ -140,9 +159,7 @@ class ConductorTests(DBTestCase):
         instance = self.new_instance()
         manager = self.manager(lambda uuids: [hosts("dead", "live")],
                                FakeCompute(fail_hosts={"dead"}))
-        self.successResultOf(defer.ensureDeferred(
-            manager.schedule_and_build_instances(self.ctx, [instance],
-                                                 {})))
+        self.boot(manager, [instance])
         self.assertEqual([b[0] for b in self.compute.builds], ["live"])
 
     def test_deleted_while_scheduling_is_not_built(self):
@@ -150,9 +167,7 @@ class ConductorTests(DBTestCase):
         self.run_db(instances_db.soft_delete, instance.uuid,
                     project_id=None)
         manager = self.manager(lambda uuids: [hosts("a")])
-        self.successResultOf(defer.ensureDeferred(
-            manager.schedule_and_build_instances(self.ctx, [instance],
-                                                 {})))
+        self.boot(manager, [instance])
         self.assertEqual(self.compute.builds, [])
 
     def test_redelivered_request_builds_each_instance_once(self):
@@ -166,21 +181,17 @@ class ConductorTests(DBTestCase):
         self.run_db(cdb.instance_update, taken.uuid,
                     {"host": "a", "task_state": "spawning"})
         self.run_db(cdb.instance_update, placed.uuid, {"host": "b"})
-        self.successResultOf(defer.ensureDeferred(
-            manager.schedule_and_build_instances(
-                self.ctx, [taken, placed, unplaced], {"image": None})))
+        self.boot(manager, [taken, placed, unplaced])
         self.assertEqual([uuids for _, uuids in self.scheduler.calls],
                          [[unplaced.uuid]])
-        built = {kw["instance"]["uuid"]: (host, kw["alternates"])
+        built = {kw["instance"].uuid: (host, kw["alternates"])
                  for host, kw in self.compute.builds}
-        self.assertEqual(built, {placed.uuid: ("b", []),
-                                 unplaced.uuid: ("c", [])})
+        self.assertEqual(built, {placed.uuid: ("b", ()),
+                                 unplaced.uuid: ("c", ())})
         self.assertEqual(self.run_db(instances_db.get, taken.uuid).host,
                          "a")
         # The whole request seen a third time: nothing new is scheduled.
-        self.successResultOf(defer.ensureDeferred(
-            manager.schedule_and_build_instances(
-                self.ctx, [taken, placed, unplaced], {"image": None})))
+        self.boot(manager, [taken, placed, unplaced])
         self.assertEqual(len(self.scheduler.calls), 1)
 
     def test_build_timeout(self):

@@ -6,6 +6,8 @@ from twisted.internet import defer
 
 from tests.scheduler.base import SchedulerTestCase, flavor, request_spec
 from twisted_compute import exception
+from twisted_compute.objects.request_spec import RequestSpec
+from twisted_compute.objects.selection import Selection
 from twisted_compute.rpc import RPCClient, RPCServer
 from twisted_compute.rpc.local import LocalBroker, LocalTransport
 from twisted_compute.scheduler import rpcapi
@@ -23,7 +25,8 @@ class RecordingClient:
 
     def call(self, context, method, **kwargs):
         self.log.append(("call", self.prepared, method, kwargs))
-        return defer.succeed([["h"]])
+        return defer.succeed([[{"host": "h", "nodename": "n"},
+                               {"host": "h2", "nodename": "n2"}]])
 
     def cast(self, context, method, **kwargs):
         self.log.append(("cast", self.prepared, method, kwargs))
@@ -35,13 +38,15 @@ class ClientTests(SchedulerTestCase):
         fake = RecordingClient()
         conf = self.conf.with_overrides(DEFAULT={"long_rpc_timeout": 77})
         client = rpcapi.SchedulerAPIClient(fake, conf)
+        spec = RequestSpec(flavor={"vcpus": 1})
         result = self.successResultOf(client.select_destinations(
-            self.context, {"flavor": {}}, ("u1", "u2"), False))
-        self.assertEqual(result, [["h"]])
+            self.context, spec, ("u1", "u2"), False))
+        self.assertEqual(result, [Selection(
+            "h", "n", alternates=(Selection("h2", "n2"),))])
         self.assertEqual(fake.log, [(
             "call", {"version": "1.0", "timeout": 77.0},
             "select_destinations",
-            {"request_spec": {"flavor": {}}, "instance_uuids": ["u1", "u2"],
+            {"request_spec": spec.to_dict(), "instance_uuids": ["u1", "u2"],
              "return_alternates": False})])
 
     def test_timeout_without_conf(self):
@@ -81,23 +86,24 @@ class OverTheBusTests(SchedulerTestCase):
         self.add_host("a", memory_mb=8192)
         self.add_host("b")
         d = self.settle(self.client.select_destinations(
-            self.context, request_spec(), ["i1", "i2"]))
+            self.context, RequestSpec.from_dict(request_spec()),
+            ["i1", "i2"]))
         selections = self.successResultOf(d)
-        self.assertEqual([[s["host"] for s in sel] for sel in selections],
-                         [["a"], ["b"]])
+        self.assertEqual([(s.host, s.alternates) for s in selections],
+                         [("a", ()), ("b", ())])
 
     def test_no_valid_host_comes_back_typed(self):
         self.add_host("a", memory_mb=256)
         d = self.settle(self.client.select_destinations(
-            self.context, request_spec(flavor=flavor(memory_mb=512)),
-            ["i1"]))
+            self.context, RequestSpec.from_dict(
+                request_spec(flavor=flavor(memory_mb=512))), ["i1"]))
         error = self.failureResultOf(d, exception.NoValidHost).value
         self.assertIn("RamFilter", str(error))
 
     def test_refresh_over_fanout(self):
         self.add_host("a")
         self.successResultOf(self.settle(self.client.select_destinations(
-            self.context, request_spec(), ["i1"])))
+            self.context, RequestSpec.from_dict(request_spec()), ["i1"])))
         self.assertEqual(self.manager.host_manager.refreshes, 1)
         self.settle(self.client.refresh_host_states(self.context))
         self.assertFalse(self.manager.host_manager.is_fresh())

@@ -7,9 +7,10 @@ conductor (``compute_task_api``) or to the agents over RPC
 Seams for the control plane:
 
 * ``compute_task_api.schedule_and_build_instances(context,
-  build_requests, request_spec)``: new instances (records in BUILD /
-  scheduling) and a JSON-able request spec (with the admin password and
-  injected files, which are never stored).
+  boot_request)``: a :class:`~twisted_compute.objects.boot_request.
+  BootRequest`: the new instances (records in BUILD / scheduling), their
+  request spec, the admin password and the injected files (those two are
+  never stored).
 * ``compute_rpcapi`` (None until agents exist): ``stop_instance``,
   ``start_instance``, ``reboot_instance``, ``pause_instance``,
   ``unpause_instance``, ``suspend_instance``, ``resume_instance``,
@@ -25,6 +26,7 @@ import re
 import string
 from typing import Any, Callable
 
+import attrs
 import sqlalchemy as sa
 from twisted.internet.defer import maybeDeferred
 
@@ -35,7 +37,9 @@ from twisted_compute.db import images as images_db
 from twisted_compute.db import instances as db
 from twisted_compute.db import models as m
 from twisted_compute.log import Logger
+from twisted_compute.objects.boot_request import BootRequest
 from twisted_compute.objects.instance import Instance
+from twisted_compute.objects.request_spec import RequestSpec
 
 #: Characters of generated admin passwords (no look-alikes).
 _PASSWORD_CHARS = "".join(c for c in string.ascii_letters + string.digits
@@ -190,18 +194,20 @@ class ComputeAPI:
 
     # --- create -------------------------------------------------------
 
-    async def create(self, context, request: dict[str, Any]
+    async def create(self, context, server: dict[str, Any]
                      ) -> tuple[list[Instance], str, str]:
-        """Create servers from a validated, normalised ``request`` (see
-        the servers controller); returns (instances, reservation_id,
+        """Create servers from ``server``, a validated, normalised
+        ``POST /servers`` body (see :mod:`twisted_compute.api.openstack.
+        compute.server_create`), and hand them to the conductor as one
+        :class:`BootRequest`; returns (instances, reservation_id,
         admin password).  Quotas (instances, cores, ram, metadata_items,
         server_group_members) are checked in the transaction that inserts
         the rows."""
         reservation_id = generate_reservation_id()
-        admin_pass = request.get("admin_pass") or generate_password()
-        max_count = request["max_count"]
+        admin_pass = server.get("admin_pass") or generate_password()
+        max_count = server["max_count"]
         uuids = [ids.uuid4_str() for _ in range(max_count)]
-        name = request["name"]
+        name = server["name"]
         multiple = max_count > 1
 
         def names(index: int) -> str:
@@ -215,42 +221,46 @@ class ComputeAPI:
         conf = self.conf
 
         def thd(conn):
-            flavor = self._flavor(conn, request["flavor_ref"], scope)
-            image = self._image(conn, request.get("image_ref"), scope,
+            flavor = self._flavor(conn, server["flavor_ref"], scope)
+            image = self._image(conn, server.get("image_ref"), scope,
                                 flavor)
-            zone = request.get("availability_zone")
+            zone = server.get("availability_zone")
             if zone:
                 if zone not in _availability_zones(
                         conn, conf.default_availability_zone):
                     raise exception.InvalidAvailabilityZone()
             else:
                 zone = conf.default_schedule_zone or None
-            spec = self._request_spec(request, flavor, image, zone)
-            base = self._base_values(context, request, flavor, image, zone,
+            spec = self._request_spec(server, flavor, image, zone)
+            base = self._base_values(context, server, flavor, image, zone,
                                      reservation_id, spec)
             return db.create(
                 conn, conf, project_id=context.project_id,
                 user_id=context.user_id, base=base,
-                min_count=request["min_count"], max_count=max_count,
-                metadata=request.get("metadata") or {},
-                tags=request.get("tags") or [],
-                key_name=request.get("key_name"),
-                group_uuid=(request.get("scheduler_hints") or {}).get(
+                min_count=server["min_count"], max_count=max_count,
+                metadata=server.get("metadata") or {},
+                tags=server.get("tags") or [],
+                key_name=server.get("key_name"),
+                group_uuid=(server.get("scheduler_hints") or {}).get(
                     "group"),
                 uuids=uuids, hostnames=hostnames, names=names,
                 action=self._action_values(context))
 
         instances = await self.db.run(thd)
-        request_spec = dict(instances[0].request_spec)
-        request_spec.update(
+        # The spec stored with the instances (the group added), and how
+        # many instances this request made.
+        request_spec = attrs.evolve(
+            RequestSpec.from_dict(instances[0].request_spec),
             num_instances=len(instances),
-            instance_uuids=[i.uuid for i in instances],
+            instance_uuids=tuple(i.uuid for i in instances))
+        boot_request = BootRequest(
+            instances=tuple(instances), request_spec=request_spec,
             admin_password=admin_pass,
-            injected_files=request.get("personality") or [])
+            injected_files=tuple(server.get("personality") or ()))
         try:
             await maybeDeferred(
                 self.compute_task_api.schedule_and_build_instances,
-                context, instances, request_spec)
+                context, boot_request)
         except Exception:
             # The rows exist and show BUILD; the conductor issue's build
             # timeout puts them in ERROR.  The client still gets its ids.

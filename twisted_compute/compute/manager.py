@@ -5,10 +5,11 @@ The agent runs the virt driver (:mod:`twisted_compute.virt.driver`), holds
 the host's resource claims (:mod:`twisted_compute.compute.resource_tracker`)
 and reports everything through the conductor: agents have NO database.
 
-RPC methods (``RPC_API_VERSION`` 1.0) take ``(context, **kwargs)``; an
+RPC methods (``RPC_API_VERSION`` 1.1) take ``(context, **kwargs)``; an
 ``instance`` argument is an instance dict (``Instance.to_dict()``, bus
-form: datetimes as ``{"__datetime__": iso}``).  ``build_and_run_instance``
-and the actions are casts; ``get_console_output`` is a call.
+form: datetimes as ``{"__datetime__": iso}``), decoded into a record on
+entry.  ``build_and_run_instance`` and the actions are casts;
+``get_console_output`` is a call.
 
 Periodic tasks, for the service to run with ``task.LoopingCall`` (each
 returns a Deferred and never fails, so the loop never stops on an error):
@@ -42,9 +43,9 @@ are in bus form (``{"__datetime__": "<naive UTC ISO 8601>"}``, decode with
     (Not in the brief's list; the conductor has it.)  Soft-delete the
     instance row at the end of a termination (the agent has just written
     vm_state ``deleted``); an instance already gone is not an error.
-``instances_on_host(context, host) -> list[dict]``
-    The non-deleted instances whose ``host`` is ``host`` (instance
-    dicts).
+``instances_on_host(context, host) -> list[Instance]``
+    The non-deleted instances whose ``host`` is ``host`` (records: the
+    client decodes them).
 ``compute_node_update(context, values: dict) -> None``
     Upsert this host's compute node, keyed by ``(host,
     hypervisor_hostname)``; ``values`` holds host, hypervisor_hostname,
@@ -60,7 +61,7 @@ are in bus form (``{"__datetime__": "<naive UTC ISO 8601>"}``, decode with
     API for ``request_id``; ``result`` is ``"Success"`` or ``"Error"``.
     A failure here is logged by the agent and does not stop its work.
 ``instance_fault_create(context, instance_uuid, code, message, details, host) -> None``
-``build_failed(context, instance: dict, request_spec: dict, alternates: list[dict], reason: str) -> None``
+``build_failed(context, instance: Instance, alternates: tuple[Selection, ...], reason: str, attempt: int, image: dict | None, requested_networks=None) -> None``
     The build on this host failed (no room after all, or the spawn
     failed); the guest is destroyed and the claim released.  The
     conductor reschedules to the next alternate (resetting host, node
@@ -79,6 +80,13 @@ from twisted.python.failure import Failure
 
 from twisted_compute import exception
 from twisted_compute.compute import vm_states
+from twisted_compute.compute.build import BuildMixin, _Build
+from twisted_compute.compute.common import (
+    ERROR, HARD_REBOOT_TASK_STATES, SOFT_REBOOT_TASK_STATES, SUCCESS,
+    bus_time, fault_code, message)
+from twisted_compute.compute.init_host import (  # noqa: F401 - names of
+    RESTART_BUILD_REASON, InitHostMixin)       # this module's API
+from twisted_compute.compute.power_sync import PowerSyncMixin
 from twisted_compute.compute.resource_tracker import ResourceTracker
 from twisted_compute.context import get_admin_context
 from twisted_compute.log import Logger
@@ -89,79 +97,21 @@ from twisted_compute.virt.driver import HARD, SOFT
 
 BINARY = "nova-compute"
 
-#: task_states an instance may have when its build reaches this host.
-BUILD_TASK_STATES = [vm_states.SCHEDULING, vm_states.NETWORKING,
-                     vm_states.BLOCK_DEVICE_MAPPING]
-#: task_states of an instance whose build was under way.
-BUILDING_TASK_STATES = (vm_states.SCHEDULING, vm_states.NETWORKING,
-                        vm_states.BLOCK_DEVICE_MAPPING, vm_states.SPAWNING)
-SOFT_REBOOT_TASK_STATES = [vm_states.REBOOTING, vm_states.REBOOT_PENDING,
-                           vm_states.REBOOT_STARTED]
-HARD_REBOOT_TASK_STATES = [vm_states.REBOOTING_HARD,
-                           vm_states.REBOOT_PENDING_HARD,
-                           vm_states.REBOOT_STARTED_HARD]
-#: transient task_states left behind by a restart: reset, and the vm_state
-#: follows the guest's power state.
-ACTION_TASK_STATES = tuple(SOFT_REBOOT_TASK_STATES + HARD_REBOOT_TASK_STATES
-                           + [vm_states.PAUSING, vm_states.UNPAUSING,
-                              vm_states.SUSPENDING, vm_states.RESUMING,
-                              vm_states.POWERING_OFF, vm_states.POWERING_ON])
-
-RESTART_BUILD_REASON = "Instance was building when the compute agent restarted"
-
-#: The vm_state that a guest's power state means (None: leave it).
-VM_STATE_OF_POWER = {
-    power_state.RUNNING: vm_states.ACTIVE,
-    power_state.PAUSED: vm_states.PAUSED,
-    power_state.SUSPENDED: vm_states.SUSPENDED,
-    power_state.SHUTDOWN: vm_states.STOPPED,
-    power_state.CRASHED: vm_states.STOPPED,
-    power_state.NOSTATE: None,
-}
-
-SUCCESS = "Success"
-ERROR = "Error"
-
-
-def bus_time(value: datetime.datetime) -> dict[str, str]:
-    """A datetime in the bus form records use."""
-    return {"__datetime__": value.isoformat()}
-
-
 #: Fields of an instance record (what an update may change locally).
 _INSTANCE_FIELDS = frozenset(f.name for f in attrs.fields(Instance))
 
 
-class _DeletedWhileBuilding(Exception):
-    """The instance was deleted while this host was building it."""
+class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
+    """The agent of one host: RPC endpoint, builds
+    (:class:`~twisted_compute.compute.build.BuildMixin`), actions,
+    periodic tasks (power sync:
+    :class:`~twisted_compute.compute.power_sync.PowerSyncMixin`) and its
+    start (:class:`~twisted_compute.compute.init_host.InitHostMixin`)."""
 
-
-@attrs.define
-class _Build:
-    """A build in progress on this host."""
-
-    instance_uuid: str
-    done: defer.Deferred = attrs.field(factory=defer.Deferred)
-    spawning: defer.Deferred | None = None
-    deleted: bool = False
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, exception.ComputeException):
-        return exc.format_message()
-    return str(exc) or type(exc).__name__
-
-
-def _fault_code(exc: BaseException) -> int:
-    return getattr(exc, "code", 500) if isinstance(
-        exc, exception.ComputeException) else 500
-
-
-class ComputeManager:
-    """The agent of one host: RPC endpoint, builds, actions, periodic
-    tasks."""
-
-    RPC_API_VERSION = "1.0"
+    #: See :data:`twisted_compute.compute.rpcapi.RPC_API_VERSION` (1.1:
+    #: ``build_and_run_instance`` takes ``image``, ``requested_networks``
+    #: and ``attempt``; the 1.0 form is served too).
+    RPC_API_VERSION = "1.1"
     target_version = RPC_API_VERSION
     log = Logger()
 
@@ -189,12 +139,6 @@ class ComputeManager:
         return datetime.datetime.fromtimestamp(
             self.reactor.seconds(), datetime.timezone.utc
         ).replace(tzinfo=None)
-
-    @staticmethod
-    def _instance(value) -> Instance:
-        if isinstance(value, Instance):
-            return value
-        return Instance.from_dict(value)
 
     async def _update(self, context, instance_uuid: str,
                       updates: dict[str, Any],
@@ -257,7 +201,7 @@ class ComputeManager:
                      details: str | None = None) -> None:
         try:
             await self.conductor.instance_fault_create(
-                context, instance_uuid, _fault_code(exc), _message(exc),
+                context, instance_uuid, fault_code(exc), message(exc),
                 details, self.host)
         except Exception:
             self.log.failure("could not record a fault of {uuid}",
@@ -280,156 +224,13 @@ class ComputeManager:
 
     # --- build ---------------------------------------------------------
 
-    def build_and_run_instance(self, context, instance, request_spec=None,
-                               filter_properties=None, alternates=None,
-                               image=None, admin_password=None,
-                               injected_files=None, requested_networks=None,
-                               **kwargs) -> None:
-        """Cast: build ``instance`` here.  Returns at once (the message is
-        acknowledged); the build goes on in the background
-        (:meth:`wait_for_build`)."""
-        instance = self._instance(instance)
-        if instance.uuid in self.builds:
-            self.log.warn("[{request_id}] instance {uuid} is already being "
-                          "built here; duplicate request ignored",
-                          request_id=context.request_id, uuid=instance.uuid)
-            return None
-        build = _Build(instance.uuid)
-        self.builds[instance.uuid] = build
-        d = defer.ensureDeferred(self._build_and_run(
-            context, instance, build, request_spec or {},
-            alternates or [], image or {}, admin_password,
-            injected_files or [], requested_networks))
-
-        def finished(result):
-            self.builds.pop(instance.uuid, None)
-            build.done.callback(None)
-            return result
-
-        d.addBoth(finished)
-        d.addErrback(lambda f: self.log.failure(
-            "build of {uuid} crashed", f, uuid=instance.uuid))
-        return None
-
-    def wait_for_build(self, instance_uuid: str) -> defer.Deferred:
-        """Fires once the build of ``instance_uuid`` (if any) is over."""
-        build = self.builds.get(instance_uuid)
-        if build is None:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        build.done.addBoth(lambda r: (d.callback(None), r)[1])
-        return d
-
-    def _check_not_deleted(self, build: _Build) -> None:
-        if build.deleted:
-            raise _DeletedWhileBuilding()
-
-    async def _build_and_run(self, context, instance: Instance,
-                             build: _Build, request_spec, alternates, image,
-                             admin_password, injected_files,
-                             requested_networks) -> None:
-        uuid = instance.uuid
-        event = "compute_build_and_run_instance"
-        claim = None
-        spawned = False
-        try:
-            if self.tracker.resources is None:
-                await self.tracker.refresh()
-            self._check_not_deleted(build)
-            try:
-                instance = await self._update(context, uuid, {
-                    "vm_state": vm_states.BUILDING,
-                    "task_state": vm_states.SPAWNING,
-                    "host": self.host, "node": self.nodename,
-                    "launched_on": self.host,
-                }, expected_task_state=BUILD_TASK_STATES,
-                    expected_host=self.host, instance=instance,
-                    event=self._event(context, event))
-            except exception.UnexpectedDeletingTaskStateError:
-                raise
-            except exception.UnexpectedTaskStateError as exc:
-                # A build request seen twice (a conductor died and its
-                # message went to another), or one that went stale (the
-                # instance was rescheduled elsewhere): the instance is
-                # not waiting for this host.  Leave it alone: no guest
-                # to destroy, nothing to report.
-                self.log.warn("[{request_id}] build request for {uuid} "
-                              "ignored on {host}: {reason}",
-                              request_id=context.request_id, uuid=uuid,
-                              host=self.host, reason=_message(exc))
-                return
-            # Checked here, on the host: two schedulers racing cannot
-            # over-commit it (a refused claim reschedules the build).
-            claim = self.tracker.claim(instance)
-            self._check_not_deleted(build)
-            spawned = True
-            build.spawning = self.driver.spawn(
-                context, instance, image, injected_files, admin_password,
-                requested_networks or [], None)
-            try:
-                await build.spawning
-            finally:
-                build.spawning = None
-            self._check_not_deleted(build)
-            state = await self._power_state(instance)
-            updates = {
-                "vm_state": vm_states.ACTIVE, "power_state": state,
-                "task_state": None, "launched_at": bus_time(self.now()),
-                "host": self.host, "node": self.nodename,
-            }
-            get_addresses = getattr(self.driver, "get_instance_addresses",
-                                    None)
-            if get_addresses is not None:
-                addresses = await get_addresses(instance)
-                if addresses:
-                    updates["addresses"] = addresses
-            instance = await self._update(
-                context, uuid, updates,
-                expected_task_state=[vm_states.SPAWNING], instance=instance,
-                event=self._event(context, event, SUCCESS))
-        except (exception.InstanceNotFound,
-                exception.UnexpectedDeletingTaskStateError,
-                _DeletedWhileBuilding, defer.CancelledError):
-            failure = Failure()
-            self.log.info("[{request_id}] instance {uuid} was deleted while "
-                          "building on {host}; cleaning up",
-                          request_id=context.request_id, uuid=uuid,
-                          host=self.host)
-            if spawned:
-                await self._destroy_quietly(context, instance)
-            if claim is not None:
-                claim.abort()
-            await self._event_finish(context, uuid, event, failure)
-            return
-        except Exception as exc:
-            failure = Failure()
-            reason = _message(exc)
-            self.log.warn("[{request_id}] build of {uuid} failed on {host}: "
-                          "{reason}", request_id=context.request_id,
-                          uuid=uuid, host=self.host, reason=reason)
-            if spawned:
-                await self._destroy_quietly(context, instance)
-            if claim is not None:
-                claim.abort()
-            await self._event_finish(context, uuid, event, failure)
-            if build.deleted:
-                return
-            await self.conductor.build_failed(
-                context, instance.to_dict(), request_spec, alternates,
-                reason)
-            return
-        claim.finish()
-        self.log.info("[{request_id}] instance {uuid} is active on {host}",
-                      request_id=context.request_id, uuid=uuid,
-                      host=self.host)
-
     # --- terminate -----------------------------------------------------
 
     async def terminate_instance(self, context, instance, bdms=None,
                                  **kwargs) -> None:
         """Cast: destroy the guest and finish the deletion; a build in
         progress is aborted first."""
-        instance = self._instance(instance)
+        instance = Instance.from_dict(instance)
         uuid = instance.uuid
         event = "compute_terminate_instance"
         await self._event_start(context, uuid, event)
@@ -468,7 +269,7 @@ class ComputeManager:
 
     # --- actions -------------------------------------------------------
 
-    async def _action(self, context, instance, event: str,
+    async def _action(self, context, instance: Instance, event: str,
                       call: Callable[[Instance], defer.Deferred],
                       vm_state: str, expected_task_state: list,
                       error_vm_state: Callable[[int], str | None] = (
@@ -477,7 +278,6 @@ class ComputeManager:
         success the new vm_state and power_state with no task; on a driver
         error a fault, the task_state reset and, where ``error_vm_state``
         says so, a new vm_state; the error is re-raised."""
-        instance = self._instance(instance)
         uuid = instance.uuid
         await self._event_start(context, uuid, event)
         try:
@@ -486,7 +286,7 @@ class ComputeManager:
             failure = Failure()
             self.log.warn("[{request_id}] {event} of {uuid} failed: "
                           "{error}", request_id=context.request_id,
-                          event=event, uuid=uuid, error=_message(exc))
+                          event=event, uuid=uuid, error=message(exc))
             await self._event_finish(context, uuid, event, failure)
             await self._fault(context, uuid, exc, failure.getTraceback())
             state = await self._power_state(instance)
@@ -501,7 +301,7 @@ class ComputeManager:
             except (exception.InstanceNotFound,
                     exception.UnexpectedTaskStateError) as why:
                 self.log.info("not resetting the task of {uuid}: {why}",
-                              uuid=uuid, why=_message(why))
+                              uuid=uuid, why=message(why))
             failure.raiseException()
         state = await self._power_state(instance)
         try:
@@ -514,19 +314,19 @@ class ComputeManager:
             self.log.info("[{request_id}] {event} of {uuid} done, but the "
                           "instance changed meanwhile: {why}",
                           request_id=context.request_id, event=event,
-                          uuid=uuid, why=_message(why))
+                          uuid=uuid, why=message(why))
         await self._event_finish(context, uuid, event)
 
     def stop_instance(self, context, instance, clean_shutdown=True,
                       **kwargs):
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_stop_instance",
+            context, Instance.from_dict(instance), "compute_stop_instance",
             lambda i: self.driver.power_off(i), vm_states.STOPPED,
             [vm_states.POWERING_OFF]))
 
     def start_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_start_instance",
+            context, Instance.from_dict(instance), "compute_start_instance",
             lambda i: self.driver.power_on(context, i, []),
             vm_states.ACTIVE, [vm_states.POWERING_ON]))
 
@@ -541,30 +341,30 @@ class ComputeManager:
             return None if state == power_state.RUNNING else vm_states.ERROR
 
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_reboot_instance",
+            context, Instance.from_dict(instance), "compute_reboot_instance",
             lambda i: self.driver.reboot(context, i, [], reboot_type),
             vm_states.ACTIVE, expected, error_vm_state))
 
     def pause_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_pause_instance",
+            context, Instance.from_dict(instance), "compute_pause_instance",
             self.driver.pause, vm_states.PAUSED, [vm_states.PAUSING]))
 
     def unpause_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_unpause_instance",
+            context, Instance.from_dict(instance), "compute_unpause_instance",
             self.driver.unpause, vm_states.ACTIVE, [vm_states.UNPAUSING]))
 
     def suspend_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_suspend_instance",
+            context, Instance.from_dict(instance), "compute_suspend_instance",
             lambda i: self.driver.suspend(context, i), vm_states.SUSPENDED,
             [vm_states.SUSPENDING]))
 
     def resume_instance(self, context, instance, **kwargs):
         # As Nova: a failed resume puts the instance in ERROR.
         return defer.ensureDeferred(self._action(
-            context, instance, "compute_resume_instance",
+            context, Instance.from_dict(instance), "compute_resume_instance",
             lambda i: self.driver.resume(context, i, []), vm_states.ACTIVE,
             [vm_states.RESUMING], lambda state: vm_states.ERROR))
 
@@ -572,7 +372,7 @@ class ComputeManager:
                                  **kwargs) -> str:
         """Call: the guest's console log as text, only its last
         ``tail_length`` lines when given."""
-        instance = self._instance(instance)
+        instance = Instance.from_dict(instance)
         output = await self.driver.get_console_output(context, instance)
         text = output.decode("utf-8", "replace") if isinstance(
             output, bytes) else str(output)
@@ -589,18 +389,6 @@ class ComputeManager:
         """Periodic: report this node's capacity and usage."""
         return self._periodic(self._update_available_resource, context)
 
-    def sync_power_states(self, context=None) -> defer.Deferred:
-        """Periodic: bring the DB's power states in line with the
-        driver's."""
-        return self._periodic(self._sync_power_states, context)
-
-    def init_host(self, context=None) -> defer.Deferred:
-        """Once at start: reconcile this host's instances and guests after
-        a restart, then report the node.  Unlike the periodic tasks, a
-        failure here fails the Deferred (the service should not serve)."""
-        return defer.ensureDeferred(
-            self._init_host(context or get_admin_context()))
-
     def _periodic(self, func, context) -> defer.Deferred:
         d = defer.ensureDeferred(func(context or get_admin_context()))
         d.addErrback(lambda f: self.log.failure(
@@ -616,135 +404,3 @@ class ComputeManager:
         values = self.tracker.compute_node_values()
         await self.conductor.compute_node_update(context, values)
         return values
-
-    @staticmethod
-    def _sync_updates(instance: Instance, state: int) -> dict[str, Any]:
-        """What to write when the guest's power state is ``state``."""
-        updates: dict[str, Any] = {}
-        if state != instance.power_state:
-            updates["power_state"] = state
-        if instance.vm_state == vm_states.ACTIVE and state in (
-                power_state.SHUTDOWN, power_state.CRASHED):
-            # The guest stopped by itself: as Nova, the server is stopped.
-            updates["vm_state"] = vm_states.STOPPED
-        return updates
-
-    async def _sync_one(self, context, instance: Instance) -> None:
-        state = await self._power_state(instance)
-        if instance.vm_state == vm_states.STOPPED and \
-                state == power_state.RUNNING:
-            # Started behind our back: a stopped server stays stopped.
-            await self.driver.power_off(instance)
-            state = await self._power_state(instance)
-        updates = self._sync_updates(instance, state)
-        if not updates:
-            return
-        self.log.info("power state of {uuid}: DB {db}, hypervisor {hv}",
-                      uuid=instance.uuid,
-                      db=power_state.name(instance.power_state),
-                      hv=power_state.name(state))
-        try:
-            await self._update(context, instance.uuid, updates,
-                               expected_task_state=[None])
-        except (exception.InstanceNotFound,
-                exception.UnexpectedTaskStateError):
-            pass  # a task started meanwhile: it will set the state
-
-    def handle_lifecycle_event(self, instance_uuid: str, state: int
-                               ) -> defer.Deferred:
-        """The driver saw a guest change power state (``state`` is a
-        hint): sync that instance now, as the periodic sync would, unless
-        it is being built or a task is acting on it."""
-        d = defer.ensureDeferred(self._lifecycle_event(instance_uuid))
-        d.addErrback(lambda f: self.log.failure(
-            "lifecycle event of {uuid} ({state}) not handled", f,
-            uuid=instance_uuid, state=power_state.name(state)))
-        return d
-
-    async def _lifecycle_event(self, instance_uuid: str) -> None:
-        if instance_uuid in self.builds:
-            return
-        context = get_admin_context()
-        for values in await self.conductor.instances_on_host(context,
-                                                             self.host):
-            instance = self._instance(values)
-            if instance.uuid == instance_uuid:
-                if instance.task_state is None:
-                    await self._sync_one(context, instance)
-                return
-
-    async def _sync_power_states(self, context) -> None:
-        instances = await self.conductor.instances_on_host(context,
-                                                           self.host)
-        for values in instances:
-            instance = self._instance(values)
-            if instance.task_state is not None or \
-                    instance.uuid in self.builds:
-                continue
-            try:
-                await self._sync_one(context, instance)
-            except Exception:
-                self.log.failure("power sync of {uuid} failed",
-                                 uuid=instance.uuid)
-
-    async def _init_host(self, context) -> None:
-        await self.driver.init_host(self.host)
-        await self.tracker.refresh()
-        instances = [self._instance(v) for v in
-                     await self.conductor.instances_on_host(context,
-                                                            self.host)]
-        guests = set(await self.driver.list_instance_uuids())
-        remaining = []
-        for instance in instances:
-            try:
-                if await self._init_instance(context, instance, guests):
-                    remaining.append(instance)
-            except Exception:
-                self.log.failure("could not reconcile instance {uuid}",
-                                 uuid=instance.uuid)
-                remaining.append(instance)
-        known = {instance.uuid for instance in instances}
-        for uuid in sorted(guests - known - set(self.builds)):
-            self.log.info("destroying guest {uuid}: its instance is deleted "
-                          "or not on host {host}", uuid=uuid, host=self.host)
-            await self._destroy_quietly(context, Instance(
-                id=0, uuid=uuid, user_id="", project_id="",
-                vm_state=vm_states.DELETED))
-        self.tracker.set_instances(remaining)
-        await self.conductor.compute_node_update(
-            context, self.tracker.compute_node_values())
-
-    async def _init_instance(self, context, instance: Instance,
-                             guests: set[str]) -> bool:
-        """Reconcile one instance after a restart; whether it still takes
-        resources here."""
-        uuid = instance.uuid
-        if instance.task_state == vm_states.DELETING:
-            await self._destroy_quietly(context, instance)
-            await self._finish_delete(context, uuid)
-            return False
-        if instance.vm_state == vm_states.BUILDING or \
-                instance.task_state in BUILDING_TASK_STATES:
-            if uuid in guests:
-                await self._destroy_quietly(context, instance)
-            self.log.warn("instance {uuid} was building when {host} "
-                          "restarted: ERROR", uuid=uuid, host=self.host)
-            await self._update(context, uuid, {
-                "vm_state": vm_states.ERROR, "task_state": None,
-                "power_state": power_state.NOSTATE})
-            await self.conductor.instance_fault_create(
-                context, uuid, 500, RESTART_BUILD_REASON, None, self.host)
-            return True
-        state = await self._power_state(instance)
-        if instance.task_state in ACTION_TASK_STATES:
-            updates: dict[str, Any] = {"task_state": None,
-                                       "power_state": state}
-            vm_state = VM_STATE_OF_POWER.get(state)
-            if vm_state is not None:
-                updates["vm_state"] = vm_state
-            await self._update(context, uuid, updates)
-            return True
-        updates = self._sync_updates(instance, state)
-        if updates:
-            await self._update(context, uuid, updates)
-        return True

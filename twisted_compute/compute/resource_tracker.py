@@ -62,13 +62,11 @@ class Usage:
 
     @classmethod
     def of(cls, instance) -> "Usage":
-        """The usage of an :class:`Instance` record or an instance dict."""
-        def get(name):
-            if isinstance(instance, dict):
-                return instance.get(name) or 0
-            return getattr(instance, name, 0) or 0
-        return cls(vcpus=int(get("vcpus")), memory_mb=int(get("memory_mb")),
-                   disk_gb=int(get("root_gb")) + int(get("ephemeral_gb")))
+        """The usage of an :class:`Instance` record."""
+        return cls(vcpus=int(instance.vcpus or 0),
+                   memory_mb=int(instance.memory_mb or 0),
+                   disk_gb=int(instance.root_gb or 0)
+                   + int(instance.ephemeral_gb or 0))
 
 
 @attrs.define(eq=False)
@@ -167,19 +165,17 @@ class ResourceTracker:
 
     def set_instances(self, instances: Iterable[Any]) -> None:
         """Replace the tracked instances with those the conductor says are
-        on this host (records or dicts); builds in progress stay claimed."""
+        on this host (records); builds in progress stay claimed."""
         self.instances = {}
         for instance in instances:
             self.track(instance)
 
     def track(self, instance) -> None:
-        """Count an instance (record or dict) already on this host."""
-        get = (instance.get if isinstance(instance, dict)
-               else lambda name: getattr(instance, name, None))
-        if get("vm_state") in FREE_VM_STATES or get("deleted"):
-            self.instances.pop(get("uuid"), None)
+        """Count an instance (a record) already on this host."""
+        if instance.vm_state in FREE_VM_STATES or instance.deleted:
+            self.instances.pop(instance.uuid, None)
             return
-        self.instances[get("uuid")] = Usage.of(instance)
+        self.instances[instance.uuid] = Usage.of(instance)
 
     def drop(self, instance_uuid: str) -> None:
         """Stop counting an instance (deleted, or gone from this host)."""
@@ -195,8 +191,7 @@ class ResourceTracker:
         :class:`ComputeResourcesUnavailable` naming what does not fit."""
         limits = self.limits
         wanted = Usage.of(instance)
-        uuid = instance["uuid"] if isinstance(instance, dict) else \
-            instance.uuid
+        uuid = instance.uuid
         usages = self._usages()
         usages.pop(uuid, None)  # a reclaim replaces the old one
         problems = []

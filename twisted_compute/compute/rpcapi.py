@@ -5,87 +5,133 @@ conductor.
 ``ComputeAPIClient(rpc_client)`` wraps a :class:`twisted_compute.rpc.
 RPCClient` for topic ``compute`` (or anything with the same
 ``prepare(server=..., version=..., timeout=...)``, ``cast(context,
-method, **kwargs)`` and ``call(context, method, **kwargs)``).  Instances
-may be given as :class:`~twisted_compute.objects.instance.Instance`
-records or dicts; they travel as dicts.  Every method returns a Deferred:
-casts fire once the message is handed over, calls with the result.
+method, **kwargs)``, ``call(context, method, **kwargs)`` and
+``can_send_version(version)``).  Instances are
+:class:`~twisted_compute.objects.instance.Instance` records; they travel
+as dicts.  Every method returns a Deferred: casts fire once the message
+is handed over, calls with the result.
+
+Rolling upgrades: ``[upgrade_levels] compute`` caps the version this
+client sends (the conductors are upgraded first, then the agents).
+Under a 1.0 cap, ``build_and_run_instance`` is sent in the form a 1.0
+agent reads.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from twisted.internet import defer
 
 from twisted_compute import exception
-from twisted_compute.objects import Record
+from twisted_compute.objects.instance import Instance
+from twisted_compute.objects.request_spec import RequestSpec
+from twisted_compute.objects.selection import Selection
 
 TOPIC = "compute"
-RPC_API_VERSION = "1.0"
+#: 1.0 - first version
+#: 1.1 - ``build_and_run_instance`` takes ``image``,
+#:       ``requested_networks``, ``alternates`` (selections) and
+#:       ``attempt``; no ``request_spec`` nor ``filter_properties``, and
+#:       the instance without its stored request spec: image and flavor
+#:       travel once per message
+RPC_API_VERSION = "1.1"
+#: What every method but ``build_and_run_instance`` is sent as.
+BASE_VERSION = "1.0"
+#: Instance fields left out of a build message (the agent does not use
+#: the stored request spec; the image travels as ``image``).
+_NOT_SENT = frozenset({"request_spec"})
 
 
-def _as_dict(instance) -> dict[str, Any]:
-    if isinstance(instance, Record):
-        return instance.to_dict()
-    return dict(instance)
-
-
-def _host_of(instance) -> str | None:
-    if isinstance(instance, dict):
-        return instance.get("host")
-    return getattr(instance, "host", None)
+def parse_version_cap(value: str | None) -> str | None:
+    """The RPC version cap an ``[upgrade_levels]`` value means: None
+    (the newest this code speaks) for "" or "auto", else the value."""
+    value = (value or "").strip()
+    if value in ("", "auto"):
+        return None
+    return value
 
 
 class ComputeAPIClient:
-    def __init__(self, rpc_client, version: str = RPC_API_VERSION):
+    def __init__(self, rpc_client, version: str = BASE_VERSION):
         self.client = rpc_client
         self.version = version
 
     @classmethod
     def for_transport(cls, transport, version_cap: str | None = None
                       ) -> "ComputeAPIClient":
+        """A client on ``transport``; ``version_cap`` is an
+        ``[upgrade_levels] compute`` value ("", "auto" or a version)."""
         from twisted_compute.rpc import RPCClient
-        return cls(RPCClient(transport, TOPIC, version_cap=version_cap,
-                             version=RPC_API_VERSION))
+        return cls(RPCClient(transport, TOPIC,
+                             version_cap=parse_version_cap(version_cap),
+                             version=BASE_VERSION))
 
-    def _prepare(self, host: str | None, timeout: float | None = None):
+    def _prepare(self, host: str | None, timeout: float | None = None,
+                 version: str | None = None):
         if not host:
             raise exception.InstanceNotReady(instance_id="(no host)")
-        return self.client.prepare(server=host, version=self.version,
+        return self.client.prepare(server=host,
+                                   version=version or self.version,
                                    timeout=timeout)
 
-    def _cast_to(self, context, instance, method: str, **kwargs):
+    def _cast_to(self, context, instance: Instance, method: str, **kwargs):
         try:
-            client = self._prepare(_host_of(instance))
+            client = self._prepare(instance.host)
         except exception.ComputeException:
             return defer.fail()
-        return client.cast(context, method, instance=_as_dict(instance),
+        return client.cast(context, method, instance=instance.to_dict(),
                            **kwargs)
 
     # --- casts ---------------------------------------------------------
 
-    def build_and_run_instance(self, context, instance, host: str,
-                               request_spec: dict | None = None,
-                               filter_properties: dict | None = None,
-                               alternates: list | None = None,
-                               image: dict | None = None,
+    def build_and_run_instance(self, context, instance: Instance, host: str,
+                               request_spec: RequestSpec,
+                               alternates: Sequence[Selection] = (),
+                               attempt: int = 1,
                                admin_password: str | None = None,
-                               injected_files: list | None = None,
-                               requested_networks: Any = None):
+                               injected_files: Sequence[Any] = ()):
         """Ask ``host`` to build ``instance`` (its ``host`` field need not
-        be set yet); ``alternates`` are the hosts to reschedule to."""
+        be set yet) with the image and networks of ``request_spec``;
+        ``alternates`` are the hosts to reschedule to; ``attempt`` counts
+        this host (1 for the first)."""
+        if self.client.can_send_version(RPC_API_VERSION):
+            version = RPC_API_VERSION
+            kwargs = dict(
+                instance=instance.to_dict(exclude=_NOT_SENT),
+                image=request_spec.image,
+                requested_networks=request_spec.requested_networks,
+                alternates=[a.to_dict() for a in alternates],
+                attempt=attempt, admin_password=admin_password,
+                injected_files=list(injected_files))
+        else:
+            version = BASE_VERSION
+            kwargs = self._build_message_1_0(
+                instance, request_spec, alternates, attempt,
+                admin_password, injected_files)
         try:
-            client = self._prepare(host)
+            client = self._prepare(host, version=version)
         except exception.ComputeException:
             return defer.fail()
-        return client.cast(
-            context, "build_and_run_instance", instance=_as_dict(instance),
-            request_spec=request_spec or {},
-            filter_properties=filter_properties or {},
-            alternates=alternates or [], image=image or {},
-            admin_password=admin_password,
-            injected_files=injected_files or [],
-            requested_networks=requested_networks)
+        return client.cast(context, "build_and_run_instance", **kwargs)
+
+    @staticmethod
+    def _build_message_1_0(instance: Instance, request_spec: RequestSpec,
+                           alternates: Sequence[Selection], attempt: int,
+                           admin_password, injected_files
+                           ) -> dict[str, Any]:
+        """``build_and_run_instance`` as a 1.0 agent reads it: the attempt
+        inside the request spec (the agent sends that spec back with
+        ``build_failed``), the image and networks beside it too."""
+        spec = request_spec.to_dict()
+        spec["_attempt"] = attempt
+        return dict(
+            instance=instance.to_dict(), request_spec=spec,
+            filter_properties={"retry": {"num_attempts": attempt}},
+            alternates=[a.to_dict() for a in alternates],
+            image=request_spec.image or {}, admin_password=admin_password,
+            injected_files=list(injected_files),
+            requested_networks=request_spec.requested_networks)
 
     def terminate_instance(self, context, instance, bdms=None):
         return self._cast_to(context, instance, "terminate_instance",
@@ -120,9 +166,9 @@ class ComputeAPIClient:
                            tail_length: int | None = None):
         """Fires with the console log text of the instance's guest."""
         try:
-            client = self._prepare(_host_of(instance))
+            client = self._prepare(instance.host)
         except exception.ComputeException:
             return defer.fail()
         return client.call(context, "get_console_output",
-                           instance=_as_dict(instance),
+                           instance=instance.to_dict(),
                            tail_length=tail_length)

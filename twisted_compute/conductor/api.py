@@ -12,6 +12,7 @@ from __future__ import annotations
 from twisted.internet.defer import succeed
 
 from twisted_compute.log import Logger
+from twisted_compute.objects.boot_request import BootRequest
 
 
 class ComputeTaskAPI:
@@ -22,15 +23,17 @@ class ComputeTaskAPI:
         #: a :class:`twisted_compute.conductor.rpcapi.ConductorAPIClient`
         self.conductor = conductor
 
-    def schedule_and_build_instances(self, context, build_requests,
-                                     request_spec):
-        """Hand instances to the conductor to schedule and build (a cast:
-        fires once handed over, not once built)."""
+    def schedule_and_build_instances(self, context,
+                                     boot_request: BootRequest):
+        """Hand the instances of ``boot_request`` to the conductor to
+        schedule and build (a cast: fires once handed over, not once
+        built)."""
         if self.conductor is None:
             self.log.warn(
                 "No conductor in this deployment: {n} instance(s) of "
                 "request {request_id} stay in BUILD",
-                n=len(build_requests), request_id=context.request_id)
+                n=len(boot_request.instances),
+                request_id=context.request_id)
             return succeed(None)
         return self.conductor.schedule_and_build_instances(
-            context, build_requests, request_spec)
+            context, boot_request)

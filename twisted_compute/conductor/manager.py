@@ -27,7 +27,10 @@ from twisted_compute.context import RequestContext
 from twisted_compute.db import conductor as db
 from twisted_compute.log import Logger
 from twisted_compute.objects import _decode
+from twisted_compute.objects.boot_request import BootRequest
 from twisted_compute.objects.instance import Instance
+from twisted_compute.objects.request_spec import RequestSpec
+from twisted_compute.objects.selection import Selection
 
 config.register("DEFAULT", [
     config.Opt("instance_build_timeout", "int", 600,
@@ -44,10 +47,11 @@ import twisted_compute.scheduler.manager  # noqa: E402,F401
 BUILD_EVENT = "conductor_schedule_and_build_instances"
 
 
-def _placement(host: dict[str, Any]) -> dict[str, Any]:
-    """The instance columns a placement on ``host`` (a selection) sets."""
-    return {"host": host["host"], "node": host.get("nodename"),
-            "launched_on": host["host"], "task_state": vm_states.SCHEDULING}
+def _placement(selection: Selection) -> dict[str, Any]:
+    """The instance columns a placement on ``selection`` sets."""
+    return {"host": selection.host, "node": selection.node,
+            "launched_on": selection.host,
+            "task_state": vm_states.SCHEDULING}
 
 
 def _ctx(context) -> RequestContext:
@@ -56,13 +60,35 @@ def _ctx(context) -> RequestContext:
     return RequestContext.from_dict(context or {})
 
 
+@attrs.frozen(slots=True)
+class _Secrets:
+    """What the agent needs to build and nobody stores."""
+
+    admin_password: str | None = None
+    injected_files: tuple = ()
+
+
+_NO_SECRETS = _Secrets()
+
+
 class ConductorManager:
-    """The conductor's RPC endpoint (topic ``conductor``)."""
+    """The conductor's RPC endpoint (topic ``conductor``).
+
+    RPC methods decode their arguments into records on entry (the old
+    forms an agent or API one minor version behind sends as well); the
+    rest of the class works on records only.
+    """
 
     #: 1.0 - first version
     #: 1.1 - ``instance_update`` takes ``expected_host``, ``fetch`` and
     #:       ``event``
-    RPC_API_VERSION = "1.1"
+    #: 1.2 - ``schedule_and_build_instances`` takes one ``boot_request``
+    #:       (:class:`BootRequest`; 1.0: ``build_requests`` and a
+    #:       ``request_spec`` with the secrets in it);
+    #:       ``build_failed`` takes ``attempt``, ``image`` and
+    #:       ``requested_networks`` instead of a ``request_spec`` (1.0:
+    #:       the request spec the agent was sent, ``_attempt`` in it)
+    RPC_API_VERSION = "1.2"
     log = Logger()
 
     def __init__(self, conf, db_service, scheduler, compute, clock,
@@ -76,11 +102,22 @@ class ConductorManager:
 
     # --- builds -------------------------------------------------------
 
-    async def schedule_and_build_instances(self, context, build_requests,
-                                           request_spec):
-        """Pick hosts for the new instances and cast their builds.
+    async def schedule_and_build_instances(self, context,
+                                           build_requests=None,
+                                           request_spec=None,
+                                           boot_request=None):
+        """RPC cast: pick hosts for the new instances and cast their
+        builds.  1.2 sends ``boot_request`` (a :class:`BootRequest`'s bus
+        form); 1.0 sent ``build_requests`` (instance dicts) and
+        ``request_spec`` (with the secrets in it)."""
+        if boot_request is not None:
+            boot = BootRequest.from_dict(boot_request)
+        else:
+            boot = BootRequest.from_legacy(build_requests, request_spec)
+        await self._schedule_and_build(_ctx(context), boot)
 
-        The message is acknowledged after this returns, so a conductor
+    async def _schedule_and_build(self, context, boot: BootRequest):
+        """The message is acknowledged after this returns, so a conductor
         that dies half-way has it redelivered to another one: each
         instance's state in the database says how far the first run got.
         Instances not placed yet are scheduled; those placed on a host
@@ -88,11 +125,8 @@ class ConductorManager:
         (an agent ignores a build it already has, or that went
         elsewhere); the rest are left alone.
         """
-        context = _ctx(context)
-        instances = [Instance.from_dict(i) if isinstance(i, dict) else i
-                     for i in build_requests]
-        secrets = {k: request_spec.pop(k, None)
-                   for k in ("admin_password", "injected_files")}
+        instances = boot.instances
+        secrets = _Secrets(boot.admin_password, boot.injected_files)
         states = await self.db.read(db.build_states,
                                     [i.uuid for i in instances])
         to_schedule, to_resend = [], []
@@ -108,35 +142,27 @@ class ConductorManager:
                           "instances are past scheduling", n=len(instances)
                           - len(to_schedule) - len(to_resend),
                           request_id=context.request_id)
-        image = await self._image(request_spec)
+        spec = boot.request_spec
         if to_schedule:
             await self._schedule_and_place(
-                context, [i for i, _ in to_schedule], request_spec, image,
-                secrets)
+                context, [i for i, _ in to_schedule], spec, secrets)
         for instance, host in to_resend:
             self.log.info("Handing {uuid} to {host} again (request "
                           "{request_id} redelivered)", uuid=instance.uuid,
                           host=host, request_id=context.request_id)
-            await self._cast_build(context, instance, {"host": host}, [],
-                                   request_spec, image, secrets, attempt=1)
-
-    async def _image(self, request_spec) -> dict[str, Any] | None:
-        """What the agent needs of the image: the API put it in the
-        request spec (from an older API: read it)."""
-        image = request_spec.get("image") or None
-        if image is None or "checksum" in image:
-            return image
-        return await self.db.read(db.image_meta, image.get("id"))
+            await self._cast_build(context, instance, Selection(host), (),
+                                   spec, secrets, attempt=1)
 
     async def _schedule_and_place(self, context, instances: list[Instance],
-                                  request_spec, image, secrets) -> None:
+                                  spec: RequestSpec, secrets: _Secrets
+                                  ) -> None:
         """Ask the scheduler, then record every placement and the
         scheduling event in one transaction, then cast the builds."""
         uuids = [i.uuid for i in instances]
         started = self._now()
         try:
             selections = await self.scheduler.select_destinations(
-                context, request_spec, uuids, return_alternates=True)
+                context, spec, uuids, return_alternates=True)
         except Exception as error:  # noqa: BLE001 - every error ends here
             reason = (error.format_message()
                       if isinstance(error, exception.ComputeException)
@@ -153,83 +179,94 @@ class ConductorManager:
                               context.request_id, BUILD_EVENT, self.host,
                               started)
             return
-        placements = {i.uuid: _placement(hosts[0])
-                      for i, hosts in zip(instances, selections)}
+        placements = {i.uuid: _placement(selection)
+                      for i, selection in zip(instances, selections)}
         placed = await self.db.run(db.place_instances, placements,
                                    context.request_id, BUILD_EVENT,
                                    self.host, started)
-        for instance, hosts in zip(instances, selections):
+        for instance, selection in zip(instances, selections):
             if instance.uuid not in placed:
                 self.log.info("Instance {uuid} was deleted while "
                               "scheduling; not building it",
                               uuid=instance.uuid)
                 continue
             instance = attrs.evolve(instance, **placements[instance.uuid])
-            self._log_building(context, instance, hosts[0], 1)
-            await self._cast_build(context, instance, hosts[0], hosts[1:],
-                                   request_spec, image, secrets, attempt=1)
+            self._log_building(context, instance, selection, 1)
+            await self._cast_build(context, instance, selection,
+                                   selection.alternates, spec, secrets,
+                                   attempt=1)
 
-    def _log_building(self, context, instance, host, attempt) -> None:
+    def _log_building(self, context, instance, selection: Selection,
+                      attempt) -> None:
         self.log.info("Building {uuid} on {host} (attempt {attempt}, "
                       "request {request_id})", uuid=instance.uuid,
-                      host=host["host"], attempt=attempt,
+                      host=selection.host, attempt=attempt,
                       request_id=context.request_id)
 
     async def _build_on(self, context, instance: Instance,
-                        host: dict[str, Any], alternates: list[dict],
-                        request_spec: dict, image, secrets, attempt: int):
-        placement = _placement(host)
+                        selection: Selection,
+                        alternates: tuple[Selection, ...],
+                        spec: RequestSpec, secrets: _Secrets, attempt: int):
+        placement = _placement(selection)
         if not await self.db.run(db.place_instance, instance.uuid,
                                  placement):
             self.log.info("Instance {uuid} was deleted while scheduling; "
                           "not building it", uuid=instance.uuid)
             return
         instance = attrs.evolve(instance, **placement)
-        self._log_building(context, instance, host, attempt)
-        await self._cast_build(context, instance, host, alternates,
-                               request_spec, image, secrets, attempt)
+        self._log_building(context, instance, selection, attempt)
+        await self._cast_build(context, instance, selection, alternates,
+                               spec, secrets, attempt)
 
     async def _cast_build(self, context, instance: Instance,
-                          host: dict[str, Any], alternates: list[dict],
-                          request_spec: dict, image, secrets, attempt: int):
-        filter_properties = {"retry": {"num_attempts": attempt}}
+                          selection: Selection,
+                          alternates: tuple[Selection, ...],
+                          spec: RequestSpec, secrets: _Secrets,
+                          attempt: int):
         try:
             await self.compute.build_and_run_instance(
-                context, instance=instance.to_dict(), host=host["host"],
-                request_spec=request_spec,
-                filter_properties=filter_properties, alternates=alternates,
-                image=image, admin_password=secrets.get("admin_password"),
-                injected_files=secrets.get("injected_files") or [],
-                requested_networks=request_spec.get("requested_networks"))
+                context, instance, selection.host, request_spec=spec,
+                alternates=alternates, attempt=attempt,
+                admin_password=secrets.admin_password,
+                injected_files=secrets.injected_files)
         except Exception as error:  # noqa: BLE001
             self.log.warn("Could not hand {uuid} to {host}: {error}",
-                          uuid=instance.uuid, host=host["host"],
+                          uuid=instance.uuid, host=selection.host,
                           error=error)
-            await self.build_failed(
-                context, instance.to_dict(), request_spec, alternates,
-                f"could not reach host {host['host']}: {error}",
-                attempt=attempt, _secrets=secrets, _image=image)
+            await self._reschedule(
+                context, instance, spec, alternates,
+                f"could not reach host {selection.host}: {error}",
+                attempt, secrets)
 
-    async def build_failed(self, context, instance, request_spec,
-                           alternates, reason, attempt: int | None = None,
-                           _secrets=None, _image=None):
-        """An agent could not build ``instance``: try the next alternate,
-        or put the instance in ERROR when none is left."""
-        context = _ctx(context)
-        instance = Instance.from_dict(instance) \
-            if isinstance(instance, dict) else instance
-        if attempt is None:
-            attempt = int(((request_spec or {}).get("_attempt")) or 1)
+    async def build_failed(self, context, instance, alternates, reason,
+                           request_spec=None, attempt=None, image=None,
+                           requested_networks=None):
+        """RPC cast: an agent could not build ``instance``.  1.2 sends
+        ``attempt``, ``image`` and ``requested_networks``; 1.0 sent the
+        ``request_spec`` the agent was given (``_attempt`` in it when not
+        the first)."""
+        instance = Instance.from_dict(instance)
+        alternates = tuple(Selection.from_dict(a) for a in alternates or ())
+        if request_spec is not None:
+            spec = RequestSpec.from_dict(request_spec)
+            attempt = int(request_spec.get("_attempt") or 1)
+        else:
+            spec = RequestSpec(image=image,
+                               requested_networks=requested_networks)
+        await self._reschedule(_ctx(context), instance, spec, alternates,
+                               reason, int(attempt or 1), _NO_SECRETS)
+
+    async def _reschedule(self, context, instance: Instance,
+                          spec: RequestSpec,
+                          alternates: tuple[Selection, ...], reason: str,
+                          attempt: int, secrets: _Secrets) -> None:
+        """Try the next alternate, or put the instance in ERROR when none
+        is left."""
         max_attempts = self.conf.scheduler.max_attempts
-        alternates = list(alternates or [])
         self.log.warn("Build of {uuid} failed on {host}: {reason}",
                       uuid=instance.uuid, host=instance.host,
                       reason=reason)
         if alternates and attempt < max_attempts:
-            request_spec = dict(request_spec or {})
-            request_spec["_attempt"] = attempt + 1
-            image = _image if _image is not None else await self._image(
-                request_spec)
             try:
                 await self.db.run(
                     db.instance_update, instance.uuid,
@@ -240,8 +277,7 @@ class ConductorManager:
                     exception.UnexpectedTaskStateError):
                 return
             await self._build_on(context, instance, alternates[0],
-                                 alternates[1:], request_spec, image,
-                                 _secrets or {}, attempt + 1)
+                                 alternates[1:], spec, secrets, attempt + 1)
             return
         message = ("Exceeded maximum number of retries. Exhausted all "
                    "hosts available for retrying build failures for "
@@ -302,6 +338,7 @@ class ConductorManager:
         return None if instance is None else instance.to_dict()
 
     async def instances_on_host(self, context, host):
+        """Instance dicts (the agent's client decodes them)."""
         return [i.to_dict() for i in
                 await self.db.read(db.instances_on_host, host)]
 

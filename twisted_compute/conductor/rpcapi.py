@@ -6,9 +6,27 @@ agents, for which the conductor is the only way to the database.
 
 from __future__ import annotations
 
+from typing import Sequence
+
+from twisted_compute.objects import _encode
+from twisted_compute.objects.boot_request import BootRequest
+from twisted_compute.objects.instance import Instance
+from twisted_compute.objects.selection import Selection
 from twisted_compute.rpc.client import RPCClient
 
 TOPIC = "conductor"
+#: The newest conductor RPC API this client speaks (see
+#: :attr:`twisted_compute.conductor.manager.ConductorManager.
+#: RPC_API_VERSION`).
+RPC_API_VERSION = "1.2"
+
+
+def _instance_or_none(values) -> Instance | None:
+    return None if values is None else Instance.from_dict(values)
+
+
+def _instances(values) -> list[Instance]:
+    return [Instance.from_dict(v) for v in values]
 
 
 class ConductorAPIClient:
@@ -16,43 +34,53 @@ class ConductorAPIClient:
     ConductorManager`; each returns a Deferred."""
 
     def __init__(self, transport, timeout: float | None = None):
-        self.client = RPCClient(transport, TOPIC, version_cap="1.1",
+        self.client = RPCClient(transport, TOPIC,
+                                version_cap=RPC_API_VERSION,
                                 timeout=timeout)
 
     # --- builds -------------------------------------------------------
 
-    def schedule_and_build_instances(self, context, build_requests,
-                                     request_spec):
-        return self.client.cast(
+    def schedule_and_build_instances(self, context,
+                                     boot_request: BootRequest):
+        return self.client.prepare(version="1.2").cast(
             context, "schedule_and_build_instances",
-            build_requests=[i if isinstance(i, dict) else i.to_dict()
-                            for i in build_requests],
-            request_spec=request_spec)
+            boot_request=boot_request.to_dict())
 
-    def build_failed(self, context, instance, request_spec, alternates,
-                     reason):
-        return self.client.cast(
-            context, "build_failed", instance=instance,
-            request_spec=request_spec, alternates=alternates, reason=reason)
+    def build_failed(self, context, instance: Instance,
+                     alternates: Sequence[Selection], reason: str,
+                     attempt: int, image: dict | None,
+                     requested_networks=None):
+        """The build of ``instance`` (attempt ``attempt``) failed on this
+        host: the conductor reschedules it to ``alternates[0]`` with the
+        same image and networks, or puts it in ERROR."""
+        return self.client.prepare(version="1.2").cast(
+            context, "build_failed", instance=instance.to_dict(),
+            alternates=[a.to_dict() for a in alternates], reason=reason,
+            attempt=attempt, image=image,
+            requested_networks=requested_networks)
 
     # --- the agents' DB proxy -----------------------------------------
 
     def instance_update(self, context, instance_uuid, updates,
                         expected_task_state=None, expected_host=None,
                         fetch=True, event=None):
-        """``expected_host``, ``fetch=False`` (answer None instead of the
-        instance) and ``event`` need a 1.1 conductor."""
-        from twisted_compute.objects import _encode
+        """Fires with the instance as written (a record), or None with
+        ``fetch=False``.  ``expected_host``, ``fetch=False`` and ``event``
+        need a 1.1 conductor."""
         kwargs = dict(instance_uuid=instance_uuid, updates=_encode(updates),
                       expected_task_state=expected_task_state)
         if expected_host is None and fetch and event is None:
-            return self.client.call(context, "instance_update", **kwargs)
-        return self.client.prepare(version="1.1").call(
-            context, "instance_update", expected_host=expected_host,
-            fetch=fetch, event=event, **kwargs)
+            d = self.client.call(context, "instance_update", **kwargs)
+        else:
+            d = self.client.prepare(version="1.1").call(
+                context, "instance_update", expected_host=expected_host,
+                fetch=fetch, event=event, **kwargs)
+        return d.addCallback(_instance_or_none)
 
     def instances_on_host(self, context, host):
-        return self.client.call(context, "instances_on_host", host=host)
+        """Fires with the instances on ``host`` (records)."""
+        return self.client.call(context, "instances_on_host",
+                                host=host).addCallback(_instances)
 
     def compute_node_update(self, context, values):
         return self.client.call(context, "compute_node_update",

@@ -36,9 +36,12 @@ def _decode(value: Any) -> Any:
 class Record:
     """Mixin: conversion of an attrs record to and from its bus form."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, exclude: frozenset[str] | tuple = ()
+                ) -> dict[str, Any]:
+        """The bus form; fields named in ``exclude`` are left out (a
+        message that carries them once elsewhere)."""
         return {f.name: _encode(getattr(self, f.name))
-                for f in attrs.fields(type(self))}
+                for f in attrs.fields(type(self)) if f.name not in exclude}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]):

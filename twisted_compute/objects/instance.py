@@ -86,8 +86,8 @@ class Instance(Record):
         except (TypeError, ValueError):
             return template % {"id": self.id, "uuid": self.uuid}
 
-    def to_dict(self) -> dict[str, Any]:
-        values = super().to_dict()
+    def to_dict(self, exclude=()) -> dict[str, Any]:
+        values = super().to_dict(exclude)
         if self.fault is not None:
             values["fault"] = self.fault.to_dict()
         return values

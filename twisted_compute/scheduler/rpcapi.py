@@ -4,16 +4,21 @@
     selections = await client.select_destinations(ctx, spec, uuids)
 
 ``select_destinations`` is a ``call`` with ``[DEFAULT] long_rpc_timeout``
-(placing a large request may take a while); its result and errors
-(``NoValidHost`` re-raised typed) are those of
-:meth:`twisted_compute.scheduler.manager.SchedulerManager.select_destinations`.
+(placing a large request may take a while); it takes a
+:class:`~twisted_compute.objects.request_spec.RequestSpec` and fires with
+one :class:`~twisted_compute.objects.selection.Selection` per instance
+(decoded here from the host dicts that
+``SchedulerManager.select_destinations`` answers with, see
+:mod:`twisted_compute.scheduler.manager`); its errors (``NoValidHost``
+re-raised typed) are the scheduler's.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet import defer
+
+from twisted_compute.objects.request_spec import RequestSpec
+from twisted_compute.objects.selection import Selection
 
 TOPIC = "scheduler"
 RPC_API_VERSION = "1.0"
@@ -21,6 +26,10 @@ RPC_API_VERSION = "1.0"
 #: ``[DEFAULT] long_rpc_timeout``'s default, for a client built without
 #: a configuration.
 DEFAULT_LONG_RPC_TIMEOUT = 1800.0
+
+
+def _selections(answer: list[list[dict]]) -> list[Selection]:
+    return [Selection.from_hosts(hosts) for hosts in answer]
 
 
 class SchedulerAPIClient:
@@ -35,18 +44,19 @@ class SchedulerAPIClient:
                                 else DEFAULT_LONG_RPC_TIMEOUT)
         self.long_rpc_timeout = float(long_rpc_timeout)
 
-    def select_destinations(self, context, request_spec: dict[str, Any],
+    def select_destinations(self, context, request_spec: RequestSpec,
                             instance_uuids: list[str],
                             return_alternates: bool = True
                             ) -> defer.Deferred:
-        """Deferred firing with one list of host dicts per instance (the
-        chosen host first, then alternates)."""
+        """Deferred firing with one :class:`Selection` per instance (the
+        chosen host, its alternates in it)."""
         prepared = self.client.prepare(version=RPC_API_VERSION,
                                        timeout=self.long_rpc_timeout)
-        return prepared.call(context, "select_destinations",
-                             request_spec=request_spec,
-                             instance_uuids=list(instance_uuids),
-                             return_alternates=return_alternates)
+        d = prepared.call(context, "select_destinations",
+                          request_spec=request_spec.to_dict(),
+                          instance_uuids=list(instance_uuids),
+                          return_alternates=return_alternates)
+        return d.addCallback(_selections)
 
     def refresh_host_states(self, context) -> defer.Deferred:
         """Fanout cast: every scheduler reads the compute nodes again on

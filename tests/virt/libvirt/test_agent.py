@@ -41,10 +41,9 @@ class AgentMixin:
         record = self.conductor.add(instance)
         record["host"] = HOST  # the conductor placed it here
         self.manager.build_and_run_instance(
-            self.ctx, instance=dict(record),
-            request_spec={"num_instances": 1}, filter_properties={},
-            alternates=[], image={}, admin_password=None,
-            injected_files=[], requested_networks=None)
+            self.ctx, instance=dict(record), image={},
+            requested_networks=None, alternates=[], attempt=1,
+            admin_password=None, injected_files=[])
         return instance
 
     def act(self, method: str, instance: Instance, task_state: str, **kw):
