@@ -29,12 +29,12 @@ import sqlalchemy as sa
 from twisted.internet.defer import maybeDeferred
 
 from twisted_compute import exception, ids
-from twisted_compute.compute import vm_states
 from twisted_compute.db import flavors as flavors_db
 from twisted_compute.db import images as images_db
 from twisted_compute.db import instances as db
 from twisted_compute.db import models as m
 from twisted_compute.log import Logger
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import Instance
 
 #: Characters of generated admin passwords (no look-alikes).

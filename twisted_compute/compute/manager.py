@@ -78,11 +78,10 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from twisted_compute import exception
-from twisted_compute.compute import vm_states
 from twisted_compute.compute.resource_tracker import ResourceTracker
 from twisted_compute.context import get_admin_context
 from twisted_compute.log import Logger
-from twisted_compute.objects import _decode
+from twisted_compute.objects import _decode, vm_states
 from twisted_compute.objects.instance import Instance
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, SOFT

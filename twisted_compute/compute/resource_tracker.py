@@ -25,9 +25,9 @@ from typing import Any, Iterable
 import attrs
 
 from twisted_compute import config, exception
-from twisted_compute.compute import vm_states
 from twisted_compute.config import Opt
 from twisted_compute.log import Logger
+from twisted_compute.objects import vm_states
 
 OPTS = [
     Opt("cpu_allocation_ratio", "float", 16.0,

@@ -22,11 +22,10 @@ from typing import Any
 import attrs
 
 from twisted_compute import config, exception
-from twisted_compute.compute import vm_states
 from twisted_compute.context import RequestContext
 from twisted_compute.db import conductor as db
 from twisted_compute.log import Logger
-from twisted_compute.objects import _decode
+from twisted_compute.objects import _decode, vm_states
 from twisted_compute.objects.instance import Instance
 
 config.register("DEFAULT", [

@@ -11,9 +11,9 @@ from typing import Any, Sequence
 import sqlalchemy as sa
 
 from twisted_compute import exception
-from twisted_compute.compute import vm_states
 from twisted_compute.db import instances as instances_db
 from twisted_compute.db import models as m
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import Instance
 
 I = m.instances  # noqa: E741

@@ -15,9 +15,9 @@ from twisted_compute.api.openstack.common import (
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.schemas import to_bool
 from twisted_compute.api.openstack.compute.views import servers as views
-from twisted_compute.compute import vm_states
 from twisted_compute.db import flavors as flavors_db
 from twisted_compute.db import quotas as quotas_db
+from twisted_compute.objects import vm_states
 
 #: Query parameters non-admins may filter by, with the microversion that
 #: introduced each (others are silently dropped for them, as Nova does).
