@@ -86,8 +86,6 @@ from twisted_compute.objects.instance import Instance
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, SOFT
 
-BINARY = "nova-compute"
-
 #: task_states an instance may have when its build reaches this host.
 BUILD_TASK_STATES = [vm_states.SCHEDULING, vm_states.NETWORKING,
                      vm_states.BLOCK_DEVICE_MAPPING]
