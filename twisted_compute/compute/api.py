@@ -4,13 +4,13 @@ instance states, records instance actions, and hands work to the
 conductor (``compute_task_api``) or to the agents over RPC
 (``compute_rpcapi``).  It never calls the virt layer.
 
-Seams for the control plane:
+What it hands on:
 
 * ``compute_task_api.schedule_and_build_instances(context,
   build_requests, request_spec)``: new instances (records in BUILD /
   scheduling) and a JSON-able request spec (with the admin password and
   injected files, which are never stored).
-* ``compute_rpcapi`` (None until agents exist): ``stop_instance``,
+* ``compute_rpcapi`` (None without a bus): ``stop_instance``,
   ``start_instance``, ``reboot_instance``, ``pause_instance``,
   ``unpause_instance``, ``suspend_instance``, ``resume_instance``,
   ``terminate_instance``, ``get_console_output``, each taking
@@ -145,7 +145,8 @@ class ComputeAPI:
         self.conf = conf
         self.db = db_service
         self.compute_task_api = compute_task_api
-        #: The agents' RPC client; None until the control plane exists.
+        #: The agents' RPC client; None without a bus (the API's unit
+        #: tests).
         self.compute_rpcapi = compute_rpcapi
 
     # --- helpers ------------------------------------------------------
@@ -252,7 +253,7 @@ class ComputeAPI:
                 self.compute_task_api.schedule_and_build_instances,
                 context, instances, request_spec)
         except Exception:
-            # The rows exist and show BUILD; the conductor issue's build
+            # The rows exist and show BUILD; the conductor's build
             # timeout puts them in ERROR.  The client still gets its ids.
             self.log.failure("handing {n} instance(s) of {reservation} to "
                              "the conductor failed", n=len(instances),
