@@ -49,7 +49,7 @@ from twisted_compute.context import RequestContext  # noqa: E402
 from twisted_compute.db import migration  # noqa: E402
 from twisted_compute.db import models as m  # noqa: E402
 from twisted_compute.db.pool import DBService  # noqa: E402
-from twisted_compute.db.services import COMPUTE_BINARY  # noqa: E402
+from twisted_compute.objects.service import COMPUTE_BINARY  # noqa: E402
 from twisted_compute.scheduler import manager as manager_mod  # noqa: E402
 
 ZONES = ("az1", "az2", "az3")

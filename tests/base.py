@@ -31,8 +31,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from twisted_compute import config
-from twisted_compute.api import pipeline
-from twisted_compute.api import services as services_mod
+from twisted_compute.api import pipeline, wiring
 from twisted_compute.db import migration
 from twisted_compute.db.pool import DBService
 
@@ -307,7 +306,7 @@ class APITestCase(HTTPVerbs, DBTestCase):
             overrides.setdefault(group, {}).update(values)
         overrides.setdefault("database", {})["connection"] = self.db_url
         self.conf = make_conf(self.state_path, **overrides)
-        self.services = services_mod.build(self.conf, self.reactor, self.db)
+        self.services = wiring.build(self.conf, self.reactor, self.db)
         self.root = pipeline.load_api(
             os.path.join(ETC, "api-pipeline.ini"), self.api_name,
             {"conf": self.conf, "services": self.services})

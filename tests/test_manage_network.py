@@ -9,14 +9,7 @@ from unittest import mock
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_compute import config
 from twisted_compute.cmd import manage
-
-# Import every option module now: a module first imported inside the
-# patch.dict of sys.modules below would be dropped from sys.modules when
-# the patch ends and imported a second time later (treq then registers
-# its adapters twice and fails).
-config.import_option_modules()
 
 NETWORK_XML = """<network><name>default</name><bridge name='virbr0'/>
 <ip family='ipv6' address='fd00::1' prefix='64'/>

@@ -58,25 +58,26 @@ def agent_hosts(conf) -> list[str]:
 def makeService(options):
     from twisted.internet import reactor
 
-    from twisted_compute import roles
-    from twisted_compute.api.service import make_api_service
-    from twisted_compute.service import TransportService
+    from twisted_compute.api.listeners import add_api_listeners
+    from twisted_compute.compute.tap import agent_role
+    from twisted_compute.conductor.tap import conductor_role
+    from twisted_compute.process import (
+        RoleProcess, TransportService, lag_monitor, make_db, make_transport)
+    from twisted_compute.scheduler.tap import scheduler_role
 
     conf = embedded_defaults(load_config(options))
-    top = roles.RoleProcess()
-    db = roles.make_db(conf, reactor, auto_migrate=True)
+    top = RoleProcess()
+    db = make_db(conf, reactor, auto_migrate=True)
     db.setServiceParent(top)
     seed_defaults(conf, db.engine)
-    transport = roles.make_transport(conf, reactor)
+    transport = make_transport(conf, reactor)
     TransportService(transport).setServiceParent(top)
-    roles.conductor_role(conf, reactor, transport, db).setServiceParent(top)
-    roles.scheduler_role(conf, reactor, transport, db).setServiceParent(top)
+    conductor_role(conf, reactor, transport, db).setServiceParent(top)
+    scheduler_role(conf, reactor, transport, db).setServiceParent(top)
     for host in agent_hosts(conf):
-        roles.agent_role(conf, reactor, transport,
-                         host=host).setServiceParent(top)
-    roles.lag_monitor(conf, reactor, "all-in-one").setServiceParent(top)
-    make_api_service(conf, reactor, transport=transport, db=db, top=top)
-    return top
+        agent_role(conf, reactor, transport, host=host).setServiceParent(top)
+    lag_monitor(conf, reactor, "all-in-one").setServiceParent(top)
+    return add_api_listeners(conf, reactor, top, db, transport)
 
 
 def seed_defaults(conf, engine) -> None:

@@ -48,10 +48,3 @@ def prepare_process(conf) -> None:
     set_debug(conf.debug)
     sys.setswitchinterval(SWITCH_INTERVAL)
 
-
-def not_yet(role: str):
-    """For roles that come with a later issue: refuse to start clearly."""
-    sys.stderr.write(
-        f"twisted-compute: the {role} role is not implemented yet (it "
-        f"comes with the control-plane work); nothing was started.\n")
-    raise SystemExit(2)

@@ -15,11 +15,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_compute import config, exception
 from twisted_compute.compute import manager as manager_mod
-from twisted_compute.compute import vm_states
 from twisted_compute.compute.manager import ComputeManager
 from twisted_compute.compute.rpcapi import (
     ComputeAPIClient, parse_version_cap)
 from twisted_compute.context import RequestContext
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import Instance
 from twisted_compute.objects.request_spec import RequestSpec
 from twisted_compute.objects.selection import Selection

@@ -10,8 +10,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_compute import config, exception
-from twisted_compute.compute import vm_states
 from twisted_compute.compute.resource_tracker import ResourceTracker
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import Instance
 from twisted_compute.virt.fake import FakeDriver
 

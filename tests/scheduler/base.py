@@ -16,8 +16,8 @@ from twisted.internet.task import Clock
 from tests.base import DBTestCase, make_conf
 from twisted_compute.context import RequestContext
 from twisted_compute.db import models as m
-from twisted_compute.db.services import COMPUTE_BINARY
-from twisted_compute.scheduler import manager as manager_mod  # registers opts
+from twisted_compute.objects.service import COMPUTE_BINARY
+from twisted_compute.scheduler import manager as manager_mod
 from twisted_compute.scheduler.host_state import utc_from_seconds
 
 #: The scheduler's clock starts here (tests compare it with DB times).

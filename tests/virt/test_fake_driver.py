@@ -13,8 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from twisted_compute import config, exception
-from twisted_compute.compute import vm_states
 from twisted_compute.context import get_admin_context
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import Instance
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, SOFT, IComputeDriver, \

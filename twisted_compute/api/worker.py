@@ -1,6 +1,6 @@
 """A worker process of the API: serves one API on a socket it inherits.
 
-Started by :class:`twisted_compute.api.service.WorkerPoolService` as
+Started by :class:`twisted_compute.api.listeners.WorkerPoolService` as
 ``python -m twisted_compute.api.worker --api NAME --fd 3 --config-file F``.
 """
 
@@ -84,9 +84,10 @@ def main(argv=None) -> int:
     from twisted.internet import reactor
 
     from twisted_compute import config as config_mod
-    from twisted_compute.api import pipeline, services as services_mod
-    from twisted_compute.api.service import make_site, wrap_tls
+    from twisted_compute.api import pipeline, wiring
+    from twisted_compute.api.listeners import make_site, wrap_tls
     from twisted_compute.db.pool import DBService
+    from twisted_compute.process import make_transport
 
     globalLogBeginner.beginLoggingTo([FileLogObserver(sys.stdout, _format)],
                                      redirectStandardIO=False)
@@ -99,9 +100,8 @@ def main(argv=None) -> int:
     db = DBService(conf.database_url, reactor,
                    pool_size=conf.database.max_pool_size,
                    recycle=conf.database.connection_recycle_time)
-    from twisted_compute.roles import make_transport
     transport = make_transport(conf, reactor)
-    services = services_mod.build(conf, reactor, db, transport=transport)
+    services = wiring.build(conf, reactor, db, transport=transport)
     paste = conf.find_file(conf.wsgi.api_paste_config)
     resource = pipeline.load_api(paste, args.api,
                                  {"conf": conf, "services": services})

@@ -4,14 +4,14 @@ instance states, records instance actions, and hands work to the
 conductor (``compute_task_api``) or to the agents over RPC
 (``compute_rpcapi``).  It never calls the virt layer.
 
-Seams for the control plane:
+What it hands on:
 
 * ``compute_task_api.schedule_and_build_instances(context,
   boot_request)``: a :class:`~twisted_compute.objects.boot_request.
   BootRequest`: the new instances (records in BUILD / scheduling), their
   request spec, the admin password and the injected files (those two are
   never stored).
-* ``compute_rpcapi`` (None until agents exist): ``stop_instance``,
+* ``compute_rpcapi`` (None without a bus): ``stop_instance``,
   ``start_instance``, ``reboot_instance``, ``pause_instance``,
   ``unpause_instance``, ``suspend_instance``, ``resume_instance``,
   ``terminate_instance``, ``get_console_output``, each taking
@@ -31,12 +31,12 @@ import sqlalchemy as sa
 from twisted.internet.defer import maybeDeferred
 
 from twisted_compute import exception, ids
-from twisted_compute.compute import vm_states
 from twisted_compute.db import flavors as flavors_db
 from twisted_compute.db import images as images_db
 from twisted_compute.db import instances as db
 from twisted_compute.db import models as m
 from twisted_compute.log import Logger
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.boot_request import BootRequest
 from twisted_compute.objects.instance import Instance
 from twisted_compute.objects.request_spec import RequestSpec
@@ -149,7 +149,8 @@ class ComputeAPI:
         self.conf = conf
         self.db = db_service
         self.compute_task_api = compute_task_api
-        #: The agents' RPC client; None until the control plane exists.
+        #: The agents' RPC client; None without a bus (the API's unit
+        #: tests).
         self.compute_rpcapi = compute_rpcapi
 
     # --- helpers ------------------------------------------------------
@@ -262,7 +263,7 @@ class ComputeAPI:
                 self.compute_task_api.schedule_and_build_instances,
                 context, boot_request)
         except Exception:
-            # The rows exist and show BUILD; the conductor issue's build
+            # The rows exist and show BUILD; the conductor's build
             # timeout puts them in ERROR.  The client still gets its ids.
             self.log.failure("handing {n} instance(s) of {reservation} to "
                              "the conductor failed", n=len(instances),

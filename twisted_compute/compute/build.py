@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from twisted_compute import exception
-from twisted_compute.compute import vm_states
+from twisted_compute.objects import vm_states
 from twisted_compute.compute.common import SUCCESS, bus_time, message
 from twisted_compute.objects.instance import Instance
 from twisted_compute.objects.selection import Selection

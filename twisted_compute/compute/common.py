@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 
 from twisted_compute import exception
-from twisted_compute.compute import vm_states
+from twisted_compute.objects import vm_states
 
 SUCCESS = "Success"
 ERROR = "Error"

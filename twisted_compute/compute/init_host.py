@@ -8,7 +8,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from twisted_compute.compute import vm_states
+from twisted_compute.objects import vm_states
 from twisted_compute.compute.common import (
     HARD_REBOOT_TASK_STATES, SOFT_REBOOT_TASK_STATES)
 from twisted_compute.context import get_admin_context

@@ -79,7 +79,6 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from twisted_compute import exception
-from twisted_compute.compute import vm_states
 from twisted_compute.compute.build import BuildMixin, _Build
 from twisted_compute.compute.common import (
     ERROR, HARD_REBOOT_TASK_STATES, SOFT_REBOOT_TASK_STATES, SUCCESS,
@@ -90,12 +89,11 @@ from twisted_compute.compute.power_sync import PowerSyncMixin
 from twisted_compute.compute.resource_tracker import ResourceTracker
 from twisted_compute.context import get_admin_context
 from twisted_compute.log import Logger
-from twisted_compute.objects import _decode
+from twisted_compute.objects import _decode, vm_states
 from twisted_compute.objects.instance import Instance
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, SOFT
 
-BINARY = "nova-compute"
 
 #: Fields of an instance record (what an update may change locally).
 _INSTANCE_FIELDS = frozenset(f.name for f in attrs.fields(Instance))

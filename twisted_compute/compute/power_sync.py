@@ -10,7 +10,7 @@ from typing import Any
 from twisted.internet import defer
 
 from twisted_compute import exception
-from twisted_compute.compute import vm_states
+from twisted_compute.objects import vm_states
 from twisted_compute.context import get_admin_context
 from twisted_compute.objects.instance import Instance
 from twisted_compute.virt import power_state

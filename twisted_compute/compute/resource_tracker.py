@@ -24,32 +24,12 @@ from typing import Any, Iterable
 
 import attrs
 
-from twisted_compute import config, exception
-from twisted_compute.compute import vm_states
-from twisted_compute.config import Opt
+from twisted_compute import exception
 from twisted_compute.log import Logger
-
-OPTS = [
-    Opt("cpu_allocation_ratio", "float", 16.0,
-        "Virtual CPUs a compute host offers per physical CPU", min=0.0),
-    Opt("ram_allocation_ratio", "float", 1.5,
-        "MiB of RAM a compute host offers per physical MiB", min=0.0),
-    Opt("disk_allocation_ratio", "float", 1.0,
-        "GiB of disk a compute host offers per physical GiB", min=0.0),
-]
-config.register("DEFAULT", OPTS)
-
-_DEFAULTS = {opt.name: opt.default for opt in OPTS}
+from twisted_compute.objects import vm_states
 
 #: vm_states whose instances take no resources on their host.
 FREE_VM_STATES = (vm_states.DELETED, vm_states.SHELVED_OFFLOADED)
-
-
-def _option(conf, name: str) -> Any:
-    try:
-        return conf.get("DEFAULT", name)
-    except (KeyError, AttributeError):
-        return _DEFAULTS[name]
 
 
 @attrs.frozen
@@ -108,9 +88,9 @@ class ResourceTracker:
         self.host = host
         self.driver = driver
         self.nodename = nodename
-        self.cpu_allocation_ratio = _option(conf, "cpu_allocation_ratio")
-        self.ram_allocation_ratio = _option(conf, "ram_allocation_ratio")
-        self.disk_allocation_ratio = _option(conf, "disk_allocation_ratio")
+        self.cpu_allocation_ratio = conf.cpu_allocation_ratio
+        self.ram_allocation_ratio = conf.ram_allocation_ratio
+        self.disk_allocation_ratio = conf.disk_allocation_ratio
         #: The driver's last report (None until :meth:`refresh`).
         self.resources: dict[str, Any] | None = None
         #: Instances on this host that take resources, by uuid.

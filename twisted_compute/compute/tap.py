@@ -1,10 +1,85 @@
-"""``twistd compute-agent``: the agent of one hypervisor host."""
+"""``twistd compute-agent``: the agent of one hypervisor host (the bus
+and the agent's RPC service; no database, the conductor is its only way
+to it)."""
 
+from __future__ import annotations
+
+from twisted.internet import defer
+
+from twisted_compute import exception
+from twisted_compute.compute.manager import ComputeManager
+from twisted_compute.conductor.rpcapi import ConductorAPIClient
+from twisted_compute.context import get_admin_context
+from twisted_compute.log import Logger
+from twisted_compute.objects.service import COMPUTE_BINARY
+from twisted_compute.process import (
+    RoleProcess, TransportService, lag_monitor, make_transport)
+from twisted_compute.rpc_service import RPCRoleService
 from twisted_compute.tap import Options, load_config  # noqa: F401
+from twisted_compute.virt.driver import load_driver
+
+log = Logger()
+
+
+def agent_role(conf, reactor, transport, host: str | None = None,
+               driver=None) -> RPCRoleService:
+    """A compute agent for ``host``: no database, the conductor is its
+    only way to it."""
+    host = host or conf.host
+    if driver is None:
+        try:
+            driver = load_driver(conf, reactor, host=host)
+        except exception.ComputeException as exc:
+            raise SystemExit(f"twisted-compute: [DEFAULT] compute_driver: "
+                             f"{exc.format_message()}") from None
+    conductor = ConductorAPIClient(transport,
+                                   timeout=conf.rpc_response_timeout)
+    manager = ComputeManager(conf, host, driver, conductor, reactor)
+    topic = "compute"
+    context = get_admin_context()
+
+    def heartbeat():
+        return conductor.service_heartbeat(context, host, COMPUTE_BINARY,
+                                           topic)
+
+    def on_start():
+        # Reconcile with the hypervisor and report resources before
+        # taking work; if the conductor is not reachable yet, the
+        # periodic tasks catch up.
+        d = defer.maybeDeferred(manager.init_host, context)
+        d.addErrback(lambda f: log.failure(
+            "init_host of {host} failed; periodic tasks will retry", f,
+            host=host))
+        return d
+
+    periodic = []
+    if getattr(driver, "age_images", None) and \
+            conf.image_cache_manager_interval > 0:
+        periodic.append(("age_images", driver.age_images,
+                         conf.image_cache_manager_interval))
+    role = RPCRoleService(
+        conf, reactor, transport, topic, host, COMPUTE_BINARY, [manager],
+        periodic=periodic + [
+            ("update_available_resource", manager.update_available_resource,
+             conf.update_resources_interval),
+            ("sync_power_states", manager.sync_power_states,
+             conf.sync_power_state_interval),
+        ],
+        heartbeat=heartbeat, on_start=on_start)
+    role.manager = manager
+    return role
+
+
+def agent_process(conf, reactor) -> RoleProcess:
+    top = RoleProcess()
+    transport = make_transport(conf, reactor)
+    TransportService(transport).setServiceParent(top)
+    agent_role(conf, reactor, transport).setServiceParent(top)
+    lag_monitor(conf, reactor, "agent").setServiceParent(top)
+    return top
 
 
 def makeService(options):
     from twisted.internet import reactor
 
-    from twisted_compute.roles import agent_process
     return agent_process(load_config(options), reactor)

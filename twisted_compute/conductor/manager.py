@@ -21,28 +21,15 @@ from typing import Any
 
 import attrs
 
-from twisted_compute import config, exception
-from twisted_compute.compute import vm_states
+from twisted_compute import exception
 from twisted_compute.context import RequestContext
 from twisted_compute.db import conductor as db
 from twisted_compute.log import Logger
-from twisted_compute.objects import _decode
+from twisted_compute.objects import _decode, vm_states
 from twisted_compute.objects.boot_request import BootRequest
 from twisted_compute.objects.instance import Instance
 from twisted_compute.objects.request_spec import RequestSpec
 from twisted_compute.objects.selection import Selection
-
-config.register("DEFAULT", [
-    config.Opt("instance_build_timeout", "int", 600,
-               "Seconds after which an instance still building is put in "
-               "ERROR (0: never)", min=0),
-    config.Opt("build_timeout_check_interval", "int", 30,
-               "Seconds between checks for builds that took too long",
-               min=1),
-])
-# [scheduler] max_attempts is the scheduler's option (it returns that many
-# hosts per instance); the conductor reads it too.
-import twisted_compute.scheduler.manager  # noqa: E402,F401
 
 BUILD_EVENT = "conductor_schedule_and_build_instances"
 

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from twisted_compute import exception
 from twisted_compute.db import models as m
-from twisted_compute.db.services import COMPUTE_BINARY
 from twisted_compute.objects.aggregate import AZ_KEY, Aggregate
+from twisted_compute.objects.service import COMPUTE_BINARY
 
 _agg = m.aggregates
 _hosts = m.aggregate_hosts

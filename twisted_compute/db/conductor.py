@@ -11,10 +11,11 @@ from typing import Any, Sequence
 import sqlalchemy as sa
 
 from twisted_compute import exception
-from twisted_compute.compute import vm_states
 from twisted_compute.db import instances as instances_db
 from twisted_compute.db import models as m
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import Instance
+from twisted_compute.objects.service import COMPUTE_BINARY
 
 I = m.instances  # noqa: E741
 
@@ -126,7 +127,7 @@ def compute_node_update(conn, values: dict[str, Any]) -> int:
     now = m.utcnow()
     service = conn.execute(sa.select(m.services.c.id).where(
         m.services.c.host == host,
-        m.services.c.binary == "nova-compute")).first()
+        m.services.c.binary == COMPUTE_BINARY)).first()
     if service is not None:
         data["service_id"] = service.id
     cn = m.compute_nodes

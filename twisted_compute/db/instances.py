@@ -14,9 +14,9 @@ from typing import Any, Callable, Iterable, Sequence
 import sqlalchemy as sa
 
 from twisted_compute import exception
-from twisted_compute.compute import vm_states
 from twisted_compute.db import models as m
 from twisted_compute.db import quotas
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import (
     Instance, InstanceAction, InstanceActionEvent, InstanceFault)
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from twisted_compute.db import models as m
 from twisted_compute.db import services as services_db
+from twisted_compute.objects.service import COMPUTE_BINARY
 
 _cn = m.compute_nodes
 _svc = m.services
@@ -51,7 +52,7 @@ def compute_hosts(conn) -> dict[str, Any]:
     query = (sa.select(*_NODE_COLUMNS, *_SERVICE_COLUMNS)
              .select_from(_cn.outerjoin(_svc, sa.and_(
                  _svc.c.host == _cn.c.host,
-                 _svc.c.binary == services_db.COMPUTE_BINARY)))
+                 _svc.c.binary == COMPUTE_BINARY)))
              .where(_cn.c.deleted == 0)
              .order_by(_cn.c.id))
     nodes = [dict(row._mapping) for row in conn.execute(query)]

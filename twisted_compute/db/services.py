@@ -11,11 +11,8 @@ import sqlalchemy as sa
 
 from twisted_compute import exception
 from twisted_compute.db import models as m
-from twisted_compute.objects.service import ComputeNode, Service
-
-#: The binary of compute services (the name the ``openstack`` CLI and
-#: Nova's API use), whose hosts carry availability zones and hypervisors.
-COMPUTE_BINARY = "nova-compute"
+from twisted_compute.objects.service import (
+    COMPUTE_BINARY, ComputeNode, Service)
 
 _svc = m.services
 _cn = m.compute_nodes

@@ -9,6 +9,13 @@ import attrs
 
 from twisted_compute.objects import Record
 
+#: The ``binary`` of each role's service rows (the names the ``openstack``
+#: CLI and Nova's API use).  Compute services' hosts carry availability
+#: zones and hypervisors.
+COMPUTE_BINARY = "nova-compute"
+CONDUCTOR_BINARY = "nova-conductor"
+SCHEDULER_BINARY = "nova-scheduler"
+
 
 @attrs.frozen
 class Service(Record):

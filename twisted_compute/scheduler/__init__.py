@@ -1,1 +1,2 @@
-"""The scheduler role (the control-plane issue)."""
+"""The scheduler role: picks hosts for new servers (filters, then
+weighers)."""

@@ -14,64 +14,13 @@ import random as random_mod
 import time
 from typing import Any, Sequence
 
-
-from twisted_compute import config, exception
-from twisted_compute.compute import resource_tracker
-from twisted_compute.config import Opt
+from twisted_compute import exception
 from twisted_compute.db import scheduler as db
 from twisted_compute.log import Logger
 from twisted_compute.scheduler import filters as filters_mod
 from twisted_compute.scheduler import weighers as weighers_mod
 from twisted_compute.scheduler.host_state import (
     HostManager, HostState, RequestSpec, utc_from_seconds)
-
-DEFAULT_FILTERS = [
-    "AvailabilityZoneFilter", "ComputeFilter", "RamFilter", "DiskFilter",
-    "CoreFilter", "ImagePropertiesFilter", "ServerGroupAntiAffinityFilter",
-    "ServerGroupAffinityFilter",
-]
-
-#: ``[DEFAULT]`` allocation ratios, used where a compute node row has
-#: none (0): one definition, the compute agent's resource tracker's.
-ALLOCATION_RATIO_OPTS = resource_tracker.OPTS
-
-SCHEDULER_OPTS = [
-    # Defined identically by the conductor (which reschedules): whichever
-    # registers first, the option table is the same.
-    Opt("max_attempts", "int", 3,
-        "Hosts tried for one build (the first and its alternates)",
-        min=1),
-    Opt("host_state_refresh_interval", "float", 5.0,
-        "Seconds the scheduler reuses the compute nodes it read from the "
-        "database before reading them again (0: every request)", min=0.0),
-    Opt("host_claim_timeout", "float", 120.0,
-        "Seconds after which a claim the scheduler made on a host is "
-        "forgotten even if the host has not reported since", min=1.0),
-]
-
-FILTER_SCHEDULER_OPTS = [
-    Opt("enabled_filters", "list", list(DEFAULT_FILTERS),
-        "Host filters applied, in order"),
-    Opt("weight_classes", "list", ["all"],
-        "Host weighers applied (class names, or 'all')"),
-    Opt("host_subset_size", "int", 1,
-        "The chosen host is picked at random among this many best "
-        "weighed hosts", min=1),
-    Opt("ram_weight_multiplier", "float", 1.0,
-        "Multiplier of the free-RAM weight (negative stacks instances)"),
-    Opt("cpu_weight_multiplier", "float", 1.0,
-        "Multiplier of the free-vCPU weight (negative stacks instances)"),
-    Opt("disk_weight_multiplier", "float", 1.0,
-        "Multiplier of the free-disk weight (negative stacks instances)"),
-    Opt("soft_affinity_weight_multiplier", "float", 1.0,
-        "Multiplier of the soft-affinity group weight", min=0.0),
-    Opt("soft_anti_affinity_weight_multiplier", "float", 1.0,
-        "Multiplier of the soft-anti-affinity group weight", min=0.0),
-]
-
-config.register("DEFAULT", ALLOCATION_RATIO_OPTS)
-config.register("scheduler", SCHEDULER_OPTS)
-config.register("filter_scheduler", FILTER_SCHEDULER_OPTS)
 
 NOT_ENOUGH_HOSTS = "There are not enough hosts available."
 

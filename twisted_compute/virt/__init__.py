@@ -1,1 +1,1 @@
-"""Virt drivers (the control-plane and libvirt issues)."""
+"""Virt drivers: the interface (driver.py), the fake driver, libvirt."""

@@ -15,46 +15,16 @@ from __future__ import annotations
 import json
 import random as random_mod
 import uuid as uuidlib
-from typing import Any
 
 import attrs
 from twisted.internet import defer, task
 from zope.interface import implementer
 
-from twisted_compute import config, exception
-from twisted_compute.config import Opt
+from twisted_compute import exception
 from twisted_compute.log import Logger
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import REBOOT_TYPES, SOFT, \
     IComputeDriver, InstanceInfo, driver_capabilities
-
-OPTS = [
-    Opt("vcpus", "int", 32, "vCPUs of each fake hypervisor host", min=1),
-    Opt("memory_mb", "int", 131072,
-        "MiB of RAM of each fake hypervisor host", min=1),
-    Opt("local_gb", "int", 2048,
-        "GiB of local disk of each fake hypervisor host", min=1),
-    Opt("spawn_delay", "float", 0.0,
-        "Seconds a fake spawn takes before the guest runs", min=0),
-    Opt("fail_spawn", "bool", False,
-        "Every fake spawn fails (to test reschedules)"),
-    Opt("fail_spawn_ratio", "float", 0.0,
-        "Fraction of fake spawns that fail at random (0 to 1)",
-        min=0, max=1),
-]
-config.register("fake_driver", OPTS)
-
-_DEFAULTS = {opt.name: opt.default for opt in OPTS}
-
-
-def _option(conf, name: str) -> Any:
-    """``[fake_driver] name``, or its default when ``conf`` was loaded
-    before this module registered its options."""
-    try:
-        return conf.get("fake_driver", name)
-    except (KeyError, AttributeError):
-        return _DEFAULTS[name]
-
 
 @attrs.define
 class FakeGuest:
@@ -86,18 +56,20 @@ class FakeDriver:
                  fail_spawn: bool | None = None,
                  fail_spawn_ratio: float | None = None,
                  random: random_mod.Random | None = None):
-        def pick(value, name):
-            return _option(conf, name) if value is None else value
+        def pick(value, option):
+            return option if value is None else value
 
+        options = conf.fake_driver
         self.conf = conf
         self.reactor = reactor
         self.host = host or conf.host
-        self.vcpus = pick(vcpus, "vcpus")
-        self.memory_mb = pick(memory_mb, "memory_mb")
-        self.local_gb = pick(local_gb, "local_gb")
-        self.spawn_delay = pick(spawn_delay, "spawn_delay")
-        self.fail_spawn = pick(fail_spawn, "fail_spawn")
-        self.fail_spawn_ratio = pick(fail_spawn_ratio, "fail_spawn_ratio")
+        self.vcpus = pick(vcpus, options.vcpus)
+        self.memory_mb = pick(memory_mb, options.memory_mb)
+        self.local_gb = pick(local_gb, options.local_gb)
+        self.spawn_delay = pick(spawn_delay, options.spawn_delay)
+        self.fail_spawn = pick(fail_spawn, options.fail_spawn)
+        self.fail_spawn_ratio = pick(fail_spawn_ratio,
+                                     options.fail_spawn_ratio)
         self.random = random or random_mod.Random()
         self.guests: dict[str, FakeGuest] = {}
         self.initialized = False
@@ -185,8 +157,7 @@ class FakeDriver:
         self.spawn_count += 1
         guest = FakeGuest(
             uuid=instance.uuid, name=instance.instance_name(
-                getattr(self.conf, "instance_name_template",
-                        "instance-%08x")),
+                self.conf.instance_name_template),
             internal_id=str(uuidlib.uuid4()), state=power_state.NOSTATE,
             vcpus=instance.vcpus, memory_mb=instance.memory_mb,
             disk_gb=(instance.root_gb or 0) + (instance.ephemeral_gb or 0))
@@ -301,4 +272,4 @@ class FakeDriver:
             feature="Snapshots on the fake driver"))
 
 
-__all__ = ["FakeDriver", "FakeGuest", "OPTS"]
+__all__ = ["FakeDriver", "FakeGuest"]

@@ -1,7 +1,7 @@
 """Power states: what the hypervisor says about a guest.
 
 The integers are Nova's (the API shows them as ``OS-EXT-STS:power_state``),
-so they are the same numbers as :mod:`twisted_compute.compute.vm_states`
+so they are the same numbers as :mod:`twisted_compute.objects.vm_states`
 ``NOSTATE`` ... ``SUSPENDED_POWER``.
 """
 

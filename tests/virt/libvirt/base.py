@@ -18,7 +18,7 @@ import uuid as uuidlib
 
 from tests.base import SyncReactor, SyncThreadPool, require_service
 from twisted_compute import config
-from twisted_compute.compute import vm_states
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import Instance
 
 

@@ -13,9 +13,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.compute.test_manager import (
     ACTION_STEPS, FakeConductor, make_instance)
 from tests.virt.libvirt.base import LibvirtFixture
-from twisted_compute.compute import vm_states
 from twisted_compute.compute.manager import ComputeManager
 from twisted_compute.context import RequestContext
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import Instance
 from twisted_compute.virt import power_state
 from twisted_compute.virt.fake import FakeDriver

@@ -17,8 +17,7 @@ from typing import Sequence
 
 import attrs
 
-#: ``[libvirt] cpu_mode`` values.
-CPU_MODES = ("host-model", "host-passthrough", "custom", "none")
+from twisted_compute.conf.libvirt import CPU_MODES  # ``[libvirt] cpu_mode``
 
 
 def _text(parent: ET.Element, tag: str, text, **attrib) -> ET.Element:

@@ -36,8 +36,7 @@ from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
-from twisted_compute import config, exception
-from twisted_compute.config import Opt
+from twisted_compute import exception
 from twisted_compute.log import Logger
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, REBOOT_TYPES, \
@@ -48,67 +47,12 @@ from twisted_compute.virt.libvirt.dhcp import DHCPReservations, mac_address
 from twisted_compute.virt.libvirt.host import Host, domain_power_state, \
     libvirt
 
-OPTS = [
-    Opt("connection_uri", "str", "qemu:///system",
-        "libvirt connection URI (with virt_type = test, test:///default "
-        "unless this names another test:// URI)"),
-    Opt("virt_type", "str", "kvm",
-        "Domain type: kvm, qemu (software emulation) or test (libvirt's "
-        "own in-memory test hypervisor)", choices=("kvm", "qemu", "test")),
-    Opt("images_path", "str", "$state_path/instances",
-        "Directory of instance disks and console logs; cached images are "
-        "in its _base subdirectory ($state_path is replaced)"),
-    Opt("cpu_mode", "str", "",
-        "Guest CPU: host-model, host-passthrough, custom (with cpu_model) "
-        "or none; empty: host-model for kvm, none otherwise",
-        choices=("",) + vconfig.CPU_MODES),
-    Opt("cpu_model", "str", "", "CPU model when cpu_mode = custom"),
-    Opt("network", "str", "default",
-        "libvirt network the guests' NICs are on"),
-    Opt("max_threads", "int", 4,
-        "Threads of the pool that runs libvirt calls", min=1, max=64),
-    Opt("wait_soft_reboot_seconds", "int", 120,
-        "Seconds a soft reboot waits for the guest to shut down before "
-        "it becomes a hard reboot", min=0),
-    Opt("default_kernel_cmdline", "str",
-        "root=/dev/vda console=tty0 console=ttyS0",
-        "Kernel command line for direct kernel boot when the image has no "
-        "os_command_line property"),
-    Opt("qemu_img_timeout", "float", 600.0,
-        "Seconds a qemu-img run (image info, overlay creation) may take "
-        "before it is killed and the build fails", min=1),
-]
-config.register("libvirt", OPTS)
-config.register("DEFAULT", [
-    Opt("image_cache_manager_interval", "int", 2400,
-        "Seconds between runs of the image cache manager (ageing out "
-        "unused cached images); 0 disables it", min=0),
-    Opt("remove_unused_original_minimum_age_seconds", "int", 86400,
-        "Seconds a cached image must have been unused before it is "
-        "removed", min=0),
-    Opt("force_config_drive", "bool", False,
-        "Attach a config drive to every guest, asked for or not"),
-])
-config.register("glance", [
-    Opt("auth_token", "str", "admin:admin",
-        "X-Auth-Token the compute agent sends to the image API to "
-        "download images (with auth_strategy = noauth, 'admin:admin'; "
-        "with keystone, a service token)", secret=True),
-])
-
-_DEFAULTS = {("libvirt", opt.name): opt.default for opt in OPTS}
-
 #: Most bytes of console log returned (as Nova's MAX_CONSOLE_BYTES).
 MAX_CONSOLE_BYTES = 100 * 1024
 
 VIR_ERR_NO_DOMAIN = 42
 
 
-def _option(conf, group: str, name: str, default=None):
-    try:
-        return conf.get(group, name)
-    except (KeyError, AttributeError):
-        return _DEFAULTS.get((group, name), default)
 
 
 def _not_found(error) -> bool:
@@ -131,43 +75,39 @@ class LibvirtDriver:
         self.conf = conf
         self.reactor = reactor
         self.host = host or conf.host
-        self.virt_type = _option(conf, "libvirt", "virt_type")
-        uri = _option(conf, "libvirt", "connection_uri")
+        options = conf.libvirt
+        self.virt_type = options.virt_type
+        uri = options.connection_uri
         if self.virt_type == "test" and not uri.startswith("test:"):
             uri = "test:///default"
         self.uri = uri
-        self.images_path = _option(conf, "libvirt", "images_path").replace(
+        self.images_path = options.images_path.replace(
             "$state_path", conf.state_path)
-        self.network = _option(conf, "libvirt", "network")
-        cpu_mode = _option(conf, "libvirt", "cpu_mode") or (
+        self.network = options.network
+        cpu_mode = options.cpu_mode or (
             "host-model" if self.virt_type == "kvm" else "none")
-        self.cpu = vconfig.CPU(mode=cpu_mode, model=_option(
-            conf, "libvirt", "cpu_model") or None)
-        self.soft_reboot_wait = _option(conf, "libvirt",
-                                        "wait_soft_reboot_seconds")
-        self.kernel_cmdline = _option(conf, "libvirt",
-                                      "default_kernel_cmdline")
+        self.cpu = vconfig.CPU(mode=cpu_mode,
+                               model=options.cpu_model or None)
+        self.soft_reboot_wait = options.wait_soft_reboot_seconds
+        self.kernel_cmdline = options.default_kernel_cmdline
         self._host = Host(self.uri, reactor, pool=pool,
-                          max_threads=_option(conf, "libvirt",
-                                              "max_threads"))
+                          max_threads=options.max_threads)
         self.image_cache = imagecache.ImageCache(
             os.path.join(self.images_path, "_base"), self._image_api(),
-            _option(conf, "glance", "auth_token", "admin:admin") or None,
+            conf.glance.auth_token or None,
             reactor, self._host.pool, http=http,
-            response_timeout=_option(conf, "glance",
-                                     "image_response_timeout", 60.0),
-            deadline=_option(conf, "glance", "image_download_deadline",
-                             3600.0))
-        self.qemu_img_timeout = _option(conf, "libvirt", "qemu_img_timeout")
+            response_timeout=conf.glance.image_response_timeout,
+            deadline=conf.glance.image_download_deadline)
+        self.qemu_img_timeout = conf.libvirt.qemu_img_timeout
         self.dhcp = DHCPReservations()
 
     # --- helpers -------------------------------------------------------
 
     def _image_api(self) -> str:
-        servers = _option(self.conf, "glance", "api_servers", "")
+        servers = self.conf.glance.api_servers
         if servers:
             return servers.split(",")[0].strip()
-        listen = getattr(self.conf, "image_listen", "0.0.0.0")
+        listen = self.conf.image_listen
         if listen in ("0.0.0.0", "::", ""):
             listen = "127.0.0.1"
         if ":" in listen:
@@ -194,8 +134,7 @@ class LibvirtDriver:
         return os.path.join(self.instance_dir(instance_uuid), "console.log")
 
     def _domain_name(self, instance) -> str:
-        return instance.instance_name(
-            getattr(self.conf, "instance_name_template", "instance-%08x"))
+        return instance.instance_name(self.conf.instance_name_template)
 
     @staticmethod
     def _lookup(conn, instance_uuid: str):
@@ -431,9 +370,8 @@ class LibvirtDriver:
         return await self.image_cache.fetch(image)
 
     def _wants_config_drive(self, instance) -> bool:
-        return bool(_option(self.conf, "DEFAULT", "force_config_drive",
-                            False)) or str(instance.config_drive or "") \
-            .lower() in ("true", "1", "yes", "on")
+        return self.conf.force_config_drive or str(
+            instance.config_drive or "").lower() in ("true", "1", "yes", "on")
 
     async def _config_drive(self, context, instance, image_meta,
                             injected_files, admin_password,
@@ -674,9 +612,7 @@ class LibvirtDriver:
         instance directory uses and that have been unused for
         ``remove_unused_original_minimum_age_seconds``.  Fires with the
         removed image ids."""
-        min_age = _option(self.conf, "DEFAULT",
-                          "remove_unused_original_minimum_age_seconds",
-                          86400)
+        min_age = self.conf.remove_unused_original_minimum_age_seconds
         d = self._thread(_images_in_use, self.images_path)
         d.addCallback(lambda in_use: self.image_cache.age(in_use, min_age))
         return d

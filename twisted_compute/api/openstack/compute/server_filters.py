@@ -9,7 +9,7 @@ from typing import Any
 
 from twisted_compute import exception
 from twisted_compute.api.openstack import common
-from twisted_compute.compute import vm_states
+from twisted_compute.objects import vm_states
 
 
 #: Query parameters non-admins may filter by, with the microversion that

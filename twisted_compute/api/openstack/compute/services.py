@@ -14,6 +14,7 @@ from twisted_compute.api.openstack.compute.schemas import to_bool
 from twisted_compute.api.openstack.compute.views import services as views
 from twisted_compute.db import models
 from twisted_compute.db import services as db
+from twisted_compute.objects.service import COMPUTE_BINARY
 
 _POLICY = "os_compute_api:os-services:"
 
@@ -119,10 +120,10 @@ class ServicesController(Controller):
             raise exception.InvalidInput(reason=(
                 "No updates were requested. Fields 'status' or "
                 "'forced_down' should be specified."))
-        if service.binary != db.COMPUTE_BINARY:
+        if service.binary != COMPUTE_BINARY:
             raise exception.InvalidInput(reason=(
                 f"Updating a {service.binary} service is not supported. "
-                f"Only {db.COMPUTE_BINARY} services can be updated."))
+                f"Only {COMPUTE_BINARY} services can be updated."))
         service = await self.db.run(db.update, self.conf, service.id,
                                     values)
         return json_response(request,

@@ -11,7 +11,7 @@ import hashlib
 from typing import Any
 
 from twisted_compute.api.openstack import common
-from twisted_compute.compute import vm_states
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import Instance
 
 #: Statuses whose ``progress`` is shown.

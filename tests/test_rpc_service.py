@@ -1,4 +1,4 @@
-"""The pieces of a role process (twisted_compute.service): periodic tasks
+"""The pieces of a role process (twisted_compute.rpc_service): periodic tasks
 that never hold up a stop, and their start jitter."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_compute import service
+from twisted_compute import rpc_service as service
 
 
 class PeriodicTaskStopTests(SynchronousTestCase):

@@ -1,4 +1,4 @@
-"""The API process: one listener per name in ``enabled_apis``.
+"""The API's listeners: one per name in ``enabled_apis``.
 
 The listening socket of every API is opened (bound and listening) while
 the service is being made, before the reactor runs: a port already in use
@@ -264,37 +264,15 @@ class WorkerPoolService(service.Service):
                 pass
 
 
-class APIProcess(service.MultiService):
-    """The compute-api role: DB first, then the listeners."""
+def add_api_listeners(conf: config_mod.Config, reactor,
+                      top: service.MultiService, db: DBService,
+                      transport) -> service.MultiService:
+    """Add a listener (or a pool of workers) to ``top`` for each API of
+    ``enabled_apis``, serving through ``db`` and the bus ``transport``
+    (SystemExit with a message when nothing can be served)."""
+    from twisted_compute.api import wiring
 
-
-def make_api_service(conf: config_mod.Config, reactor,
-                     auto_migrate: bool = False, transport=None,
-                     db: DBService | None = None,
-                     top: service.MultiService | None = None
-                     ) -> service.MultiService:
-    """Build the API role for ``conf`` (SystemExit with a message when
-    nothing can be served).
-
-    ``compute-api`` gives no ``transport``: one is made from
-    ``transport_url`` and started before the listeners.  ``compute-all``
-    passes its shared in-process transport, its DB service and its top
-    service, to which the listeners are added.
-    """
-    from twisted_compute import roles
-    from twisted_compute.api import services as services_mod
-    from twisted_compute.service import TransportService
-
-    if top is None:
-        top = APIProcess()
-        roles.lag_monitor(conf, reactor, "api").setServiceParent(top)
-    if db is None:
-        db = roles.make_db(conf, reactor, auto_migrate=auto_migrate)
-        db.setServiceParent(top)
-    if transport is None:
-        transport = roles.make_transport(conf, reactor)
-        TransportService(transport).setServiceParent(top)
-    services = services_mod.build(conf, reactor, db, transport=transport)
+    services = wiring.build(conf, reactor, db, transport=transport)
     top.api_services = services
     paste = conf.find_file(conf.wsgi.api_paste_config)
     if paste is None:

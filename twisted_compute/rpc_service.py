@@ -1,64 +1,21 @@
-"""The pieces every role process is made of.
-
-* :class:`TransportService`: the bus connection, started before and
-  stopped after the roles that use it.
-* :class:`RPCRoleService`: one manager served over RPC on its topic (and
-  ``<topic>.<host>``), its periodic tasks (first run delayed by a random
-  part of ``periodic_fuzzy_delay`` so that many processes started together
-  do not fire together), and its heartbeat every ``report_interval``.
-  Stopping it waits for a periodic task under way for
-  ``periodic_task_stop_timeout`` seconds at most, then cancels it.
-* :class:`ReactorLagMonitor`: measures how late the reactor runs a
-  periodic call and logs the worst lag of each minute.
+"""The RPC service of a role: one manager served over RPC on its topic
+(and ``<topic>.<host>``), its periodic tasks (first run delayed by a
+random part of ``periodic_fuzzy_delay`` so that many processes started
+together do not fire together), and its heartbeat every
+``report_interval``.  Stopping it waits for a periodic task under way
+for ``periodic_task_stop_timeout`` seconds at most, then cancels it.
 """
 
 from __future__ import annotations
 
 import random as _random
-import time
 from typing import Any, Callable, Sequence
 
 from twisted.application import service
 from twisted.internet import defer, task
 
-from twisted_compute import config
 from twisted_compute.log import Logger
 from twisted_compute.rpc.server import RPCServer
-
-config.register("DEFAULT", [
-    config.Opt("periodic_fuzzy_delay", "int", 60,
-               "Seconds; the first run of each periodic task is delayed by "
-               "a random amount up to this", min=0),
-    config.Opt("periodic_task_stop_timeout", "float", 10.0,
-               "Seconds stopping a service waits for a periodic task under "
-               "way before it cancels the task and stops anyway", min=0),
-    config.Opt("reactor_lag_interval", "float", 0.5,
-               "Seconds between the probes that measure reactor lag",
-               min=0.01),
-    config.Opt("reactor_lag_report_interval", "float", 60.0,
-               "Seconds between the log lines that give the worst reactor "
-               "lag seen since the last one", min=0.1),
-])
-
-
-class TransportService(service.Service):
-    """Starts the bus transport first and stops it last."""
-
-    log = Logger()
-    name = "transport"
-
-    def __init__(self, transport):
-        self.transport = transport
-
-    def startService(self):
-        super().startService()
-        d = defer.maybeDeferred(self.transport.start)
-        d.addErrback(lambda f: self.log.failure(
-            "The message bus could not be started", f))
-
-    def stopService(self):
-        super().stopService()
-        return defer.maybeDeferred(self.transport.stop)
 
 
 class PeriodicTask:
@@ -213,54 +170,3 @@ class RPCRoleService(service.Service):
         await defer.gatherResults([periodic.stop()
                                    for periodic in self.tasks])
         await self.server.stop()
-
-
-class ReactorLagMonitor(service.Service):
-    """Records how late a periodic probe runs (reactor lag) and logs the
-    worst of each minute; ``worst_since_start`` is kept for benchmarks."""
-
-    log = Logger()
-    name = "reactor-lag"
-
-    def __init__(self, clock, role: str, interval: float = 0.5,
-                 report_every: float = 60.0, now=time.monotonic):
-        self.clock = clock
-        self.role = role
-        self.interval = interval
-        self.report_every = report_every
-        self._now = now
-        self._expected: float | None = None
-        self.worst_this_period = 0.0
-        self.worst_since_start = 0.0
-        self._probe: task.LoopingCall | None = None
-        self._report: task.LoopingCall | None = None
-
-    def _tick(self):
-        now = self._now()
-        if self._expected is not None:
-            lag = max(0.0, now - self._expected)
-            self.worst_this_period = max(self.worst_this_period, lag)
-            self.worst_since_start = max(self.worst_since_start, lag)
-        self._expected = now + self.interval
-
-    def _log(self):
-        self.log.info("{role}: worst reactor lag in the last {period:.0f} s:"
-                      " {lag_ms:.1f} ms", role=self.role,
-                      period=self.report_every,
-                      lag_ms=self.worst_this_period * 1000)
-        self.worst_this_period = 0.0
-
-    def startService(self):
-        super().startService()
-        self._probe = task.LoopingCall(self._tick)
-        self._probe.clock = self.clock
-        self._probe.start(self.interval, now=True)
-        self._report = task.LoopingCall(self._log)
-        self._report.clock = self.clock
-        self._report.start(self.report_every, now=False)
-
-    def stopService(self):
-        super().stopService()
-        for loop in (self._probe, self._report):
-            if loop is not None and loop.running:
-                loop.stop()

@@ -1,0 +1,39 @@
+"""``[DEFAULT]`` options of the compute agents: allocation ratios (which
+the scheduler reads too), the agents' periodic tasks, the image cache's
+ageing, and how many fake agents ``compute-all`` runs."""
+
+from __future__ import annotations
+
+from twisted_compute.conf.opts import OptGroups, float_opt, int_opt
+
+ALLOCATION_RATIO_OPTS = [
+    float_opt("cpu_allocation_ratio", 16.0,
+              "Virtual CPUs a compute host offers per physical CPU",
+              min=0.0),
+    float_opt("ram_allocation_ratio", 1.5,
+              "MiB of RAM a compute host offers per physical MiB", min=0.0),
+    float_opt("disk_allocation_ratio", 1.0,
+              "GiB of disk a compute host offers per physical GiB",
+              min=0.0),
+]
+
+AGENT_OPTS = [
+    int_opt("update_resources_interval", 60,
+            "Seconds between an agent's resource reports", min=1),
+    int_opt("sync_power_state_interval", 600,
+            "Seconds between an agent's power state syncs", min=1),
+    int_opt("image_cache_manager_interval", 2400,
+            "Seconds between runs of the image cache manager (ageing out "
+            "unused cached images); 0 disables it", min=0),
+    int_opt("remove_unused_original_minimum_age_seconds", 86400,
+            "Seconds a cached image must have been unused before it is "
+            "removed", min=0),
+    int_opt("fake_agents", 1,
+            "compute-all: how many fake compute agents to run in the "
+            "process (hosts <host>-fake-1 ...; 1 means one agent named "
+            "<host>)", min=0, max=5000),
+]
+
+
+def list_opts() -> OptGroups:
+    return [("DEFAULT", ALLOCATION_RATIO_OPTS + AGENT_OPTS)]

@@ -1,0 +1,26 @@
+"""``[DEFAULT]`` options of the conductor: the build timeout."""
+
+from __future__ import annotations
+
+from twisted_compute.conf.opts import OptGroups, int_opt, str_opt
+
+CONDUCTOR_OPTS = [
+    int_opt("instance_build_timeout", 600,
+            "Seconds after which an instance still building is put in "
+            "ERROR (0: never)", min=0),
+    int_opt("build_timeout_check_interval", 30,
+            "Seconds between checks for builds that took too long", min=1),
+]
+
+#: Rolling upgrades (:mod:`twisted_compute.compute.rpcapi`).
+UPGRADE_LEVELS_OPTS = [
+    str_opt("compute", "",
+            "Highest compute agent RPC API version the conductor sends "
+            "(e.g. 1.0 while agents older than the conductor run); empty "
+            "or 'auto' sends the newest this conductor speaks"),
+]
+
+
+def list_opts() -> OptGroups:
+    return [("DEFAULT", CONDUCTOR_OPTS),
+            ("upgrade_levels", UPGRADE_LEVELS_OPTS)]

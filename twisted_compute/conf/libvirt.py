@@ -1,0 +1,45 @@
+"""``[libvirt]``: the libvirt driver's hypervisor, guests and thread
+pool (:mod:`twisted_compute.virt.libvirt.driver`)."""
+
+from __future__ import annotations
+
+from twisted_compute.conf.opts import OptGroups, float_opt, int_opt, str_opt
+
+#: The guest CPU modes of libvirt's ``<cpu mode=...>``.
+CPU_MODES = ("host-model", "host-passthrough", "custom", "none")
+
+LIBVIRT_OPTS = [
+    str_opt("connection_uri", "qemu:///system",
+            "libvirt connection URI (with virt_type = test, "
+            "test:///default unless this names another test:// URI)"),
+    str_opt("cpu_mode", "",
+            "Guest CPU: host-model, host-passthrough, custom (with "
+            "cpu_model) or none; empty: host-model for kvm, none otherwise",
+            choices=("",) + CPU_MODES),
+    str_opt("cpu_model", "", "CPU model when cpu_mode = custom"),
+    str_opt("default_kernel_cmdline",
+            "root=/dev/vda console=tty0 console=ttyS0",
+            "Kernel command line for direct kernel boot when the image has "
+            "no os_command_line property"),
+    str_opt("images_path", "$state_path/instances",
+            "Directory of instance disks and console logs; cached images "
+            "are in its _base subdirectory ($state_path is replaced)"),
+    int_opt("max_threads", 4,
+            "Threads of the pool that runs libvirt calls", min=1, max=64),
+    str_opt("network", "default",
+            "libvirt network the guests' NICs are on"),
+    str_opt("virt_type", "kvm",
+            "Domain type: kvm, qemu (software emulation) or test (libvirt's "
+            "own in-memory test hypervisor)",
+            choices=("kvm", "qemu", "test")),
+    int_opt("wait_soft_reboot_seconds", 120,
+            "Seconds a soft reboot waits for the guest to shut down before "
+            "it becomes a hard reboot", min=0),
+    float_opt("qemu_img_timeout", 600.0,
+              "Seconds a qemu-img run (image info, overlay creation) may "
+              "take before it is killed and the build fails", min=1),
+]
+
+
+def list_opts() -> OptGroups:
+    return [("libvirt", LIBVIRT_OPTS)]
