@@ -227,6 +227,11 @@ OPTIONS: dict[str, list[Opt]] = {
            min=1, max=100),
         _i("connection_recycle_time", 3600,
            "Seconds after which a pooled connection is replaced", min=1),
+        _i("query_timeout", 0,
+           "Seconds a database query may take, waiting for a database "
+           "thread included, before its caller gets an error (0: no "
+           "limit); one that is already running still completes, and "
+           "commits", min=0),
     ],
     "api": [
         _s("auth_strategy", "keystone",

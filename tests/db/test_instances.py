@@ -8,6 +8,7 @@ import uuid
 from tests.base import DBTestCase, make_conf, on_backends
 from twisted_compute import exception
 from twisted_compute.compute import api as compute_api
+from twisted_compute.db import actions as actions_db
 from twisted_compute.db import instances as db
 from twisted_compute.db import models as m
 
@@ -56,7 +57,7 @@ class InstanceQueriesTests(DBTestCase):
         self.assertIsNotNone(got.updated_at)
         self.db_error(exception.InstanceNotFound, db.get,
                           instance.uuid, "other")
-        actions = self.run_db(db.get_actions, instance.uuid)
+        actions = self.run_db(actions_db.get_actions, instance.uuid)
         self.assertEqual([a.action for a in actions], ["create"])
 
     def test_sort_with_nulls_and_marker(self):
@@ -113,7 +114,7 @@ class InstanceQueriesTests(DBTestCase):
                            "project_id": "p"})
         self.assertEqual(updated.task_state, "powering-off")
         self.assertEqual([a.action for a in self.run_db(
-            db.get_actions, instance.uuid)], ["stop", "create"])
+            actions_db.get_actions, instance.uuid)], ["stop", "create"])
 
     def test_soft_delete(self):
         [instance] = self.create(tags=["t"])

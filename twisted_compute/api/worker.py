@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     prepare_process(conf)
     db = DBService(conf.database_url, reactor,
                    pool_size=conf.database.max_pool_size,
-                   recycle=conf.database.connection_recycle_time)
+                   recycle=conf.database.connection_recycle_time,
+                   query_timeout=conf.database.query_timeout)
     from twisted_compute.roles import make_transport
     transport = make_transport(conf, reactor)
     services = services_mod.build(conf, reactor, db, transport=transport)

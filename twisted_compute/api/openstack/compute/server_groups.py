@@ -11,7 +11,6 @@ from twisted_compute.api.openstack.compute.schemas import \
     server_groups as schema
 from twisted_compute.api.openstack.compute.views import \
     server_groups as views
-from twisted_compute.db import server_groups as db
 
 _POLICY = "os_compute_api:os-server-groups:"
 
@@ -44,7 +43,7 @@ class ServerGroupsController(Controller):
                     reason="Only anti-affinity policy supports rules.")
         else:
             policy, rules = spec["policies"][0], {}
-        group = await self.db.run(db.create, self.conf, {
+        group = await self.db.server_groups.create(self.conf, {
             "name": spec["name"], "policy": policy, "rules": rules,
             "project_id": context.project_id, "user_id": context.user_id})
         return json_response(request,
@@ -78,21 +77,21 @@ class ServerGroupsController(Controller):
                 self.services.policy.allowed(
                     context, _POLICY + "index:all_projects"):
             project_id = None
-        groups = await self.db.read(db.get_all, project_id, limit=limit,
-                                    offset=offset)
+        groups = await self.db.server_groups.get_all(
+            project_id, limit=limit, offset=offset)
         return json_response(request, {"server_groups": [
             views.show(request, g) for g in groups]})
 
     @route(app, "/os-server-groups/<group_id>", ["GET"])
     async def show(self, request, group_id):
-        group = await self.db.read(db.get, group_id)
+        group = await self.db.server_groups.get(group_id)
         self._authorize(request, "show", group.project_id, group.user_id)
         return json_response(request,
                              {"server_group": views.show(request, group)})
 
     @route(app, "/os-server-groups/<group_id>", ["DELETE"])
     async def delete(self, request, group_id):
-        group = await self.db.read(db.get, group_id)
+        group = await self.db.server_groups.get(group_id)
         self._authorize(request, "delete", group.project_id, group.user_id)
-        await self.db.run(db.destroy, group_id)
+        await self.db.server_groups.destroy(group_id)
         return json_response(request, None, 204)

@@ -16,7 +16,6 @@ from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.schemas import to_bool
 from twisted_compute.api.openstack.compute.views import servers as views
 from twisted_compute.compute import vm_states
-from twisted_compute.db import flavors as flavors_db
 from twisted_compute.db import quotas as quotas_db
 
 #: Query parameters non-admins may filter by, with the microversion that
@@ -271,8 +270,7 @@ class ServersController(Controller):
         if "flavor" in filters:
             flavorid = filters.pop("flavor")
             try:
-                flavor = await self.db.read(flavors_db.get_by_flavorid,
-                                            flavorid)
+                flavor = await self.db.flavors.get_by_flavorid(flavorid)
             except exception.FlavorNotFound:
                 return [], limit
             filters["instance_type_id"] = flavor.id
