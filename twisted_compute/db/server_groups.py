@@ -1,6 +1,7 @@
-"""Server group queries: ``def thd(conn)`` functions for
-:meth:`DBService.run`.  Members are the group's instances that are not
-deleted (read from the ``instances`` table)."""
+"""Server groups: ``def thd(conn)`` queries and
+:class:`ServerGroupsComponent`, which runs them in the DB pool.  Members
+are the group's instances that are not deleted (read from the
+``instances`` table)."""
 
 from __future__ import annotations
 
