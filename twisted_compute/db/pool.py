@@ -252,8 +252,9 @@ class DBService(DBConnector, service.Service):
         that under load builds complete instead of queueing behind new
         POSTs.
 
-        Cancelling the Deferred of work still queued takes it out of the
-        queue: it never runs.  Work already running finishes (and
+        Cancelling the Deferred of work still queued drops it from the
+        queue: it never runs (the thread that would have run it finds it
+        dropped and moves on).  Work already running finishes (and
         commits), but its result is dropped.  After ``query_timeout``
         seconds (when set) the Deferred fails with
         :class:`~twisted_compute.exception.DBQueryTimeout`, the same way.
