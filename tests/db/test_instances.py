@@ -233,6 +233,16 @@ class BootCreateTests(DBTestCase):
         self.failureResultOf(self.boot(group_uuid=group.uuid),
                              exception.OverQuota)
 
+    def test_boot_meta_of_an_image(self):
+        meta = self.successResultOf(self.db.images.boot_meta("img-1"))
+        self.assertEqual((meta["id"], meta["name"], meta["status"],
+                          meta["properties"]),
+                         ("img-1", "cirros", "active", {}))
+        self.assertIsNone(self.successResultOf(
+            self.db.images.boot_meta("nope")))
+        self.assertIsNone(self.successResultOf(
+            self.db.images.boot_meta(None)))
+
     def test_unknown_group(self):
         self.failureResultOf(self.boot(group_uuid="nope"),
                              exception.InstanceGroupNotFound)

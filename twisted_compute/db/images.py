@@ -216,20 +216,22 @@ def destroy(conn, image_id: str) -> Image:
 
 
 def boot_meta(conn, image_id: str | None) -> dict[str, Any] | None:
-    """What an agent needs to know of an image to boot it."""
+    """What an agent needs to know of an image to boot it (None when
+    there is no such image)."""
     if not image_id:
         return None
-    row = conn.execute(sa.select(m.images).where(
-        m.images.c.id == image_id)).first()
-    if row is None:
+    try:
+        image = get(conn, image_id)
+    except exception.ImageNotFound:
         return None
-    return {"id": row.id, "name": row.name, "status": row.status,
-            "disk_format": row.disk_format,
-            "container_format": row.container_format, "size": row.size,
-            "checksum": row.checksum, "os_hash_algo": row.os_hash_algo,
-            "os_hash_value": row.os_hash_value, "min_disk": row.min_disk,
-            "min_ram": row.min_ram, "properties": dict(row.properties or {})}
-
+    return {"id": image.id, "name": image.name, "status": image.status,
+            "disk_format": image.disk_format,
+            "container_format": image.container_format,
+            "size": image.size, "checksum": image.checksum,
+            "os_hash_algo": image.os_hash_algo,
+            "os_hash_value": image.os_hash_value,
+            "min_disk": image.min_disk, "min_ram": image.min_ram,
+            "properties": dict(image.properties)}
 
 
 # --- the component ----------------------------------------------------------
