@@ -33,7 +33,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from twisted_compute import config
 from twisted_compute.api import pipeline, wiring
 from twisted_compute.db import migration
-from twisted_compute.db.pool import DBService
+from twisted_compute.db.connector import DBConnector
+from twisted_compute.db.pool import NORMAL, DBService
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -92,6 +93,24 @@ class SyncThreadPool:
 
     def stop(self):
         pass
+
+
+class DBStub(DBConnector):
+    """The DB components in front of a stand-in: every query goes to
+    ``self.read(thd, *args, **kwargs)`` (a read) or ``self.write(...)``,
+    which a test defines (to hold a query back, or fail it)."""
+
+    def __init__(self):
+        self._attach_components(self, NORMAL)
+
+    def run(self, thd, *args, readonly=False, priority=NORMAL, **kwargs):
+        return (self.read if readonly else self.write)(thd, *args, **kwargs)
+
+    def read(self, thd, *args, **kwargs):
+        raise NotImplementedError
+
+    def write(self, thd, *args, **kwargs):
+        raise NotImplementedError
 
 
 class SyncReactor(Clock):

@@ -238,6 +238,11 @@ class ServiceUnavailable(ComputeException):
     safe = True
 
 
+class DBQueryTimeout(ComputeException):
+    msg_fmt = ("The database query %(query)s timed out after %(seconds)s "
+               "seconds ([database] query_timeout), %(where)s")
+
+
 class DBNotMigrated(ComputeException):
     msg_fmt = ("The database at %(url)s is not at the current schema "
                "(%(current)s, wanted %(head)s): run "

@@ -41,7 +41,8 @@ def make_db(conf, reactor, auto_migrate: bool = False) -> DBService:
 
     db = DBService(conf.database_url, reactor,
                    pool_size=conf.database.max_pool_size,
-                   recycle=conf.database.connection_recycle_time)
+                   recycle=conf.database.connection_recycle_time,
+                   query_timeout=conf.database.query_timeout)
     try:
         if auto_migrate:
             migration.upgrade(db.engine)
@@ -65,10 +66,8 @@ def make_transport(conf, reactor):
 
 
 def db_heartbeat(db, host: str, binary: str, topic: str):
-    from twisted_compute.db import conductor as conductor_db
-
     def beat():
-        return db.run(conductor_db.service_heartbeat, host, binary, topic)
+        return db.services.heartbeat(host, binary, topic)
     return beat
 
 

@@ -13,7 +13,7 @@ from tests.base import DBTestCase, make_conf, on_backends
 from twisted_compute import exception
 from twisted_compute.conductor.manager import ConductorManager
 from twisted_compute.context import RequestContext
-from twisted_compute.db import conductor as cdb
+from twisted_compute.db import actions as actions_db
 from twisted_compute.db import instances as instances_db
 from twisted_compute.db import models as m
 from twisted_compute.objects.boot_request import BootRequest
@@ -89,7 +89,7 @@ class ConductorTests(DBTestCase):
             conn.execute(m.instances.update().where(
                 m.instances.c.uuid == row["uuid"]).values(
                 vm_state="building", task_state="scheduling"))
-            instances_db.record_action(
+            actions_db.record_action(
                 conn, row["uuid"], "create", request_id="req-build",
                 user_id="u", project_id="p")
             return row["uuid"]
@@ -114,7 +114,7 @@ class ConductorTests(DBTestCase):
         stored = self.run_db(instances_db.get, instance.uuid)
         self.assertEqual((stored.host, stored.node), ("a", "a-node"))
         self.assertEqual(stored.vm_state, "building")
-        action = self.run_db(instances_db.get_action, instance.uuid,
+        action = self.run_db(actions_db.get_action, instance.uuid,
                              "req-build")
         self.assertIn("conductor_schedule_and_build_instances",
                       [e.event for e in action.events])
@@ -128,7 +128,7 @@ class ConductorTests(DBTestCase):
         self.assertIsNone(stored.task_state)
         self.assertIn("No valid host", stored.fault.message)
         self.assertEqual(self.compute.builds, [])
-        action = self.run_db(instances_db.get_action, instance.uuid,
+        action = self.run_db(actions_db.get_action, instance.uuid,
                              "req-build")
         self.assertEqual(
             [(e.event, e.result) for e in action.events],
@@ -178,9 +178,9 @@ class ConductorTests(DBTestCase):
         # scheduler is asked only for that one.
         taken, placed, unplaced = (self.new_instance() for _ in range(3))
         manager = self.manager(lambda uuids: [hosts("c") for _ in uuids])
-        self.run_db(cdb.instance_update, taken.uuid,
+        self.run_db(instances_db.guarded_update, taken.uuid,
                     {"host": "a", "task_state": "spawning"})
-        self.run_db(cdb.instance_update, placed.uuid, {"host": "b"})
+        self.run_db(instances_db.guarded_update, placed.uuid, {"host": "b"})
         self.boot(manager, [taken, placed, unplaced])
         self.assertEqual([uuids for _, uuids in self.scheduler.calls],
                          [[unplaced.uuid]])
@@ -198,7 +198,7 @@ class ConductorTests(DBTestCase):
         old = self.new_instance()
         fresh = self.new_instance()
         active = self.new_instance()
-        self.run_db(cdb.instance_update, active.uuid,
+        self.run_db(instances_db.guarded_update, active.uuid,
                     {"vm_state": "active", "task_state": None})
         long_ago = m.utcnow() - datetime.timedelta(seconds=3600)
         self.run_db(lambda conn: conn.execute(m.instances.update().where(
@@ -238,7 +238,7 @@ class ConductorTests(DBTestCase):
 
     def test_instance_update_records_events_with_the_update(self):
         instance = self.new_instance()
-        self.run_db(cdb.instance_update, instance.uuid, {"host": "a"})
+        self.run_db(instances_db.guarded_update, instance.uuid, {"host": "a"})
         manager = self.manager(lambda uuids: [])
         event = {"request_id": "req-build", "event": "compute_build",
                  "host": "a"}
@@ -252,7 +252,7 @@ class ConductorTests(DBTestCase):
             expected_task_state=["scheduling"], fetch=False,
             event=dict(event, event="other"))),
             exception.UnexpectedTaskStateError)
-        action = self.run_db(instances_db.get_action, instance.uuid,
+        action = self.run_db(actions_db.get_action, instance.uuid,
                              "req-build")
         self.assertEqual([(e.event, e.result, e.finish_time is None)
                           for e in action.events],
@@ -263,7 +263,7 @@ class ConductorTests(DBTestCase):
                                           "task_state": None},
                 expected_task_state=["spawning"], fetch=False,
                 event=dict(event, result="Success")))))
-        action = self.run_db(instances_db.get_action, instance.uuid,
+        action = self.run_db(actions_db.get_action, instance.uuid,
                              "req-build")
         self.assertEqual([(e.event, e.result, e.finish_time is None)
                           for e in action.events],
@@ -276,7 +276,7 @@ class ConductorTests(DBTestCase):
         # A stale build request (the instance went to another host) must
         # not take the instance.
         instance = self.new_instance()
-        self.run_db(cdb.instance_update, instance.uuid, {"host": "b"})
+        self.run_db(instances_db.guarded_update, instance.uuid, {"host": "b"})
         manager = self.manager(lambda uuids: [])
         failure = self.failureResultOf(defer.ensureDeferred(
             manager.instance_update(self.ctx, instance.uuid,

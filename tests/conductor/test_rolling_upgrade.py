@@ -21,6 +21,7 @@ from twisted_compute.compute.rpcapi import ComputeAPIClient
 from twisted_compute.conductor import rpcapi as conductor_rpcapi
 from twisted_compute.conductor.manager import ConductorManager
 from twisted_compute.context import RequestContext
+from twisted_compute.db import actions as actions_db
 from twisted_compute.db import instances as instances_db
 from twisted_compute.db import models as m
 from twisted_compute.objects.boot_request import BootRequest
@@ -119,7 +120,7 @@ class RollingUpgradeTests(DBTestCase):
             conn.execute(m.instances.update().where(
                 m.instances.c.uuid == row["uuid"]).values(
                 vm_state="building", task_state="scheduling"))
-            instances_db.record_action(
+            actions_db.record_action(
                 conn, row["uuid"], "create", request_id="req-build",
                 user_id="u", project_id="p")
             return row["uuid"]

@@ -8,6 +8,7 @@ import uuid
 from tests.base import DBTestCase, make_conf, on_backends
 from twisted_compute import exception
 from twisted_compute.compute import api as compute_api
+from twisted_compute.db import actions as actions_db
 from twisted_compute.db import instances as db
 from twisted_compute.db import models as m
 
@@ -56,7 +57,7 @@ class InstanceQueriesTests(DBTestCase):
         self.assertIsNotNone(got.updated_at)
         self.db_error(exception.InstanceNotFound, db.get,
                           instance.uuid, "other")
-        actions = self.run_db(db.get_actions, instance.uuid)
+        actions = self.run_db(actions_db.get_actions, instance.uuid)
         self.assertEqual([a.action for a in actions], ["create"])
 
     def test_sort_with_nulls_and_marker(self):
@@ -113,7 +114,7 @@ class InstanceQueriesTests(DBTestCase):
                            "project_id": "p"})
         self.assertEqual(updated.task_state, "powering-off")
         self.assertEqual([a.action for a in self.run_db(
-            db.get_actions, instance.uuid)], ["stop", "create"])
+            actions_db.get_actions, instance.uuid)], ["stop", "create"])
 
     def test_soft_delete(self):
         [instance] = self.create(tags=["t"])
@@ -145,5 +146,108 @@ class InstanceQueriesTests(DBTestCase):
                                   "project_id": "p"})
 
 
+class BootCreateTests(DBTestCase):
+    """``db.instances.create``: what a boot reads and writes in its one
+    transaction."""
+
+    def setUp(self):
+        super().setUp()
+        self.conf = make_conf(self.state_path)
+        for d in (self.db.flavors.create({
+                      "flavorid": "f1", "name": "tiny", "memory_mb": 512,
+                      "vcpus": 1, "root_gb": 1}),
+                  self.db.images.create({
+                      "id": "img-1", "name": "cirros", "status": "active",
+                      "visibility": "private", "owner": "p"}),
+                  self.db.aggregates.create("agg", "z1")):
+            self.successResultOf(d)
+        self.seen = []
+
+    def prepare(self, flavor, image, zones):
+        self.seen.append((flavor and flavor.flavorid, image and image.id,
+                          zones))
+        return _values()
+
+    def boot(self, flavorid="f1", image_id="img-1", scope="p", zone=None,
+             key_name=None, group_uuid=None):
+        return self.db.instances.create(
+            self.conf, flavorid=flavorid, image_id=image_id, scope=scope,
+            zone=zone, prepare=self.prepare, project_id="p", user_id="u",
+            min_count=1, max_count=1, metadata={}, tags=[],
+            key_name=key_name, group_uuid=group_uuid,
+            uuids=[str(uuid.uuid4())], hostnames=str, names=str,
+            action={"request_id": "r", "user_id": "u", "project_id": "p"})
+
+    def test_prepare_gets_flavor_image_and_zones(self):
+        [instance] = self.successResultOf(self.boot(zone="z1"))
+        self.assertEqual(self.seen, [("f1", "img-1", {"nova", "z1"})])
+        self.assertEqual(self.run_db(db.get, instance.uuid).uuid,
+                         instance.uuid)
+
+    def test_missing_or_hidden_flavor_and_image_are_none(self):
+        self.successResultOf(self.boot(flavorid="nope", image_id=None))
+        self.successResultOf(self.boot(scope="other"))
+        # Zones are read only when one is asked for.
+        self.assertEqual(self.seen, [(None, None, None),
+                                     ("f1", None, None)])
+
+    def test_what_prepare_raises_writes_nothing(self):
+        def refuse(flavor, image, zones):
+            raise exception.InvalidFlavorRef()
+        self.prepare = refuse
+        self.failureResultOf(self.boot(), exception.InvalidFlavorRef)
+        self.assertEqual(self.run_db(db.get_all), [])
+
+    def test_unknown_key_pair_is_a_bad_request(self):
+        error = self.failureResultOf(self.boot(key_name="nope"),
+                                     exception.InvalidInput).value
+        self.assertEqual(error.code, 400)
+        self.assertIn("key pair nope not found for user u", str(error))
+
+    def test_key_pair_and_group_go_with_the_instance(self):
+        self.successResultOf(self.db.keypairs.create(
+            self.conf, "p", "u", "k1", "ssh-rsa AAA", "fp", "ssh"))
+        group = self.successResultOf(self.db.server_groups.create(
+            self.conf, {"name": "g", "project_id": "p", "user_id": "u",
+                        "policy": "anti-affinity",
+                        "rules": {"max_server_per_host": 1}}))
+        [instance] = self.successResultOf(self.boot(
+            key_name="k1", group_uuid=group.uuid))
+        stored = self.run_db(db.get, instance.uuid)
+        self.assertEqual((stored.key_name, stored.key_data),
+                         ("k1", "ssh-rsa AAA"))
+        self.assertEqual(stored.request_spec["group"], {
+            "uuid": group.uuid, "policy": "anti-affinity",
+            "rules": {"max_server_per_host": 1}})
+        self.assertEqual(self.successResultOf(
+            self.db.server_groups.uuids_of_instance(instance.uuid)),
+            [group.uuid])
+
+    def test_group_member_quota(self):
+        conf = self.conf.with_overrides(quota={"server_group_members": 1})
+        self.conf = conf
+        group = self.successResultOf(self.db.server_groups.create(
+            conf, {"name": "g", "project_id": "p", "user_id": "u",
+                   "policy": "affinity"}))
+        self.successResultOf(self.boot(group_uuid=group.uuid))
+        self.failureResultOf(self.boot(group_uuid=group.uuid),
+                             exception.OverQuota)
+
+    def test_boot_meta_of_an_image(self):
+        meta = self.successResultOf(self.db.images.boot_meta("img-1"))
+        self.assertEqual((meta["id"], meta["name"], meta["status"],
+                          meta["properties"]),
+                         ("img-1", "cirros", "active", {}))
+        self.assertIsNone(self.successResultOf(
+            self.db.images.boot_meta("nope")))
+        self.assertIsNone(self.successResultOf(
+            self.db.images.boot_meta(None)))
+
+    def test_unknown_group(self):
+        self.failureResultOf(self.boot(group_uuid="nope"),
+                             exception.InstanceGroupNotFound)
+
+
 on_backends(InstanceQueriesTests, "postgresql", "mariadb",
             namespace=globals())
+on_backends(BootCreateTests, "postgresql", "mariadb", namespace=globals())

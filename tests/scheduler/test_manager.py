@@ -8,10 +8,11 @@ import datetime
 
 from twisted.internet import defer
 
+from tests.base import DBStub
 from tests.scheduler.base import (
     SchedulerTestCase, flavor, request_spec)
 from twisted_compute import exception
-from twisted_compute.db import scheduler as sched_db
+from twisted_compute.db import services as services_db
 from twisted_compute.scheduler import host_state
 from twisted_compute.scheduler.manager import SchedulerManager
 
@@ -189,7 +190,7 @@ class CacheTests(SchedulerTestCase):
             scheduler={"host_state_refresh_interval": 5.0})
         reads = []
 
-        class SlowDB:
+        class SlowDB(DBStub):
             def read(self, thd, *args, **kwargs):
                 d = defer.Deferred()
                 reads.append((d, thd, args, kwargs))
@@ -243,8 +244,9 @@ class CacheTests(SchedulerTestCase):
         self.add_host("b")
         reads = []
 
-        class SlowDB:
+        class SlowDB(DBStub):
             def __init__(self, db):
+                super().__init__()
                 self.db = db
 
             def read(self, thd, *args, **kwargs):
@@ -261,7 +263,7 @@ class CacheTests(SchedulerTestCase):
         self.assertEqual(len(reads), 1)
         self.assertNoResult(first)
         d, thd, args, kwargs = reads[0]
-        self.assertIs(thd, sched_db.compute_hosts)
+        self.assertIs(thd, services_db.compute_hosts)
         d.callback(self.run_db(thd, *args, **kwargs))
         hosts = {self.successResultOf(first)[0][0]["host"],
                  self.successResultOf(second)[0][0]["host"]}
@@ -271,7 +273,7 @@ class CacheTests(SchedulerTestCase):
         self.add_host("a")
         reads = []
 
-        class SlowDB:
+        class SlowDB(DBStub):
             def read(self_, thd, *args, **kwargs):
                 d = defer.Deferred()
                 reads.append((d, thd, args, kwargs))
@@ -317,7 +319,7 @@ class CacheTests(SchedulerTestCase):
         self.add_host("a")
         reads = []
 
-        class SlowDB:
+        class SlowDB(DBStub):
             def read(self_, thd, *args, **kwargs):
                 d = defer.Deferred()
                 reads.append((d, thd, args, kwargs))
@@ -343,7 +345,7 @@ class CacheTests(SchedulerTestCase):
         self.add_host("a")
         fail = []
 
-        class FlakyDB:
+        class FlakyDB(DBStub):
             def read(self_, thd, *args, **kwargs):
                 if fail:
                     return defer.fail(RuntimeError("db gone"))
@@ -360,7 +362,7 @@ class CacheTests(SchedulerTestCase):
         self.add_host("a")
         reads = []
 
-        class FlakyDB:
+        class FlakyDB(DBStub):
             def read(self_, thd, *args, **kwargs):
                 reads.append(thd)
                 if len(reads) == 1:
@@ -380,13 +382,13 @@ class QueryTests(SchedulerTestCase):
         self.add_host("orphan", service=False)
         self.add_aggregate("agg1", ["a"], availability_zone="z1")
         self.add_aggregate("agg2", ["a"], availability_zone="z2")
-        data = self.run_db(sched_db.compute_hosts)
+        data = self.run_db(services_db.compute_hosts)
         rows = {r["host"]: r for r in data["nodes"]}
         self.assertIsNotNone(rows["a"]["service_id"])
         self.assertIsNone(rows["orphan"]["service_id"])
         self.assertEqual(data["zones"], {"a": ["z1", "z2"]})
 
     def test_epoch(self):
-        self.assertEqual(sched_db.epoch(datetime.datetime(1970, 1, 2)),
+        self.assertEqual(host_state.epoch(datetime.datetime(1970, 1, 2)),
                          86400.0)
-        self.assertIsNone(sched_db.epoch(None))
+        self.assertIsNone(host_state.epoch(None))

@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     prepare_process(conf)
     db = DBService(conf.database_url, reactor,
                    pool_size=conf.database.max_pool_size,
-                   recycle=conf.database.connection_recycle_time)
+                   recycle=conf.database.connection_recycle_time,
+                   query_timeout=conf.database.query_timeout)
     transport = make_transport(conf, reactor)
     services = wiring.build(conf, reactor, db, transport=transport)
     paste = conf.find_file(conf.wsgi.api_paste_config)

@@ -27,14 +27,9 @@ import string
 from typing import Any, Callable
 
 import attrs
-import sqlalchemy as sa
 from twisted.internet.defer import maybeDeferred
 
 from twisted_compute import exception, ids
-from twisted_compute.db import flavors as flavors_db
-from twisted_compute.db import images as images_db
-from twisted_compute.db import instances as db
-from twisted_compute.db import models as m
 from twisted_compute.log import Logger
 from twisted_compute.objects import vm_states
 from twisted_compute.objects.boot_request import BootRequest
@@ -53,6 +48,12 @@ def generate_password(length: int = 12) -> str:
 def generate_reservation_id() -> str:
     alphabet = string.ascii_lowercase + string.digits
     return "r-" + ids.unique_string(alphabet, 8)
+
+
+def _ref_id(ref) -> str:
+    """The id at the end of a flavor or image reference (an id or a
+    link)."""
+    return str(ref).rstrip("/").rsplit("/", 1)[-1]
 
 
 def sanitize_hostname(name: str, default: str) -> str:
@@ -132,15 +133,6 @@ TAG_VM_STATES = METADATA_VM_STATES + (vm_states.SHELVED,
                                       vm_states.SHELVED_OFFLOADED)
 
 
-def _availability_zones(conn, default_zone: str) -> set[str]:
-    zones = {default_zone}
-    for (metadata,) in conn.execute(sa.select(m.aggregates.c.metadata)):
-        zone = (metadata or {}).get("availability_zone")
-        if zone:
-            zones.add(zone)
-    return zones
-
-
 class ComputeAPI:
     log = Logger()
 
@@ -176,22 +168,22 @@ class ComputeAPI:
     async def get(self, context, uuid: str,
                   read_deleted: bool = False) -> Instance:
         """The instance, if the caller may see it (404 otherwise)."""
-        return await self.db.read(db.get, uuid, self._scope(context),
-                                  read_deleted)
+        return await self.db.instances.get(uuid, self._scope(context),
+                                           read_deleted)
 
     async def get_all(self, context, filters: dict[str, Any],
                       sort_keys=("created_at",), sort_dirs=("desc",),
                       limit: int | None = None,
                       marker: str | None = None) -> list[Instance]:
-        return await self.db.read(db.get_all, filters, sort_keys,
-                                  sort_dirs, limit, marker)
+        return await self.db.instances.get_all(filters, sort_keys,
+                                               sort_dirs, limit, marker)
 
     async def server_groups_of(self, uuid: str) -> list[str]:
-        return await self.db.read(db.server_groups_of, uuid)
+        return await self.db.server_groups.uuids_of_instance(uuid)
 
     async def host_statuses(self, hosts) -> dict[str, str]:
-        return await self.db.read(db.host_statuses, hosts,
-                                  self.conf.service_down_time)
+        return await self.db.services.host_statuses(
+            hosts, self.conf.service_down_time)
 
     # --- create -------------------------------------------------------
 
@@ -221,33 +213,35 @@ class ComputeAPI:
         scope = self._scope(context)
         conf = self.conf
 
-        def thd(conn):
-            flavor = self._flavor(conn, server["flavor_ref"], scope)
-            image = self._image(conn, server.get("image_ref"), scope,
-                                flavor)
-            zone = server.get("availability_zone")
-            if zone:
-                if zone not in _availability_zones(
-                        conn, conf.default_availability_zone):
-                    raise exception.InvalidAvailabilityZone()
-            else:
-                zone = conf.default_schedule_zone or None
-            spec = self._request_spec(server, flavor, image, zone)
-            base = self._base_values(context, server, flavor, image, zone,
-                                     reservation_id, spec)
-            return db.create(
-                conn, conf, project_id=context.project_id,
-                user_id=context.user_id, base=base,
-                min_count=server["min_count"], max_count=max_count,
-                metadata=server.get("metadata") or {},
-                tags=server.get("tags") or [],
-                key_name=server.get("key_name"),
-                group_uuid=(server.get("scheduler_hints") or {}).get(
-                    "group"),
-                uuids=uuids, hostnames=hostnames, names=names,
-                action=self._action_values(context))
+        zone = server.get("availability_zone")
+        image_ref = server.get("image_ref")
 
-        instances = await self.db.run(thd)
+        def prepare(flavor, image, zones):
+            # In the transaction that creates the rows.
+            self._check_flavor(flavor)
+            self._check_image(image, image_ref, flavor)
+            if zone:
+                if zone not in zones:
+                    raise exception.InvalidAvailabilityZone()
+                chosen = zone
+            else:
+                chosen = conf.default_schedule_zone or None
+            spec = self._request_spec(server, flavor, image, chosen)
+            return self._base_values(context, server, flavor, image,
+                                     chosen, reservation_id, spec)
+
+        instances = await self.db.instances.create(
+            conf, flavorid=_ref_id(server["flavor_ref"]),
+            image_id=_ref_id(image_ref) if image_ref else None,
+            scope=scope, zone=zone, prepare=prepare,
+            project_id=context.project_id, user_id=context.user_id,
+            min_count=server["min_count"], max_count=max_count,
+            metadata=server.get("metadata") or {},
+            tags=server.get("tags") or [],
+            key_name=server.get("key_name"),
+            group_uuid=(server.get("scheduler_hints") or {}).get("group"),
+            uuids=uuids, hostnames=hostnames, names=names,
+            action=self._action_values(context))
         # The spec stored with the instances (the group added), and how
         # many instances this request made.
         request_spec = attrs.evolve(
@@ -271,26 +265,20 @@ class ComputeAPI:
         return instances, reservation_id, admin_pass
 
     @staticmethod
-    def _flavor(conn, flavor_ref: str, scope):
-        flavorid = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
-        try:
-            flavor = flavors_db.get_by_flavorid(conn, flavorid, scope)
-        except exception.FlavorNotFound:
-            raise exception.InvalidFlavorRef() from None
-        if flavor.disabled:
+    def _check_flavor(flavor) -> None:
+        """``flavor``: the one asked for, None when missing or hidden."""
+        if flavor is None or flavor.disabled:
             raise exception.InvalidFlavorRef()
-        return flavor
 
     @staticmethod
-    def _image(conn, image_ref: str | None, scope, flavor):
+    def _check_image(image, image_ref: str | None, flavor) -> None:
+        """``image``: the one ``image_ref`` names, None when missing or
+        hidden (or none asked for)."""
         if not image_ref:
-            return None
-        image_id = str(image_ref).rstrip("/").rsplit("/", 1)[-1]
-        try:
-            image = images_db.get(conn, image_id, scope)
-        except exception.ImageNotFound:
-            raise exception.ImageNotFoundForBoot(image_id=image_id) \
-                from None
+            return
+        image_id = _ref_id(image_ref)
+        if image is None:
+            raise exception.ImageNotFoundForBoot(image_id=image_id)
         if image.status != "active":
             raise exception.ImageNotActive(image_id=image_id)
         if image.min_ram and flavor.memory_mb < image.min_ram:
@@ -301,7 +289,6 @@ class ComputeAPI:
         if flavor.root_gb and image.size and \
                 image.size > flavor.root_gb * 1024 ** 3:
             raise exception.FlavorDiskTooSmall()
-        return image
 
     @staticmethod
     def _request_spec(request, flavor, image, zone) -> dict[str, Any]:
@@ -393,10 +380,7 @@ class ComputeAPI:
         # Like Nova before 2.90: the hostname set at create stays.
         values = {k: v for k, v in values.items() if k != "hostname"}
 
-        def thd_keep_hostname(conn):
-            return db.update(conn, uuid, values, scope)
-
-        return await self.db.run(thd_keep_hostname)
+        return await self.db.instances.update(uuid, values, scope)
 
     async def delete(self, context, uuid: str) -> None:
         """Delete a server: locally when no agent holds it (no host yet,
@@ -409,8 +393,8 @@ class ComputeAPI:
         if instance.host and self.compute_rpcapi is not None:
             if instance.task_state == vm_states.DELETING:
                 return
-            instance = await self.db.run(
-                db.transition, uuid, project_id=scope, check=lock,
+            instance = await self.db.instances.transition(
+                uuid, project_id=scope, check=lock,
                 values={"task_state": vm_states.DELETING},
                 action="delete", action_values=self._action_values(context))
             try:
@@ -422,9 +406,9 @@ class ComputeAPI:
                 # here, as Nova does when the compute service is down.
                 self.log.failure("terminate_instance cast for {uuid} "
                                  "failed; deleting locally", uuid=uuid)
-        await self.db.run(db.soft_delete, uuid, project_id=scope,
-                          check=lock,
-                          action_values=self._action_values(context))
+        await self.db.instances.soft_delete(
+            uuid, project_id=scope, check=lock,
+            action_values=self._action_values(context))
 
     # --- actions done in the DB ---------------------------------------
 
@@ -444,8 +428,8 @@ class ComputeAPI:
                 raise _AlreadyLocked(instance)
 
         try:
-            return await self.db.run(
-                db.transition, uuid, project_id=scope, check=check,
+            return await self.db.instances.transition(
+                uuid, project_id=scope, check=check,
                 values=values, action="lock",
                 action_values=self._action_values(context))
         except _AlreadyLocked as already:
@@ -460,8 +444,8 @@ class ComputeAPI:
         return instance.locked_by == expected
 
     async def unlock(self, context, uuid: str) -> Instance:
-        return await self.db.run(
-            db.transition, uuid, project_id=self._scope(context),
+        return await self.db.instances.transition(
+            uuid, project_id=self._scope(context),
             check=None,
             values={"locked": False, "locked_by": None,
                     "locked_reason": None},
@@ -469,8 +453,8 @@ class ComputeAPI:
 
     async def reset_state(self, context, uuid: str, state: str) -> Instance:
         """Admin: force vm_state (active or error), clearing the task."""
-        return await self.db.run(
-            db.transition, uuid, project_id=None, check=None,
+        return await self.db.instances.transition(
+            uuid, project_id=None, check=None,
             values={"vm_state": state, "task_state": None},
             action="resetState", action_values=self._action_values(context))
 
@@ -488,8 +472,8 @@ class ComputeAPI:
         rpcapi = self._rpc(action)
         if not instance.host:
             raise exception.InstanceNotReady(instance_id=uuid)
-        instance = await self.db.run(
-            db.transition, uuid, project_id=scope, check=checks,
+        instance = await self.db.instances.transition(
+            uuid, project_id=scope, check=checks,
             values={"task_state": task_state}, action=action,
             action_values=self._action_values(context))
         try:
@@ -497,8 +481,9 @@ class ComputeAPI:
                                 instance, **rpc_kwargs)
         except Exception:
             # Nothing will clear the task: undo it, then report.
-            await self.db.run(db.transition, uuid, project_id=None,
-                              check=None, values={"task_state": None})
+            await self.db.instances.transition(
+                uuid, project_id=None, check=None,
+                values={"task_state": None})
             raise
         return instance
 
@@ -556,49 +541,48 @@ class ComputeAPI:
                               replace: bool) -> dict[str, str]:
         check = _both(check_lock(context), check_state(
             "update_instance_metadata", METADATA_VM_STATES))
-        return await self.db.run(
-            db.update_metadata, self.conf, uuid, metadata,
+        return await self.db.instances.update_metadata(
+            self.conf, uuid, metadata,
             project_id=self._scope(context), replace=replace, check=check)
 
     async def delete_metadata(self, context, uuid: str, key: str) -> None:
         check = _both(check_lock(context), check_state(
             "delete_instance_metadata", METADATA_VM_STATES))
-        await self.db.run(db.delete_metadata, uuid, key,
-                          project_id=self._scope(context), check=check)
+        await self.db.instances.delete_metadata(
+            uuid, key, project_id=self._scope(context), check=check)
 
     @staticmethod
     def _tag_check(action: str):
         return check_state(action, TAG_VM_STATES)
 
     async def set_tags(self, context, uuid: str, tags) -> list[str]:
-        return await self.db.run(
-            db.set_tags, uuid, tags, project_id=self._scope(context),
+        return await self.db.instances.set_tags(
+            uuid, tags, project_id=self._scope(context),
             check=self._tag_check("update tags"))
 
     async def add_tag(self, context, uuid: str, tag: str) -> bool:
-        return await self.db.run(
-            db.add_tag, uuid, tag, project_id=self._scope(context),
+        return await self.db.instances.add_tag(
+            uuid, tag, project_id=self._scope(context),
             check=self._tag_check("update tag"))
 
     async def delete_tag(self, context, uuid: str, tag: str | None
                          ) -> None:
-        await self.db.run(
-            db.delete_tag, uuid, tag, project_id=self._scope(context),
+        await self.db.instances.delete_tag(
+            uuid, tag, project_id=self._scope(context),
             check=self._tag_check("delete tag" if tag is not None
                                   else "delete tags"))
 
     async def clear_password(self, context, uuid: str) -> None:
-        await self.db.run(db.set_system_metadata, uuid,
-                          {"password": None},
-                          project_id=self._scope(context))
+        await self.db.instances.set_system_metadata(
+            uuid, {"password": None}, project_id=self._scope(context))
 
     # --- instance actions ---------------------------------------------
 
     async def get_actions(self, context, uuid: str, **kwargs):
-        return await self.db.read(db.get_actions, uuid, **kwargs)
+        return await self.db.actions.get_all(uuid, **kwargs)
 
     async def get_action(self, context, uuid: str, request_id: str):
-        return await self.db.read(db.get_action, uuid, request_id)
+        return await self.db.actions.get(uuid, request_id)
 
 
 class _AlreadyLocked(Exception):

@@ -23,7 +23,6 @@ import attrs
 
 from twisted_compute import exception
 from twisted_compute.context import RequestContext
-from twisted_compute.db import conductor as db
 from twisted_compute.log import Logger
 from twisted_compute.objects import _decode, vm_states
 from twisted_compute.objects.boot_request import BootRequest
@@ -114,8 +113,8 @@ class ConductorManager:
         """
         instances = boot.instances
         secrets = _Secrets(boot.admin_password, boot.injected_files)
-        states = await self.db.read(db.build_states,
-                                    [i.uuid for i in instances])
+        states = await self.db.instances.build_states(
+            [i.uuid for i in instances])
         to_schedule, to_resend = [], []
         for instance in instances:
             vm_state, task_state, host = states.get(
@@ -162,15 +161,14 @@ class ConductorManager:
                 self.log.warn("No valid host for {uuids} (request "
                               "{request_id}): {reason}", uuids=uuids,
                               request_id=context.request_id, reason=reason)
-            await self.db.run(db.fail_scheduling, uuids, 500, reason,
-                              context.request_id, BUILD_EVENT, self.host,
-                              started)
+            await self.db.instances.fail_scheduling(
+                uuids, 500, reason, context.request_id, BUILD_EVENT,
+                self.host, started)
             return
         placements = {i.uuid: _placement(selection)
                       for i, selection in zip(instances, selections)}
-        placed = await self.db.run(db.place_instances, placements,
-                                   context.request_id, BUILD_EVENT,
-                                   self.host, started)
+        placed = await self.db.instances.place_all(
+            placements, context.request_id, BUILD_EVENT, self.host, started)
         for instance, selection in zip(instances, selections):
             if instance.uuid not in placed:
                 self.log.info("Instance {uuid} was deleted while "
@@ -195,8 +193,7 @@ class ConductorManager:
                         alternates: tuple[Selection, ...],
                         spec: RequestSpec, secrets: _Secrets, attempt: int):
         placement = _placement(selection)
-        if not await self.db.run(db.place_instance, instance.uuid,
-                                 placement):
+        if not await self.db.instances.place(instance.uuid, placement):
             self.log.info("Instance {uuid} was deleted while scheduling; "
                           "not building it", uuid=instance.uuid)
             return
@@ -255,8 +252,8 @@ class ConductorManager:
                       reason=reason)
         if alternates and attempt < max_attempts:
             try:
-                await self.db.run(
-                    db.instance_update, instance.uuid,
+                await self.db.instances.guarded_update(
+                    instance.uuid,
                     {"task_state": vm_states.SCHEDULING, "host": None,
                      "node": None},
                     expected_vm_state=[vm_states.BUILDING])
@@ -277,9 +274,10 @@ class ConductorManager:
 
     async def _fail_build(self, context, uuid, code, message, event,
                           details=None, host=None):
-        await self.db.run(db.set_error, uuid, code, message, details, host)
-        await self.db.run(db.action_event_finish, uuid, context.request_id,
-                          event, self.host, "Error", details)
+        await self.db.instances.set_error(uuid, code, message, details,
+                                          host)
+        await self.db.actions.event_finish(uuid, context.request_id, event,
+                                           self.host, "Error", details)
 
     def _now(self) -> datetime.datetime:
         """Naive UTC now, from the injected clock."""
@@ -292,14 +290,14 @@ class ConductorManager:
         if not timeout:
             return 0
         now = self._now()
-        stuck = await self.db.read(
-            db.building_too_long, now - datetime.timedelta(seconds=timeout))
+        stuck = await self.db.instances.building_too_long(
+            now - datetime.timedelta(seconds=timeout))
         failed = 0
         for uuid, host in stuck:
             message = (f"Build of instance {uuid} timed out after "
                        f"{timeout} seconds")
-            if await self.db.run(db.set_error, uuid, 500, message, None,
-                                 host, only_if_building=True):
+            if await self.db.instances.set_error(uuid, 500, message, None,
+                                                 host, only_if_building=True):
                 failed += 1
                 self.log.warn("{message} (host {host})", message=message,
                               host=host or "none")
@@ -318,8 +316,8 @@ class ConductorManager:
                 and event.get("event")):
             raise exception.InvalidInput(
                 reason="event needs request_id and event")
-        instance = await self.db.run(
-            db.instance_update, instance_uuid, _decode(updates),
+        instance = await self.db.instances.guarded_update(
+            instance_uuid, _decode(updates),
             expected_task_state=expected_task_state,
             expected_host=expected_host, fetch=bool(fetch), event=event)
         return None if instance is None else instance.to_dict()
@@ -327,38 +325,36 @@ class ConductorManager:
     async def instances_on_host(self, context, host):
         """Instance dicts (the agent's client decodes them)."""
         return [i.to_dict() for i in
-                await self.db.read(db.instances_on_host, host)]
+                await self.db.instances.on_host(host)]
 
     async def compute_node_update(self, context, values):
-        return await self.db.run(db.compute_node_update, _decode(values))
+        return await self.db.services.update_node(_decode(values))
 
     async def service_heartbeat(self, context, host, binary, topic):
-        row = await self.db.run(db.service_heartbeat, host, binary, topic)
+        row = await self.db.services.heartbeat(host, binary, topic)
         return {"id": row["id"], "host": row["host"],
                 "binary": row["binary"], "disabled": bool(row["disabled"]),
                 "forced_down": bool(row["forced_down"])}
 
     async def action_event_start(self, context, instance_uuid, request_id,
                                  event, host):
-        await self.db.run(db.action_event_start, instance_uuid, request_id,
-                          event, host)
+        await self.db.actions.event_start(instance_uuid, request_id, event,
+                                          host)
 
     async def action_event_finish(self, context, instance_uuid, request_id,
                                   event, host, result, traceback=None):
-        await self.db.run(db.action_event_finish, instance_uuid, request_id,
-                          event, host, result, traceback)
+        await self.db.actions.event_finish(instance_uuid, request_id, event,
+                                           host, result, traceback)
 
     async def instance_fault_create(self, context, instance_uuid, code,
                                     message, details, host):
-        from twisted_compute.db import instances as instances_db
-        await self.db.run(instances_db.add_fault, instance_uuid, code,
-                          message, details, host)
+        await self.db.actions.add_fault(instance_uuid, code, message,
+                                        details, host)
 
     async def instance_destroyed(self, context, instance_uuid):
         """An agent finished deleting: the row becomes deleted."""
-        from twisted_compute.db import instances as instances_db
         try:
-            await self.db.run(instances_db.soft_delete, instance_uuid,
-                              project_id=None, action_values=None)
+            await self.db.instances.soft_delete(
+                instance_uuid, project_id=None, action_values=None)
         except exception.InstanceNotFound:
             pass

@@ -13,6 +13,11 @@ DATABASE_OPTS = [
             min=1, max=100),
     int_opt("connection_recycle_time", 3600,
             "Seconds after which a pooled connection is replaced", min=1),
+    int_opt("query_timeout", 0,
+            "Seconds a database query may take, waiting for a database "
+            "thread included, before its caller gets an error (0: no "
+            "limit); one that is already running still completes, and "
+            "commits", min=0),
 ]
 
 

@@ -1,1 +1,2 @@
-"""The database layer: tables, a thread-pool service, queries, migrations."""
+"""The database layer: tables, a thread-pool service, one component per
+table (its queries), migrations."""

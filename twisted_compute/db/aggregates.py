@@ -1,5 +1,5 @@
-"""Host aggregate queries: ``def thd(conn)`` functions for
-:meth:`DBService.run`.
+"""Host aggregates: ``def thd(conn)`` queries and
+:class:`AggregatesComponent`, which runs them in the DB pool.
 
 An aggregate's availability zone is its ``availability_zone`` metadata
 (what :func:`twisted_compute.db.services.host_zones` reads); the rules
@@ -12,9 +12,11 @@ import uuid as uuidlib
 from typing import Any
 
 import sqlalchemy as sa
+from twisted.internet.defer import Deferred
 
 from twisted_compute import exception
 from twisted_compute.db import models as m
+from twisted_compute.db.base import DBComponent
 from twisted_compute.objects.aggregate import AZ_KEY, Aggregate
 from twisted_compute.objects.service import COMPUTE_BINARY
 
@@ -54,6 +56,17 @@ def get(conn, aggregate_id: int) -> Aggregate:
     if row is None:
         raise exception.AggregateNotFound(aggregate_id=aggregate_id)
     return _record(row, _members(conn, [row.id])[row.id])
+
+
+def availability_zones(conn, default_zone: str) -> set[str]:
+    """Every availability zone: ``default_zone`` and those aggregates
+    name."""
+    zones = {default_zone}
+    for (metadata,) in conn.execute(sa.select(_agg.c.metadata)):
+        zone = (metadata or {}).get(AZ_KEY)
+        if zone:
+            zones.add(zone)
+    return zones
 
 
 def _name_taken(conn, name: str, but: int | None = None) -> bool:
@@ -208,3 +221,38 @@ def remove_host(conn, aggregate_id: int, host: str) -> Aggregate:
         raise exception.AggregateHostNotFound(aggregate_id=aggregate_id,
                                               host=host)
     return get(conn, aggregate_id)
+
+
+# --- the component ----------------------------------------------------------
+
+class AggregatesComponent(DBComponent):
+    """Host aggregates and their hosts."""
+
+    def get_all(self) -> Deferred[list[Aggregate]]:
+        return self._read(get_all)
+
+    def get(self, aggregate_id: int) -> Deferred[Aggregate]:
+        return self._read(get, aggregate_id)
+
+    def create(self, name: str, zone: str | None = None
+               ) -> Deferred[Aggregate]:
+        return self._write(create, name, zone)
+
+    def update(self, aggregate_id: int, name: str | None = None,
+               zone_updates: dict[str, Any] | None = None
+               ) -> Deferred[Aggregate]:
+        return self._write(update, aggregate_id, name, zone_updates)
+
+    def set_metadata(self, aggregate_id: int, updates: dict[str, Any]
+                     ) -> Deferred[Aggregate]:
+        return self._write(set_metadata, aggregate_id, updates)
+
+    def destroy(self, aggregate_id: int) -> Deferred[None]:
+        return self._write(destroy, aggregate_id)
+
+    def add_host(self, aggregate_id: int, host: str) -> Deferred[Aggregate]:
+        return self._write(add_host, aggregate_id, host)
+
+    def remove_host(self, aggregate_id: int, host: str
+                    ) -> Deferred[Aggregate]:
+        return self._write(remove_host, aggregate_id, host)

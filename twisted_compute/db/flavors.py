@@ -1,13 +1,17 @@
-"""Flavor queries: ``def thd(conn)`` functions for :meth:`DBService.run`."""
+"""Flavors, their extra specs and flavor access (which projects may use
+a private flavor): ``def thd(conn)`` queries and :class:`FlavorsComponent`,
+which runs them in the DB pool."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
+from twisted.internet.defer import Deferred
 
 from twisted_compute import exception
 from twisted_compute.db import models as m
+from twisted_compute.db.base import DBComponent
 from twisted_compute.objects.flavor import Flavor
 
 _SORT_KEYS = {"flavorid", "name", "memory_mb", "vcpus", "root_gb",
@@ -149,3 +153,146 @@ def destroy(conn, flavorid: str) -> None:
 def count(conn) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(
         m.flavors)).scalar_one()
+
+
+_specs = m.flavor_extra_specs
+_access = m.flavor_projects
+
+
+def _flavor_pk(conn, flavorid: str) -> int:
+    row = conn.execute(sa.select(m.flavors.c.id).where(
+        m.flavors.c.flavorid == flavorid)).first()
+    if row is None:
+        raise exception.FlavorNotFound(flavor_id=flavorid)
+    return row.id
+
+
+# --- extra specs ----------------------------------------------------------
+
+def get_specs(conn, flavorid: str) -> dict[str, str]:
+    """All extra specs of a flavor (404 when there is no such flavor)."""
+    pk = _flavor_pk(conn, flavorid)
+    rows = conn.execute(sa.select(_specs.c.key, _specs.c.value).where(
+        _specs.c.flavor_id == pk).order_by(_specs.c.key))
+    return {key: value for key, value in rows}
+
+
+def get_spec(conn, flavorid: str, key: str) -> str:
+    pk = _flavor_pk(conn, flavorid)
+    row = conn.execute(sa.select(_specs.c.value).where(
+        _specs.c.flavor_id == pk, _specs.c.key == key)).first()
+    if row is None:
+        raise exception.FlavorExtraSpecsNotFound(flavor_id=flavorid,
+                                                 key=key)
+    return row.value
+
+
+def update_specs(conn, flavorid: str, specs: dict[str, str]
+                 ) -> dict[str, str]:
+    """Add or replace ``specs`` (others are kept); returns all specs."""
+    pk = _flavor_pk(conn, flavorid)
+    for key, value in specs.items():
+        updated = conn.execute(_specs.update().where(
+            _specs.c.flavor_id == pk, _specs.c.key == key).values(
+            value=value))
+        if updated.rowcount == 0:
+            conn.execute(_specs.insert().values(flavor_id=pk, key=key,
+                                                value=value))
+    conn.execute(m.flavors.update().where(m.flavors.c.id == pk).values(
+        updated_at=m.utcnow()))
+    return get_specs(conn, flavorid)
+
+
+def delete_spec(conn, flavorid: str, key: str) -> None:
+    pk = _flavor_pk(conn, flavorid)
+    deleted = conn.execute(_specs.delete().where(
+        _specs.c.flavor_id == pk, _specs.c.key == key))
+    if deleted.rowcount == 0:
+        raise exception.FlavorExtraSpecsNotFound(flavor_id=flavorid,
+                                                 key=key)
+
+
+# --- access ---------------------------------------------------------------
+
+def get_access(conn, flavorid: str) -> tuple[Flavor, list[str]]:
+    """The flavor and the projects given access to it."""
+    flavor = get_by_flavorid(conn, flavorid)
+    rows = conn.execute(sa.select(_access.c.project_id).where(
+        _access.c.flavor_id == flavor.id).order_by(_access.c.id))
+    return flavor, [r.project_id for r in rows]
+
+
+def add_access(conn, flavorid: str, project_id: str,
+               refuse_public: bool = True) -> list[str]:
+    """Give ``project_id`` access; 409 when it has it already, or (with
+    ``refuse_public``, microversion 2.7 on) when the flavor is public."""
+    flavor, projects = get_access(conn, flavorid)
+    if refuse_public and flavor.is_public:
+        raise exception.Conflict("Can not add access to a public flavor.")
+    if project_id in projects:
+        raise exception.FlavorAccessExists(flavor_id=flavorid,
+                                           project_id=project_id)
+    conn.execute(_access.insert().values(flavor_id=flavor.id,
+                                         project_id=project_id))
+    return projects + [project_id]
+
+
+def remove_access(conn, flavorid: str, project_id: str) -> list[str]:
+    flavor, projects = get_access(conn, flavorid)
+    if project_id not in projects:
+        raise exception.FlavorAccessNotFound(flavor_id=flavorid,
+                                             project_id=project_id)
+    conn.execute(_access.delete().where(
+        _access.c.flavor_id == flavor.id,
+        _access.c.project_id == project_id))
+    return [p for p in projects if p != project_id]
+
+
+# --- the component ----------------------------------------------------------
+
+class FlavorsComponent(DBComponent):
+    """Flavors, their extra specs and access lists."""
+
+    def get_by_flavorid(self, flavorid: str,
+                        project_id: str | None = None) -> Deferred[Flavor]:
+        return self._read(get_by_flavorid, flavorid, project_id)
+
+    def get_all(self, **kwargs: Any) -> Deferred[list[Flavor]]:
+        """See :func:`get_all` (keyword arguments only)."""
+        return self._read(get_all, **kwargs)
+
+    def create(self, values: dict[str, Any],
+               projects: list[str] = ()) -> Deferred[Flavor]:
+        return self._write(create, values, projects)
+
+    def update_description(self, flavorid: str, description: str | None
+                           ) -> Deferred[Flavor]:
+        return self._write(update_description, flavorid, description)
+
+    def destroy(self, flavorid: str) -> Deferred[None]:
+        return self._write(destroy, flavorid)
+
+    def get_specs(self, flavorid: str) -> Deferred[dict[str, str]]:
+        return self._read(get_specs, flavorid)
+
+    def get_spec(self, flavorid: str, key: str) -> Deferred[str]:
+        return self._read(get_spec, flavorid, key)
+
+    def update_specs(self, flavorid: str, specs: dict[str, str]
+                     ) -> Deferred[dict[str, str]]:
+        return self._write(update_specs, flavorid, specs)
+
+    def delete_spec(self, flavorid: str, key: str) -> Deferred[None]:
+        return self._write(delete_spec, flavorid, key)
+
+    def get_access(self, flavorid: str
+                   ) -> Deferred[tuple[Flavor, list[str]]]:
+        return self._read(get_access, flavorid)
+
+    def add_access(self, flavorid: str, project_id: str,
+                   refuse_public: bool = True) -> Deferred[list[str]]:
+        return self._write(add_access, flavorid, project_id, refuse_public)
+
+    def remove_access(self, flavorid: str, project_id: str
+                      ) -> Deferred[list[str]]:
+        return self._write(remove_access, flavorid, project_id)

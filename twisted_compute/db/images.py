@@ -1,14 +1,17 @@
-"""Image queries: ``def thd(conn)`` functions for :meth:`DBService.run`
-(and for ``compute-manage``, which runs them in a plain transaction)."""
+"""Images: ``def thd(conn)`` queries (``compute-manage`` runs them in a
+plain transaction) and :class:`ImagesComponent`, which runs them in the
+DB pool."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import sqlalchemy as sa
+from twisted.internet.defer import Deferred
 
 from twisted_compute import exception
 from twisted_compute.db import models as m
+from twisted_compute.db.base import DBComponent
 from twisted_compute.objects.image import Image
 
 T = m.images
@@ -210,3 +213,52 @@ def destroy(conn, image_id: str) -> Image:
         raise exception.ImageProtected(image_id=image_id)
     conn.execute(T.delete().where(T.c.id == image_id))
     return image
+
+
+def boot_meta(conn, image_id: str | None) -> dict[str, Any] | None:
+    """What an agent needs to know of an image to boot it (None when
+    there is no such image)."""
+    if not image_id:
+        return None
+    try:
+        image = get(conn, image_id)
+    except exception.ImageNotFound:
+        return None
+    return {"id": image.id, "name": image.name, "status": image.status,
+            "disk_format": image.disk_format,
+            "container_format": image.container_format,
+            "size": image.size, "checksum": image.checksum,
+            "os_hash_algo": image.os_hash_algo,
+            "os_hash_value": image.os_hash_value,
+            "min_disk": image.min_disk, "min_ram": image.min_ram,
+            "properties": dict(image.properties)}
+
+
+# --- the component ----------------------------------------------------------
+
+class ImagesComponent(DBComponent):
+    """The image API's images."""
+
+    def get(self, image_id: str, project_id: str | None = None
+            ) -> Deferred[Image]:
+        return self._read(get, image_id, project_id)
+
+    def get_all(self, **kwargs: Any) -> Deferred[list[Image]]:
+        """See :func:`get_all` (keyword arguments only)."""
+        return self._read(get_all, **kwargs)
+
+    def create(self, values: dict[str, Any]) -> Deferred[Image]:
+        return self._write(create, values)
+
+    def update(self, image_id: str, values: dict[str, Any],
+               expect_status: Sequence[str] | None = None
+               ) -> Deferred[Image]:
+        return self._write(update, image_id, values, expect_status)
+
+    def destroy(self, image_id: str) -> Deferred[Image]:
+        return self._write(destroy, image_id)
+
+    def boot_meta(self, image_id: str | None
+                  ) -> Deferred[dict[str, Any] | None]:
+        """See :func:`boot_meta`."""
+        return self._read(boot_meta, image_id)

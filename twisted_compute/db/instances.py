@@ -1,5 +1,7 @@
-"""Instance queries (and their metadata, tags, faults, instance actions
-and events): ``def thd(conn)`` functions for :meth:`DBService.run`.
+"""Instances, with their metadata and tags: every instance write lives
+here (the API's, the conductor's on behalf of the agents, the metadata
+API's), as ``def thd(conn)`` queries, and :class:`InstancesComponent`
+runs them in the DB pool.
 
 Lists load instances in one query, then metadata, tags and faults in one
 query each for the whole page (no query per instance).
@@ -9,22 +11,30 @@ from __future__ import annotations
 
 import datetime
 import sys
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import sqlalchemy as sa
+from twisted.internet.defer import Deferred
 
 from twisted_compute import exception
+from twisted_compute.db import actions
+from twisted_compute.db import aggregates
+from twisted_compute.db import flavors
+from twisted_compute.db import images
+from twisted_compute.db import keypairs
 from twisted_compute.db import models as m
 from twisted_compute.db import quotas
+from twisted_compute.db import server_groups
+from twisted_compute.db.base import DBComponent
 from twisted_compute.objects import vm_states
-from twisted_compute.objects.instance import (
-    Instance, InstanceAction, InstanceActionEvent, InstanceFault)
+from twisted_compute.objects.flavor import Flavor
+from twisted_compute.objects.image import Image
+from twisted_compute.objects.instance import Instance, InstanceFault
 
 I = m.instances  # noqa: E741
 
 #: Most tags one instance may carry.
 MAX_TAGS = 50
-
 
 
 # --- records --------------------------------------------------------------
@@ -119,42 +129,6 @@ def get(conn, uuid: str, project_id: str | None = None,
     if row is None:
         raise exception.InstanceNotFound(instance_id=uuid)
     return _records(conn, [row])[0]
-
-
-def server_groups_of(conn, uuid: str) -> list[str]:
-    """UUIDs of the server groups ``uuid`` is a member of."""
-    g, gm = m.server_groups, m.server_group_members
-    return [r[0] for r in conn.execute(sa.select(g.c.uuid).select_from(
-        gm.join(g, gm.c.group_id == g.c.id)).where(
-        gm.c.instance_uuid == uuid))]
-
-
-def host_statuses(conn, hosts: Iterable[str], down_after: int,
-                  now: datetime.datetime | None = None) -> dict[str, str]:
-    """``UP``/``DOWN``/``MAINTENANCE``/``UNKNOWN`` of each compute host,
-    from its service record (one query for all)."""
-    hosts = sorted({h for h in hosts if h})
-    if not hosts:
-        return {}
-    now = now or m.utcnow()
-    s = m.services
-    result = {h: "UNKNOWN" for h in hosts}
-    rows = conn.execute(sa.select(s).where(s.c.host.in_(hosts))).all()
-    for row in rows:
-        if "compute" not in (row.binary or "") and \
-                row.topic not in ("compute",):
-            continue
-        if row.forced_down:
-            status = "DOWN"
-        elif row.last_seen_up is None or (
-                now - row.last_seen_up).total_seconds() > down_after:
-            status = "DOWN"
-        elif row.disabled:
-            status = "MAINTENANCE"
-        else:
-            status = "UP"
-        result[row.host] = status
-    return result
 
 
 #: Sort keys of the API -> the value a NULL sorts as (so that markers can
@@ -298,37 +272,81 @@ def get_all(conn, filters: dict[str, Any] | None = None,
     return _records(conn, rows)
 
 
+# --- reads for the agents and the metadata API -------------------------
+
+def build_states(conn, uuids: Sequence[str]
+                 ) -> dict[str, tuple[str, str | None, str | None]]:
+    """``{uuid: (vm_state, task_state, host)}`` of the live instances
+    among ``uuids`` (deleted ones are missing)."""
+    if not uuids:
+        return {}
+    rows = conn.execute(sa.select(
+        I.c.uuid, I.c.vm_state, I.c.task_state, I.c.host).where(
+        I.c.uuid.in_(list(uuids)), I.c.deleted == 0)).all()
+    return {r.uuid: (r.vm_state, r.task_state, r.host) for r in rows}
+
+
+def on_host(conn, host: str) -> list[Instance]:
+    """The live instances on ``host``."""
+    rows = conn.execute(sa.select(I).where(
+        I.c.host == host, I.c.deleted == 0)).all()
+    return _records(conn, rows)
+
+
+def building_too_long(conn, older_than: datetime.datetime,
+                      limit: int = 500) -> list[tuple[str, str | None]]:
+    """(uuid, host) of live instances still building since before
+    ``older_than``."""
+    rows = conn.execute(sa.select(I.c.uuid, I.c.host).where(
+        I.c.deleted == 0, I.c.vm_state == vm_states.BUILDING,
+        I.c.created_at < older_than).limit(limit)).all()
+    return [(r.uuid, r.host) for r in rows]
+
+
+def _fixed_addresses(addresses: Any):
+    for entries in (addresses or {}).values():
+        for entry in entries or ():
+            if isinstance(entry, dict) and entry.get("addr") and \
+                    entry.get("OS-EXT-IPS:type", "fixed") == "fixed":
+                yield entry["addr"]
+
+
+def uuid_by_fixed_ip(conn, address: str) -> str | None:
+    """The live instance with the fixed IP ``address``, or None.
+
+    ``addresses`` is a JSON column that no index covers portably, so the
+    live instances are scanned here, two columns each;
+    the metadata API caches what this finds.  When two live instances
+    share the address (separate networks), the newest wins.
+    """
+    rows = conn.execute(
+        sa.select(I.c.uuid, I.c.addresses)
+        .where(I.c.deleted == 0)
+        .order_by(I.c.id.desc()))
+    for uuid, addresses in rows:
+        if address in _fixed_addresses(addresses):
+            return uuid
+    return None
+
+
+def get_with_key_type(conn, uuid: str) -> dict[str, Any] | None:
+    """``{"instance": Instance, "key_type": str | None}`` of the live
+    instance ``uuid`` (the type of its key pair, for the metadata API), or
+    None."""
+    try:
+        instance = get(conn, uuid)
+    except exception.InstanceNotFound:
+        return None
+    key_type = None
+    if instance.key_name:
+        k = m.key_pairs
+        key_type = conn.execute(sa.select(k.c.type).where(
+            k.c.user_id == instance.user_id,
+            k.c.name == instance.key_name)).scalar()
+    return {"instance": instance, "key_type": key_type}
+
+
 # --- create ---------------------------------------------------------------
-
-def key_pair(conn, user_id: str, name: str) -> dict[str, str]:
-    """``{"name", "public_key", "type"}`` of a user's key pair (400 when
-    unknown: a bad request, not a missing resource)."""
-    k = m.key_pairs
-    row = conn.execute(sa.select(k.c.name, k.c.public_key, k.c.type).where(
-        k.c.user_id == user_id, k.c.name == name)).first()
-    if row is None:
-        raise exception.InvalidInput(
-            reason=f"Invalid key_name provided: key pair {name} not found "
-            f"for user {user_id}") from None
-    return {"name": row.name, "public_key": row.public_key,
-            "type": row.type}
-
-
-def server_group(conn, group_uuid: str, project_id: str | None
-                 ) -> dict[str, Any]:
-    g = m.server_groups
-    query = sa.select(g).where(g.c.uuid == group_uuid)
-    if project_id is not None:
-        query = query.where(g.c.project_id == project_id)
-    row = conn.execute(query).first()
-    if row is None:
-        raise exception.InstanceGroupNotFound(group_uuid=group_uuid)
-    members = conn.execute(sa.select(sa.func.count()).select_from(
-        m.server_group_members).where(
-        m.server_group_members.c.group_id == row.id)).scalar_one()
-    return {"id": row.id, "uuid": row.uuid, "policy": row.policy,
-            "rules": dict(row.rules or {}), "members": int(members)}
-
 
 def create(conn, conf, *, project_id: str, user_id: str,
            base: dict[str, Any], min_count: int, max_count: int,
@@ -364,19 +382,28 @@ def create(conn, conf, *, project_id: str, user_id: str,
     count = min(max_count, fits)
     values = dict(base)
     if key_name:
-        key = key_pair(conn, user_id, key_name)
-        values["key_name"] = key["name"]
-        values["key_data"] = key["public_key"]
+        try:
+            key = keypairs.get(conn, user_id, key_name)
+        except exception.KeypairNotFound:
+            # A bad request, not a missing resource.
+            raise exception.InvalidInput(
+                reason=f"Invalid key_name provided: key pair {key_name} "
+                f"not found for user {user_id}") from None
+        values["key_name"] = key.name
+        values["key_data"] = key.public_key
     group = None
     if group_uuid:
-        # Another project's group is invisible: as if it did not exist.
-        group = server_group(conn, group_uuid, project_id)
+        group = server_groups.get(conn, group_uuid)
+        if group.project_id != project_id:
+            # Another project's group is invisible: as if it did not exist.
+            raise exception.InstanceGroupNotFound(group_uuid=group_uuid)
         member_limit = limits.get("server_group_members", -1)
-        if member_limit >= 0 and group["members"] + count > member_limit:
+        if member_limit >= 0 and \
+                len(group.members) + count > member_limit:
             raise exception.OverQuota(overs="server_group_members")
         spec = dict(values.get("request_spec") or {})
-        spec["group"] = {"uuid": group["uuid"], "policy": group["policy"],
-                         "rules": group["rules"]}
+        spec["group"] = {"uuid": group.uuid, "policy": group.policy,
+                         "rules": dict(group.rules)}
         values["request_spec"] = spec
     now = m.utcnow()
     created = []
@@ -394,8 +421,8 @@ def create(conn, conf, *, project_id: str, user_id: str,
                                                 tag=tag))
         if group is not None:
             conn.execute(m.server_group_members.insert().values(
-                group_id=group["id"], instance_uuid=row["uuid"]))
-        record_action(conn, row["uuid"], "create", now=now, **action)
+                group_id=group.id, instance_uuid=row["uuid"]))
+        actions.record_action(conn, row["uuid"], "create", now=now, **action)
         created.append(row["uuid"])
     rows = conn.execute(sa.select(I).where(I.c.uuid.in_(created))).all()
     by_uuid = {r.uuid: r for r in rows}
@@ -407,40 +434,34 @@ def create(conn, conf, *, project_id: str, user_id: str,
                     keys) for u in created]
 
 
+def create_for_boot(conn, conf, *, flavorid: str, image_id: str | None,
+                    scope: str | None, zone: str | None,
+                    prepare: Callable[[Flavor | None, Image | None,
+                                       set[str] | None], dict[str, Any]],
+                    **create_args: Any) -> list[Instance]:
+    """A boot, in one transaction: read the flavor ``flavorid`` and the
+    image ``image_id`` (each None when missing or hidden from project
+    ``scope``; None: an admin) and, when ``zone`` is asked for, the
+    availability zones; ``prepare(flavor, image, zones)`` checks them
+    (raising what the API answers) and returns the column values the new
+    instances share; then :func:`create` with ``create_args``."""
+    try:
+        flavor = flavors.get_by_flavorid(conn, flavorid, scope)
+    except exception.FlavorNotFound:
+        flavor = None
+    image = None
+    if image_id:
+        try:
+            image = images.get(conn, image_id, scope)
+        except exception.ImageNotFound:
+            pass
+    zones = aggregates.availability_zones(
+        conn, conf.default_availability_zone) if zone else None
+    base = prepare(flavor, image, zones)
+    return create(conn, conf, base=base, **create_args)
+
+
 # --- changes --------------------------------------------------------------
-
-def record_action(conn, instance_uuid: str, action: str, *,
-                  request_id: str, user_id: str | None,
-                  project_id: str | None, message: str | None = None,
-                  now: datetime.datetime | None = None) -> int:
-    """Insert an instance action row; return its id."""
-    now = now or m.utcnow()
-    result = conn.execute(m.instance_actions.insert().values(
-        action=action, instance_uuid=instance_uuid, request_id=request_id,
-        user_id=user_id, project_id=project_id, start_time=now,
-        created_at=now, updated_at=now, message=message))
-    return result.inserted_primary_key[0]
-
-
-def record_event(conn, action_id: int, event: str, *,
-                 result: str | None = None, host: str | None = None,
-                 traceback: str | None = None, finish: bool = False
-                 ) -> None:
-    now = m.utcnow()
-    conn.execute(m.instance_actions_events.insert().values(
-        action_id=action_id, event=event, start_time=now,
-        finish_time=now if finish else None, result=result, host=host,
-        traceback=traceback))
-    conn.execute(m.instance_actions.update().where(
-        m.instance_actions.c.id == action_id).values(updated_at=now))
-
-
-def add_fault(conn, instance_uuid: str, code: int, message: str,
-              details: str | None = None, host: str | None = None) -> None:
-    conn.execute(m.instance_faults.insert().values(
-        instance_uuid=instance_uuid, code=code, message=message[:255],
-        details=details, host=host, created_at=m.utcnow()))
-
 
 def transition(conn, uuid: str, *, project_id: str | None,
                check: Callable[[Instance], None] | None,
@@ -468,7 +489,7 @@ def transition(conn, uuid: str, *, project_id: str | None,
             action=action or "update", instance_uuid=uuid,
             attr="task_state", state="changing")
     if action is not None:
-        record_action(conn, uuid, action, **(action_values or {}))
+        actions.record_action(conn, uuid, action, **(action_values or {}))
     return get(conn, uuid)
 
 
@@ -502,7 +523,7 @@ def soft_delete(conn, uuid: str, *, project_id: str | None,
     conn.execute(m.server_group_members.delete().where(
         m.server_group_members.c.instance_uuid == uuid))
     if action_values is not None:
-        record_action(conn, uuid, "delete", now=now, **action_values)
+        actions.record_action(conn, uuid, "delete", now=now, **action_values)
     return get(conn, uuid, read_deleted=True)
 
 
@@ -628,61 +649,308 @@ def set_system_metadata(conn, uuid: str, values: dict[str, Any], *,
     return get(conn, uuid)
 
 
-# --- instance actions -----------------------------------------------------
+# --- password -------------------------------------------------------------
 
-def _action(row, events=()) -> InstanceAction:
-    return InstanceAction(
-        id=row.id, action=row.action, instance_uuid=row.instance_uuid,
-        request_id=row.request_id, user_id=row.user_id,
-        project_id=row.project_id, start_time=row.start_time,
-        finish_time=row.finish_time, message=row.message,
-        created_at=row.created_at, updated_at=row.updated_at,
-        events=list(events))
-
-
-def get_actions(conn, uuid: str, *, limit: int | None = None,
-                marker: str | None = None,
-                changes_since: datetime.datetime | None = None,
-                changes_before: datetime.datetime | None = None
-                ) -> list[InstanceAction]:
-    """Actions of an instance, newest first; ``marker`` is a request
-    id."""
-    a = m.instance_actions
-    query = sa.select(a).where(a.c.instance_uuid == uuid)
-    updated = sa.func.coalesce(a.c.updated_at, a.c.created_at)
-    if changes_since is not None:
-        query = query.where(updated >= changes_since)
-    if changes_before is not None:
-        query = query.where(updated <= changes_before)
-    if marker is not None:
-        mrow = conn.execute(sa.select(a).where(
-            a.c.instance_uuid == uuid, a.c.request_id == marker)).first()
-        if mrow is None:
-            raise exception.InvalidMarker(marker=marker)
-        query = query.where(sa.or_(
-            a.c.created_at < mrow.created_at,
-            sa.and_(a.c.created_at == mrow.created_at, a.c.id < mrow.id)))
-    query = query.order_by(a.c.created_at.desc(), a.c.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    return [_action(r) for r in conn.execute(query)]
-
-
-def get_action(conn, uuid: str, request_id: str) -> InstanceAction:
-    """The action of ``request_id`` on ``uuid``, with its events."""
-    a, e = m.instance_actions, m.instance_actions_events
-    row = conn.execute(sa.select(a).where(
-        a.c.instance_uuid == uuid, a.c.request_id == request_id).order_by(
-        a.c.created_at.desc(), a.c.id.desc())).first()
+def set_password(conn, uuid: str, password: str) -> bool:
+    """Store the password a guest posts; False (and nothing changes) when
+    one is already set, as a guest may set it only once."""
+    row = conn.execute(sa.select(I.c.system_metadata).where(
+        I.c.uuid == uuid, I.c.deleted == 0)).first()
     if row is None:
-        raise exception.InstanceActionNotFound(request_id=request_id,
-                                               instance_uuid=uuid)
-    events = [InstanceActionEvent(
-        id=r.id, action_id=r.action_id, event=r.event,
-        start_time=r.start_time, finish_time=r.finish_time,
-        result=r.result, traceback=r.traceback, host=r.host,
-        details=r.details)
-        for r in conn.execute(sa.select(e).where(
-            e.c.action_id == row.id).order_by(e.c.start_time.desc(),
-                                             e.c.id.desc()))]
-    return _action(row, events)
+        raise exception.InstanceNotFound(instance_id=uuid)
+    system_metadata = dict(row.system_metadata or {})
+    if system_metadata.get("password"):
+        return False
+    system_metadata["password"] = password
+    conn.execute(I.update().where(I.c.uuid == uuid).values(
+        system_metadata=system_metadata, updated_at=m.utcnow()))
+    return True
+
+
+# --- the agents' steps, scheduling and build failures ---------------------
+
+#: Instance columns an agent may write through the conductor.
+WRITABLE = frozenset({
+    "vm_state", "task_state", "power_state", "host", "node", "launched_on",
+    "launched_at", "terminated_at", "progress", "addresses",
+    "system_metadata", "locked", "hostname", "availability_zone",
+})
+
+
+def guarded_update(conn, uuid: str, updates: dict[str, Any],
+                   expected_task_state: Sequence[str | None] | None = None,
+                   expected_vm_state: Sequence[str] | None = None,
+                   expected_host: str | None = None,
+                   fetch: bool = True,
+                   event: dict[str, Any] | None = None
+                   ) -> Instance | None:
+    """Write ``updates`` to a live instance, only while its task state is
+    one of ``expected_task_state`` (when given), its vm state one of
+    ``expected_vm_state`` (when given) and its host ``expected_host``
+    (when given: a build request that went stale, because the instance
+    was rescheduled elsewhere meanwhile, must not take the instance).
+    Returns the instance as written, or None without ``fetch`` (which
+    saves the four queries of reading it back).
+
+    ``event`` (``request_id``, ``event``, ``host``, and ``result`` /
+    ``traceback`` to finish one) records the start or the end of an
+    instance action event in the same transaction: an agent's step and its
+    event in one round trip, and no event when the update is refused.
+
+    Raises :class:`InstanceNotFound` when it is gone (deleted), and
+    :class:`UnexpectedDeletingTaskStateError` when someone asked for its
+    deletion meanwhile, :class:`UnexpectedTaskStateError` otherwise.
+    """
+    bad = set(updates) - WRITABLE
+    if bad:
+        raise exception.InvalidInput(
+            reason=f"instance fields not writable over RPC: {sorted(bad)}")
+    values = dict(updates)
+    values["updated_at"] = m.utcnow()
+    query = I.update().where(I.c.uuid == uuid, I.c.deleted == 0)
+    if expected_task_state is not None:
+        expected = list(expected_task_state)
+        clauses = [I.c.task_state.in_([s for s in expected
+                                       if s is not None])]
+        if None in expected:
+            clauses.append(I.c.task_state.is_(None))
+        query = query.where(sa.or_(*clauses))
+    if expected_vm_state is not None:
+        query = query.where(I.c.vm_state.in_(list(expected_vm_state)))
+    if expected_host is not None:
+        query = query.where(I.c.host == expected_host)
+    if conn.execute(query.values(**values)).rowcount == 0:
+        row = conn.execute(sa.select(
+                I.c.task_state, I.c.vm_state, I.c.host).where(
+            I.c.uuid == uuid, I.c.deleted == 0)).first()
+        if row is None:
+            raise exception.InstanceNotFound(instance_id=uuid)
+        if row.task_state == vm_states.DELETING:
+            raise exception.UnexpectedDeletingTaskStateError(
+                instance_uuid=uuid, expected=expected_task_state,
+                actual=row.task_state)
+        if expected_host is not None and row.host != expected_host:
+            raise exception.UnexpectedTaskStateError(
+                instance_uuid=uuid, expected=expected_task_state,
+                actual=f"{row.task_state} on host {row.host}")
+        raise exception.UnexpectedTaskStateError(
+            instance_uuid=uuid, expected=expected_task_state,
+            actual=row.task_state)
+    if event is not None:
+        if event.get("result") is None:
+            actions.action_event_start(conn, uuid, event["request_id"],
+                                       event["event"], event.get("host"))
+        else:
+            actions.action_event_finish(
+                conn, uuid, event["request_id"], event["event"],
+                event.get("host"), event["result"], event.get("traceback"))
+    if not fetch:
+        return None
+    return get(conn, uuid)
+
+
+def place(conn, uuid: str, values: dict[str, Any]) -> bool:
+    """Write an instance's placement while it is still building and
+    unplaced-or-scheduling; False when it was deleted meanwhile."""
+    try:
+        guarded_update(conn, uuid, values,
+                       expected_task_state=[vm_states.SCHEDULING, None],
+                       expected_vm_state=[vm_states.BUILDING], fetch=False)
+    except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
+        return False
+    return True
+
+
+def place_all(conn, placements: dict[str, dict[str, Any]],
+               request_id: str, event: str, host: str | None,
+               started: datetime.datetime) -> set[str]:
+    """Write each instance's placement (``{uuid: values}``) while it is
+    still building and unplaced-or-scheduling, and record the scheduling
+    ``event`` of those placed; the uuids placed (the others were deleted
+    meanwhile)."""
+    placed = {uuid for uuid, values in placements.items()
+              if place(conn, uuid, values)}
+    if placed:
+        actions.action_events_done(conn, sorted(placed), request_id,
+                                   event, host, started, "Success")
+    return placed
+
+
+def fail_scheduling(conn, uuids: Sequence[str], code: int, message: str,
+                    request_id: str, event: str, host: str | None,
+                    started: datetime.datetime) -> None:
+    """No host for ``uuids``: ERROR with a fault, and the scheduling
+    event ends in error."""
+    for uuid in uuids:
+        set_error(conn, uuid, code, message, None, None)
+    actions.action_events_done(conn, uuids, request_id, event, host,
+                               started, "Error")
+
+
+def set_error(conn, uuid: str, code: int, message: str,
+              details: str | None = None, host: str | None = None,
+              only_if_building: bool = False) -> bool:
+    """Put a live instance in ERROR with a fault; False if it is gone (or,
+    with ``only_if_building``, no longer building)."""
+    query = I.update().where(I.c.uuid == uuid, I.c.deleted == 0)
+    if only_if_building:
+        query = query.where(I.c.vm_state == vm_states.BUILDING)
+    updated = conn.execute(query.values(
+        vm_state=vm_states.ERROR, task_state=None,
+        updated_at=m.utcnow()))
+    if updated.rowcount == 0:
+        return False
+    actions.add_fault(conn, uuid, code, message, details, host)
+    return True
+
+
+# --- the component ----------------------------------------------------------
+
+_Check = Optional[Callable[[Instance], None]]
+
+
+class InstancesComponent(DBComponent):
+    """Instances, their metadata, tags and password."""
+
+    # --- reads
+
+    def get(self, uuid: str, project_id: str | None = None,
+            read_deleted: bool = False) -> Deferred[Instance]:
+        """See :func:`get`."""
+        return self._read(get, uuid, project_id, read_deleted)
+
+    def get_all(self, filters: dict[str, Any] | None = None,
+                sort_keys: Sequence[str] = ("created_at",),
+                sort_dirs: Sequence[str] = ("desc",),
+                limit: int | None = None, marker: str | None = None,
+                with_extras: bool = True) -> Deferred[list[Instance]]:
+        """See :func:`get_all`."""
+        return self._read(get_all, filters, sort_keys, sort_dirs, limit,
+                          marker, with_extras)
+
+    def build_states(self, uuids: Sequence[str]) -> Deferred[dict]:
+        """See :func:`build_states`."""
+        return self._read(build_states, uuids)
+
+    def on_host(self, host: str) -> Deferred[list[Instance]]:
+        return self._read(on_host, host)
+
+    def building_too_long(self, older_than: datetime.datetime,
+                          limit: int = 500) -> Deferred[list[tuple]]:
+        return self._read(building_too_long, older_than, limit)
+
+    def uuid_by_fixed_ip(self, address: str) -> Deferred[str | None]:
+        return self._read(uuid_by_fixed_ip, address)
+
+    def get_with_key_type(self, uuid: str
+                          ) -> Deferred[dict[str, Any] | None]:
+        return self._read(get_with_key_type, uuid)
+
+    # --- the API's writes
+
+    def create(self, conf, *, flavorid: str, image_id: str | None,
+               scope: str | None, zone: str | None,
+               prepare: Callable[..., dict[str, Any]],
+               **create_args: Any) -> Deferred[list[Instance]]:
+        """New instances of a boot, quotas checked: see
+        :func:`create_for_boot` and :func:`create`."""
+        return self._write(create_for_boot, conf, flavorid=flavorid,
+                           image_id=image_id, scope=scope, zone=zone,
+                           prepare=prepare, **create_args)
+
+    def update(self, uuid: str, values: dict[str, Any],
+               project_id: str | None = None) -> Deferred[Instance]:
+        return self._write(update, uuid, values, project_id)
+
+    def transition(self, uuid: str, *, project_id: str | None,
+                   check: _Check,
+                   values: dict[str, Any] | Callable[[Instance], dict],
+                   action: str | None = None,
+                   action_values: dict[str, Any] | None = None
+                   ) -> Deferred[Instance]:
+        """See :func:`transition`."""
+        return self._write(transition, uuid, project_id=project_id,
+                           check=check, values=values, action=action,
+                           action_values=action_values)
+
+    def soft_delete(self, uuid: str, *, project_id: str | None,
+                    check: _Check = None,
+                    action_values: dict[str, Any] | None = None
+                    ) -> Deferred[Instance]:
+        return self._write(soft_delete, uuid, project_id=project_id,
+                           check=check, action_values=action_values)
+
+    def update_metadata(self, conf, uuid: str, metadata: dict[str, str], *,
+                        project_id: str | None, replace: bool,
+                        check: _Check = None) -> Deferred[dict[str, str]]:
+        return self._write(update_metadata, conf, uuid, metadata,
+                           project_id=project_id, replace=replace,
+                           check=check)
+
+    def delete_metadata(self, uuid: str, key: str, *,
+                        project_id: str | None,
+                        check: _Check = None) -> Deferred[None]:
+        return self._write(delete_metadata, uuid, key,
+                           project_id=project_id, check=check)
+
+    def set_tags(self, uuid: str, tags: Sequence[str], *,
+                 project_id: str | None,
+                 check: _Check = None) -> Deferred[list[str]]:
+        return self._write(set_tags, uuid, tags, project_id=project_id,
+                           check=check)
+
+    def add_tag(self, uuid: str, tag: str, *, project_id: str | None,
+                check: _Check = None) -> Deferred[bool]:
+        return self._write(add_tag, uuid, tag, project_id=project_id,
+                           check=check)
+
+    def delete_tag(self, uuid: str, tag: str | None, *,
+                   project_id: str | None,
+                   check: _Check = None) -> Deferred[None]:
+        return self._write(delete_tag, uuid, tag, project_id=project_id,
+                           check=check)
+
+    def set_system_metadata(self, uuid: str, values: dict[str, Any], *,
+                            project_id: str | None) -> Deferred[Instance]:
+        return self._write(set_system_metadata, uuid, values,
+                           project_id=project_id)
+
+    def set_password(self, uuid: str, password: str) -> Deferred[bool]:
+        return self._write(set_password, uuid, password)
+
+    # --- the conductor's writes (its own, and the agents')
+
+    def guarded_update(self, uuid: str, updates: dict[str, Any],
+                       expected_task_state=None, expected_vm_state=None,
+                       expected_host: str | None = None, fetch: bool = True,
+                       event: dict[str, Any] | None = None
+                       ) -> Deferred[Instance | None]:
+        """See :func:`guarded_update`."""
+        return self._write(guarded_update, uuid, updates,
+                           expected_task_state, expected_vm_state,
+                           expected_host, fetch, event)
+
+    def place(self, uuid: str, values: dict[str, Any]) -> Deferred[bool]:
+        """See :func:`place`."""
+        return self._write(place, uuid, values)
+
+    def place_all(self, placements: dict[str, dict[str, Any]],
+                  request_id: str, event: str, host: str | None,
+                  started: datetime.datetime) -> Deferred[set[str]]:
+        """See :func:`place_all`."""
+        return self._write(place_all, placements, request_id, event, host,
+                           started)
+
+    def fail_scheduling(self, uuids: Sequence[str], code: int,
+                        message: str, request_id: str, event: str,
+                        host: str | None,
+                        started: datetime.datetime) -> Deferred[None]:
+        return self._write(fail_scheduling, uuids, code, message,
+                           request_id, event, host, started)
+
+    def set_error(self, uuid: str, code: int, message: str,
+                  details: str | None = None, host: str | None = None,
+                  only_if_building: bool = False) -> Deferred[bool]:
+        """See :func:`set_error`."""
+        return self._write(set_error, uuid, code, message, details, host,
+                           only_if_building)

@@ -1,14 +1,16 @@
-"""Key pair queries: ``def thd(conn)`` functions for
-:meth:`DBService.run`.  Key pairs belong to a user; a user never sees
-another user's."""
+"""Key pairs: ``def thd(conn)`` queries and :class:`KeypairsComponent`,
+which runs them in the DB pool.  Key pairs belong to a user; a user never
+sees another user's."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from twisted.internet.defer import Deferred
 
 from twisted_compute import exception
 from twisted_compute.db import models as m
 from twisted_compute.db import quotas
+from twisted_compute.db.base import DBComponent
 from twisted_compute.objects.keypair import Keypair
 
 _kp = m.key_pairs
@@ -73,3 +75,25 @@ def destroy(conn, user_id: str, name: str) -> None:
         _kp.c.user_id == user_id, _kp.c.name == name))
     if deleted.rowcount == 0:
         raise exception.KeypairNotFound(name=name, user_id=user_id)
+
+
+# --- the component ----------------------------------------------------------
+
+class KeypairsComponent(DBComponent):
+    """Users' key pairs."""
+
+    def get(self, user_id: str, name: str) -> Deferred[Keypair]:
+        return self._read(get, user_id, name)
+
+    def get_all(self, user_id: str, limit: int | None = None,
+                marker: str | None = None) -> Deferred[list[Keypair]]:
+        return self._read(get_all, user_id, limit, marker)
+
+    def create(self, conf, project_id: str, user_id: str, name: str,
+               public_key: str, fingerprint: str, key_type: str
+               ) -> Deferred[Keypair]:
+        return self._write(create, conf, project_id, user_id, name,
+                           public_key, fingerprint, key_type)
+
+    def destroy(self, user_id: str, name: str) -> Deferred[None]:
+        return self._write(destroy, user_id, name)

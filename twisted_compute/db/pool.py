@@ -5,6 +5,10 @@ Every query is a ``def thd(conn)`` function run in the pool by
 attrs records, never result proxies.  The reactor thread never touches the
 database.  The service starts first and stops last in its role's
 ``MultiService``.
+
+The service is also the way into the data: it holds one component per
+table (``db.instances``, ``db.flavors``, ... see
+:mod:`twisted_compute.db.connector`) whose methods run their own queries.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from twisted.application import service
 from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from twisted_compute import exception
+from twisted_compute.db.connector import DBConnector
 from twisted_compute.log import Logger
 
 T = TypeVar("T")
@@ -148,15 +154,44 @@ def _ignore(success, result):
     return None
 
 
-class DBService(service.Service):
-    """Runs queries in a dedicated, named thread pool."""
+#: States of a job: waiting in the queue, running in a DB thread, given up
+#: (cancelled or timed out: it does not run, or its result is dropped).
+_QUEUED, _RUNNING, _DROPPED = 0, 1, 2
+
+
+class _Job:
+    """One call of :meth:`DBService.run`."""
+
+    __slots__ = ("d", "thd", "readonly", "args", "kwargs", "state",
+                 "timer")
+
+    def __init__(self, thd, readonly, args, kwargs):
+        self.thd = thd
+        self.readonly = readonly
+        self.args = args
+        self.kwargs = kwargs
+        self.state = _QUEUED
+        self.timer = None
+        self.d: Deferred = None  # type: ignore[assignment]
+
+
+def _query_name(thd) -> str:
+    module = getattr(thd, "__module__", None) or ""
+    name = getattr(thd, "__qualname__", None) or repr(thd)
+    return f"{module.rsplit('.', 1)[-1]}.{name}" if module else name
+
+
+class DBService(DBConnector, service.Service):
+    """Runs queries in a dedicated, named thread pool; its components
+    (``db.instances``, ...) run theirs at normal priority."""
 
     log = Logger()
     name = "db"
 
     def __init__(self, url: str, reactor, pool_size: int = 5,
                  recycle: int = 3600,
-                 threadpool: ThreadPool | None = None):
+                 threadpool: ThreadPool | None = None,
+                 query_timeout: float = 0):
         self.url = url
         self._reactor = reactor
         self.is_sqlite = url.startswith("sqlite")
@@ -169,6 +204,9 @@ class DBService(service.Service):
             # tries); it is left for other processes sharing the file.
             pool_size = SQLITE_THREADS
         self.engine = make_engine(url, pool_size=pool_size, recycle=recycle)
+        #: Seconds a job may take, from :meth:`run` to its result, queue
+        #: included (0: no limit).
+        self.query_timeout = float(query_timeout or 0)
         # An injected pool (a synchronous one in unit tests) is not ours to
         # start or stop.
         self._own_pool = threadpool is None
@@ -177,6 +215,8 @@ class DBService(service.Service):
         self._order = itertools.count()
         self.pool = threadpool or ThreadPool(
             minthreads=1, maxthreads=pool_size, name="db")
+        self._attach_components(self, NORMAL)
+        self._prioritized: PrioritizedDB | None = None
 
     def startService(self):
         super().startService()
@@ -210,30 +250,89 @@ class DBService(service.Service):
         work that finishes what is under way (the conductor's and the
         scheduler's, see :meth:`prioritized`) goes before new requests, so
         that under load builds complete instead of queueing behind new
-        POSTs."""
-        d: Deferred[T] = Deferred()
+        POSTs.
+
+        Cancelling the Deferred of work still queued drops it from the
+        queue: it never runs (the thread that would have run it finds it
+        dropped and moves on).  Work already running finishes (and
+        commits), but its result is dropped.  After ``query_timeout``
+        seconds (when set) the Deferred fails with
+        :class:`~twisted_compute.exception.DBQueryTimeout`, the same way.
+        """
+        job = _Job(thd, readonly, args, kwargs)
+        job.d = d = Deferred(lambda _: self._drop(job))
         with self._lock:
-            heapq.heappush(self._waiting, (priority, next(self._order),
-                                           (d, thd, readonly, args, kwargs)))
+            heapq.heappush(self._waiting, (priority, next(self._order), job))
+        if self.query_timeout:
+            job.timer = self._reactor.callLater(self.query_timeout,
+                                                self._time_out, job)
         self.pool.callInThreadWithCallback(_ignore, self._run_next)
         return d
 
     def prioritized(self) -> "PrioritizedDB":
-        """This service, for callers whose work goes first."""
-        return PrioritizedDB(self)
+        """This service, for callers whose work goes first: its
+        components (and ``run``) run at :data:`URGENT` priority."""
+        if self._prioritized is None:
+            self._prioritized = PrioritizedDB(self)
+        return self._prioritized
+
+    def queued(self) -> int:
+        """Jobs waiting for a DB thread (given-up ones included until a
+        thread discards them)."""
+        with self._lock:
+            return len(self._waiting)
 
     def _run_next(self) -> None:
         # One call per queued job: pop whichever job is most urgent now.
         with self._lock:
-            _, _, (d, thd, readonly, args, kwargs) = heapq.heappop(
-                self._waiting)
+            job = heapq.heappop(self._waiting)[2]
+            if job.state != _QUEUED:
+                return  # cancelled or timed out while it waited
+            job.state = _RUNNING
         try:
-            result = self._transact(thd, readonly, args, kwargs)
+            result = self._transact(job.thd, job.readonly, job.args,
+                                    job.kwargs)
         except BaseException:
-            failure = Failure()
-            self._reactor.callFromThread(d.errback, failure)
+            self._reactor.callFromThread(self._deliver, job, Failure(),
+                                         True)
         else:
-            self._reactor.callFromThread(d.callback, result)
+            self._reactor.callFromThread(self._deliver, job, result, False)
+
+    def _deliver(self, job: _Job, result, failed: bool) -> None:
+        d = job.d
+        if d.called:
+            # Given up while it ran: the result is dropped.
+            if failed:
+                self.log.failure("{query} failed after its caller gave up",
+                                 result, query=_query_name(job.thd))
+            return
+        if job.timer is not None:
+            job.timer.cancel()
+            job.timer = None
+        if failed:
+            d.errback(result)
+        else:
+            d.callback(result)
+
+    def _drop(self, job: _Job) -> bool:
+        """Give up ``job`` (on the reactor thread); whether it was still
+        waiting (so it will never run)."""
+        with self._lock:
+            queued = job.state == _QUEUED
+            job.state = _DROPPED
+        if job.timer is not None:
+            if job.timer.active():
+                job.timer.cancel()
+            job.timer = None
+        return queued
+
+    def _time_out(self, job: _Job) -> None:
+        job.timer = None
+        queued = self._drop(job)
+        job.d.errback(Failure(exception.DBQueryTimeout(
+            query=_query_name(job.thd), seconds=self.query_timeout,
+            where="waiting for a database thread" if queued
+            else "running")))
 
     def read(self, thd: Callable[..., T], *args: Any,
              **kwargs: Any) -> Deferred[T]:
@@ -247,12 +346,14 @@ class DBService(service.Service):
                 return thd(conn, *args, **kwargs)
 
 
-class PrioritizedDB:
-    """A :class:`DBService` whose work runs at :data:`URGENT` priority;
-    everything else is the service's own."""
+class PrioritizedDB(DBConnector):
+    """A :class:`DBService` whose work (its components' and ``run``'s)
+    runs at :data:`URGENT` priority; everything else is the service's
+    own."""
 
     def __init__(self, db: DBService):
         self._db = db
+        self._attach_components(db, URGENT)
 
     def __getattr__(self, name):
         return getattr(self._db, name)

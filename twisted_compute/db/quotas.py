@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from twisted.internet.defer import Deferred
 
 from twisted_compute import exception
 from twisted_compute.db import models as m
+from twisted_compute.db.base import DBComponent
 
 #: Resources with a limit, in the order the API shows them.
 RESOURCES = (
@@ -105,6 +107,37 @@ def count_usage(conn, project_id: str,
     return usage
 
 
+def limits_and_usage(conn, conf, project_id: str,
+                     user_id: str | None = None
+                     ) -> tuple[dict[str, int], dict[str, int]]:
+    """:func:`get_limits` and :func:`count_usage`, read together."""
+    return (get_limits(conn, conf, project_id, user_id),
+            count_usage(conn, project_id, user_id))
+
+
+def update_limits(conn, conf, project_id: str, user_id: str | None,
+                  values: dict[str, int], force: bool) -> dict[str, int]:
+    """Check the new limits against usage (unless ``force``) and, for a
+    user, against the project's limits; store them; return the limits."""
+    limits, usage = limits_and_usage(conn, conf, project_id, user_id)
+    project_limits = get_limits(conn, conf, project_id) \
+        if user_id is not None else None
+    for resource, limit in values.items():
+        if project_limits is not None:
+            maximum = project_limits[resource]
+            if maximum >= 0 and (limit == -1 or limit > maximum):
+                raise exception.InvalidQuotaValue(reason=(
+                    f"Quota limit {limit} for {resource} must be less "
+                    f"than or equal to {maximum}."))
+        if not force and limit >= 0 and limit < usage.get(resource, 0):
+            raise exception.InvalidQuotaValue(reason=(
+                f"Quota limit {limit} for {resource} must be greater than "
+                f"or equal to already used and reserved "
+                f"{usage.get(resource, 0)}."))
+    set_limits(conn, project_id, values, user_id)
+    return get_limits(conn, conf, project_id, user_id)
+
+
 def lock_project(conn, project_id: str) -> None:
     """Serialise quota-consuming transactions of one project.
 
@@ -171,3 +204,29 @@ def headroom(conn, conf, project_id: str, user_id: str | None,
 
 def as_dict(values: dict[str, Any]) -> dict[str, Any]:
     return {name: values[name] for name in RESOURCES if name in values}
+
+
+# --- the component ----------------------------------------------------------
+
+class QuotasComponent(DBComponent):
+    """Quota limits and the usage they are checked against."""
+
+    def get_limits(self, conf, project_id: str,
+                   user_id: str | None = None) -> Deferred[dict[str, int]]:
+        return self._read(get_limits, conf, project_id, user_id)
+
+    def limits_and_usage(self, conf, project_id: str,
+                         user_id: str | None = None) -> Deferred[tuple]:
+        """See :func:`limits_and_usage`."""
+        return self._read(limits_and_usage, conf, project_id, user_id)
+
+    def update_limits(self, conf, project_id: str, user_id: str | None,
+                      values: dict[str, int],
+                      force: bool) -> Deferred[dict[str, int]]:
+        """See :func:`update_limits`."""
+        return self._write(update_limits, conf, project_id, user_id,
+                           values, force)
+
+    def delete_limits(self, project_id: str,
+                      user_id: str | None = None) -> Deferred[None]:
+        return self._write(delete_limits, project_id, user_id)

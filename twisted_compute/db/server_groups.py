@@ -1,6 +1,7 @@
-"""Server group queries: ``def thd(conn)`` functions for
-:meth:`DBService.run`.  Members are the group's instances that are not
-deleted (read from the ``instances`` table)."""
+"""Server groups: ``def thd(conn)`` queries and
+:class:`ServerGroupsComponent`, which runs them in the DB pool.  Members
+are the group's instances that are not deleted (read from the
+``instances`` table)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import uuid as uuidlib
 from typing import Any, Iterable
 
 import sqlalchemy as sa
+from twisted.internet.defer import Deferred
 
 from twisted_compute import exception
 from twisted_compute.db import models as m
 from twisted_compute.db import quotas
+from twisted_compute.db.base import DBComponent
 from twisted_compute.objects.server_group import ServerGroup
 
 _sg = m.server_groups
@@ -73,6 +76,53 @@ def get_by_instance(conn, instance_uuid: str) -> list[ServerGroup]:
     return _records(conn, rows)
 
 
+def uuids_of_instance(conn, uuid: str) -> list[str]:
+    """UUIDs of the server groups ``uuid`` is a member of."""
+    g, gm = m.server_groups, m.server_group_members
+    return [r[0] for r in conn.execute(sa.select(g.c.uuid).select_from(
+        gm.join(g, gm.c.group_id == g.c.id)).where(
+        gm.c.instance_uuid == uuid))]
+
+
+
+def hosts(conn, group_uuid: str,
+          exclude_instances: Iterable[str] = ()) -> dict[str, Any]:
+    """A server group's policy, rules and where its members run.
+
+    Returns ``{"policy", "rules", "hosts": {host: member count},
+    "unplaced": [instance uuid, ...]}``: the live members that have a
+    host, counted per host, and those that have none yet (being
+    scheduled or built by another request), leaving out
+    ``exclude_instances`` (the ones being scheduled now); policy and
+    rules are None when the group does not exist (any more).
+    """
+    group = conn.execute(sa.select(
+        m.server_groups.c.id, m.server_groups.c.policy,
+        m.server_groups.c.rules).where(
+        m.server_groups.c.uuid == group_uuid)).first()
+    if group is None:
+        return {"policy": None, "rules": None, "hosts": {}, "unplaced": []}
+    i = m.instances
+    members = m.server_group_members
+    query = (sa.select(i.c.uuid, i.c.host)
+             .select_from(members.join(
+                 i, i.c.uuid == members.c.instance_uuid))
+             .where(members.c.group_id == group.id, i.c.deleted == 0))
+    exclude = set(exclude_instances)
+    hosts: dict[str, int] = {}
+    unplaced = []
+    for instance_uuid, host in conn.execute(query):
+        if instance_uuid in exclude:
+            continue
+        if host is None:
+            unplaced.append(instance_uuid)
+        else:
+            hosts[host] = hosts.get(host, 0) + 1
+    return {"policy": group.policy, "rules": dict(group.rules or {}),
+            "hosts": hosts, "unplaced": unplaced}
+
+
+
 def create(conn, conf, values: dict[str, Any]) -> ServerGroup:
     """Insert a group; 403 over the ``server_groups`` quota of the
     project or of the user in it."""
@@ -127,3 +177,45 @@ def remove_members(conn, instance_uuids: Iterable[str]) -> None:
     if uuids:
         conn.execute(_members.delete().where(
             _members.c.instance_uuid.in_(uuids)))
+
+
+# --- the component ----------------------------------------------------------
+
+class ServerGroupsComponent(DBComponent):
+    """Server groups and their members."""
+
+    def get(self, group_uuid: str) -> Deferred[ServerGroup]:
+        return self._read(get, group_uuid)
+
+    def get_all(self, project_id: str | None = None,
+                limit: int | None = None,
+                offset: int = 0) -> Deferred[list[ServerGroup]]:
+        return self._read(get_all, project_id, limit, offset)
+
+    def get_by_instance(self, instance_uuid: str
+                        ) -> Deferred[list[ServerGroup]]:
+        return self._read(get_by_instance, instance_uuid)
+
+    def uuids_of_instance(self, instance_uuid: str) -> Deferred[list[str]]:
+        """See :func:`uuids_of_instance`."""
+        return self._read(uuids_of_instance, instance_uuid)
+
+    def hosts(self, group_uuid: str, exclude_instances: Iterable[str] = ()
+              ) -> Deferred[dict[str, Any]]:
+        """See :func:`hosts`."""
+        return self._read(hosts, group_uuid, exclude_instances)
+
+    def create(self, conf, values: dict[str, Any]
+               ) -> Deferred[ServerGroup]:
+        return self._write(create, conf, values)
+
+    def destroy(self, group_uuid: str) -> Deferred[None]:
+        return self._write(destroy, group_uuid)
+
+    def add_members(self, conf, group_uuid: str,
+                    instance_uuids: Iterable[str]) -> Deferred[ServerGroup]:
+        return self._write(add_members, conf, group_uuid, instance_uuids)
+
+    def remove_members(self, instance_uuids: Iterable[str]
+                       ) -> Deferred[None]:
+        return self._write(remove_members, instance_uuids)

@@ -1,16 +1,19 @@
-"""Service and compute node (hypervisor) queries: ``def thd(conn)``
-functions for :meth:`DBService.run`, and :func:`is_up`, the one place that
-decides whether a service is alive."""
+"""Services and compute nodes (hypervisors): ``def thd(conn)`` queries,
+:class:`ServicesComponent` that runs them in the DB pool, and
+:func:`is_up`, the one place that decides whether a service is alive."""
 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import uuid as uuidlib
+from typing import Any, Iterable
 
 import sqlalchemy as sa
+from twisted.internet.defer import Deferred
 
 from twisted_compute import exception
 from twisted_compute.db import models as m
+from twisted_compute.db.base import DBComponent
 from twisted_compute.objects.service import (
     COMPUTE_BINARY, ComputeNode, Service)
 
@@ -141,6 +144,66 @@ def destroy(conn, service_id: int) -> None:
     conn.execute(_svc.delete().where(_svc.c.id == service_id))
 
 
+def host_statuses(conn, hosts: Iterable[str], down_after: int,
+                  now: datetime.datetime | None = None) -> dict[str, str]:
+    """``UP``/``DOWN``/``MAINTENANCE``/``UNKNOWN`` of each compute host,
+    from its service record (one query for all)."""
+    hosts = sorted({h for h in hosts if h})
+    if not hosts:
+        return {}
+    now = now or m.utcnow()
+    s = m.services
+    result = {h: "UNKNOWN" for h in hosts}
+    rows = conn.execute(sa.select(s).where(s.c.host.in_(hosts))).all()
+    for row in rows:
+        if "compute" not in (row.binary or "") and \
+                row.topic not in ("compute",):
+            continue
+        if row.forced_down:
+            status = "DOWN"
+        elif row.last_seen_up is None or (
+                now - row.last_seen_up).total_seconds() > down_after:
+            status = "DOWN"
+        elif row.disabled:
+            status = "MAINTENANCE"
+        else:
+            status = "UP"
+        result[row.host] = status
+    return result
+
+
+
+def heartbeat(conn, host: str, binary: str, topic: str,
+              version: int = 0) -> dict[str, Any]:
+    """Record that ``binary`` on ``host`` is alive (creating its row the
+    first time); return the row (the caller learns ``disabled``)."""
+    s = m.services
+    now = m.utcnow()
+    row = conn.execute(sa.select(s).where(
+        s.c.host == host, s.c.binary == binary)).first()
+    if row is None:
+        try:
+            with conn.begin_nested():
+                conn.execute(s.insert().values(
+                    uuid=str(uuidlib.uuid4()), host=host, binary=binary,
+                    topic=topic, report_count=1, last_seen_up=now,
+                    created_at=now, updated_at=now, version=version,
+                    disabled=False, forced_down=False))
+        except sa.exc.IntegrityError:
+            pass  # created concurrently: update below
+        else:
+            row = conn.execute(sa.select(s).where(
+                s.c.host == host, s.c.binary == binary)).one()
+            return dict(row._mapping)
+    conn.execute(s.update().where(s.c.host == host, s.c.binary == binary)
+                 .values(report_count=s.c.report_count + 1,
+                         last_seen_up=now, updated_at=now, topic=topic))
+    row = conn.execute(sa.select(s).where(
+        s.c.host == host, s.c.binary == binary)).one()
+    return dict(row._mapping)
+
+
+
 # --- compute nodes --------------------------------------------------------
 
 def _node_records(conn, conf, rows) -> list[ComputeNode]:
@@ -228,6 +291,107 @@ def node_servers(conn, conf, nodes: list[ComputeNode]
     return result
 
 
+def nodes_and_servers(conn, conf, with_servers: bool, **filters: Any
+                      ) -> tuple[list[ComputeNode],
+                                 dict[int, list[dict[str, str]]]]:
+    """The compute nodes of :func:`compute_nodes` (``filters``) that have
+    a compute service, and (``with_servers``) the servers on each."""
+    nodes = [n for n in compute_nodes(conn, conf, **filters)
+             if n.service is not None]
+    servers = node_servers(conn, conf, nodes) if with_servers else {}
+    return nodes, servers
+
+
+def node_and_servers(conn, conf, with_servers: bool,
+                     node_id: int | None = None, uuid: str | None = None
+                     ) -> tuple[ComputeNode, list[dict[str, str]]]:
+    """A compute node that has a compute service (404 otherwise) and
+    (``with_servers``) the servers on it."""
+    node = compute_node(conn, conf, node_id=node_id, uuid=uuid)
+    if node.service is None:
+        raise exception.HypervisorNotFound(
+            hypervisor_id=uuid or node_id)
+    servers = node_servers(conn, conf, [node]) if with_servers else {}
+    return node, servers.get(node.id, [])
+
+
+def compute_node_update(conn, values: dict[str, Any]) -> int:
+    """Insert or update the node (host, hypervisor_hostname); return its
+    id.  ``values`` are the ``compute_nodes`` columns an agent reports."""
+    columns = {c.name for c in m.compute_nodes.columns} - {
+        "id", "uuid", "created_at", "updated_at", "deleted", "service_id"}
+    data = {k: v for k, v in values.items() if k in columns}
+    host, node = data["host"], data["hypervisor_hostname"]
+    now = m.utcnow()
+    service = conn.execute(sa.select(m.services.c.id).where(
+        m.services.c.host == host,
+        m.services.c.binary == COMPUTE_BINARY)).first()
+    if service is not None:
+        data["service_id"] = service.id
+    cn = m.compute_nodes
+    row = conn.execute(sa.select(cn.c.id).where(
+        cn.c.host == host, cn.c.hypervisor_hostname == node,
+        cn.c.deleted == 0)).first()
+    if row is None:
+        data.setdefault("cpu_info", "{}")
+        return conn.execute(cn.insert().values(
+            uuid=str(uuidlib.uuid4()), created_at=now, updated_at=now,
+            deleted=0, **data)).inserted_primary_key[0]
+    conn.execute(cn.update().where(cn.c.id == row.id).values(
+        updated_at=now, **data))
+    return row.id
+
+
+
+# --- what the scheduler reads ---------------------------------------------
+
+#: Columns of a host row: the compute node's, then its service's
+#: (prefixed ``service_``; None when the node has no compute service).
+_NODE_COLUMNS = (
+    _cn.c.id, _cn.c.uuid, _cn.c.host, _cn.c.hypervisor_hostname,
+    _cn.c.hypervisor_type, _cn.c.hypervisor_version, _cn.c.cpu_info,
+    _cn.c.vcpus, _cn.c.memory_mb, _cn.c.local_gb, _cn.c.vcpus_used,
+    _cn.c.memory_mb_used, _cn.c.local_gb_used, _cn.c.running_vms,
+    _cn.c.cpu_allocation_ratio, _cn.c.ram_allocation_ratio,
+    _cn.c.disk_allocation_ratio, _cn.c.created_at, _cn.c.updated_at,
+)
+
+_SERVICE_COLUMNS = (
+    _svc.c.id.label("service_id"),
+    _svc.c.disabled.label("service_disabled"),
+    _svc.c.disabled_reason.label("service_disabled_reason"),
+    _svc.c.forced_down.label("service_forced_down"),
+    _svc.c.last_seen_up.label("service_last_seen_up"),
+    _svc.c.created_at.label("service_created_at"),
+    _svc.c.updated_at.label("service_updated_at"),
+)
+
+
+
+def compute_hosts(conn) -> dict[str, Any]:
+    """Every live compute node with its compute service and zone.
+
+    Returns ``{"nodes": [dict, ...], "zones": {host: [zone, ...]},
+    "read_at": naive UTC datetime}``.  A node row's keys are the
+    ``compute_nodes`` columns plus ``service_*`` ones (None when no
+    compute service runs on the node's host).  ``zones`` only lists
+    hosts that are in an aggregate with an ``availability_zone``.
+    """
+    query = (sa.select(*_NODE_COLUMNS, *_SERVICE_COLUMNS)
+             .select_from(_cn.outerjoin(_svc, sa.and_(
+                 _svc.c.host == _cn.c.host,
+                 _svc.c.binary == COMPUTE_BINARY)))
+             .where(_cn.c.deleted == 0)
+             .order_by(_cn.c.id))
+    nodes = [dict(row._mapping) for row in conn.execute(query)]
+    zones = {host: zone.split(",") for host, zone in
+             host_zones(conn).items()}
+    return {"nodes": nodes, "zones": zones, "read_at": m.utcnow()}
+
+
+
+# --- the component ----------------------------------------------------------
+
 def host_usage(conn, host: str) -> dict[str, dict[str, int]]:
     """Project -> the ``cpu``, ``memory_mb`` and ``disk_gb`` that live
     instances on ``host`` take (``os-hosts`` show)."""
@@ -240,3 +404,63 @@ def host_usage(conn, host: str) -> dict[str, dict[str, int]]:
     return {project: {"cpu": int(cpu or 0), "memory_mb": int(ram or 0),
                       "disk_gb": int(disk or 0)}
             for project, cpu, ram, disk in rows}
+
+
+class ServicesComponent(DBComponent):
+    """Services (with their heartbeats) and compute nodes."""
+
+    def get_all(self, conf, host: str | None = None,
+                binary: str | None = None,
+                disabled: bool | None = None) -> Deferred[list[Service]]:
+        return self._read(get_all, conf, host, binary, disabled)
+
+    def get(self, conf, service_id: int | None = None,
+            uuid: str | None = None) -> Deferred[Service]:
+        return self._read(get, conf, service_id, uuid)
+
+    def get_by_host_binary(self, conf, host: str, binary: str
+                           ) -> Deferred[Service]:
+        return self._read(get_by_host_binary, conf, host, binary)
+
+    def update(self, conf, service_id: int, values: dict[str, Any]
+               ) -> Deferred[Service]:
+        return self._write(update, conf, service_id, values)
+
+    def destroy(self, service_id: int) -> Deferred[None]:
+        return self._write(destroy, service_id)
+
+    def heartbeat(self, host: str, binary: str, topic: str,
+                  version: int = 0) -> Deferred[dict[str, Any]]:
+        """See :func:`heartbeat`."""
+        return self._write(heartbeat, host, binary, topic, version)
+
+    def host_statuses(self, hosts: Iterable[str], down_after: int
+                      ) -> Deferred[dict[str, str]]:
+        return self._read(host_statuses, hosts, down_after)
+
+    def host_zones(self) -> Deferred[dict[str, str]]:
+        return self._read(host_zones)
+
+    def nodes_and_servers(self, conf, with_servers: bool = False,
+                          **filters: Any) -> Deferred[tuple]:
+        """See :func:`nodes_and_servers`."""
+        return self._read(nodes_and_servers, conf, with_servers, **filters)
+
+    def node_and_servers(self, conf, with_servers: bool = False,
+                         node_id: int | None = None,
+                         uuid: str | None = None) -> Deferred[tuple]:
+        """See :func:`node_and_servers`."""
+        return self._read(node_and_servers, conf, with_servers, node_id,
+                          uuid)
+
+    def update_node(self, values: dict[str, Any]) -> Deferred[int]:
+        """See :func:`compute_node_update`."""
+        return self._write(compute_node_update, values)
+
+    def compute_hosts(self) -> Deferred[dict[str, Any]]:
+        """See :func:`compute_hosts`."""
+        return self._read(compute_hosts)
+
+    def host_usage(self, host: str) -> Deferred[dict[str, dict[str, int]]]:
+        """See :func:`host_usage`."""
+        return self._read(host_usage, host)

@@ -27,7 +27,6 @@ import attrs
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from twisted_compute.db import scheduler as db
 from twisted_compute.db.services import is_up
 from twisted_compute.log import Logger
 
@@ -44,6 +43,14 @@ REPORT_GRACE_SECONDS = 2.0
 def utc_from_seconds(seconds: float) -> datetime.datetime:
     """Naive UTC datetime of an epoch time (what DB timestamps hold)."""
     return _EPOCH + datetime.timedelta(seconds=seconds)
+
+
+def epoch(value: datetime.datetime | None) -> float | None:
+    """Seconds since the epoch of a naive UTC timestamp (None stays
+    None)."""
+    if value is None:
+        return None
+    return (value - _EPOCH).total_seconds()
 
 
 # --- the request ----------------------------------------------------------
@@ -249,7 +256,7 @@ class HostState:
     def update_from_row(self, row: dict[str, Any], zones: Iterable[str],
                         default_ratios: tuple[float, float, float]) -> None:
         """Take a node's report (a row of
-        :func:`twisted_compute.db.scheduler.compute_hosts`)."""
+        :func:`twisted_compute.db.services.compute_hosts`)."""
         self.node_id = row["id"]
         self.host = row["host"]
         self.nodename = row["hypervisor_hostname"]
@@ -290,7 +297,7 @@ class HostState:
                 created_at=row["service_created_at"],
                 updated_at=row["service_updated_at"])
         self.zones = tuple(zones)
-        self.report_time = db.epoch(row["updated_at"] or
+        self.report_time = epoch(row["updated_at"] or
                                     row["created_at"]) or 0.0
         self._recompute()
 
@@ -444,7 +451,7 @@ class HostManager:
     async def _refresh(self) -> None:
         started = self.clock.seconds()
         generation = self._generation
-        data = await self.db.read(db.compute_hosts)
+        data = await self.db.services.compute_hosts()
         self._merge(data)
         if generation == self._generation:
             self._loaded_at = started

@@ -15,7 +15,6 @@ import time
 from typing import Any, Sequence
 
 from twisted_compute import exception
-from twisted_compute.db import scheduler as db
 from twisted_compute.log import Logger
 from twisted_compute.scheduler import filters as filters_mod
 from twisted_compute.scheduler import weighers as weighers_mod
@@ -93,8 +92,8 @@ class SchedulerManager:
             uuids = [f"instance-{i}" for i in range(spec.num_instances)]
         group = None
         if spec.group_uuid:
-            group = await self.db.read(db.group_hosts, spec.group_uuid,
-                                       uuids)
+            group = await self.db.server_groups.hosts(spec.group_uuid,
+                                                      uuids)
         # The last wait (only when the cache needs a read): after it, the
         # placements of this request cannot interleave with another's.
         states = await self.host_manager.host_states()

@@ -24,7 +24,7 @@ from twisted_compute.api.image.versions import versions_body
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
-from twisted_compute.db import images as db
+from twisted_compute.db import images as images_db
 from twisted_compute.log import Logger
 
 PATCH_MEDIA_TYPES = ("application/openstack-images-v2.1-json-patch",
@@ -35,7 +35,7 @@ SEND_CHUNK_SIZE = 256 * 1024
 #: Query parameters of a list that are not property filters.
 _LIST_PARAMS = {"limit", "marker", "sort_key", "sort_dir", "sort", "tag",
                 "os_hidden", "protected", "size_min", "size_max",
-                "member_status", "visibility", *db.FILTER_COLUMNS}
+                "member_status", "visibility", *images_db.FILTER_COLUMNS}
 
 
 def _content_type(request) -> str:
@@ -200,7 +200,7 @@ class ImagesController(Controller):
         return None if context.is_admin else context.project_id
 
     async def _get(self, context, image_id: str):
-        return await self.db.read(db.get, image_id, self._viewer(context))
+        return await self.db.images.get(image_id, self._viewer(context))
 
     @staticmethod
     def _check_owner(context, image, what: str):
@@ -248,7 +248,7 @@ class ImagesController(Controller):
             raise exception.InvalidInput(
                 reason=f"Invalid visibility value: {visibility}")
         filters = {}
-        for name in db.FILTER_COLUMNS:
+        for name in images_db.FILTER_COLUMNS:
             value = common.query_one(request, name)
             if value is not None and name != "visibility":
                 filters[name] = _split_in(value)
@@ -260,8 +260,8 @@ class ImagesController(Controller):
             text = common.query_one(request, name)
             return default if text is None else common.parse_bool(text, name)
 
-        images = await self.db.read(
-            db.get_all, project_id=self._viewer(context),
+        images = await self.db.images.get_all(
+            project_id=self._viewer(context),
             visibility=visibility, filters=filters,
             property_filters=property_filters,
             tags=params.get("tag", ()),
@@ -323,7 +323,7 @@ class ImagesController(Controller):
             "properties": {k: v for k, v in body.items()
                            if k not in schemas.SETTABLE},
         }
-        image = await self.db.run(db.create, values)
+        image = await self.db.images.create(values)
         request.setHeader(b"location", common.host_url(request).encode() +
                           f"/v2/images/{image.id}".encode())
         return json_response(request, views.image(image), 201)
@@ -376,7 +376,7 @@ class ImagesController(Controller):
                     f"Attribute {key} can be only replaced for a queued "
                     f"image.")
         if changes:
-            image = await self.db.run(db.update, image_id, changes)
+            image = await self.db.images.update(image_id, changes)
         return json_response(request, views.image(image))
 
     @route(app, "/images/<image_id>", ["DELETE"])
@@ -385,7 +385,7 @@ class ImagesController(Controller):
         image = await self._get(context, image_id)
         self._authorize(context, "delete_image", image)
         self._check_owner(context, image, "delete")
-        image = await self.db.run(db.destroy, image_id)
+        image = await self.db.images.destroy(image_id)
         await self.store.delete(image.location)
         return json_response(request, None, 204)
 
@@ -406,15 +406,15 @@ class ImagesController(Controller):
         if length is not None and length.isdigit() and \
                 int(length) > self.store.size_cap:
             raise exception.ImageSizeLimitExceeded(cap=self.store.size_cap)
-        await self.db.run(db.update, image_id, {"status": "saving"},
-                          expect_status=("queued",))
+        await self.db.images.update(image_id, {"status": "saving"},
+                                    expect_status=("queued",))
         request.content.seek(0)
         try:
             data = await self.store.store(image_id, request.content,
                                           image.disk_format)
         except BaseException:
-            await self.db.run(db.update, image_id, {"status": "queued"},
-                              expect_status=("saving",))
+            await self.db.images.update(image_id, {"status": "queued"},
+                                        expect_status=("saving",))
             raise
         values = {"status": "active", "size": data.size,
                   "checksum": data.checksum,
@@ -424,8 +424,8 @@ class ImagesController(Controller):
         if image.virtual_size is None:
             values["virtual_size"] = data.virtual_size
         try:
-            await self.db.run(db.update, image_id, values,
-                              expect_status=("saving",))
+            await self.db.images.update(image_id, values,
+                                        expect_status=("saving",))
         except exception.ImageNotFound:
             # Deleted while we were writing: drop what we wrote.
             await self.store.delete(data.location)
@@ -467,7 +467,7 @@ class ImagesController(Controller):
             if tag not in tags:
                 raise exception.NotFound(f"Tag {tag} not found.")
             tags.remove(tag)
-        await self.db.run(db.update, image_id, {"tags": tags})
+        await self.db.images.update(image_id, {"tags": tags})
         return json_response(request, None, 204)
 
     @route(app, "/images/<image_id>/actions/<action>", ["POST"])
@@ -480,8 +480,8 @@ class ImagesController(Controller):
         image = await self._get(context, image_id)
         self._authorize(context, action, image)
         allowed, status = moves[action]
-        await self.db.run(db.update, image_id, {"status": status},
-                          expect_status=allowed)
+        await self.db.images.update(image_id, {"status": status},
+                                    expect_status=allowed)
         return json_response(request, None, 204)
 
 

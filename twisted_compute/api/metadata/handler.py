@@ -25,7 +25,6 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from twisted_compute import exception
-from twisted_compute.api.metadata import db as metadata_db
 from twisted_compute.log import Logger
 from twisted_compute.metadata import base
 from twisted_compute.metadata.base import (
@@ -175,7 +174,7 @@ class MetadataResource(Resource):
         metadata = self._cached("address", address)
         if metadata is not None:
             return metadata
-        uuid = await self.db.read(metadata_db.uuid_by_fixed_ip, address)
+        uuid = await self.db.instances.uuid_by_fixed_ip(address)
         if uuid is None:
             self.log.info("no instance has the fixed IP {address}",
                           address=address)
@@ -237,7 +236,7 @@ class MetadataResource(Resource):
 
     async def _load(self, uuid: str, address: str | None
                     ) -> InstanceMetadata:
-        found = await self.db.read(metadata_db.load, uuid)
+        found = await self.db.instances.get_with_key_type(uuid)
         if found is None:
             raise MetadataError(404)
         return InstanceMetadata(
@@ -298,8 +297,8 @@ class MetadataResource(Resource):
             raise MetadataError(400, "The password is not UTF-8.") \
                 from None
         try:
-            stored = await self.db.run(metadata_db.set_password,
-                                       metadata.uuid, password)
+            stored = await self.db.instances.set_password(metadata.uuid,
+                                                          password)
         except exception.InstanceNotFound:
             raise MetadataError(404) from None
         if not stored:

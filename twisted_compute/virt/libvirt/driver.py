@@ -656,4 +656,4 @@ def _images_in_use(images_path: str) -> set[str]:
     return in_use
 
 
-__all__ = ["LibvirtDriver", "OPTS", "mac_address"]
+__all__ = ["LibvirtDriver", "mac_address"]

@@ -10,7 +10,6 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute.schemas import aggregates as schema
 from twisted_compute.api.openstack.compute.views import aggregates as views
-from twisted_compute.db import aggregates as db
 from twisted_compute.objects.aggregate import AZ_KEY
 
 _POLICY = "os_compute_api:os-aggregates:"
@@ -41,7 +40,7 @@ class AggregatesController(Controller):
     @route(app, "/os-aggregates", ["GET"])
     async def index(self, request):
         self._authorize(request, "index")
-        aggregates = await self.db.read(db.get_all)
+        aggregates = await self.db.aggregates.get_all()
         return json_response(request, {"aggregates": [
             views.show(request, a) for a in aggregates]})
 
@@ -51,8 +50,8 @@ class AggregatesController(Controller):
         body = common.read_body(request)
         common.validate(body, schema.create)
         spec = body["aggregate"]
-        aggregate = await self.db.run(db.create, spec["name"],
-                                      spec.get("availability_zone"))
+        aggregate = await self.db.aggregates.create(
+            spec["name"], spec.get("availability_zone"))
         # Nova's create answer has neither hosts nor metadata.
         return json_response(request, {"aggregate": views.show(
             request, aggregate, members=False)})
@@ -60,7 +59,7 @@ class AggregatesController(Controller):
     @route(app, "/os-aggregates/<aggregate_id>", ["GET"])
     async def show(self, request, aggregate_id):
         self._authorize(request, "show")
-        aggregate = await self.db.read(db.get, _aggregate_id(aggregate_id))
+        aggregate = await self.db.aggregates.get(_aggregate_id(aggregate_id))
         return self._one(request, aggregate)
 
     @route(app, "/os-aggregates/<aggregate_id>", ["PUT"])
@@ -75,13 +74,13 @@ class AggregatesController(Controller):
             name = name.strip()
         zone = ({AZ_KEY: spec["availability_zone"]}
                 if "availability_zone" in spec else {})
-        aggregate = await self.db.run(db.update, number, name, zone)
+        aggregate = await self.db.aggregates.update(number, name, zone)
         return self._one(request, aggregate)
 
     @route(app, "/os-aggregates/<aggregate_id>", ["DELETE"])
     async def delete(self, request, aggregate_id):
         self._authorize(request, "delete")
-        await self.db.run(db.destroy, _aggregate_id(aggregate_id))
+        await self.db.aggregates.destroy(_aggregate_id(aggregate_id))
         return json_response(request, None, 200)
 
     @route(app, "/os-aggregates/<aggregate_id>/action", ["POST"])
@@ -102,14 +101,14 @@ class AggregatesController(Controller):
 
     async def _add_host(self, aggregate_id: int, body):
         common.validate(body, schema.add_host)
-        return await self.db.run(db.add_host, aggregate_id,
-                                 body["add_host"]["host"])
+        return await self.db.aggregates.add_host(aggregate_id,
+                                                 body["add_host"]["host"])
 
     async def _remove_host(self, aggregate_id: int, body):
         common.validate(body, schema.remove_host)
         host = body["remove_host"]["host"]
         try:
-            return await self.db.run(db.remove_host, aggregate_id, host)
+            return await self.db.aggregates.remove_host(aggregate_id, host)
         except exception.NotFound:
             # Nova names neither the missing host nor membership apart.
             raise exception.AggregateHostNotFound(
@@ -117,5 +116,5 @@ class AggregatesController(Controller):
 
     async def _set_metadata(self, aggregate_id: int, body):
         common.validate(body, schema.set_metadata)
-        return await self.db.run(db.set_metadata, aggregate_id,
-                                 body["set_metadata"]["metadata"])
+        return await self.db.aggregates.set_metadata(
+            aggregate_id, body["set_metadata"]["metadata"])

@@ -16,7 +16,7 @@ from twisted_compute.api.openstack.common import (
 from twisted_compute.api.openstack.compute.views import \
     services as service_views
 from twisted_compute.db import models
-from twisted_compute.db import services as db
+from twisted_compute.db import services as services_db
 
 _POLICY = "os_compute_api:os-availability-zone:"
 
@@ -45,7 +45,7 @@ class AvailabilityZoneController(Controller):
     async def index(self, request):
         self.services.policy.authorize(common.get_context(request),
                                        _POLICY + "list")
-        services = await self.db.read(db.get_all, self.conf)
+        services = await self.db.services.get_all(self.conf)
         available, unavailable = _zones(services)
         internal = self.conf.internal_service_availability_zone
         info = [{"zoneName": zone, "zoneState": {"available": True},
@@ -59,7 +59,7 @@ class AvailabilityZoneController(Controller):
     async def detail(self, request):
         self.services.policy.authorize(common.get_context(request),
                                        _POLICY + "detail")
-        services = await self.db.read(db.get_all, self.conf)
+        services = await self.db.services.get_all(self.conf)
         available, unavailable = _zones(services)
         now = models.utcnow()
         info = []
@@ -69,7 +69,7 @@ class AvailabilityZoneController(Controller):
                 if service.disabled or service.availability_zone != zone:
                     continue
                 hosts.setdefault(service.host, {})[service.binary] = {
-                    "available": db.is_up(service, now,
+                    "available": services_db.is_up(service, now,
                                           self.conf.service_down_time),
                     "active": not service.disabled,
                     "updated_at": service_views.updated_at(service),

@@ -9,7 +9,6 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute.schemas import \
     flavor_access as schema
-from twisted_compute.db import flavor_extras as db
 
 _POLICY = "os_compute_api:os-flavor-access"
 
@@ -27,7 +26,7 @@ class FlavorAccessController(Controller):
     async def index(self, request, flavor_id):
         self.services.policy.authorize(common.get_context(request),
                                        _POLICY)
-        flavor, projects = await self.db.read(db.get_access, flavor_id)
+        flavor, projects = await self.db.flavors.get_access(flavor_id)
         if flavor.is_public:
             raise exception.NotFound(
                 "Access list not available for public flavors.")
@@ -41,16 +40,16 @@ class FlavorAccessController(Controller):
             self.services.policy.authorize(
                 context, _POLICY + ":add_tenant_access")
             common.validate(body, schema.add_tenant_access)
-            projects = await self.db.run(
-                db.add_access, flavor_id,
+            projects = await self.db.flavors.add_access(
+                flavor_id,
                 body["addTenantAccess"]["tenant"],
                 refuse_public=common.is_at_least(request, "2.7"))
         elif isinstance(body, dict) and "removeTenantAccess" in body:
             self.services.policy.authorize(
                 context, _POLICY + ":remove_tenant_access")
             common.validate(body, schema.remove_tenant_access)
-            projects = await self.db.run(
-                db.remove_access, flavor_id,
+            projects = await self.db.flavors.remove_access(
+                flavor_id,
                 body["removeTenantAccess"]["tenant"])
         else:
             name = next(iter(body), "") if isinstance(body, dict) else ""

@@ -9,7 +9,6 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute.schemas import \
     flavor_extra_specs as schema
-from twisted_compute.db import flavor_extras as db
 
 _POLICY = "os_compute_api:os-flavor-extra-specs:"
 
@@ -31,7 +30,7 @@ class FlavorExtraSpecsController(Controller):
     @route(app, "/flavors/<flavor_id>/os-extra_specs", ["GET"])
     async def index(self, request, flavor_id):
         self._authorize(request, "index")
-        specs = await self.db.read(db.get_specs, flavor_id)
+        specs = await self.db.flavors.get_specs(flavor_id)
         return json_response(request, {"extra_specs": specs})
 
     @route(app, "/flavors/<flavor_id>/os-extra_specs", ["POST"])
@@ -40,13 +39,13 @@ class FlavorExtraSpecsController(Controller):
         body = common.read_body(request)
         common.validate(body, schema.create)
         specs = _as_text(body["extra_specs"])
-        await self.db.run(db.update_specs, flavor_id, specs)
+        await self.db.flavors.update_specs(flavor_id, specs)
         return json_response(request, {"extra_specs": specs})
 
     @route(app, "/flavors/<flavor_id>/os-extra_specs/<key>", ["GET"])
     async def show(self, request, flavor_id, key):
         self._authorize(request, "show")
-        value = await self.db.read(db.get_spec, flavor_id, key)
+        value = await self.db.flavors.get_spec(flavor_id, key)
         return json_response(request, {key: value})
 
     @route(app, "/flavors/<flavor_id>/os-extra_specs/<key>", ["PUT"])
@@ -58,11 +57,11 @@ class FlavorExtraSpecsController(Controller):
             raise exception.InvalidInput(
                 reason="Request body and URI mismatch")
         specs = _as_text(body)
-        await self.db.run(db.update_specs, flavor_id, specs)
+        await self.db.flavors.update_specs(flavor_id, specs)
         return json_response(request, specs)
 
     @route(app, "/flavors/<flavor_id>/os-extra_specs/<key>", ["DELETE"])
     async def delete(self, request, flavor_id, key):
         self._authorize(request, "delete")
-        await self.db.run(db.delete_spec, flavor_id, key)
+        await self.db.flavors.delete_spec(flavor_id, key)
         return json_response(request, None, 200)

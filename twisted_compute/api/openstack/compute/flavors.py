@@ -11,7 +11,6 @@ from twisted_compute.api.openstack.common import (
 from twisted_compute.api.openstack.compute.schemas import flavors as schema
 from twisted_compute.api.openstack.compute.schemas import to_bool
 from twisted_compute.api.openstack.compute.views import flavors as views
-from twisted_compute.db import flavors as db
 
 
 class FlavorsController(Controller):
@@ -46,8 +45,8 @@ class FlavorsController(Controller):
         if sort_dir not in ("asc", "desc"):
             raise exception.InvalidInput(
                 reason=f"Invalid sort direction {sort_dir}")
-        flavors = await self.db.read(
-            db.get_all, project_id=project, is_public=is_public,
+        flavors = await self.db.flavors.get_all(
+            project_id=project, is_public=is_public,
             min_memory_mb=_int("minRam"), min_root_gb=_int("minDisk"),
             limit=limit, marker=marker, sort_key=sort_key,
             sort_dir=sort_dir)
@@ -81,8 +80,8 @@ class FlavorsController(Controller):
     @route(app, "/flavors/<flavor_id>", ["GET"])
     async def show(self, request, flavor_id):
         context = common.get_context(request)
-        flavor = await self.db.read(
-            db.get_by_flavorid, flavor_id,
+        flavor = await self.db.flavors.get_by_flavorid(
+            flavor_id,
             None if context.is_admin else context.project_id)
         return json_response(request, {"flavor": views.detail(
             request, flavor, self._may_see_specs(request))})
@@ -113,7 +112,7 @@ class FlavorsController(Controller):
             "is_public": is_public,
             "description": spec.get("description"),
         }
-        flavor = await self.db.run(db.create, values)
+        flavor = await self.db.flavors.create(values)
         return json_response(request, {"flavor": views.detail(
             request, flavor, True)})
 
@@ -126,8 +125,8 @@ class FlavorsController(Controller):
             context, "os_compute_api:os-flavor-manage:update")
         body = common.read_body(request)
         common.validate(body, schema.update_v255)
-        flavor = await self.db.run(db.update_description, flavor_id,
-                                   body["flavor"]["description"])
+        flavor = await self.db.flavors.update_description(
+            flavor_id, body["flavor"]["description"])
         return json_response(request, {"flavor": views.detail(
             request, flavor, True)})
 
@@ -136,5 +135,5 @@ class FlavorsController(Controller):
         context = common.get_context(request)
         self.services.policy.authorize(
             context, "os_compute_api:os-flavor-manage:delete")
-        await self.db.run(db.destroy, flavor_id)
+        await self.db.flavors.destroy(flavor_id)
         return json_response(request, None, 202)

@@ -9,7 +9,7 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
-from twisted_compute.db import services as db
+from twisted_compute.objects.service import COMPUTE_BINARY
 
 _POLICY = "os_compute_api:os-hosts:"
 
@@ -47,8 +47,8 @@ class HostsController(Controller):
 
     async def _compute_service(self, host: str):
         try:
-            return await self.db.read(db.get_by_host_binary, self.conf,
-                                      host, db.COMPUTE_BINARY)
+            return await self.db.services.get_by_host_binary(
+                self.conf, host, COMPUTE_BINARY)
         except exception.HostBinaryNotFound:
             raise exception.NotFound(
                 f"Compute host {host} could not be found.") from None
@@ -57,7 +57,7 @@ class HostsController(Controller):
     async def index(self, request):
         self._authorize(request, "list")
         zone = common.query_one(request, "zone")
-        services = await self.db.read(db.get_all, self.conf)
+        services = await self.db.services.get_all(self.conf)
         hosts = [{"host_name": s.host, "service": s.topic or s.binary,
                   "zone": s.availability_zone}
                  for s in services if not s.disabled
@@ -68,9 +68,9 @@ class HostsController(Controller):
     async def show(self, request, host):
         self._authorize(request, "show")
         await self._compute_service(host)
-        nodes = [n for n in await self.db.read(db.compute_nodes, self.conf)
-                 if n.host == host]
-        usage = await self.db.read(db.host_usage, host)
+        nodes, _ = await self.db.services.nodes_and_servers(self.conf)
+        nodes = [n for n in nodes if n.host == host]
+        usage = await self.db.services.host_usage(host)
 
         def resource(project, cpu, memory_mb, disk_gb):
             return {"resource": {"host": host, "project": project,
@@ -104,7 +104,7 @@ class HostsController(Controller):
             raise exception.NotImplementedYet(
                 "Virt driver does not implement host maintenance mode.")
         enable = body["status"].lower() == "enable"
-        await self.db.run(db.update, self.conf, service.id, {
+        await self.db.services.update(self.conf, service.id, {
             "disabled": not enable,
             "disabled_reason": None if enable else "Disabled through "
                                                    "os-hosts"})

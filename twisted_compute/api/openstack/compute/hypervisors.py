@@ -11,25 +11,9 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute.views import hypervisors as views
 from twisted_compute.db import models
-from twisted_compute.db import services as db
+from twisted_compute.db import services as services_db
 
 _POLICY = "os_compute_api:os-hypervisors:"
-
-
-def _nodes_and_servers(conn, conf, with_servers, **kwargs):
-    nodes = [n for n in db.compute_nodes(conn, conf, **kwargs)
-             if n.service is not None]
-    servers = db.node_servers(conn, conf, nodes) if with_servers else {}
-    return nodes, servers
-
-
-def _node_and_servers(conn, conf, with_servers, **kwargs):
-    node = db.compute_node(conn, conf, **kwargs)
-    if node.service is None:
-        raise exception.HypervisorNotFound(
-            hypervisor_id=kwargs.get("uuid") or kwargs.get("node_id"))
-    servers = db.node_servers(conn, conf, [node]) if with_servers else {}
-    return node, servers.get(node.id, [])
 
 
 class HypervisorsController(Controller):
@@ -69,8 +53,8 @@ class HypervisorsController(Controller):
             if pattern is None:
                 limit, marker = common.limit_and_marker(
                     request, self.conf.api.max_limit)
-        nodes, servers = await self.db.read(
-            _nodes_and_servers, self.conf, with_servers,
+        nodes, servers = await self.db.services.nodes_and_servers(
+            self.conf, with_servers,
             hostname_pattern=pattern, limit=limit, marker=marker,
             marker_is_uuid=common.is_at_least(request, "2.53"))
         if pattern is not None and not nodes:
@@ -101,7 +85,7 @@ class HypervisorsController(Controller):
     @route(app, "/os-hypervisors/statistics", ["GET"])
     async def statistics(self, request):
         self._authorize(request, "statistics")
-        nodes, _ = await self.db.read(_nodes_and_servers, self.conf, False)
+        nodes, _ = await self.db.services.nodes_and_servers(self.conf)
         nodes = [n for n in nodes if not n.service.disabled]
         return json_response(request, {
             "hypervisor_statistics": views.statistics(nodes)})
@@ -111,15 +95,15 @@ class HypervisorsController(Controller):
             if not common.is_uuid_like(hypervisor_id):
                 raise exception.InvalidInput(
                     reason=f"Invalid uuid {hypervisor_id}")
-            return await self.db.read(_node_and_servers, self.conf,
-                                      with_servers, uuid=hypervisor_id)
+            return await self.db.services.node_and_servers(
+                self.conf, with_servers, uuid=hypervisor_id)
         try:
             number = int(hypervisor_id)
         except ValueError:
             raise exception.HypervisorNotFound(
                 hypervisor_id=hypervisor_id) from None
-        return await self.db.read(_node_and_servers, self.conf,
-                                  with_servers, node_id=number)
+        return await self.db.services.node_and_servers(
+            self.conf, with_servers, node_id=number)
 
     @route(app, "/os-hypervisors/<hypervisor_id>", ["GET"])
     async def show(self, request, hypervisor_id):
@@ -136,7 +120,7 @@ class HypervisorsController(Controller):
     async def uptime(self, request, hypervisor_id):
         self._authorize(request, "uptime")
         node, _ = await self._node(request, hypervisor_id)
-        if not db.is_up(node.service, models.utcnow(),
+        if not services_db.is_up(node.service, models.utcnow(),
                         self.conf.service_down_time):
             raise exception.ComputeServiceUnavailable(host=node.host)
         # The uptime comes from the agent over RPC, which does not exist
@@ -146,8 +130,8 @@ class HypervisorsController(Controller):
     async def _by_pattern(self, request, pattern, with_servers):
         if common.is_at_least(request, "2.53"):
             raise exception.NotFound()
-        nodes, servers = await self.db.read(
-            _nodes_and_servers, self.conf, with_servers,
+        nodes, servers = await self.db.services.nodes_and_servers(
+            self.conf, with_servers,
             hostname_pattern=pattern)
         if not nodes:
             raise exception.NotFound(

@@ -15,7 +15,6 @@ from twisted_compute.api.openstack.common import (
 from twisted_compute.api.openstack.compute.schemas import \
     servers as schema
 from twisted_compute.api.openstack.compute.views import images as views
-from twisted_compute.db import images as db
 from twisted_compute.objects.image import Image
 
 #: The last microversion that serves the proxy.
@@ -49,7 +48,7 @@ class ImagesController(Controller):
         project's private image is invisible)."""
         self._check_version(request)
         context = common.get_context(request)
-        return await self.db.read(db.get, image_id, _viewer(context))
+        return await self.db.images.get(image_id, _viewer(context))
 
     @staticmethod
     def _check_owner(request, image: Image) -> None:
@@ -80,8 +79,8 @@ class ImagesController(Controller):
         since_text = common.query_one(request, "changes-since")
         since = (common.parse_isotime(since_text, "changes-since")
                  if since_text is not None else None)
-        images = await self.db.read(
-            db.get_all, project_id=_viewer(context), filters=filters,
+        images = await self.db.images.get_all(
+            project_id=_viewer(context), filters=filters,
             property_filters=properties,
             sort=(("created_at", "desc"),))
         images = [i for i in images
@@ -125,7 +124,7 @@ class ImagesController(Controller):
     async def delete(self, request, image_id):
         image = await self._image(request, image_id)
         self._check_owner(request, image)
-        image = await self.db.run(db.destroy, image_id)
+        image = await self.db.images.destroy(image_id)
         store = self.services.image_store
         if store is not None:
             await store.delete(image.location)
@@ -138,8 +137,8 @@ class ImagesController(Controller):
         limit = self.conf.quota.metadata_items
         if 0 <= limit < len(properties):
             raise exception.MetadataLimitExceeded(allowed=limit)
-        updated = await self.db.run(db.update, image.id,
-                                    {"properties": properties})
+        updated = await self.db.images.update(image.id,
+                                              {"properties": properties})
         return dict(updated.properties)
 
     @route(app, "/images/<image_id>/metadata", ["GET"])

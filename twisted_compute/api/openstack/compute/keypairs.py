@@ -14,7 +14,6 @@ from twisted_compute.api.openstack.common import (
 from twisted_compute.api.openstack.compute import keypair_crypto as crypto
 from twisted_compute.api.openstack.compute.schemas import keypairs as schema
 from twisted_compute.api.openstack.compute.views import keypairs as views
-from twisted_compute.db import keypairs as db
 from twisted_compute.objects.keypair import (
     KEYPAIR_TYPE_SSH, KEYPAIR_TYPE_X509)
 
@@ -48,8 +47,8 @@ class KeypairsController(Controller):
         if common.is_at_least(request, "2.35"):
             limit, marker = common.limit_and_marker(
                 request, self.conf.api.max_limit)
-        keypairs = await self.db.read(db.get_all, user_id, limit=limit,
-                                      marker=marker)
+        keypairs = await self.db.keypairs.get_all(user_id, limit=limit,
+                                                  marker=marker)
         body = {"keypairs": [views.listed(request, k) for k in keypairs]}
         if limit is not None:
             links = common.next_link(
@@ -62,7 +61,7 @@ class KeypairsController(Controller):
     @route(app, "/os-keypairs/<name>", ["GET"])
     async def show(self, request, name):
         user_id = self._user(request, "show")
-        keypair = await self.db.read(db.get, user_id, name)
+        keypair = await self.db.keypairs.get(user_id, name)
         return json_response(request,
                              {"keypair": views.show(request, keypair)})
 
@@ -98,8 +97,8 @@ class KeypairsController(Controller):
                 generated = deferToThreadPool(
                     reactor, reactor.getThreadPool(), crypto.generate_ssh)
             private_key, public_key, fingerprint = await generated
-        keypair = await self.db.run(
-            db.create, self.conf, context.project_id, user_id, name,
+        keypair = await self.db.keypairs.create(
+            self.conf, context.project_id, user_id, name,
             public_key, fingerprint, key_type)
         status = 201 if common.is_at_least(request, "2.2") else 200
         return json_response(request, {"keypair": views.created(
@@ -108,6 +107,6 @@ class KeypairsController(Controller):
     @route(app, "/os-keypairs/<name>", ["DELETE"])
     async def delete(self, request, name):
         user_id = self._user(request, "delete")
-        await self.db.run(db.destroy, user_id, name)
+        await self.db.keypairs.destroy(user_id, name)
         status = 204 if common.is_at_least(request, "2.2") else 202
         return json_response(request, None, status)

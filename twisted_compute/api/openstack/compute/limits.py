@@ -7,12 +7,6 @@ from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute.views import limits as views
-from twisted_compute.db import quotas
-
-
-def _limits_and_usage(conn, conf, project_id):
-    return (quotas.get_limits(conn, conf, project_id),
-            quotas.count_usage(conn, project_id))
 
 
 class LimitsController(Controller):
@@ -36,8 +30,8 @@ class LimitsController(Controller):
             self.services.policy.authorize(
                 context, "os_compute_api:limits:other_project",
                 target={"project_id": project_id})
-        limits, usage = await self.db.read(_limits_and_usage, self.conf,
-                                           project_id)
+        limits, usage = await self.db.quotas.limits_and_usage(self.conf,
+                                                              project_id)
         return json_response(request, {"limits": {
             "absolute": views.absolute(request, limits, usage),
             "rate": []}})

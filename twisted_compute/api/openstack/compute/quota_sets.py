@@ -11,36 +11,9 @@ from twisted_compute.api.openstack.compute.schemas import \
     quota_sets as schema
 from twisted_compute.api.openstack.compute.schemas import to_bool
 from twisted_compute.api.openstack.compute.views import quota_sets as views
-from twisted_compute.db import quotas as db
+from twisted_compute.db import quotas as quotas_db
 
 _POLICY = "os_compute_api:os-quota-sets:"
-
-
-def _limits_and_usage(conn, conf, project_id, user_id):
-    return (db.get_limits(conn, conf, project_id, user_id),
-            db.count_usage(conn, project_id, user_id))
-
-
-def _update(conn, conf, project_id, user_id, values, force):
-    """Check the new limits against usage (unless ``force``) and, for a
-    user, against the project's limits; store them; return the limits."""
-    limits, usage = _limits_and_usage(conn, conf, project_id, user_id)
-    project_limits = db.get_limits(conn, conf, project_id) \
-        if user_id is not None else None
-    for resource, limit in values.items():
-        if project_limits is not None:
-            maximum = project_limits[resource]
-            if maximum >= 0 and (limit == -1 or limit > maximum):
-                raise exception.InvalidQuotaValue(reason=(
-                    f"Quota limit {limit} for {resource} must be less "
-                    f"than or equal to {maximum}."))
-        if not force and limit >= 0 and limit < usage.get(resource, 0):
-            raise exception.InvalidQuotaValue(reason=(
-                f"Quota limit {limit} for {resource} must be greater than "
-                f"or equal to already used and reserved "
-                f"{usage.get(resource, 0)}."))
-    db.set_limits(conn, project_id, values, user_id)
-    return db.get_limits(conn, conf, project_id, user_id)
 
 
 class QuotaSetsController(Controller):
@@ -62,17 +35,16 @@ class QuotaSetsController(Controller):
     @route(app, "/os-quota-sets/<project_id>", ["GET"])
     async def show(self, request, project_id):
         self._authorize(request, "show", project_id)
-        limits = await self.db.read(db.get_limits, self.conf, project_id,
-                                    self._user_id(request))
+        limits = await self.db.quotas.get_limits(self.conf, project_id,
+                                                 self._user_id(request))
         return json_response(request, {"quota_set": views.limits_body(
             request, limits, project_id)})
 
     @route(app, "/os-quota-sets/<project_id>/detail", ["GET"])
     async def detail(self, request, project_id):
         self._authorize(request, "detail", project_id)
-        limits, usage = await self.db.read(
-            _limits_and_usage, self.conf, project_id,
-            self._user_id(request))
+        limits, usage = await self.db.quotas.limits_and_usage(
+            self.conf, project_id, self._user_id(request))
         return json_response(request, {"quota_set": views.detail_body(
             request, limits, usage, project_id)})
 
@@ -80,7 +52,7 @@ class QuotaSetsController(Controller):
     async def defaults(self, request, project_id):
         self._authorize(request, "defaults", project_id)
         return json_response(request, {"quota_set": views.limits_body(
-            request, db.defaults(self.conf), project_id)})
+            request, quotas_db.defaults(self.conf), project_id)})
 
     @route(app, "/os-quota-sets/<project_id>", ["PUT"])
     async def update(self, request, project_id):
@@ -102,14 +74,14 @@ class QuotaSetsController(Controller):
                     field=f"quota_set/{name}",
                     detail=f"Value: {value!r}. must be >= -1")
             values[views.ENFORCED[name]] = limit
-        limits = await self.db.run(_update, self.conf, project_id,
-                                   self._user_id(request), values, force)
+        limits = await self.db.quotas.update_limits(
+            self.conf, project_id, self._user_id(request), values, force)
         return json_response(request, {"quota_set": views.limits_body(
             request, limits)})
 
     @route(app, "/os-quota-sets/<project_id>", ["DELETE"])
     async def delete(self, request, project_id):
         self._authorize(request, "delete", project_id)
-        await self.db.run(db.delete_limits, project_id,
-                          self._user_id(request))
+        await self.db.quotas.delete_limits(project_id,
+                                           self._user_id(request))
         return json_response(request, None, 202)

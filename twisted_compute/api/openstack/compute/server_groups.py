@@ -11,7 +11,6 @@ from twisted_compute.api.openstack.compute.schemas import \
     server_groups as schema
 from twisted_compute.api.openstack.compute.views import \
     server_groups as views
-from twisted_compute.db import server_groups as db
 
 _POLICY = "os_compute_api:os-server-groups:"
 
@@ -44,7 +43,7 @@ class ServerGroupsController(Controller):
                     reason="Only anti-affinity policy supports rules.")
         else:
             policy, rules = spec["policies"][0], {}
-        group = await self.db.run(db.create, self.conf, {
+        group = await self.db.server_groups.create(self.conf, {
             "name": spec["name"], "policy": policy, "rules": rules,
             "project_id": context.project_id, "user_id": context.user_id})
         return json_response(request,
@@ -78,8 +77,8 @@ class ServerGroupsController(Controller):
                 self.services.policy.allowed(
                     context, _POLICY + "index:all_projects"):
             project_id = None
-        groups = await self.db.read(db.get_all, project_id, limit=limit,
-                                    offset=offset)
+        groups = await self.db.server_groups.get_all(
+            project_id, limit=limit, offset=offset)
         return json_response(request, {"server_groups": [
             views.show(request, g) for g in groups]})
 
@@ -87,7 +86,7 @@ class ServerGroupsController(Controller):
         """The group, or 404 when it belongs to another project and the
         caller is no admin: another project's group is invisible, as if
         it did not exist (never 403, which would tell that it exists)."""
-        group = await self.db.read(db.get, group_id)
+        group = await self.db.server_groups.get(group_id)
         context = common.get_context(request)
         if group.project_id != context.project_id and not context.is_admin:
             raise exception.InstanceGroupNotFound(group_uuid=group_id)
@@ -104,5 +103,5 @@ class ServerGroupsController(Controller):
     async def delete(self, request, group_id):
         group = await self._visible_group(request, group_id)
         self._authorize(request, "delete", group.project_id, group.user_id)
-        await self.db.run(db.destroy, group_id)
+        await self.db.server_groups.destroy(group_id)
         return json_response(request, None, 204)

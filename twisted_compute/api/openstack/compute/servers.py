@@ -15,7 +15,6 @@ from twisted_compute.api.openstack.compute import (
     server_create, server_filters)
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.views import servers as views
-from twisted_compute.db import flavors as flavors_db
 
 def make_views(services, request, context) -> views.ServerViews:
     """The per-request server view builder (what this caller sees)."""
@@ -74,8 +73,7 @@ class ServersController(Controller):
         if "flavor" in filters:
             flavorid = filters.pop("flavor")
             try:
-                flavor = await self.db.read(flavors_db.get_by_flavorid,
-                                            flavorid)
+                flavor = await self.db.flavors.get_by_flavorid(flavorid)
             except exception.FlavorNotFound:
                 return [], limit
             filters["instance_type_id"] = flavor.id

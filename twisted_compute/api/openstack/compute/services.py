@@ -13,8 +13,7 @@ from twisted_compute.api.openstack.compute.schemas import services as schema
 from twisted_compute.api.openstack.compute.schemas import to_bool
 from twisted_compute.api.openstack.compute.views import services as views
 from twisted_compute.db import models
-from twisted_compute.db import services as db
-from twisted_compute.objects.service import COMPUTE_BINARY
+from twisted_compute.db import services as services_db
 
 _POLICY = "os_compute_api:os-services:"
 
@@ -34,8 +33,8 @@ class ServicesController(Controller):
     @route(app, "/os-services", ["GET"])
     async def index(self, request):
         self._authorize(request, "list")
-        services = await self.db.read(
-            db.get_all, self.conf, host=common.query_one(request, "host"),
+        services = await self.db.services.get_all(
+            self.conf, host=common.query_one(request, "host"),
             binary=common.query_one(request, "binary"))
         return json_response(request, {"services": [
             self._detail(request, s) for s in services]})
@@ -46,13 +45,13 @@ class ServicesController(Controller):
             if not common.is_uuid_like(service_id):
                 raise exception.InvalidInput(
                     reason=f"Invalid uuid {service_id}")
-            return await self.db.read(db.get, self.conf, uuid=service_id)
+            return await self.db.services.get(self.conf, uuid=service_id)
         try:
             number = int(service_id)
         except ValueError:
             raise exception.InvalidInput(
                 reason=f"Invalid service id {service_id}") from None
-        return await self.db.read(db.get, self.conf, service_id=number)
+        return await self.db.services.get(self.conf, service_id=number)
 
     @route(app, "/os-services/<service_id>", ["PUT"])
     async def update(self, request, service_id):
@@ -70,17 +69,18 @@ class ServicesController(Controller):
             raise exception.NotFound("Unknown action")
         common.validate(body, schema.force_down if action == "force-down"
                         else schema.service_update)
-        service = await self.db.read(db.get_by_host_binary, self.conf,
-                                     body["host"], body["binary"])
+        service = await self.db.services.get_by_host_binary(
+            self.conf, body["host"], body["binary"])
         result = {"host": body["host"], "binary": body["binary"]}
         if action == "force-down":
             forced = to_bool(body["forced_down"])
-            await self.db.run(db.update, self.conf, service.id,
-                              {"forced_down": forced})
+            await self.db.services.update(self.conf, service.id,
+                                          {"forced_down": forced})
             result["forced_down"] = forced
         elif action == "enable":
-            await self.db.run(db.update, self.conf, service.id,
-                              {"disabled": False, "disabled_reason": None})
+            await self.db.services.update(
+                self.conf, service.id,
+                {"disabled": False, "disabled_reason": None})
             result["status"] = "enabled"
         else:
             reason = body.get("disabled_reason")
@@ -89,8 +89,9 @@ class ServicesController(Controller):
                     reason="Missing disabled reason field")
             if action == "disable":
                 reason = None
-            await self.db.run(db.update, self.conf, service.id,
-                              {"disabled": True, "disabled_reason": reason})
+            await self.db.services.update(
+                self.conf, service.id,
+                {"disabled": True, "disabled_reason": reason})
             result["status"] = "disabled"
             if action == "disable-log-reason":
                 result["disabled_reason"] = reason
@@ -120,12 +121,12 @@ class ServicesController(Controller):
             raise exception.InvalidInput(reason=(
                 "No updates were requested. Fields 'status' or "
                 "'forced_down' should be specified."))
-        if service.binary != COMPUTE_BINARY:
+        if service.binary != services_db.COMPUTE_BINARY:
             raise exception.InvalidInput(reason=(
                 f"Updating a {service.binary} service is not supported. "
-                f"Only {COMPUTE_BINARY} services can be updated."))
-        service = await self.db.run(db.update, self.conf, service.id,
-                                    values)
+                f"Only {services_db.COMPUTE_BINARY} services can be updated."))
+        service = await self.db.services.update(self.conf, service.id,
+                                                values)
         return json_response(request,
                              {"service": self._detail(request, service)})
 
@@ -133,5 +134,5 @@ class ServicesController(Controller):
     async def delete(self, request, service_id):
         self._authorize(request, "delete")
         service = await self._lookup(request, service_id)
-        await self.db.run(db.destroy, service.id)
+        await self.db.services.destroy(service.id)
         return json_response(request, None, 204)
