@@ -67,6 +67,24 @@ def _record(row, metadata: dict[str, str] | None = None,
 _LIST_COLUMNS = [c for c in I.columns if c.name != "request_spec"]
 
 
+def _extras_statements():
+    """The three queries of :func:`_extras`, built once: an expanding
+    ``uuids`` parameter instead of a list coerced into each statement
+    (and a cache key made of it) on every call."""
+    uuids = sa.bindparam("uuids", expanding=True)
+    md, t, f = m.instance_metadata, m.tags, m.instance_faults
+    return (
+        sa.select(md.c.instance_uuid, md.c.key, md.c.value).where(
+            md.c.instance_uuid.in_(uuids)),
+        sa.select(t.c.resource_id, t.c.tag).where(
+            t.c.resource_id.in_(uuids)).order_by(t.c.tag),
+        sa.select(f).where(f.c.instance_uuid.in_(uuids)).order_by(
+            f.c.created_at.desc(), f.c.id.desc()))
+
+
+_EXTRAS = _extras_statements()
+
+
 def _extras(conn, uuids: Sequence[str]):
     """Metadata, tags and latest fault of ``uuids``: three queries."""
     metadata: dict[str, dict[str, str]] = {u: {} for u in uuids}
@@ -74,20 +92,13 @@ def _extras(conn, uuids: Sequence[str]):
     faults: dict[str, InstanceFault] = {}
     if not uuids:
         return metadata, tags, faults
-    uuids = list(uuids)
-    md = m.instance_metadata
-    for uuid, key, value in conn.execute(sa.select(
-            md.c.instance_uuid, md.c.key, md.c.value).where(
-            md.c.instance_uuid.in_(uuids))):
+    params = {"uuids": list(uuids)}
+    metadata_query, tags_query, faults_query = _EXTRAS
+    for uuid, key, value in conn.execute(metadata_query, params):
         metadata[uuid][key] = value
-    for uuid, tag in conn.execute(sa.select(
-            m.tags.c.resource_id, m.tags.c.tag).where(
-            m.tags.c.resource_id.in_(uuids)).order_by(m.tags.c.tag)):
+    for uuid, tag in conn.execute(tags_query, params):
         tags[uuid].append(tag)
-    f = m.instance_faults
-    for row in conn.execute(sa.select(f).where(
-            f.c.instance_uuid.in_(uuids)).order_by(
-            f.c.created_at.desc(), f.c.id.desc())):
+    for row in conn.execute(faults_query, params):
         if row.instance_uuid not in faults:
             faults[row.instance_uuid] = InstanceFault(
                 code=row.code, message=row.message, details=row.details,
