@@ -117,16 +117,32 @@ def _records(conn, rows) -> list[Instance]:
 
 # --- reads ----------------------------------------------------------------
 
+def _get_statements():
+    """The four forms of :func:`get`'s query, by (of a project, deleted
+    too), built once with ``uuid`` and ``project_id`` parameters."""
+    statements = {}
+    for by_project in (False, True):
+        for read_deleted in (False, True):
+            query = sa.select(I).where(I.c.uuid == sa.bindparam("uuid"))
+            if by_project:
+                query = query.where(
+                    I.c.project_id == sa.bindparam("project_id"))
+            if not read_deleted:
+                query = query.where(I.c.deleted == 0)
+            statements[by_project, read_deleted] = query
+    return statements
+
+
+_GET = _get_statements()
+
+
 def get(conn, uuid: str, project_id: str | None = None,
         read_deleted: bool = False) -> Instance:
     """The instance ``uuid`` (of ``project_id`` unless None); 404
     otherwise, and for deleted instances unless ``read_deleted``."""
-    query = sa.select(I).where(I.c.uuid == uuid)
-    if project_id is not None:
-        query = query.where(I.c.project_id == project_id)
-    if not read_deleted:
-        query = query.where(I.c.deleted == 0)
-    row = conn.execute(query).first()
+    query = _GET[project_id is not None, read_deleted]
+    row = conn.execute(query, {"uuid": uuid,
+                               "project_id": project_id}).first()
     if row is None:
         raise exception.InstanceNotFound(instance_id=uuid)
     return _records(conn, [row])[0]
