@@ -33,7 +33,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tests.integration.harness import TwistdProcess  # noqa: E402
+from tests.integration.harness import (  # noqa: E402
+    TwistdProcess, descendants_of)
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 PROJECT_TOKEN = "bench:bench"
 PATH = "/v2.1/servers/detail"
@@ -102,6 +105,27 @@ def seed_in_db(proc: TwistdProcess, count: int) -> None:
         for row in rows:
             conn.execute(models.instances.insert().values(**row))
     engine.dispose()
+
+
+# --- CPU ------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """user+sys CPU seconds of ``pid`` (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii",
+                  errors="replace") as handle:
+            data = handle.read()
+    except OSError:
+        return 0.0
+    fields = data[data.rindex(")") + 2:].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def server_cpu(proc: TwistdProcess) -> dict[int, float]:
+    """CPU seconds of the twistd process and its workers, by pid."""
+    pids = [proc.pid] + descendants_of(proc.pid)
+    return {pid: cpu_seconds(pid) for pid in pids}
 
 
 # --- load -----------------------------------------------------------------
@@ -221,13 +245,18 @@ def bench(workers: int, args) -> dict:
         # Warm up the workers' caches and connections.
         if args.client == "wrk":
             run_wrk(url, args.clients, 1)
+            before = server_cpu(proc)
             result = run_wrk(url, args.clients, args.seconds)
         else:
             run_python("127.0.0.1", proc.ports["osapi_compute"],
                        args.clients, 1)
+            before = server_cpu(proc)
             result = run_python("127.0.0.1", proc.ports["osapi_compute"],
                                 args.clients, args.seconds)
-        result.update(workers=workers, seeded=seeded, body=len(check.body))
+        after = server_cpu(proc)
+        cpu = sum(after[pid] - before.get(pid, 0.0) for pid in after)
+        result.update(workers=workers, seeded=seeded, body=len(check.body),
+                      cpu_ms=1000 * cpu / max(result["requests"], 1))
         return result
     finally:
         proc.cleanup()
@@ -255,7 +284,8 @@ def main(argv=None) -> int:
         result = bench(workers, args)
         results.append(result)
         print(f"workers={workers}: {result['rps']:.1f} req/s, "
-              f"p50 {result['p50']:.2f} ms, p99 {result['p99']:.2f} ms "
+              f"p50 {result['p50']:.2f} ms, p99 {result['p99']:.2f} ms, "
+              f"{result['cpu_ms']:.2f} CPU-ms per request "
               f"({result['requests']} requests, {result['non_2xx']} "
               f"non-2xx{', socket errors ' + result['socket_errors'] if result['socket_errors'] else ''}; "
               f"servers seeded via {result['seeded']}; "

@@ -95,6 +95,44 @@ class InstanceQueriesTests(DBTestCase):
         self.db_error(exception.InvalidMarker, db.get_all,
                           {}, ["created_at"], ["desc"], None, "nope")
 
+    def test_plain_lists_take_their_values_each_time(self):
+        # Lists filtered by project and deleted state only run pre-built
+        # statements: the project, the limit, the deleted state and the
+        # sort of one call must not stick to the next.
+        p = self.create(count=3, name="p")
+        [q] = self.create(name="q", project="q")
+        self.run_db(db.soft_delete, p[0].uuid, project_id="p")
+
+        def uuids(filters, limit=None, keys=("created_at",),
+                  dirs=("desc",)):
+            return [i.uuid for i in self.run_db(
+                db.get_all, filters, list(keys), list(dirs), limit)]
+
+        live_p = [i.uuid for i in sorted(p[1:], key=lambda i: i.id,
+                                         reverse=True)]
+        self.assertEqual(uuids({"project_id": "p", "deleted": False}),
+                         live_p)
+        self.assertEqual(uuids({"project_id": "q", "deleted": False}),
+                         [q.uuid])
+        self.assertEqual(uuids({"project_id": "p", "deleted": False}, 1),
+                         live_p[:1])
+        self.assertEqual(uuids({"project_id": "p", "deleted": False}, 2),
+                         live_p)
+        self.assertEqual(uuids({"project_id": "p", "deleted": True}),
+                         [p[0].uuid])
+        self.assertEqual(len(uuids({"project_id": "p"})), 3)
+        self.assertEqual(uuids({"project_id": "nobody"}), [])
+        self.assertEqual(sorted(uuids({"deleted": False})),
+                         sorted(live_p + [q.uuid]))
+        self.assertEqual(uuids({"project_id": "p", "deleted": False},
+                               keys=("display_name",), dirs=("asc",)),
+                         sorted(live_p, key=lambda u: next(
+                             i.display_name for i in p if i.uuid == u)))
+        self.assertEqual(
+            self.run_db(db.get_all, {"project_id": "p", "deleted": False},
+                        ["created_at"], ["desc"], None, None,
+                        with_extras=False)[0].uuid, live_p[0])
+
     def test_transition_checks_and_records(self):
         [instance] = self.create()
         check = compute_api.check_state("stop", ("active",))

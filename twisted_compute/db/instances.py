@@ -77,6 +77,24 @@ def _record(row, metadata: dict[str, str] | None = None,
 _LIST_COLUMNS = [c for c in I.columns if c.name != "request_spec"]
 
 
+def _extras_statements():
+    """The three queries of :func:`_extras`, built once: an expanding
+    ``uuids`` parameter instead of a list coerced into each statement
+    (and a cache key made of it) on every call."""
+    uuids = sa.bindparam("uuids", expanding=True)
+    md, t, f = m.instance_metadata, m.tags, m.instance_faults
+    return (
+        sa.select(md.c.instance_uuid, md.c.key, md.c.value).where(
+            md.c.instance_uuid.in_(uuids)),
+        sa.select(t.c.resource_id, t.c.tag).where(
+            t.c.resource_id.in_(uuids)).order_by(t.c.tag),
+        sa.select(f).where(f.c.instance_uuid.in_(uuids)).order_by(
+            f.c.created_at.desc(), f.c.id.desc()))
+
+
+_EXTRAS = _extras_statements()
+
+
 def _extras(conn, uuids: Sequence[str]):
     """Metadata, tags and latest fault of ``uuids``: three queries."""
     metadata: dict[str, dict[str, str]] = {u: {} for u in uuids}
@@ -84,20 +102,13 @@ def _extras(conn, uuids: Sequence[str]):
     faults: dict[str, InstanceFault] = {}
     if not uuids:
         return metadata, tags, faults
-    uuids = list(uuids)
-    md = m.instance_metadata
-    for uuid, key, value in conn.execute(sa.select(
-            md.c.instance_uuid, md.c.key, md.c.value).where(
-            md.c.instance_uuid.in_(uuids))):
+    params = {"uuids": list(uuids)}
+    metadata_query, tags_query, faults_query = _EXTRAS
+    for uuid, key, value in conn.execute(metadata_query, params):
         metadata[uuid][key] = value
-    for uuid, tag in conn.execute(sa.select(
-            m.tags.c.resource_id, m.tags.c.tag).where(
-            m.tags.c.resource_id.in_(uuids)).order_by(m.tags.c.tag)):
+    for uuid, tag in conn.execute(tags_query, params):
         tags[uuid].append(tag)
-    f = m.instance_faults
-    for row in conn.execute(sa.select(f).where(
-            f.c.instance_uuid.in_(uuids)).order_by(
-            f.c.created_at.desc(), f.c.id.desc())):
+    for row in conn.execute(faults_query, params):
         if row.instance_uuid not in faults:
             faults[row.instance_uuid] = InstanceFault(
                 code=row.code, message=row.message, details=row.details,
@@ -116,16 +127,32 @@ def _records(conn, rows) -> list[Instance]:
 
 # --- reads ----------------------------------------------------------------
 
+def _get_statements():
+    """The four forms of :func:`get`'s query, by (of a project, deleted
+    too), built once with ``uuid`` and ``project_id`` parameters."""
+    statements = {}
+    for by_project in (False, True):
+        for read_deleted in (False, True):
+            query = sa.select(I).where(I.c.uuid == sa.bindparam("uuid"))
+            if by_project:
+                query = query.where(
+                    I.c.project_id == sa.bindparam("project_id"))
+            if not read_deleted:
+                query = query.where(I.c.deleted == 0)
+            statements[by_project, read_deleted] = query
+    return statements
+
+
+_GET = _get_statements()
+
+
 def get(conn, uuid: str, project_id: str | None = None,
         read_deleted: bool = False) -> Instance:
     """The instance ``uuid`` (of ``project_id`` unless None); 404
     otherwise, and for deleted instances unless ``read_deleted``."""
-    query = sa.select(I).where(I.c.uuid == uuid)
-    if project_id is not None:
-        query = query.where(I.c.project_id == project_id)
-    if not read_deleted:
-        query = query.where(I.c.deleted == 0)
-    row = conn.execute(query).first()
+    query = _GET[project_id is not None, read_deleted]
+    row = conn.execute(query, {"uuid": uuid,
+                               "project_id": project_id}).first()
     if row is None:
         raise exception.InstanceNotFound(instance_id=uuid)
     return _records(conn, [row])[0]
@@ -228,6 +255,48 @@ def _filtered(filters: dict[str, Any]):
     return query
 
 
+#: The filters of the plainest lists (a project's or everyone's, by
+#: deleted state): most lists, ``GET /servers/detail`` among them.
+_PLAIN_FILTERS = frozenset(("project_id", "deleted"))
+#: Their statements, built once per (project or not, deleted state, sort,
+#: limit or not) with the project and the limit as parameters: building
+#: and hashing a 48-column select cost more than running it on SQLite.
+_PLAIN_LISTS: dict[tuple, Any] = {}
+#: Most statements kept (sort keys come from the query string).
+_PLAIN_LISTS_MAX = 128
+
+
+def _plain_list(filters: dict[str, Any], keys: list[str], dirs: list[str],
+                limit: int | None) -> tuple[Any, dict[str, Any]]:
+    """(statement, parameters) of a list with only ``project_id`` (text)
+    and ``deleted`` filters and no marker: what :func:`get_all` builds for
+    it, pre-built."""
+    deleted = filters.get("deleted")
+    deleted = deleted if isinstance(deleted, bool) else None
+    by_project = "project_id" in filters
+    shape = (by_project, deleted, tuple(keys), tuple(dirs),
+             limit is not None)
+    query = _PLAIN_LISTS.get(shape)
+    if query is None:
+        template: dict[str, Any] = {"deleted": deleted}
+        if by_project:
+            template["project_id"] = sa.bindparam("project_id")
+        exprs = [_sort_expr(k) for k in keys]
+        query = _filtered(template).order_by(
+            *[e.desc() if d == "desc" else e.asc()
+              for e, d in zip(exprs, dirs)])
+        if limit is not None:
+            query = query.limit(sa.bindparam("limit"))
+        if len(_PLAIN_LISTS) < _PLAIN_LISTS_MAX:
+            _PLAIN_LISTS[shape] = query
+    params: dict[str, Any] = {}
+    if by_project:
+        params["project_id"] = filters["project_id"]
+    if limit is not None:
+        params["limit"] = limit
+    return query, params
+
+
 def get_all(conn, filters: dict[str, Any] | None = None,
             sort_keys: Sequence[str] = ("created_at",),
             sort_dirs: Sequence[str] = ("desc",),
@@ -248,6 +317,12 @@ def get_all(conn, filters: dict[str, Any] | None = None,
     if "id" not in keys:
         keys.append("id")
         dirs.append(dirs[0])
+    if marker is None and _PLAIN_FILTERS.issuperset(filters) and \
+            isinstance(filters.get("project_id", ""), str):
+        rows = conn.execute(*_plain_list(filters, keys, dirs, limit)).all()
+        if not with_extras:
+            return [_record(r) for r in rows]
+        return _records(conn, rows)
     query = _filtered(filters)
     exprs = [_sort_expr(k) for k in keys]
     query = query.order_by(*[e.desc() if d == "desc" else e.asc()

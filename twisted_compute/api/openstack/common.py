@@ -83,6 +83,12 @@ def _json_default(value):
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+#: What :func:`json_response` encodes with: ``json.dumps(body,
+#: default=_json_default, separators=(",", ":"))``, built once instead of
+#: per response.
+_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+
+
 def json_response(request, body: Any, status: int = 200) -> bytes:
     """Set status and content type; return the encoded body (empty for
     204 or ``body is None``)."""
@@ -90,8 +96,7 @@ def json_response(request, body: Any, status: int = 200) -> bytes:
     if body is None or status == 204:
         return b""
     request.setHeader(b"content-type", b"application/json")
-    return json.dumps(body, default=_json_default,
-                      separators=(",", ":")).encode()
+    return _ENCODER.encode(body).encode()
 
 
 def read_body(request) -> Any:

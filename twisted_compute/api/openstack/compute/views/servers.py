@@ -72,6 +72,7 @@ class ServerViews:
         self.extended_attributes = extended_attributes
         self.host_status = host_status and self.v216
         self.flavor_extra_specs = flavor_extra_specs
+        self._host_ids: dict[tuple[Any, str], str] = {}
 
     # --- pieces -------------------------------------------------------
 
@@ -129,26 +130,38 @@ class ServerViews:
         """A server as ``GET /servers/{id}`` shows it (``full``), or as
         ``PUT`` before 2.75 showed it (not ``full``).  ``server_groups``
         is shown from 2.71 when given (show and update, not lists)."""
-        status = vm_states.status_from_state(instance.vm_state,
-                                             instance.task_state)
+        # A list renders this once per server: the pieces are inlined and
+        # the host id is hashed once per host (see the module docstring).
+        # The keys' order is the body's: keep it.
+        uuid = instance.uuid
+        vm_state = instance.vm_state
+        task_state = instance.task_state
+        status = vm_states.status_from_state(vm_state, task_state)
         sysmeta = instance.system_metadata or {}
+        host = instance.host
+        image_ref = instance.image_ref
+        created_at = instance.created_at
+        isotime = common.isotime
         server: dict[str, Any] = {
-            "id": instance.uuid,
+            "id": uuid,
             "name": instance.display_name,
             "status": status,
             "tenant_id": instance.project_id or "",
             "user_id": instance.user_id or "",
             "metadata": dict(instance.metadata),
-            "hostId": host_id(instance),
-            "image": self.image(instance),
+            "hostId": self._host_id(instance) if host else "",
+            "image": {"id": image_ref,
+                      "links": [{"rel": "bookmark",
+                                 "href": self._images + image_ref}]}
+            if image_ref else "",
             "flavor": self.flavor(instance),
-            "created": common.isotime(instance.created_at),
-            "updated": common.isotime(instance.updated_at
-                                      or instance.created_at),
+            "created": isotime(created_at),
+            "updated": isotime(instance.updated_at or created_at),
             "addresses": addresses(instance),
             "accessIPv4": instance.access_ip_v4 or "",
             "accessIPv6": instance.access_ip_v6 or "",
-            "links": self.links(instance.uuid),
+            "links": [{"rel": "self", "href": self._self + uuid},
+                      {"rel": "bookmark", "href": self._bookmark + uuid}],
             "OS-DCF:diskConfig": sysmeta.get("disk_config") or "MANUAL",
         }
         if status in _PROGRESS_STATUSES:
@@ -172,31 +185,31 @@ class ServerViews:
                 server["fault"] = fault
         if not full:
             return server
-        server.update({
-            "OS-EXT-AZ:availability_zone": instance.availability_zone or "",
-            "config_drive": instance.config_drive or "",
-            "key_name": instance.key_name,
-            "OS-SRV-USG:launched_at": common.isotime_usec(
-                instance.launched_at),
-            "OS-SRV-USG:terminated_at": common.isotime_usec(
-                instance.terminated_at),
-            "OS-EXT-STS:task_state": instance.task_state,
-            "OS-EXT-STS:vm_state": instance.vm_state,
-            "OS-EXT-STS:power_state": instance.power_state,
-            "os-extended-volumes:volumes_attached": [],
-        })
+        isotime_usec = common.isotime_usec
+        server["OS-EXT-AZ:availability_zone"] = \
+            instance.availability_zone or ""
+        server["config_drive"] = instance.config_drive or ""
+        server["key_name"] = instance.key_name
+        server["OS-SRV-USG:launched_at"] = isotime_usec(
+            instance.launched_at)
+        server["OS-SRV-USG:terminated_at"] = isotime_usec(
+            instance.terminated_at)
+        server["OS-EXT-STS:task_state"] = task_state
+        server["OS-EXT-STS:vm_state"] = vm_state
+        server["OS-EXT-STS:power_state"] = instance.power_state
+        server["os-extended-volumes:volumes_attached"] = []
         if instance.security_groups:
             server["security_groups"] = [
                 {"name": g["name"] if isinstance(g, dict) else str(g)}
                 for g in instance.security_groups]
         if self.host_status:
-            if not instance.host:
+            if not host:
                 server["host_status"] = ""
             else:
                 server["host_status"] = (host_statuses or {}).get(
-                    instance.host, "UNKNOWN")
+                    host, "UNKNOWN")
         if self.extended_attributes:
-            server["OS-EXT-SRV-ATTR:host"] = instance.host
+            server["OS-EXT-SRV-ATTR:host"] = host
             server["OS-EXT-SRV-ATTR:hypervisor_hostname"] = instance.node
             server["OS-EXT-SRV-ATTR:instance_name"] = \
                 instance.instance_name(self.template)
@@ -214,6 +227,14 @@ class ServerViews:
                     "OS-EXT-SRV-ATTR:user_data": instance.user_data,
                 })
         return server
+
+    def _host_id(self, instance: Instance) -> str:
+        """:func:`host_id`, hashed once per (project, host) per request."""
+        key = (instance.project_id, instance.host)
+        value = self._host_ids.get(key)
+        if value is None:
+            value = self._host_ids[key] = host_id(instance)
+        return value
 
 
 def create_response(views: ServerViews, instance: Instance,
