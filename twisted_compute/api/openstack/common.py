@@ -205,6 +205,32 @@ def query_one(request, name: str, default: str | None = None) -> str | None:
     return values[-1] if values else default
 
 
+def query_int(request, name: str) -> int | None:
+    """The integer filter ``name`` of the query, None when absent; 400
+    naming it when it is not an integer."""
+    value = query_one(request, name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise exception.InvalidInput(
+            reason=f"Invalid {name} filter [{value}]") from None
+
+
+def metadata_item(request, key: str, schema: dict) -> dict[str, str]:
+    """The ``{"meta": {key: value}}`` body of a PUT of one metadata item
+    (server or image), checked against ``schema`` and the URL's ``key``."""
+    body = read_body(request)
+    if isinstance(body, dict) and isinstance(body.get("meta"), dict) \
+            and len(body["meta"]) > 1:
+        raise exception.Invalid("Request body contains too many items")
+    validate(body, schema)
+    if key not in body["meta"]:
+        raise exception.Invalid("Request body and URI mismatch")
+    return dict(body["meta"])
+
+
 def parse_bool(value: str, name: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "t", "yes", "y", "on"):

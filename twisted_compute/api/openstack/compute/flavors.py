@@ -30,16 +30,6 @@ class FlavorsController(Controller):
                 is_public = common.parse_bool(text, "is_public")
         project = None if context.is_admin else context.project_id
 
-        def _int(name):
-            value = common.query_one(request, name)
-            if value is None:
-                return None
-            try:
-                return int(value)
-            except ValueError:
-                raise exception.InvalidInput(
-                    reason=f"Invalid {name} filter [{value}]") from None
-
         sort_key = common.query_one(request, "sort_key", "flavorid")
         sort_dir = common.query_one(request, "sort_dir", "asc")
         if sort_dir not in ("asc", "desc"):
@@ -47,7 +37,8 @@ class FlavorsController(Controller):
                 reason=f"Invalid sort direction {sort_dir}")
         flavors = await self.db.flavors.get_all(
             project_id=project, is_public=is_public,
-            min_memory_mb=_int("minRam"), min_root_gb=_int("minDisk"),
+            min_memory_mb=common.query_int(request, "minRam"),
+            min_root_gb=common.query_int(request, "minDisk"),
             limit=limit, marker=marker, sort_key=sort_key,
             sort_dir=sort_dir)
         return flavors, limit

@@ -24,17 +24,6 @@ MAX_VERSION = "2.35"
 _PROPERTY_FILTERS = {"server": "instance_uuid", "type": "image_type"}
 
 
-def _int_filter(request, name: str) -> int | None:
-    value = common.query_one(request, name)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise exception.InvalidInput(
-            reason=f"Invalid {name} filter [{value}]") from None
-
-
 class ImagesController(Controller):
     app = make_app()
     collections = (("images",), ("images", "metadata"))
@@ -74,8 +63,8 @@ class ImagesController(Controller):
         properties = {prop: common.query_one(request, param)
                       for param, prop in _PROPERTY_FILTERS.items()
                       if common.query_one(request, param) is not None}
-        min_disk = _int_filter(request, "minDisk")
-        min_ram = _int_filter(request, "minRam")
+        min_disk = common.query_int(request, "minDisk")
+        min_ram = common.query_int(request, "minRam")
         since_text = common.query_one(request, "changes-since")
         since = (common.parse_isotime(since_text, "changes-since")
                  if since_text is not None else None)
@@ -176,19 +165,13 @@ class ImagesController(Controller):
 
     @route(app, "/images/<image_id>/metadata/<key>", ["PUT"])
     async def metadata_update(self, request, image_id, key):
-        body = common.read_body(request)
-        if isinstance(body, dict) and isinstance(body.get("meta"), dict) \
-                and len(body["meta"]) > 1:
-            raise exception.Invalid("Request body contains too many items")
-        common.validate(body, schema.metadata_item)
-        if key not in body["meta"]:
-            raise exception.Invalid("Request body and URI mismatch")
+        meta = common.metadata_item(request, key, schema.metadata_item)
         image = await self._image(request, image_id)
         self._check_owner(request, image)
         merged = dict(image.properties)
-        merged[key] = body["meta"][key]
+        merged[key] = meta[key]
         await self._set_properties(request, image, merged)
-        return json_response(request, {"meta": {key: body["meta"][key]}})
+        return json_response(request, {"meta": meta})
 
     @route(app, "/images/<image_id>/metadata/<key>", ["DELETE"])
     async def metadata_delete(self, request, image_id, key):

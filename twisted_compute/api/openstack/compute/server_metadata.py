@@ -59,17 +59,11 @@ class ServerMetadataController(Controller):
 
     @route(app, "/servers/<server_id>/metadata/<key>", ["PUT"])
     async def update(self, request, server_id, key):
-        body = common.read_body(request)
-        if isinstance(body, dict) and isinstance(body.get("meta"), dict) \
-                and len(body["meta"]) > 1:
-            raise exception.Invalid("Request body contains too many items")
-        common.validate(body, schema.metadata_item)
-        if key not in body["meta"]:
-            raise exception.Invalid("Request body and URI mismatch")
+        meta = common.metadata_item(request, key, schema.metadata_item)
         context, _ = await self._instance(request, server_id, "update")
         await self.compute_api.update_metadata(
-            context, server_id, body["meta"], replace=False)
-        return json_response(request, {"meta": dict(body["meta"])})
+            context, server_id, meta, replace=False)
+        return json_response(request, {"meta": meta})
 
     @route(app, "/servers/<server_id>/metadata/<key>", ["DELETE"])
     async def delete(self, request, server_id, key):
