@@ -17,7 +17,7 @@ the real reactor with the real DB thread pool, request after request:
 * ``anti-affinity``: one instance per request in an anti-affinity group
   (one DB query for the group's members per request).
 
-The aim (issue 3): under 20 ms per request for 1,000 hosts.
+The aim: under 20 ms per request for 1,000 hosts.
 
     .venv/bin/python bench/scheduler.py [--hosts 1000] [--requests 500]
         [--multi 10]

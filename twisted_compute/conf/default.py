@@ -64,7 +64,7 @@ DEFAULT_OPTS = [
             "Largest accepted request body, in bytes", min=1),
     bool_opt("debug", False, "Log at debug level"),
     bool_opt("allow_resize_to_same_host", False,
-             "Unused until resize exists"),
+             "Whether a resize may choose the host the server is on"),
     str_opt("instance_name_template", "instance-%08x",
             "Template of the hypervisor's name for an instance (from its "
             "numeric id)"),
