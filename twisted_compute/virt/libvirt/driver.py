@@ -38,6 +38,7 @@ from zope.interface import implementer
 
 from twisted_compute import exception
 from twisted_compute.log import Logger
+from twisted_compute.objects.console import ConsoleInfo
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, REBOOT_TYPES, \
     IComputeDriver, InstanceInfo, driver_capabilities
@@ -600,6 +601,22 @@ class LibvirtDriver:
 
         return self._run(tail)
 
+    def get_console(self, context, instance, console_type):
+        """Where the guest's VNC server or TCP serial port is, read from
+        the live domain XML (the VNC port is chosen by libvirt at
+        start)."""
+        uuid = instance.uuid
+        if console_type not in ("novnc", "serial"):
+            return defer.fail(exception.ConsoleNotSupported(
+                console_type=console_type, driver="libvirt"))
+
+        def find(conn):
+            domain = self._lookup(conn, uuid)
+            return console_address(self.conf, domain.XMLDesc(0),
+                                   console_type, uuid)
+
+        return self._run(find)
+
     def snapshot(self, context, instance, image_id, update_task_state):
         return defer.fail(exception.NotImplementedYet(
             feature="Snapshots on the libvirt driver"))
@@ -657,3 +674,31 @@ def _images_in_use(images_path: str) -> set[str]:
 
 
 __all__ = ["LibvirtDriver", "mac_address"]
+
+
+def console_address(conf, xml: str, console_type: str, instance_uuid: str
+                    ) -> ConsoleInfo:
+    """The :class:`ConsoleInfo` of a live domain's VNC graphics device
+    (``novnc``; the proxy connects to ``[vnc]
+    server_proxyclient_address``) or TCP serial port (``serial``, bound
+    to ``[serial_console] proxyclient_address``).  A guest without the
+    device, or not running (port -1), has no such console."""
+    root = ET.fromstring(xml)
+    if console_type == "novnc":
+        for graphics in root.findall("./devices/graphics"):
+            if graphics.get("type") == "vnc":
+                port = int(graphics.get("port") or -1)
+                if port > 0:
+                    return ConsoleInfo(
+                        console_type=console_type,
+                        host=conf.vnc.server_proxyclient_address, port=port)
+    else:
+        for serial in root.findall("./devices/serial"):
+            if serial.get("type") != "tcp":
+                continue
+            source = serial.find("source")
+            if source is not None and source.get("mode") == "bind":
+                return ConsoleInfo(
+                    console_type=console_type, host=source.get("host"),
+                    port=int(source.get("service")))
+    raise exception.ConsoleTypeUnavailable(console_type=console_type)
