@@ -101,6 +101,9 @@ class LibvirtDriver:
             deadline=conf.glance.image_download_deadline)
         self.qemu_img_timeout = conf.libvirt.qemu_img_timeout
         self.dhcp = DHCPReservations()
+        #: Serial console ports handed to guests being built (the live
+        #: domains' ports are read from libvirt at each allocation).
+        self._serial_ports_reserved: dict[str, int] = {}
 
     # --- helpers -------------------------------------------------------
 
@@ -297,11 +300,17 @@ class LibvirtDriver:
                     device="cdrom", driver_type="raw", cache=None))
             mac = mac_address(uuid)
             await self._run(self.dhcp.reserve, self.network, mac, uuid)
+            serial_tcp = None
+            if self.conf.serial_console.enabled:
+                serial_tcp = await self._allocate_serial_port(uuid)
         except exception.ComputeException:
+            self._serial_ports_reserved.pop(uuid, None)
             raise
         except defer.CancelledError:
+            self._serial_ports_reserved.pop(uuid, None)
             raise
         except Exception as exc:
+            self._serial_ports_reserved.pop(uuid, None)
             raise exception.InstanceSpawnFailure(
                 instance_uuid=uuid, reason=str(exc)) from exc
         domain = vconfig.Domain(
@@ -313,7 +322,11 @@ class LibvirtDriver:
                                     version="twisted-compute"),
             disks=disks,
             interfaces=[vconfig.Interface(network=self.network, mac=mac)],
-            serials=[vconfig.SerialLog(self.console_path(uuid))],
+            serials=[vconfig.SerialLog(self.console_path(uuid),
+                                       tcp=serial_tcp)],
+            graphics=(vconfig.VNCGraphics(self.conf.vnc.server_listen)
+                      if self.conf.vnc.enabled and self.virt_type != "test"
+                      else None),
             metadata={"host": self.host, "display_name":
                       instance.display_name or "",
                       "project_id": instance.project_id or ""})
@@ -334,6 +347,10 @@ class LibvirtDriver:
         except libvirt.libvirtError as error:
             raise exception.InstanceSpawnFailure(
                 instance_uuid=uuid, reason=str(error)) from None
+        finally:
+            # Defined (or failed): libvirt's XML now says which port the
+            # guest has.
+            self._serial_ports_reserved.pop(uuid, None)
         self.log.info("instance {uuid} started as domain {name} on {uri}",
                       uuid=uuid, name=domain.name, uri=self.uri)
 
@@ -441,6 +458,34 @@ class LibvirtDriver:
         d = self._run(remove)
         d.addErrback(self._wrap, "destroy", uuid)
         return d
+
+    async def _allocate_serial_port(self, uuid: str) -> tuple[str, int]:
+        """``(address, port)`` for the guest's TCP serial console: the
+        lowest port of ``[serial_console] port_range`` that no defined
+        domain and no guest being built has, and that can be bound on
+        ``proxyclient_address`` now (something else may hold it)."""
+        address = self.conf.serial_console.proxyclient_address
+        low, high = parse_port_range(self.conf.serial_console.port_range)
+
+        def taken(conn):
+            ports = set()
+            for domain in conn.listAllDomains(0):
+                try:
+                    xml = domain.XMLDesc(0)
+                except libvirt.libvirtError:
+                    continue
+                ports |= serial_ports(xml)
+            return ports
+
+        used = await self._run(taken)
+        used |= set(self._serial_ports_reserved.values())
+        candidates = [p for p in range(low, high + 1) if p not in used]
+        port = await self._thread(_first_bindable, address, candidates)
+        if port is None:
+            raise exception.ConsolePortRangeExhausted(
+                port_range=f"{low}:{high}", instance_uuid=uuid)
+        self._serial_ports_reserved[uuid] = port
+        return address, port
 
     @staticmethod
     def _wrap(failure, action: str, uuid: str):
@@ -702,3 +747,41 @@ def console_address(conf, xml: str, console_type: str, instance_uuid: str
                     console_type=console_type, host=source.get("host"),
                     port=int(source.get("service")))
     raise exception.ConsoleTypeUnavailable(console_type=console_type)
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``MIN:MAX`` of ``[serial_console] port_range``."""
+    try:
+        low, high = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise exception.InvalidInput(
+            reason=f"[serial_console] port_range {text!r} is not "
+                   f"MIN:MAX") from None
+    if not 0 < low <= high < 65536:
+        raise exception.InvalidInput(
+            reason=f"[serial_console] port_range {text!r} is not a range "
+                   f"of ports")
+    return low, high
+
+
+def serial_ports(xml: str) -> set[int]:
+    """The TCP ports of a domain's serial devices."""
+    ports = set()
+    for serial in ET.fromstring(xml).findall("./devices/serial"):
+        source = serial.find("source")
+        if serial.get("type") == "tcp" and source is not None and \
+                (source.get("service") or "").isdigit():
+            ports.add(int(source.get("service")))
+    return ports
+
+
+def _first_bindable(address: str, ports) -> int | None:
+    import socket
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+            return port
+    return None
