@@ -304,6 +304,8 @@ class ProxyTests(TestCase):
             return
         self.assertEqual(response.code, 200)
         self.assertIn("noVNC", body)
+        # Nova's page name is the page that connects at once
+        self.assertIn("readQueryVariable('path'", body)
         response = await treq.get(url + "/core/rfb.js", pool=pool)
         self.assertEqual(response.code, 200)
         await response.content()
@@ -311,3 +313,31 @@ class ProxyTests(TestCase):
     async def test_novnc_refuses_serial_tokens(self):
         token, _ = await self.token("a")
         await self.refused(self.novnc_port, {"token": token})
+
+
+class BrowserTests(TestCase):
+    """noVNC in headless Chromium, through the proxy, to the fake
+    driver's RFB server."""
+
+    timeout = 120
+    _close_guests = ProxyTests._close_guests
+    guest = ProxyTests.guest
+    token = ProxyTests.token
+
+    def setUp(self):
+        from tests.console.browser import require_browser
+        require_browser()
+        ProxyTests.setUp(self)
+
+    async def test_novnc_in_chromium(self):
+        from twisted.internet.threads import deferToThread
+        from tests.console.browser import novnc_screenshot
+        token, _ = await self.token("a", console_type="novnc")
+        port = self.novnc_port.getHost().port
+        url = (f"http://127.0.0.1:{port}/vnc_auto.html?"
+               + urlencode({"path": f"?token={token}"}))
+        shot = os.path.abspath(os.path.join(self.mktemp(), "novnc.png"))
+        status, colours = await deferToThread(novnc_screenshot, url, shot)
+        self.assertEqual(status, "Connected to instance-a")
+        self.assertGreater(colours, 2)
+        self.assertGreater(os.path.getsize(shot), 1000)

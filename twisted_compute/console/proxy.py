@@ -309,5 +309,9 @@ class NoVNCRoot(Resource):
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return (f"The noVNC web client is not installed at "
                     f"{self.novnc_path} ([vnc] novnc_path)\n").encode()
+        if request.postpath == [b"vnc_auto.html"]:
+            # Nova's page name: the page that connects at once, which
+            # noVNC 1.x calls vnc_lite.html.
+            request.postpath = [b"vnc_lite.html"]
         request.prepath, request.postpath = [], list(request.postpath)
         return getChildForRequest(self.files, request).render(request)
