@@ -57,9 +57,9 @@ setup(
         # libvirt-dev, pkg-config); 10.x and later build on libvirt 9.0.
         "libvirt": ["libvirt-python>=10"],
         # selenium drives Debian's chromium (noVNC through the console
-        # proxy).
+        # proxy); websocket-client reads a real guest's serial console.
         "test": ["python-openstackclient>=7", "libvirt-python>=10",
-                 "selenium>=4"],
+                 "selenium>=4", "websocket-client>=1.6"],
     },
     entry_points={
         "console_scripts": [
