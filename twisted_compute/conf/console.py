@@ -7,8 +7,9 @@ from __future__ import annotations
 from twisted_compute.conf.opts import (
     OptGroups, bool_opt, float_opt, int_opt, list_opt, port_opt, str_opt)
 
-#: The VNC security types the proxy may offer the guest's VNC server.
-AUTH_SCHEMES = ("none", "vencrypt")
+#: The VNC security types the proxy can negotiate with a guest's VNC
+#: server (VeNCrypt is not implemented yet).
+AUTH_SCHEMES = ("none",)
 
 VNC_OPTS = [
     bool_opt("enabled", True,
