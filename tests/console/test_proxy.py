@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from autobahn.twisted.websocket import (
     WebSocketClientFactory, WebSocketClientProtocol)
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, protocol, reactor, task
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
@@ -341,3 +341,75 @@ class BrowserTests(TestCase):
         self.assertEqual(status, "Connected to instance-a")
         self.assertGreater(colours, 2)
         self.assertGreater(os.path.getsize(shot), 1000)
+
+
+class Flood(protocol.Protocol):
+    """A guest console that writes as fast as its transport takes it (a
+    push producer of its own transport)."""
+
+    def __init__(self, sent):
+        self.sent = sent
+        self.paused = False
+        self.loop = None
+
+    def connectionMade(self):
+        self.transport.registerProducer(self, True)
+        self.loop = task.LoopingCall(self._write)
+        self.loop.start(0.001)
+
+    def _write(self):
+        while not self.paused and self.transport is not None:
+            self.transport.write(b"x" * 65536)
+            self.sent[0] += 65536
+            if self.sent[0] % (1 << 22) == 0:
+                break  # let the reactor breathe
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def resumeProducing(self):
+        self.paused = False
+
+    def stopProducing(self):
+        self.paused = True
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+
+
+class BackPressureTests(TestCase):
+    timeout = 60
+
+    setUp = ProxyTests.setUp
+    _close_guests = ProxyTests._close_guests
+    connect = ProxyTests.connect
+
+    async def test_slow_client_pauses_the_guest(self):
+        from twisted_compute.objects.console import ConsoleInfo
+        sent = [0]
+        factory = protocol.Factory.forProtocol(lambda: Flood(sent))
+        listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        info = ConsoleInfo(console_type="serial", host="127.0.0.1",
+                           port=listening.getHost().port)
+        token, _ = await self.db.console_auth_tokens.create(
+            "flood", info, 600, reactor.seconds())
+        client = await self.connect(self.serial_port, {"token": token})
+        client.transport.pauseProducing()  # the client stops reading
+        await task.deferLater(reactor, 1.5, lambda: None)
+        stalled = sent[0]
+        await task.deferLater(reactor, 0.5, lambda: None)
+        # The guest is held back: nothing more is taken from it, and what
+        # was taken is bounded by socket buffers and one chunk per hop,
+        # not by the time the client was away.
+        self.assertEqual(sent[0], stalled)
+        self.assertLess(stalled, 32 * 1024 * 1024)
+        (relay,) = self.serial.connections
+        self.assertLess(len(relay.transport._tempDataBuffer), 64)
+        client.transport.resumeProducing()
+        await task.deferLater(reactor, 0.5, lambda: None)
+        self.assertGreater(sent[0], stalled)
+        self.assertGreater(len(client.received), 0)
+        client.transport.abortConnection()
+        await task.deferLater(reactor, 0.2, lambda: None)

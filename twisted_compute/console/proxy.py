@@ -180,6 +180,8 @@ class ConsoleProxyProtocol(WebSocketServerProtocol):
         self.sendMessage(data, isBinary=True)
 
     def onMessage(self, payload, isBinary):
+        if self.closed:
+            return
         self._touch()
         if self.guest is None:
             self.tenant_reader.feed(payload)
@@ -189,6 +191,8 @@ class ConsoleProxyProtocol(WebSocketServerProtocol):
             self.guest.transport.write(payload)
 
     def from_guest(self, data: bytes) -> None:
+        if self.closed or self.state != self.STATE_OPEN:
+            return  # the client has gone; the guest side is being closed
         self._touch()
         if self.negotiating:
             self.guest_reader.feed(data)
