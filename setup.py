@@ -49,12 +49,17 @@ setup(
         "psycopg[binary]>=3.1",
         "psycopg2-binary>=2.9",
         "PyMySQL>=1.1",
+        # The console proxy's websocket server (no hand-written framing).
+        "autobahn>=23.1",
     ],
     extras_require={
         # Built from source against the system's libvirt (Debian:
         # libvirt-dev, pkg-config); 10.x and later build on libvirt 9.0.
         "libvirt": ["libvirt-python>=10"],
-        "test": ["python-openstackclient>=7", "libvirt-python>=10"],
+        # selenium drives Debian's chromium (noVNC through the console
+        # proxy); websocket-client reads a real guest's serial console.
+        "test": ["python-openstackclient>=7", "libvirt-python>=10",
+                 "selenium>=4", "websocket-client>=1.6"],
     },
     entry_points={
         "console_scripts": [

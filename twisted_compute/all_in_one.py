@@ -2,8 +2,8 @@
 
 With no config file at all it keeps its state (SQLite database, images)
 under ``./state``, migrates the database by itself, uses the in-process
-bus and noauth, runs a conductor, a scheduler and ``fake_agents`` compute
-agents on the fake driver, and serves the APIs.  A config file may change
+bus and noauth, runs a conductor, a scheduler, ``fake_agents`` compute
+agents on the fake driver and the console proxy, and serves the APIs.  A config file may change
 any of that (``transport_url = rabbit://...`` makes it join a distributed
 deployment, ``compute_driver = libvirt`` a real hypervisor).
 """
@@ -61,6 +61,7 @@ def makeService(options):
     from twisted_compute.api.listeners import add_api_listeners
     from twisted_compute.compute.tap import agent_role
     from twisted_compute.conductor.tap import conductor_role
+    from twisted_compute.console.tap import console_proxy_role
     from twisted_compute.process import (
         RoleProcess, TransportService, lag_monitor, make_db, make_transport)
     from twisted_compute.scheduler.tap import scheduler_role
@@ -76,6 +77,7 @@ def makeService(options):
     scheduler_role(conf, reactor, transport, db).setServiceParent(top)
     for host in agent_hosts(conf):
         agent_role(conf, reactor, transport, host=host).setServiceParent(top)
+    console_proxy_role(conf, reactor, db).setServiceParent(top)
     lag_monitor(conf, reactor, "all-in-one").setServiceParent(top)
     return add_api_listeners(conf, reactor, top, db, transport)
 

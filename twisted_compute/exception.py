@@ -495,3 +495,37 @@ class ProcessTimedOut(ComputeException):
 
     msg_fmt = ("%(command)s did not finish within %(timeout)s s and was "
                "killed")
+
+
+# --- remote consoles (compute/api, console/) --------------------------------
+
+class ConsoleTypeInvalid(Invalid):
+    msg_fmt = "Invalid console type %(console_type)s"
+
+
+class ConsoleTypeUnavailable(Invalid):
+    msg_fmt = "Unavailable console type %(console_type)s."
+
+
+class ConsoleNotSupported(NotImplementedYet):
+    """The driver has no such console (Nova answers 501)."""
+
+    msg_fmt = ("The %(console_type)s console is not supported by the "
+               "%(driver)s driver")
+
+
+class InvalidToken(Invalid):
+    msg_fmt = "The token '%(token)s' is invalid or has expired"
+
+
+class ConsolePortRangeExhausted(ComputeException):
+    msg_fmt = ("No free port in %(port_range)s for the serial console of "
+               "%(instance_uuid)s")
+
+
+class ConsoleDetailsNotAccessible(ComputeException):
+    """Before 2.31, only RDP tokens' details are shown (Nova's 401)."""
+
+    msg_fmt = "The requested console type details are not accessible"
+    code = 401
+    safe = True

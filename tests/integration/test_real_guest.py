@@ -170,7 +170,13 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
                             "periodic_fuzzy_delay": 0,
                             "update_resources_interval": 1},
                 "libvirt": {"virt_type": "qemu", "connection_uri": URI,
-                            "images_path": self.images_path}})
+                            "images_path": self.images_path},
+                # Consoles as Nova has them: a VNC device and a TCP serial
+                # port (with console.log still written).
+                "vnc": {"server_listen": "127.0.0.1",
+                        "server_proxyclient_address": "127.0.0.1"},
+                "serial_console": {"enabled": True,
+                                   "proxyclient_address": "127.0.0.1"}})
         self.clouds = os.path.join(self.proc.directory, "clouds.yaml")
         with open(self.clouds, "w", encoding="utf-8") as handle:
             handle.write(clouds_yaml(self.proc))
@@ -376,3 +382,66 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
         self.assertTrue(os.path.exists(os.path.join(
             self.images_path, server["id"], "disk.config")))
         self.check_deleted(server["id"])
+
+    def test_serial_and_novnc_consoles_through_the_proxy(self):
+        """``console url show --serial``: a websocket client reads the
+        guest's marker and gets its answer to a typed line; ``--novnc``:
+        noVNC in headless Chromium shows the guest's screen."""
+        server = self.boot()
+        self.check_running_guest(server)
+        server_id = server["id"]
+        serial = self.openstack("console", "url", "show", "--serial",
+                                server_id)
+        self.assertEqual(serial["type"], "serial")
+        url = serial["url"]
+        self.assertTrue(url.startswith(
+            f"ws://127.0.0.1:{self.proc.ports['serialproxy']}/?token="),
+            url)
+        self.check_serial(url)
+        # a wrong Origin is refused
+        import websocket
+        with self.assertRaises(websocket.WebSocketBadStatusException):
+            websocket.create_connection(url, timeout=10,
+                                        origin="http://evil.example")
+
+        from tests.console.browser import novnc_screenshot, require_browser
+        require_browser()
+        novnc = self.openstack("console", "url", "show", "--novnc",
+                               server_id)
+        self.assertEqual(novnc["type"], "novnc")
+        self.assertIn("/vnc_auto.html?path=%3Ftoken%3D", novnc["url"])
+        # in the test's own directory, kept after the run
+        shot = os.path.abspath(os.path.join(self.mktemp(),
+                                            "novnc-real-guest.png"))
+        status, colours = novnc_screenshot(novnc["url"], shot)
+        self.assertTrue(status.startswith("Connected"), status)
+        self.assertGreater(colours, 1)
+        self.check_deleted(server_id)
+
+    def check_serial(self, url: str, timeout: float = 30) -> None:
+        import websocket
+        ws = websocket.create_connection(url, timeout=timeout,
+                                         subprotocols=["binary"])
+        try:
+            received = self._ws_until(ws, guest.SERIAL_MARKER.encode(),
+                                      timeout)
+            self.assertIn(guest.SERIAL_MARKER.encode(), received)
+            line = "typed-" + uuid.uuid4().hex[:8]
+            ws.send_binary((line + "\r").encode())
+            answer = (guest.SERIAL_ECHO + line).encode()
+            received = self._ws_until(ws, answer, timeout)
+            self.assertIn(answer, received)
+        finally:
+            ws.close()
+
+    @staticmethod
+    def _ws_until(ws, wanted: bytes, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        data = b""
+        while wanted not in data:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{wanted!r} not seen on the serial "
+                                     f"console: {data[-2000:]!r}")
+            chunk = ws.recv()
+            data += chunk if isinstance(chunk, bytes) else chunk.encode()
+        return data

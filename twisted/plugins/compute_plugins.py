@@ -17,6 +17,10 @@ computeScheduler = ServiceMaker(
 computeAgent = ServiceMaker(
     "twisted-compute agent", "twisted_compute.compute.tap",
     "The compute agent of one hypervisor host", "compute-agent")
+computeConsoleProxy = ServiceMaker(
+    "twisted-compute console proxy", "twisted_compute.console.tap",
+    "The console proxy: noVNC and serial consoles over websockets",
+    "compute-console-proxy")
 computeAll = ServiceMaker(
     "twisted-compute all-in-one", "twisted_compute.all_in_one",
     "Every role in one process, on the in-process bus and SQLite",

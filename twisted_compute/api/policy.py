@@ -60,6 +60,8 @@ DEFAULT_RULES: dict[str, str] = {
     "os_compute_api:os-admin-actions:reset_state": ADMIN,
     "os_compute_api:os-admin-actions:inject_network_info": ADMIN,
     "os_compute_api:os-console-output": MEMBER,
+    "os_compute_api:os-remote-consoles": MEMBER,
+    "os_compute_api:os-console-auth-tokens": ADMIN,
     "os_compute_api:os-admin-password": MEMBER,
     "os_compute_api:os-server-password:show": READER,
     "os_compute_api:os-server-password:clear": MEMBER,

@@ -50,7 +50,7 @@ def build(conf: Config, reactor, db: DBService,
         compute_rpcapi = ComputeAPIClient.for_transport(transport)
     services.compute_api = ComputeAPI(
         conf, db, compute_task_api or ComputeTaskAPI(conf),
-        compute_rpcapi=compute_rpcapi)
+        compute_rpcapi=compute_rpcapi, clock=reactor)
     if conf.api.auth_strategy == "keystone":
         from twisted_compute.api.middleware.auth import KeystoneClient
         services.keystone = KeystoneClient(conf, reactor)

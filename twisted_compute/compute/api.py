@@ -23,6 +23,7 @@ What it hands on:
 from __future__ import annotations
 
 import re
+import time
 import string
 from typing import Any, Callable
 
@@ -137,10 +138,12 @@ class ComputeAPI:
     log = Logger()
 
     def __init__(self, conf, db_service, compute_task_api,
-                 compute_rpcapi=None):
+                 compute_rpcapi=None, clock=None):
         self.conf = conf
         self.db = db_service
         self.compute_task_api = compute_task_api
+        #: Time for console token expiry (the reactor, or a Clock).
+        self.clock = clock
         #: The agents' RPC client; None without a bus (the API's unit
         #: tests).
         self.compute_rpcapi = compute_rpcapi
@@ -533,6 +536,45 @@ class ComputeAPI:
         output = await maybeDeferred(rpcapi.get_console_output, context,
                                      instance, tail_length=length)
         return output
+
+    # --- remote consoles ----------------------------------------------
+
+    async def get_console(self, context, uuid: str, console_type: str
+                          ) -> dict[str, Any]:
+        """A console of the instance: the agent says where it is, a token
+        is stored for it; fires with ``{"protocol", "type", "url"}``
+        (400 for an unknown or disabled type, 501 for one no driver has,
+        409 when the server has no console now)."""
+        from twisted_compute.compute import consoles
+        protocol = consoles.check_type(self.conf, console_type)
+        instance = await self.get(context, uuid)
+        if not instance.host:
+            raise exception.InstanceNotReady(instance_id=uuid)
+        check_state(f"get_{protocol}_console", consoles.CONSOLE_VM_STATES,
+                    None)(instance)
+        if instance.task_state in consoles.NO_CONSOLE_TASK_STATES:
+            raise exception.InstanceInvalidState(
+                action=f"get_{protocol}_console", instance_uuid=uuid,
+                attr="task_state", state=instance.task_state)
+        rpcapi = self._rpc("remote-consoles")
+        info = await maybeDeferred(rpcapi.get_console, context, instance,
+                                   console_type=console_type)
+        now = (self.clock.seconds() if self.clock is not None
+               else time.time())
+        token, _ = await self.db.console_auth_tokens.create(
+            uuid, info, self.conf.consoleauth.token_ttl, now)
+        return {"protocol": protocol, "type": console_type,
+                "url": consoles.access_url(self.conf, console_type, token)}
+
+    async def get_console_connect_info(self, context, token: str):
+        """The stored token's record (404 for an unknown or expired
+        one)."""
+        now = (self.clock.seconds() if self.clock is not None
+               else time.time())
+        try:
+            return await self.db.console_auth_tokens.validate(token, now)
+        except exception.InvalidToken:
+            raise exception.NotFound("Token not found") from None
 
     # --- metadata, tags, password -------------------------------------
 

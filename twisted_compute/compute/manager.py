@@ -9,7 +9,7 @@ RPC methods (``RPC_API_VERSION`` 1.1) take ``(context, **kwargs)``; an
 ``instance`` argument is an instance dict (``Instance.to_dict()``, bus
 form: datetimes as ``{"__datetime__": iso}``), decoded into a record on
 entry.  ``build_and_run_instance`` and the actions are casts;
-``get_console_output`` is a call.
+``get_console_output`` and ``get_console`` are calls.
 
 Periodic tasks, for the service to run with ``task.LoopingCall`` (each
 returns a Deferred and never fails, so the loop never stops on an error):
@@ -108,8 +108,8 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
 
     #: See :data:`twisted_compute.compute.rpcapi.RPC_API_VERSION` (1.1:
     #: ``build_and_run_instance`` takes ``image``, ``requested_networks``
-    #: and ``attempt``; the 1.0 form is served too).
-    RPC_API_VERSION = "1.1"
+    #: and ``attempt``; the 1.0 form is served too; 1.2: ``get_console``).
+    RPC_API_VERSION = "1.2"
     target_version = RPC_API_VERSION
     log = Logger()
 
@@ -380,6 +380,19 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
                 return ""
             text = "\n".join(text.splitlines()[-length:])
         return text
+
+    async def get_console(self, context, instance, console_type,
+                          **kwargs) -> dict:
+        """Call: where the guest's ``console_type`` console is (a
+        :class:`~twisted_compute.objects.console.ConsoleInfo` dict) for
+        the console proxy to connect to."""
+        instance = Instance.from_dict(instance)
+        get = getattr(self.driver, "get_console", None)
+        if get is None:
+            raise exception.ConsoleNotSupported(
+                console_type=console_type, driver=type(self.driver).__name__)
+        info = await get(context, instance, console_type)
+        return info.to_dict()
 
     # --- periodic tasks ------------------------------------------------
 

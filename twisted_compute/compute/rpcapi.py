@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from twisted.internet import defer
 
 from twisted_compute import exception
+from twisted_compute.objects.console import ConsoleInfo
 from twisted_compute.objects.instance import Instance
 from twisted_compute.objects.request_spec import RequestSpec
 from twisted_compute.objects.selection import Selection
@@ -35,7 +36,10 @@ TOPIC = "compute"
 #:       ``attempt``; no ``request_spec`` nor ``filter_properties``, and
 #:       the instance without its stored request spec: image and flavor
 #:       travel once per message
-RPC_API_VERSION = "1.1"
+#: 1.2 - ``get_console`` (a call: where a guest's console is)
+RPC_API_VERSION = "1.2"
+#: What ``build_and_run_instance`` is sent as (unchanged since 1.1).
+BUILD_VERSION = "1.1"
 #: What every method but ``build_and_run_instance`` is sent as.
 BASE_VERSION = "1.0"
 #: Instance fields left out of a build message (the agent does not use
@@ -95,8 +99,8 @@ class ComputeAPIClient:
         be set yet) with the image and networks of ``request_spec``;
         ``alternates`` are the hosts to reschedule to; ``attempt`` counts
         this host (1 for the first)."""
-        if self.client.can_send_version(RPC_API_VERSION):
-            version = RPC_API_VERSION
+        if self.client.can_send_version(BUILD_VERSION):
+            version = BUILD_VERSION
             kwargs = dict(
                 instance=instance.to_dict(exclude=_NOT_SENT),
                 image=request_spec.image,
@@ -172,3 +176,20 @@ class ComputeAPIClient:
         return client.call(context, "get_console_output",
                            instance=instance.to_dict(),
                            tail_length=tail_length)
+
+    def get_console(self, context, instance, console_type: str):
+        """Fires with the :class:`~twisted_compute.objects.console.
+        ConsoleInfo` of the guest's ``console_type`` console (sent as
+        1.2; an agent older than that cannot answer: 501)."""
+        if not self.client.can_send_version("1.2"):
+            return defer.fail(exception.ConsoleNotSupported(
+                console_type=console_type,
+                driver="capped RPC version of the"))
+        try:
+            client = self._prepare(instance.host, version="1.2")
+        except exception.ComputeException:
+            return defer.fail()
+        d = client.call(context, "get_console", instance=instance.to_dict(),
+                        console_type=console_type)
+        d.addCallback(ConsoleInfo.from_dict)
+        return d

@@ -10,8 +10,8 @@ importing the code of the roles that use the options.
 from __future__ import annotations
 
 from twisted_compute.conf import (
-    api, compute, conductor, database, default, fake_driver, glance,
-    keystone, libvirt, neutron, quota, rabbit, scheduler, service)
+    api, compute, conductor, console, database, default, fake_driver,
+    glance, keystone, libvirt, neutron, quota, rabbit, scheduler, service)
 from twisted_compute.conf.default import API_NAMES
 from twisted_compute.conf.opts import Opt, OptGroups
 from twisted_compute.conf.rabbit import DEFAULT_AMQP_SPEC
@@ -20,7 +20,7 @@ from twisted_compute.conf.rabbit import DEFAULT_AMQP_SPEC
 #: gathers the options of several of them, in this order.
 _MODULES = (default, service, conductor, compute, rabbit, database, api,
             keystone, quota, neutron, glance, fake_driver, scheduler,
-            libvirt)
+            libvirt, console)
 
 
 def list_opts() -> OptGroups:

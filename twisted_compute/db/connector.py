@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from twisted_compute.db.actions import ActionsComponent
 from twisted_compute.db.aggregates import AggregatesComponent
+from twisted_compute.db.console_auth_tokens import \
+    ConsoleAuthTokensComponent
 from twisted_compute.db.flavors import FlavorsComponent
 from twisted_compute.db.images import ImagesComponent
 from twisted_compute.db.instances import InstancesComponent
@@ -39,3 +41,5 @@ class DBConnector:
         self.aggregates = AggregatesComponent(db, priority)
         #: Services and compute nodes.
         self.services = ServicesComponent(db, priority)
+        #: Console auth tokens (their hashes).
+        self.console_auth_tokens = ConsoleAuthTokensComponent(db, priority)

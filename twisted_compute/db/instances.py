@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted_compute import exception
 from twisted_compute.db import actions
 from twisted_compute.db import aggregates
+from twisted_compute.db import console_auth_tokens
 from twisted_compute.db import flavors
 from twisted_compute.db import images
 from twisted_compute.db import keypairs
@@ -584,8 +585,9 @@ def update(conn, uuid: str, values: dict[str, Any],
 def soft_delete(conn, uuid: str, *, project_id: str | None,
                 check: Callable[[Instance], None] | None = None,
                 action_values: dict[str, Any] | None = None) -> Instance:
-    """Mark the instance deleted (``deleted = id``), with its tags and
-    group membership gone, and record a ``delete`` action."""
+    """Mark the instance deleted (``deleted = id``), with its tags,
+    group membership and console tokens gone, and record a ``delete``
+    action."""
     instance = get(conn, uuid, project_id)
     if check is not None:
         check(instance)
@@ -597,6 +599,7 @@ def soft_delete(conn, uuid: str, *, project_id: str | None,
     conn.execute(m.tags.delete().where(m.tags.c.resource_id == uuid))
     conn.execute(m.server_group_members.delete().where(
         m.server_group_members.c.instance_uuid == uuid))
+    console_auth_tokens.delete_for_instance(conn, uuid)
     if action_values is not None:
         actions.record_action(conn, uuid, "delete", now=now, **action_values)
     return get(conn, uuid, read_deleted=True)

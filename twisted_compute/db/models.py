@@ -322,3 +322,19 @@ images = sa.Table(
     # Where the bits are, relative to the image store directory.
     sa.Column("location", sa.String(1024), nullable=True),
 )
+
+console_auth_tokens = sa.Table(
+    "console_auth_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *_timestamps(),
+    # SHA-256 of the token, hex; the token itself is never stored.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("console_type", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("tls_port", sa.Integer, nullable=True),
+    sa.Column("internal_access_path", sa.String(255), nullable=True),
+    sa.Column("instance_uuid", sa.String(36), nullable=False, index=True),
+    # Unix time (seconds) after which the token is refused.
+    sa.Column("expires", sa.Integer, nullable=False, index=True),
+)

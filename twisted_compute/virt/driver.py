@@ -129,6 +129,14 @@ class IComputeDriver(Interface):
     def get_console_output(context, instance):
         """Fires with the guest's console log (bytes)."""
 
+    def get_console(context, instance, console_type):
+        """Fires with the :class:`~twisted_compute.objects.console.
+        ConsoleInfo` of the guest's ``console_type`` console (``novnc``,
+        ``serial``, ...): where the console proxy connects.  Fails with
+        ``ConsoleTypeUnavailable`` when the guest has no such device,
+        ``ConsoleNotSupported`` when the driver has no such console,
+        ``InstanceNotFound`` for a guest it does not have."""
+
     def snapshot(context, instance, image_id, update_task_state):
         """Snapshot the guest's disk into image ``image_id`` (may fail
         with ``NotImplementedYet``)."""

@@ -22,7 +22,8 @@ from zope.interface import implementer
 
 from twisted_compute import exception
 from twisted_compute.log import Logger
-from twisted_compute.virt import power_state
+from twisted_compute.objects.console import ConsoleInfo
+from twisted_compute.virt import fake_console, power_state
 from twisted_compute.virt.driver import REBOOT_TYPES, SOFT, \
     IComputeDriver, InstanceInfo, driver_capabilities
 
@@ -38,6 +39,8 @@ class FakeGuest:
     memory_mb: int
     disk_gb: int
     console: list[str] = attrs.field(factory=list)
+    #: Listening ports of its in-process consoles, by console type.
+    console_ports: dict = attrs.field(factory=dict)
 
 
 @implementer(IComputeDriver)
@@ -191,6 +194,7 @@ class FakeDriver:
         guest = self.guests.pop(instance.uuid, None)
         if guest is not None:
             guest.state = power_state.NOSTATE
+            self._close_consoles(guest)
         return defer.succeed(None)
 
     def reboot(self, context, instance, network_info, reboot_type):
@@ -266,6 +270,38 @@ class FakeDriver:
             return defer.fail()
         return defer.succeed(
             ("\n".join(guest.console) + "\n").encode("utf-8"))
+
+    def get_console(self, context, instance, console_type):
+        """A console answered in process (:mod:`~twisted_compute.virt.
+        fake_console`), listening on a port of 127.0.0.1 for as long as
+        the guest exists."""
+        try:
+            guest = self._guest(instance)
+            if guest.state != power_state.RUNNING and \
+                    guest.state != power_state.PAUSED:
+                raise exception.InstanceNotReady(instance_id=instance.uuid)
+            if console_type == "novnc":
+                factory = fake_console.FakeRFBFactory(guest.name)
+            elif console_type == "serial":
+                factory = fake_console.SerialEchoFactory(guest.uuid)
+            else:
+                raise exception.ConsoleNotSupported(
+                    console_type=console_type, driver="fake")
+            port = guest.console_ports.get(console_type)
+            if port is None:
+                port = self.reactor.listenTCP(0, factory,
+                                              interface="127.0.0.1")
+                guest.console_ports[console_type] = port
+        except Exception:
+            return defer.fail()
+        return defer.succeed(ConsoleInfo(
+            console_type=console_type, host="127.0.0.1",
+            port=port.getHost().port))
+
+    def _close_consoles(self, guest: FakeGuest) -> None:
+        for port in guest.console_ports.values():
+            port.stopListening()
+        guest.console_ports.clear()
 
     def snapshot(self, context, instance, image_id, update_task_state):
         return defer.fail(exception.NotImplementedYet(

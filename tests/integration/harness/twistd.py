@@ -152,10 +152,23 @@ class TwistdProcess(base.HTTPVerbs):
             default[f"{api}_listen"] = LOOPBACK
             default[f"{api}_listen_port"] = self.ports[api]
             default[f"{api}_workers"] = self.workers.get(api, 1)
+        # The console proxy (compute-all runs one) listens on free ports
+        # too, so that processes of concurrent runs do not clash.
+        self.ports["novncproxy"] = free_port()
+        self.ports["serialproxy"] = free_port()
         sections: dict[str, dict[str, Any]] = {
             "DEFAULT": default,
             "api": {"auth_strategy": "noauth"},
             "database": {},
+            "vnc": {
+                "novncproxy_host": LOOPBACK,
+                "novncproxy_port": self.ports["novncproxy"],
+                "novncproxy_base_url": f"http://{LOOPBACK}:"
+                f"{self.ports['novncproxy']}/vnc_auto.html"},
+            "serial_console": {
+                "serialproxy_host": LOOPBACK,
+                "serialproxy_port": self.ports["serialproxy"],
+                "base_url": f"ws://{LOOPBACK}:{self.ports['serialproxy']}/"},
         }
         if self.ssl_apis:
             self.cert_file, key_file = make_self_signed(self.directory)

@@ -41,6 +41,10 @@ CACHE = os.environ.get("TWISTED_COMPUTE_GUEST_CACHE",
 MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "isofs", "ata_piix",
            "sr_mod", "cdrom")
 DONE = "TWISTED-COMPUTE-GUEST-READY"
+#: What the guest prints on its serial console while it waits for a line.
+SERIAL_MARKER = "TWISTED-COMPUTE-SERIAL-MARKER"
+#: What it prints before each line typed into its console.
+SERIAL_ECHO = "guest-echo: "
 #: seconds after which another guest's cache entry is removed
 STALE_AFTER = 7 * 24 * 3600.0
 
@@ -138,10 +142,19 @@ if [ -n "$metadata" ]; then
 @FETCHES@
 fi
 echo "@DONE@"
-while true; do sleep 3600; done
+# The interactive serial console: a marker every 2 s until a line is
+# typed, and every line typed answered.
+while true; do
+    if read -t 2 -r line; then
+        echo "@ECHO@$line"
+    else
+        echo "@MARKER@"
+    fi
+done
 """.replace("@FETCHES@", "\n".join(
     f"    fetch {marker} {path}" for marker, path in METADATA_FETCHES)) \
-    .replace("@DONE@", DONE)
+    .replace("@DONE@", DONE).replace("@MARKER@", SERIAL_MARKER) \
+    .replace("@ECHO@", SERIAL_ECHO)
 
 
 class GuestUnavailable(Exception):

@@ -130,3 +130,21 @@ class DomainXMLTests(SynchronousTestCase):
     def test_bad_sizes_refused(self):
         self.assertRaises(ValueError, domain, memory_mb=0)
         self.assertRaises(ValueError, domain, vcpus=0)
+
+
+class ConsoleDeviceTests(SynchronousTestCase):
+    def test_tcp_serial_with_its_log_and_vnc(self):
+        root = parse(domain(serials=[vconfig.SerialLog(
+            "/i/console.log", tcp=("192.0.2.1", 10005))],
+            graphics=vconfig.VNCGraphics("0.0.0.0")))
+        serial = root.find("devices/serial")
+        self.assertEqual(serial.get("type"), "tcp")
+        self.assertEqual((serial.find("source").get("mode"),
+                          serial.find("source").get("host"),
+                          serial.find("source").get("service")),
+                         ("bind", "192.0.2.1", "10005"))
+        self.assertEqual(serial.find("log").get("file"), "/i/console.log")
+        self.assertEqual(serial.find("protocol").get("type"), "raw")
+        graphics = root.find("devices/graphics")
+        self.assertEqual((graphics.get("type"), graphics.get("autoport"),
+                          graphics.get("listen")), ("vnc", "yes", "0.0.0.0"))

@@ -350,3 +350,43 @@ class ConnectionTests(LibvirtFixture, SynchronousTestCase):
         self.addCleanup(driver.cleanup)
         self.failureResultOf(driver.init_host("x"),
                              exception.HypervisorUnavailable)
+
+
+class LibvirtConsoleTests(LibvirtFixture, SynchronousTestCase):
+    """TCP serial consoles (with the log kept) on test:///default."""
+
+    def setUp(self):
+        self.setUpDriver()
+        self.driver.conf = self.conf.with_overrides(serial_console={
+            "enabled": True, "port_range": "10700:10702",
+            "proxyclient_address": "127.0.0.1"})
+        self.successResultOf(self.driver.init_host(self.host_name))
+
+    def test_serial_ports_do_not_clash_and_keep_the_log(self):
+        import socket
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 10700))  # held by something else
+        one, d1 = self.spawn()
+        self.successResultOf(d1)
+        two, d2 = self.spawn()
+        self.successResultOf(d2)
+        ports = []
+        for instance in (one, two):
+            info = self.successResultOf(self.driver.get_console(
+                None, instance, "serial"))
+            self.assertEqual(info.host, "127.0.0.1")
+            ports.append(info.port)
+            serial = ET.fromstring(self.domain(instance).XMLDesc(0)).find(
+                "devices/serial")
+            self.assertEqual(serial.get("type"), "tcp")
+            self.assertEqual(serial.find("log").get("file"),
+                             self.driver.console_path(instance.uuid))
+        self.assertEqual(ports, [10701, 10702])
+        three, d3 = self.spawn()
+        self.failureResultOf(d3, exception.ConsolePortRangeExhausted)
+        # no VNC device on the test hypervisor
+        self.failureResultOf(self.driver.get_console(None, one, "novnc"),
+                             exception.ConsoleTypeUnavailable)
+        self.failureResultOf(self.driver.get_console(None, one, "webmks"),
+                             exception.ConsoleNotSupported)

@@ -161,8 +161,21 @@ class SerialLog:
 
     path: str
     port: int = 0
+    #: ``(address, port)`` of a TCP server socket qemu binds for the
+    #: interactive serial console, the log still written to ``path``
+    #: (libvirt's ``<log file=.../>``, as Nova's); None: a file only.
+    tcp: tuple[str, int] | None = None
 
     def to_xml(self) -> list[ET.Element]:
+        if self.tcp is not None:
+            host, service = self.tcp
+            serial = ET.Element("serial", type="tcp")
+            _text(serial, "source", None, mode="bind", host=host,
+                  service=str(service))
+            _text(serial, "protocol", None, type="raw")
+            _text(serial, "log", None, file=self.path, append="on")
+            _text(serial, "target", None, port=self.port)
+            return [serial]
         serial = ET.Element("serial", type="file")
         _text(serial, "source", None, path=self.path)
         _text(serial, "target", None, port=self.port)
@@ -170,6 +183,20 @@ class SerialLog:
         _text(console, "source", None, path=self.path)
         _text(console, "target", None, type="serial", port=self.port)
         return [serial, console]
+
+
+@attrs.frozen
+class VNCGraphics:
+    """A VNC server on the guest's display, on a port libvirt picks at
+    start (read back from the live XML), bound to ``listen``."""
+
+    listen: str
+
+    def to_xml(self) -> ET.Element:
+        graphics = ET.Element("graphics", type="vnc", autoport="yes",
+                              listen=self.listen)
+        _text(graphics, "listen", None, type="address", address=self.listen)
+        return graphics
 
 
 @attrs.frozen
@@ -188,6 +215,7 @@ class Domain:
     disks: Sequence[Disk] = ()
     interfaces: Sequence[Interface] = ()
     serials: Sequence[SerialLog] = ()
+    graphics: VNCGraphics | None = None
     metadata: dict[str, str] = attrs.field(factory=dict)
     #: Emulator binary; None lets libvirt pick one from its capabilities.
     emulator: str | None = None
@@ -228,9 +256,11 @@ class Domain:
             devices.append(interface.to_xml())
         for serial in self.serials:
             devices.extend(serial.to_xml())
+        if self.graphics is not None:
+            devices.append(self.graphics.to_xml())
         if self.virt_type != "test":
             # The balloon libvirt would add anyway, named so that the
-            # XML read back matches; no graphics: the console is serial.
+            # XML read back matches.
             _text(devices, "memballoon", None, model="virtio")
         return domain
 
@@ -248,4 +278,4 @@ def render(domain: Domain) -> str:
 
 
 __all__ = ["CPU", "CPU_MODES", "Disk", "Domain", "Interface", "NAMESPACE",
-           "OS", "SerialLog", "Sysinfo", "render"]
+           "OS", "SerialLog", "Sysinfo", "VNCGraphics", "render"]

@@ -38,6 +38,7 @@ from zope.interface import implementer
 
 from twisted_compute import exception
 from twisted_compute.log import Logger
+from twisted_compute.objects.console import ConsoleInfo
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, REBOOT_TYPES, \
     IComputeDriver, InstanceInfo, driver_capabilities
@@ -100,6 +101,9 @@ class LibvirtDriver:
             deadline=conf.glance.image_download_deadline)
         self.qemu_img_timeout = conf.libvirt.qemu_img_timeout
         self.dhcp = DHCPReservations()
+        #: Serial console ports handed to guests being built (the live
+        #: domains' ports are read from libvirt at each allocation).
+        self._serial_ports_reserved: dict[str, int] = {}
 
     # --- helpers -------------------------------------------------------
 
@@ -296,11 +300,17 @@ class LibvirtDriver:
                     device="cdrom", driver_type="raw", cache=None))
             mac = mac_address(uuid)
             await self._run(self.dhcp.reserve, self.network, mac, uuid)
+            serial_tcp = None
+            if self.conf.serial_console.enabled:
+                serial_tcp = await self._allocate_serial_port(uuid)
         except exception.ComputeException:
+            self._serial_ports_reserved.pop(uuid, None)
             raise
         except defer.CancelledError:
+            self._serial_ports_reserved.pop(uuid, None)
             raise
         except Exception as exc:
+            self._serial_ports_reserved.pop(uuid, None)
             raise exception.InstanceSpawnFailure(
                 instance_uuid=uuid, reason=str(exc)) from exc
         domain = vconfig.Domain(
@@ -312,7 +322,11 @@ class LibvirtDriver:
                                     version="twisted-compute"),
             disks=disks,
             interfaces=[vconfig.Interface(network=self.network, mac=mac)],
-            serials=[vconfig.SerialLog(self.console_path(uuid))],
+            serials=[vconfig.SerialLog(self.console_path(uuid),
+                                       tcp=serial_tcp)],
+            graphics=(vconfig.VNCGraphics(self.conf.vnc.server_listen)
+                      if self.conf.vnc.enabled and self.virt_type != "test"
+                      else None),
             metadata={"host": self.host, "display_name":
                       instance.display_name or "",
                       "project_id": instance.project_id or ""})
@@ -333,6 +347,10 @@ class LibvirtDriver:
         except libvirt.libvirtError as error:
             raise exception.InstanceSpawnFailure(
                 instance_uuid=uuid, reason=str(error)) from None
+        finally:
+            # Defined (or failed): libvirt's XML now says which port the
+            # guest has.
+            self._serial_ports_reserved.pop(uuid, None)
         self.log.info("instance {uuid} started as domain {name} on {uri}",
                       uuid=uuid, name=domain.name, uri=self.uri)
 
@@ -440,6 +458,34 @@ class LibvirtDriver:
         d = self._run(remove)
         d.addErrback(self._wrap, "destroy", uuid)
         return d
+
+    async def _allocate_serial_port(self, uuid: str) -> tuple[str, int]:
+        """``(address, port)`` for the guest's TCP serial console: the
+        lowest port of ``[serial_console] port_range`` that no defined
+        domain and no guest being built has, and that can be bound on
+        ``proxyclient_address`` now (something else may hold it)."""
+        address = self.conf.serial_console.proxyclient_address
+        low, high = parse_port_range(self.conf.serial_console.port_range)
+
+        def taken(conn):
+            ports = set()
+            for domain in conn.listAllDomains(0):
+                try:
+                    xml = domain.XMLDesc(0)
+                except libvirt.libvirtError:
+                    continue
+                ports |= serial_ports(xml)
+            return ports
+
+        used = await self._run(taken)
+        used |= set(self._serial_ports_reserved.values())
+        candidates = [p for p in range(low, high + 1) if p not in used]
+        port = await self._thread(_first_bindable, address, candidates)
+        if port is None:
+            raise exception.ConsolePortRangeExhausted(
+                port_range=f"{low}:{high}", instance_uuid=uuid)
+        self._serial_ports_reserved[uuid] = port
+        return address, port
 
     @staticmethod
     def _wrap(failure, action: str, uuid: str):
@@ -600,6 +646,22 @@ class LibvirtDriver:
 
         return self._run(tail)
 
+    def get_console(self, context, instance, console_type):
+        """Where the guest's VNC server or TCP serial port is, read from
+        the live domain XML (the VNC port is chosen by libvirt at
+        start)."""
+        uuid = instance.uuid
+        if console_type not in ("novnc", "serial"):
+            return defer.fail(exception.ConsoleNotSupported(
+                console_type=console_type, driver="libvirt"))
+
+        def find(conn):
+            domain = self._lookup(conn, uuid)
+            return console_address(self.conf, domain.XMLDesc(0),
+                                   console_type, uuid)
+
+        return self._run(find)
+
     def snapshot(self, context, instance, image_id, update_task_state):
         return defer.fail(exception.NotImplementedYet(
             feature="Snapshots on the libvirt driver"))
@@ -657,3 +719,69 @@ def _images_in_use(images_path: str) -> set[str]:
 
 
 __all__ = ["LibvirtDriver", "mac_address"]
+
+
+def console_address(conf, xml: str, console_type: str, instance_uuid: str
+                    ) -> ConsoleInfo:
+    """The :class:`ConsoleInfo` of a live domain's VNC graphics device
+    (``novnc``; the proxy connects to ``[vnc]
+    server_proxyclient_address``) or TCP serial port (``serial``, bound
+    to ``[serial_console] proxyclient_address``).  A guest without the
+    device, or not running (port -1), has no such console."""
+    root = ET.fromstring(xml)
+    if console_type == "novnc":
+        for graphics in root.findall("./devices/graphics"):
+            if graphics.get("type") == "vnc":
+                port = int(graphics.get("port") or -1)
+                if port > 0:
+                    return ConsoleInfo(
+                        console_type=console_type,
+                        host=conf.vnc.server_proxyclient_address, port=port)
+    else:
+        for serial in root.findall("./devices/serial"):
+            if serial.get("type") != "tcp":
+                continue
+            source = serial.find("source")
+            if source is not None and source.get("mode") == "bind":
+                return ConsoleInfo(
+                    console_type=console_type, host=source.get("host"),
+                    port=int(source.get("service")))
+    raise exception.ConsoleTypeUnavailable(console_type=console_type)
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``MIN:MAX`` of ``[serial_console] port_range``."""
+    try:
+        low, high = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise exception.InvalidInput(
+            reason=f"[serial_console] port_range {text!r} is not "
+                   f"MIN:MAX") from None
+    if not 0 < low <= high < 65536:
+        raise exception.InvalidInput(
+            reason=f"[serial_console] port_range {text!r} is not a range "
+                   f"of ports")
+    return low, high
+
+
+def serial_ports(xml: str) -> set[int]:
+    """The TCP ports of a domain's serial devices."""
+    ports = set()
+    for serial in ET.fromstring(xml).findall("./devices/serial"):
+        source = serial.find("source")
+        if serial.get("type") == "tcp" and source is not None and \
+                (source.get("service") or "").isdigit():
+            ports.add(int(source.get("service")))
+    return ports
+
+
+def _first_bindable(address: str, ports) -> int | None:
+    import socket
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+            return port
+    return None

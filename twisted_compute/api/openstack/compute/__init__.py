@@ -36,6 +36,8 @@ CONTROLLERS = [
     "aggregates:AggregatesController",
     "images:ImagesController",
     "hosts:HostsController",
+    "remote_consoles:RemoteConsolesController",
+    "remote_consoles:ConsoleAuthTokensController",
 ]
 
 

@@ -15,6 +15,7 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
+from twisted_compute.api.openstack.compute import remote_consoles
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.servers import instance_target
 
@@ -90,6 +91,8 @@ class ServerActionsController(Controller):
             "os-resetState": self._reset_state,
             "os-getConsoleOutput": self._console_output,
         }
+        for name in remote_consoles.LEGACY_ACTIONS:
+            handlers[name] = self._legacy_console
         for name in _POWER:
             handlers[name] = self._power
         for name in UNSUPPORTED:
@@ -176,6 +179,10 @@ class ServerActionsController(Controller):
         output = await self.compute_api.get_console_output(
             context, server_id, length)
         return json_response(request, {"output": output})
+
+    async def _legacy_console(self, request, server_id, name, body):
+        return await remote_consoles.legacy_action(
+            self.services, request, server_id, name, body)
 
     async def _unsupported(self, request, server_id, name, body):
         action_schema, min_version, why = UNSUPPORTED[name]
