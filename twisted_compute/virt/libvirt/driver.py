@@ -163,6 +163,26 @@ class LibvirtDriver:
             host = element.find("host")
         return host is not None and host.text == self.host
 
+    def check_host(self) -> None:
+        """The start checks (:mod:`.checks`), blocking, on a connection of
+        their own: call before the reactor runs.  Raises
+        :class:`~.checks.StartCheckFailed` saying what to do."""
+        from twisted_compute.virt.libvirt import checks
+        try:
+            conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as error:
+            raise checks.StartCheckFailed(
+                f"[libvirt] connection_uri {self.uri}: cannot connect "
+                f"({error.get_error_message()}); is libvirtd running "
+                f"(systemctl start libvirtd)?") from None
+        try:
+            checks.run_checks(conn, uri=self.uri, network=self.network,
+                              images_path=self.images_path,
+                              virt_type=self.virt_type,
+                              libvirt_module=libvirt)
+        finally:
+            conn.close()
+
     # --- IComputeDriver: host ------------------------------------------
 
     def init_host(self, host):
