@@ -94,6 +94,7 @@ SERVER_ROUTES = [
     ("GET", "/servers/{s}/os-server-password", None, "2.79"),
     ("DELETE", "/servers/{s}/os-server-password", None, "2.79"),
     ("GET", "/servers/{s}/topology", None, "2.79"),
+    ("GET", "/servers/{s}/diagnostics", None, "2.79"),
 ] + [("POST", "/servers/{s}/action", body, "2.79")
      for body in ACTION_BODIES.values()] + [
     ("DELETE", "/servers/{s}", None, "2.79"),

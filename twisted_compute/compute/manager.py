@@ -108,8 +108,9 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
 
     #: See :data:`twisted_compute.compute.rpcapi.RPC_API_VERSION` (1.1:
     #: ``build_and_run_instance`` takes ``image``, ``requested_networks``
-    #: and ``attempt``; the 1.0 form is served too).
-    RPC_API_VERSION = "1.1"
+    #: and ``attempt``; the 1.0 form is served too; 1.2: new methods
+    #: only, so 1.0 and 1.1 messages are served unchanged).
+    RPC_API_VERSION = "1.2"
     target_version = RPC_API_VERSION
     log = Logger()
 
@@ -380,6 +381,31 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
                 return ""
             text = "\n".join(text.splitlines()[-length:])
         return text
+
+    async def get_instance_diagnostics(self, context, instance,
+                                       **kwargs) -> dict:
+        """Call (1.2): the guest's diagnostics (bus form of
+        :class:`~twisted_compute.objects.diagnostics.Diagnostics`), with
+        its uptime and config drive; only of a running guest, as Nova
+        (InstanceInvalidState otherwise)."""
+        instance = Instance.from_dict(instance)
+        read = getattr(self.driver, "get_instance_diagnostics", None)
+        if read is None:
+            raise exception.NotImplementedYet(
+                feature="Diagnostics on this virt driver")
+        current = await self._power_state(instance)
+        if current != power_state.RUNNING:
+            raise exception.InstanceInvalidState(
+                attr="power_state", instance_uuid=instance.uuid,
+                state=power_state.name(current), action="get_diagnostics")
+        result = await read(instance)
+        uptime = None
+        if instance.launched_at is not None:
+            uptime = max(0, int((self.now() - instance.launched_at)
+                                .total_seconds()))
+        return attrs.evolve(result, uptime=uptime,
+                            config_drive=bool(instance.config_drive)
+                            ).to_dict()
 
     # --- periodic tasks ------------------------------------------------
 

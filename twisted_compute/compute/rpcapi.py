@@ -35,7 +35,12 @@ TOPIC = "compute"
 #:       ``attempt``; no ``request_spec`` nor ``filter_properties``, and
 #:       the instance without its stored request spec: image and flavor
 #:       travel once per message
-RPC_API_VERSION = "1.1"
+#: 1.2 - ``get_instance_diagnostics`` (call)
+RPC_API_VERSION = "1.2"
+#: What ``build_and_run_instance`` is sent as (its 1.1 form).
+BUILD_VERSION = "1.1"
+#: The version of each method newer than 1.0 but build_and_run_instance.
+NEW_METHODS = {"get_instance_diagnostics": "1.2"}
 #: What every method but ``build_and_run_instance`` is sent as.
 BASE_VERSION = "1.0"
 #: Instance fields left out of a build message (the agent does not use
@@ -95,8 +100,8 @@ class ComputeAPIClient:
         be set yet) with the image and networks of ``request_spec``;
         ``alternates`` are the hosts to reschedule to; ``attempt`` counts
         this host (1 for the first)."""
-        if self.client.can_send_version(RPC_API_VERSION):
-            version = RPC_API_VERSION
+        if self.client.can_send_version(BUILD_VERSION):
+            version = BUILD_VERSION
             kwargs = dict(
                 instance=instance.to_dict(exclude=_NOT_SENT),
                 image=request_spec.image,
@@ -160,7 +165,28 @@ class ComputeAPIClient:
     def resume_instance(self, context, instance):
         return self._cast_to(context, instance, "resume_instance")
 
+    def _new_method(self, host: str | None, method: str):
+        """A client prepared at ``method``'s version (AgentTooOld when the
+        ``[upgrade_levels] compute`` cap is older)."""
+        version = NEW_METHODS[method]
+        if not self.client.can_send_version(version):
+            raise exception.ComputeAgentTooOld(method=method,
+                                               version=version)
+        return self._prepare(host, version=version)
+
     # --- calls ---------------------------------------------------------
+
+    def get_instance_diagnostics(self, context, instance):
+        """Fires with the guest's diagnostics (a Diagnostics record)."""
+        from twisted_compute.objects.diagnostics import Diagnostics
+        try:
+            client = self._new_method(instance.host,
+                                      "get_instance_diagnostics")
+        except exception.ComputeException:
+            return defer.fail()
+        d = client.call(context, "get_instance_diagnostics",
+                        instance=instance.to_dict())
+        return d.addCallback(Diagnostics.from_dict)
 
     def get_console_output(self, context, instance,
                            tail_length: int | None = None):

@@ -135,7 +135,7 @@ class IComputeDriver(Interface):
 
 
 # Optional hooks a driver may have (the agent looks for them with
-# getattr; the fake driver has none):
+# getattr; the fake driver has only the diagnostics):
 #
 # ``register_event_listener(callback)``
 #     Call ``callback(instance_uuid, power_state)`` on the reactor when
@@ -147,6 +147,10 @@ class IComputeDriver(Interface):
 #     "OS-EXT-IPS-MAC:mac_addr"}``), recorded by the agent after spawn.
 # ``age_images()``
 #     Periodic: remove unused cached images (drivers with an image cache).
+# ``get_instance_diagnostics(instance)``
+#     Fires with the guest's
+#     :class:`~twisted_compute.objects.diagnostics.Diagnostics` (the
+#     agent answers 501 without it).
 
 #: ``compute_driver`` values and where each driver lives.
 DRIVERS = {

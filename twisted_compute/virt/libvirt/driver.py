@@ -624,6 +624,79 @@ class LibvirtDriver:
         return defer.fail(exception.NotImplementedYet(
             feature="Snapshots on the libvirt driver"))
 
+    def get_instance_diagnostics(self, instance):
+        """Fires with the guest's :class:`~twisted_compute.objects.
+        diagnostics.Diagnostics`: libvirt's domain info, per-vCPU times,
+        block stats of each disk, interface stats of each NIC and memory
+        stats, all read in the libvirt pool."""
+        return self._run(self._diagnostics, instance.uuid)
+
+    def _diagnostics(self, conn, instance_uuid: str):
+        from twisted_compute.objects import diagnostics as diag
+        domain = self._lookup(conn, instance_uuid)
+        state = domain_power_state(domain)
+        _state, max_kib, current_kib, vcpu_count, cpu_ns = domain.info()
+        tree = ET.fromstring(domain.XMLDesc(0))
+
+        def optional(read, default):
+            try:
+                return read()
+            except libvirt.libvirtError:
+                return default
+
+        vcpus = optional(lambda: domain.vcpus()[0], [])
+        if vcpus:
+            cpus = tuple(diag.CpuDiagnostics(id=int(n), time=int(t))
+                         for n, _s, t, _c in vcpus)
+        else:
+            cpus = tuple(diag.CpuDiagnostics(id=n) for n in
+                         range(int(vcpu_count)))
+        disks = []
+        for disk in tree.findall("devices/disk"):
+            target = disk.find("target")
+            dev = target.get("dev") if target is not None else None
+            if not dev:
+                continue
+            stats = optional(lambda: domain.blockStats(dev), None)
+            if stats is None:
+                disks.append(diag.DiskDiagnostics(name=dev))
+                continue
+            rd_req, rd_bytes, wr_req, wr_bytes, errors = stats
+            disks.append(diag.DiskDiagnostics(
+                name=dev, read_bytes=int(rd_bytes),
+                read_requests=int(rd_req), write_bytes=int(wr_bytes),
+                write_requests=int(wr_req), errors_count=int(errors)))
+        nics = []
+        for interface in tree.findall("devices/interface"):
+            target = interface.find("target")
+            mac = interface.find("mac")
+            dev = target.get("dev") if target is not None else None
+            mac_address = mac.get("address") if mac is not None else None
+            stats = optional(lambda: domain.interfaceStats(dev), None) \
+                if dev else None
+            if stats is None:
+                nics.append(diag.NicDiagnostics(
+                    name=dev or "", mac_address=mac_address))
+                continue
+            (rx_bytes, rx_packets, rx_errors, rx_drop, tx_bytes,
+             tx_packets, tx_errors, tx_drop) = stats
+            nics.append(diag.NicDiagnostics(
+                name=dev, mac_address=mac_address,
+                rx_octets=int(rx_bytes), rx_errors=int(rx_errors),
+                rx_drop=int(rx_drop), rx_packets=int(rx_packets),
+                tx_octets=int(tx_bytes), tx_errors=int(tx_errors),
+                tx_drop=int(tx_drop), tx_packets=int(tx_packets)))
+        memory_stats = {str(k): int(v) for k, v in optional(
+            domain.memoryStats, {}).items()}
+        memory_stats.setdefault("maximum", int(max_kib))
+        return diag.Diagnostics(
+            state=power_state.name(state), driver="libvirt",
+            hypervisor=self.virt_type, hypervisor_os="linux",
+            cpu_details=cpus, disk_details=tuple(disks),
+            nic_details=tuple(nics), memory_maximum=int(max_kib) // 1024,
+            memory_used=int(current_kib) // 1024,
+            memory_stats=memory_stats)
+
     # --- image cache ---------------------------------------------------
 
     def age_images(self):

@@ -36,6 +36,7 @@ CONTROLLERS = [
     "aggregates:AggregatesController",
     "images:ImagesController",
     "hosts:HostsController",
+    "server_diagnostics:ServerDiagnosticsController",
 ]
 
 
