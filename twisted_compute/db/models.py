@@ -207,6 +207,18 @@ quotas = sa.Table(
     sa.UniqueConstraint("project_id", "user_id", "resource"),
 )
 
+# Overrides of the configured quotas per quota class; the "default" class
+# gives every project its defaults.
+quota_classes = sa.Table(
+    "quota_classes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *_timestamps(),
+    sa.Column("class_name", sa.String(255), nullable=False),
+    sa.Column("resource", sa.String(255), nullable=False),
+    sa.Column("hard_limit", sa.Integer, nullable=False),
+    sa.UniqueConstraint("class_name", "resource"),
+)
+
 # One row per project, locked (SELECT ... FOR UPDATE) while a create checks
 # and consumes quota, so that concurrent creates cannot both pass the check.
 project_locks = sa.Table(

@@ -37,6 +37,7 @@ CONTROLLERS = [
     "images:ImagesController",
     "hosts:HostsController",
     "server_diagnostics:ServerDiagnosticsController",
+    "quota_classes:QuotaClassSetsController",
 ]
 
 
