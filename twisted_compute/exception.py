@@ -358,6 +358,11 @@ class ServerActionNotSupported(NotImplementedYet):
                "twisted-compute: %(reason)s")
 
 
+class VirtualInterfaceCreateException(ComputeException):
+    msg_fmt = "Virtual interface creation failed: %(reason)s"
+    code = 500
+
+
 class ComputeAgentTooOld(NotImplementedYet):
     msg_fmt = ("'%(method)s' needs compute RPC API %(version)s, newer than "
                "[upgrade_levels] compute allows; upgrade the compute agents "

@@ -104,3 +104,21 @@ class OverTheBusTests(ManagerTestCase):
         for _ in range(3):
             self.clock.advance(0)
         self.failureResultOf(d, exception.InstanceInvalidState)
+
+
+class ExternalEventCastTests(SynchronousTestCase):
+    setUp = RPCClientTests.setUp
+
+    def test_external_events_are_a_1_2_cast(self):
+        events = [{"server_uuid": "u1", "name": "network-vif-plugged",
+                   "status": "completed", "tag": None}]
+        self.successResultOf(self.client.external_instance_event(
+            self.ctx, "hv3", events))
+        kind, prepared, method, args = self.sent[-1]
+        self.assertEqual((kind, prepared["server"], prepared["version"],
+                          method, args),
+                         ("cast", "hv3", "1.2", "external_instance_event",
+                          {"events": events}))
+        self.rpc_client.version_cap = "1.1"
+        self.failureResultOf(self.client.external_instance_event(
+            self.ctx, "hv3", events), exception.ComputeAgentTooOld)

@@ -86,6 +86,7 @@ from twisted_compute.compute.common import (
 from twisted_compute.compute.init_host import (  # noqa: F401 - names of
     RESTART_BUILD_REASON, InitHostMixin)       # this module's API
 from twisted_compute.compute.power_sync import PowerSyncMixin
+from twisted_compute.compute.instance_events import InstanceEvents
 from twisted_compute.compute.resource_tracker import ResourceTracker
 from twisted_compute.context import get_admin_context
 from twisted_compute.log import Logger
@@ -121,6 +122,8 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
         self.conductor = conductor
         self.reactor = reactor
         self.tracker = ResourceTracker(conf, host, driver)
+        #: What builds in progress wait for (network-vif-plugged).
+        self.instance_events = InstanceEvents(reactor)
         #: Builds in progress on this host, by instance uuid.
         self.builds: dict[str, _Build] = {}
         listen = getattr(driver, "register_event_listener", None)
@@ -406,6 +409,22 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
         return attrs.evolve(result, uptime=uptime,
                             config_drive=bool(instance.config_drive)
                             ).to_dict()
+
+    def external_instance_event(self, context, events, **kwargs) -> None:
+        """Cast (1.2): external events (``{"name", "server_uuid",
+        "status", "tag"}``) for instances on this host; each goes to the
+        build that waits for it, if any (the API recorded it already)."""
+        for event in events:
+            uuid = event.get("server_uuid")
+            name = event.get("name")
+            status = event.get("status") or "completed"
+            if self.instance_events.deliver(uuid, name, status):
+                self.log.info("[{request_id}] event {name} ({status}) of "
+                              "{uuid} received", request_id=context.request_id,
+                              name=name, status=status, uuid=uuid)
+            else:
+                self.log.debug("event {name} of {uuid}: no build waits "
+                               "for it", name=name, uuid=uuid)
 
     # --- periodic tasks ------------------------------------------------
 

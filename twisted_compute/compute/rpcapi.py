@@ -35,12 +35,14 @@ TOPIC = "compute"
 #:       ``attempt``; no ``request_spec`` nor ``filter_properties``, and
 #:       the instance without its stored request spec: image and flavor
 #:       travel once per message
-#: 1.2 - ``get_instance_diagnostics`` (call)
+#: 1.2 - ``get_instance_diagnostics`` (call), ``external_instance_event``
+#:       (cast)
 RPC_API_VERSION = "1.2"
 #: What ``build_and_run_instance`` is sent as (its 1.1 form).
 BUILD_VERSION = "1.1"
 #: The version of each method newer than 1.0 but build_and_run_instance.
-NEW_METHODS = {"get_instance_diagnostics": "1.2"}
+NEW_METHODS = {"get_instance_diagnostics": "1.2",
+               "external_instance_event": "1.2"}
 #: What every method but ``build_and_run_instance`` is sent as.
 BASE_VERSION = "1.0"
 #: Instance fields left out of a build message (the agent does not use
@@ -173,6 +175,17 @@ class ComputeAPIClient:
             raise exception.ComputeAgentTooOld(method=method,
                                                version=version)
         return self._prepare(host, version=version)
+
+    def external_instance_event(self, context, host: str,
+                                events: Sequence[dict]):
+        """Hand external events (``name``, ``server_uuid``, ``status``,
+        ``tag``) of instances on ``host`` to its agent."""
+        try:
+            client = self._new_method(host, "external_instance_event")
+        except exception.ComputeException:
+            return defer.fail()
+        return client.cast(context, "external_instance_event",
+                           events=[dict(e) for e in events])
 
     # --- calls ---------------------------------------------------------
 

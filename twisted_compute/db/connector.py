@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from twisted_compute.db.actions import ActionsComponent
 from twisted_compute.db.aggregates import AggregatesComponent
+from twisted_compute.db.external_events import ExternalEventsComponent
 from twisted_compute.db.flavors import FlavorsComponent
 from twisted_compute.db.images import ImagesComponent
 from twisted_compute.db.instances import InstancesComponent
@@ -39,3 +40,5 @@ class DBConnector:
         self.aggregates = AggregatesComponent(db, priority)
         #: Services and compute nodes.
         self.services = ServicesComponent(db, priority)
+        #: External events the instances received.
+        self.external_events = ExternalEventsComponent(db, priority)

@@ -147,6 +147,10 @@ class IComputeDriver(Interface):
 #     "OS-EXT-IPS-MAC:mac_addr"}``), recorded by the agent after spawn.
 # ``age_images()``
 #     Periodic: remove unused cached images (drivers with an image cache).
+# ``events_to_wait_for(instance)``
+#     The external events (names) a new guest of ``instance`` waits for
+#     after spawn (``network-vif-plugged``); the agent waits up to
+#     ``vif_plugging_timeout`` seconds when that is above 0.
 # ``get_instance_diagnostics(instance)``
 #     Fires with the guest's
 #     :class:`~twisted_compute.objects.diagnostics.Diagnostics` (the

@@ -271,6 +271,11 @@ class FakeDriver:
         return defer.fail(exception.NotImplementedYet(
             feature="Snapshots on the fake driver"))
 
+    def events_to_wait_for(self, instance) -> list[str]:
+        """A new guest waits for its NIC's ``network-vif-plugged`` (when
+        ``vif_plugging_timeout`` is above 0)."""
+        return ["network-vif-plugged"]
+
     def get_instance_diagnostics(self, instance):
         """Diagnostics of the shape the libvirt driver gives: one vCPU
         entry per vCPU, one disk ``vda``, one NIC ``tap<uuid>`` with a

@@ -624,6 +624,11 @@ class LibvirtDriver:
         return defer.fail(exception.NotImplementedYet(
             feature="Snapshots on the libvirt driver"))
 
+    def events_to_wait_for(self, instance) -> list[str]:
+        """A new guest waits for its NIC's ``network-vif-plugged`` (when
+        ``vif_plugging_timeout`` is above 0)."""
+        return ["network-vif-plugged"]
+
     def get_instance_diagnostics(self, instance):
         """Fires with the guest's :class:`~twisted_compute.objects.
         diagnostics.Diagnostics`: libvirt's domain info, per-vCPU times,

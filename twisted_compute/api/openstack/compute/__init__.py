@@ -38,6 +38,7 @@ CONTROLLERS = [
     "hosts:HostsController",
     "server_diagnostics:ServerDiagnosticsController",
     "quota_classes:QuotaClassSetsController",
+    "server_external_events:ServerExternalEventsController",
 ]
 
 
