@@ -154,7 +154,7 @@ DEFAULT_RULES: dict[str, str] = {
     "os_compute_api:os-quota-class-sets:show": ADMIN,
     "os_compute_api:os-quota-class-sets:update": ADMIN,
     "os_compute_api:os-server-external-events:create": ADMIN,
-    "os_compute_api:os-aggregates:images": ADMIN,
+    "compute:aggregates:images": ADMIN,
     # image API (Glance names)
     "get_images": ANY,
     "get_image": ANY,

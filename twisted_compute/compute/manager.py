@@ -410,6 +410,29 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
                             config_drive=bool(instance.config_drive)
                             ).to_dict()
 
+    async def cache_images(self, context, image_ids, **kwargs) -> dict:
+        """Cast (1.2): pre-cache images on this host, one after another
+        (the driver's ``cache_image``); logs and returns what each
+        became (``cached``, ``existing``, ``error``, ``unsupported``)."""
+        cache = getattr(self.driver, "cache_image", None)
+        results = {}
+        for image_id in image_ids:
+            if cache is None:
+                results[image_id] = "unsupported"
+                continue
+            try:
+                results[image_id] = await cache(context, image_id)
+            except Exception as exc:  # noqa: BLE001 - reported per image
+                self.log.warn("pre-caching {image_id} on {host} failed: "
+                              "{error}", image_id=image_id, host=self.host,
+                              error=exc)
+                results[image_id] = "error"
+        self.log.info("[{request_id}] image pre-cache on {host}: {results}",
+                      request_id=context.request_id, host=self.host,
+                      results=", ".join(f"{k} {v}" for k, v in
+                                        results.items()))
+        return results
+
     def external_instance_event(self, context, events, **kwargs) -> None:
         """Cast (1.2): external events (``{"name", "server_uuid",
         "status", "tag"}``) for instances on this host; each goes to the

@@ -36,13 +36,14 @@ TOPIC = "compute"
 #:       the instance without its stored request spec: image and flavor
 #:       travel once per message
 #: 1.2 - ``get_instance_diagnostics`` (call), ``external_instance_event``
-#:       (cast)
+#:       and ``cache_images`` (casts)
 RPC_API_VERSION = "1.2"
 #: What ``build_and_run_instance`` is sent as (its 1.1 form).
 BUILD_VERSION = "1.1"
 #: The version of each method newer than 1.0 but build_and_run_instance.
 NEW_METHODS = {"get_instance_diagnostics": "1.2",
-               "external_instance_event": "1.2"}
+               "external_instance_event": "1.2",
+               "cache_images": "1.2"}
 #: What every method but ``build_and_run_instance`` is sent as.
 BASE_VERSION = "1.0"
 #: Instance fields left out of a build message (the agent does not use
@@ -186,6 +187,15 @@ class ComputeAPIClient:
             return defer.fail()
         return client.cast(context, "external_instance_event",
                            events=[dict(e) for e in events])
+
+    def cache_images(self, context, host: str, image_ids: Sequence[str]):
+        """Ask ``host``'s agent to pre-cache images."""
+        try:
+            client = self._new_method(host, "cache_images")
+        except exception.ComputeException:
+            return defer.fail()
+        return client.cast(context, "cache_images",
+                           image_ids=list(image_ids))
 
     # --- calls ---------------------------------------------------------
 

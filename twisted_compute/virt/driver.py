@@ -147,6 +147,9 @@ class IComputeDriver(Interface):
 #     "OS-EXT-IPS-MAC:mac_addr"}``), recorded by the agent after spawn.
 # ``age_images()``
 #     Periodic: remove unused cached images (drivers with an image cache).
+# ``cache_image(context, image_id)``
+#     Fetch an image into the host's image cache ahead of builds; fires
+#     with ``"cached"``, ``"existing"`` or ``"error"``.
 # ``events_to_wait_for(instance)``
 #     The external events (names) a new guest of ``instance`` waits for
 #     after spawn (``network-vif-plugged``); the agent waits up to

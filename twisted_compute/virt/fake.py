@@ -72,6 +72,8 @@ class FakeDriver:
                                      options.fail_spawn_ratio)
         self.random = random or random_mod.Random()
         self.guests: dict[str, FakeGuest] = {}
+        #: Images pre-cached on this host (cache_image), in order.
+        self.cached_images: list[str] = []
         self.initialized = False
         self.spawn_count = 0
 
@@ -270,6 +272,13 @@ class FakeDriver:
     def snapshot(self, context, instance, image_id, update_task_state):
         return defer.fail(exception.NotImplementedYet(
             feature="Snapshots on the fake driver"))
+
+    def cache_image(self, context, image_id: str):
+        """Records the image as cached; ``"existing"`` the second time."""
+        if image_id in self.cached_images:
+            return defer.succeed("existing")
+        self.cached_images.append(image_id)
+        return defer.succeed("cached")
 
     def events_to_wait_for(self, instance) -> list[str]:
         """A new guest waits for its NIC's ``network-vif-plugged`` (when

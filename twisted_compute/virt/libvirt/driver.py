@@ -704,6 +704,22 @@ class LibvirtDriver:
 
     # --- image cache ---------------------------------------------------
 
+    async def cache_image(self, context, image_id: str) -> str:
+        """Pre-cache an image (``POST /os-aggregates/{id}/images``): fetch
+        it into the image cache unless it is there; ``"existing"``,
+        ``"cached"`` or ``"error"`` (logged), as Nova reports them."""
+        exists = await self._thread(os.path.exists,
+                                    self.image_cache.path(image_id))
+        if exists:
+            return "existing"
+        try:
+            await self._fetch_by_id(image_id)
+        except Exception as exc:  # noqa: BLE001 - reported per image
+            self.log.warn("pre-caching image {image_id} failed: {error}",
+                          image_id=image_id, error=exc)
+            return "error"
+        return "cached"
+
     def age_images(self):
         """Periodic (for the agent to schedule every
         ``image_cache_manager_interval``): remove cached images that no
