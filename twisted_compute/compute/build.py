@@ -186,6 +186,14 @@ class BuildMixin:
                 addresses = await get_addresses(instance)
                 if addresses:
                     updates["addresses"] = addresses
+            get_numa = getattr(self.driver, "get_instance_numa_topology",
+                               None)
+            if get_numa is not None:
+                numa = await get_numa(instance)
+                if numa:
+                    updates["system_metadata"] = {
+                        **(instance.system_metadata or {}),
+                        "numa_topology": numa}
             instance = await self._update(
                 context, uuid, updates,
                 expected_task_state=[vm_states.SPAWNING], instance=instance,

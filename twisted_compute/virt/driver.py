@@ -147,6 +147,10 @@ class IComputeDriver(Interface):
 #     "OS-EXT-IPS-MAC:mac_addr"}``), recorded by the agent after spawn.
 # ``age_images()``
 #     Periodic: remove unused cached images (drivers with an image cache).
+# ``get_instance_numa_topology(instance)``
+#     Fires with the guest's NUMA topology (``{"nodes": [...],
+#     "pagesize_kb"}``, the shape of GET /servers/{id}/topology) or None;
+#     recorded by the agent after spawn.
 # ``cache_image(context, image_id)``
 #     Fetch an image into the host's image cache ahead of builds; fires
 #     with ``"cached"``, ``"existing"`` or ``"error"``.

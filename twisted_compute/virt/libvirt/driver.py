@@ -629,6 +629,17 @@ class LibvirtDriver:
         ``vif_plugging_timeout`` is above 0)."""
         return ["network-vif-plugged"]
 
+    def get_instance_numa_topology(self, instance):
+        """Fires with the guest's NUMA topology from its domain XML (see
+        :mod:`.numa`), or None when it has no NUMA cells."""
+        from twisted_compute.virt.libvirt.numa import numa_topology_from_xml
+
+        def read(conn):
+            domain = self._lookup(conn, instance.uuid)
+            return numa_topology_from_xml(domain.XMLDesc(0))
+
+        return self._run(read)
+
     def get_instance_diagnostics(self, instance):
         """Fires with the guest's :class:`~twisted_compute.objects.
         diagnostics.Diagnostics`: libvirt's domain info, per-vCPU times,
