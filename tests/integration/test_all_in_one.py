@@ -154,6 +154,26 @@ class AllInOneCLITests(OpenStackCLIMixin, TwistdTestCase):
                               check=False)
         self.assertNotEqual(gone.returncode, 0)
 
+    def test_diagnostics_and_external_events(self):
+        """Through the agent over the in-process bus: the CLI's
+        ``server show --diagnostics``, and an external event recorded
+        and delivered."""
+        server = self.create()
+        diagnostics = self.openstack("server", "show", "--diagnostics",
+                                     server["id"])
+        self.assertEqual(diagnostics["driver"], "fake")
+        self.assertEqual(diagnostics["state"], "running")
+        response = self.proc.post("/v2.1/os-server-external-events", {
+            "events": [{"name": "network-vif-plugged",
+                        "server_uuid": server["id"], "tag": "p1"},
+                       {"name": "network-changed",
+                        "server_uuid": str(uuid.uuid4())}]})
+        self.assertEqual(response.code, 207, response)
+        self.assertEqual([e["code"] for e in response.json["events"]],
+                         [200, 404])
+        self.openstack("server", "delete", "--wait", server["id"],
+                       parse=False)
+
     def test_multi_create(self):
         name = "aio-multi-" + uuid.uuid4().hex[:6]
         first = self.openstack("server", "create", "--flavor", FLAVOR,
