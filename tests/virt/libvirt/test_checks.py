@@ -179,3 +179,36 @@ class RealLibvirtTests(SynchronousTestCase):
         self.assertIn("[libvirt] network 'no-such-network' is not defined",
                       str(error))
         self.assertTrue(str(error).startswith("twisted-compute: "))
+
+
+class SystemLibvirtTests(SynchronousTestCase):
+    """qemu:///system, where libvirtd runs: a network it does not have."""
+
+    def setUp(self):
+        require_libvirt()
+        import libvirt
+
+        from tests.base import require_service
+        from twisted_compute.virt.libvirt.host import _quiet_error_handler
+        libvirt.registerErrorHandler(_quiet_error_handler, None)
+
+        def reachable():
+            try:
+                libvirt.open("qemu:///system").close()
+                return True
+            except libvirt.libvirtError:
+                return False
+        require_service("libvirtd", host="qemu:///system", check=reachable)
+        self.libvirt = libvirt
+
+    def test_unknown_network_on_the_system_libvirtd(self):
+        from twisted_compute.virt.libvirt.driver import LibvirtDriver
+        state = tempfile.mkdtemp(prefix="tc-checks-")
+        os.chmod(state, 0o755)
+        self.addCleanup(shutil.rmtree, state, True)
+        conf = libvirt_conf(state, virt_type="qemu",
+                            connection_uri="qemu:///system",
+                            network="tc-no-such-" + uuid.uuid4().hex[:6])
+        driver = LibvirtDriver(conf, SyncReactor(), host="chk")
+        error = self.assertRaises(checks.StartCheckFailed, driver.check_host)
+        self.assertIn("is not defined on qemu:///system", str(error))

@@ -168,6 +168,9 @@ class LibvirtDriver:
         their own: call before the reactor runs.  Raises
         :class:`~.checks.StartCheckFailed` saying what to do."""
         from twisted_compute.virt.libvirt import checks
+        from twisted_compute.virt.libvirt.host import _quiet_error_handler
+        # errors come back as exceptions, not printed on stderr as well
+        libvirt.registerErrorHandler(_quiet_error_handler, None)
         try:
             conn = libvirt.open(self.uri)
         except libvirt.libvirtError as error:
