@@ -341,3 +341,12 @@ class IsolationTests(ServersTestCase):
             "limits"]["absolute"]["maxTotalCores"], 7)
         self.assertEqual(self.get("/v2.1/os-quota-sets/pa", token=OWNER)
                          .json["quota_set"]["cores"], 7)
+
+    def test_legacy_v2_is_isolated_too(self):
+        for method, path, body, _version in SERVER_ROUTES[:8]:
+            response = self.request(method, "/v2" + self.fill(path)[5:],
+                                    body=body, token=OTHER)
+            self.assertInvisible(response, ("v2", method, path))
+        listed = self.get("/v2/servers/detail", token=OTHER)
+        self.assertEqual(listed.code, 200, listed)
+        self.assertEqual(listed.json["servers"], [])
