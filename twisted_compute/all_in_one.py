@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import os
 
+from twisted.application import service
+from twisted.logger import Logger
+
+from twisted_compute import clouds_yaml
 from twisted_compute.tap import Options as _BaseOptions, load_config
 
 
@@ -79,7 +83,26 @@ def makeService(options):
         agent_role(conf, reactor, transport, host=host).setServiceParent(top)
     console_proxy_role(conf, reactor, db).setServiceParent(top)
     lag_monitor(conf, reactor, "all-in-one").setServiceParent(top)
-    return add_api_listeners(conf, reactor, top, db, transport)
+    top = add_api_listeners(conf, reactor, top, db, transport)
+    CloudsYamlNotice(conf, clouds_yaml.write(conf)).setServiceParent(top)
+    return top
+
+
+class CloudsYamlNotice(service.Service):
+    """Logs, once the process runs, where the clouds.yaml that
+    :func:`makeService` wrote is and the line that points the CLI at it."""
+
+    log = Logger()
+
+    def __init__(self, conf, path: str):
+        self.conf = conf
+        self.path = path
+
+    def startService(self):
+        super().startService()
+        self.log.info("clouds.yaml for the openstack CLI written; use: "
+                      "{line}", line=clouds_yaml.export_line(self.conf,
+                                                             self.path))
 
 
 def seed_defaults(conf, engine) -> None:

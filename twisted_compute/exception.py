@@ -358,6 +358,17 @@ class ServerActionNotSupported(NotImplementedYet):
                "twisted-compute: %(reason)s")
 
 
+class VirtualInterfaceCreateException(ComputeException):
+    msg_fmt = "Virtual interface creation failed: %(reason)s"
+    code = 500
+
+
+class ComputeAgentTooOld(NotImplementedYet):
+    msg_fmt = ("'%(method)s' needs compute RPC API %(version)s, newer than "
+               "[upgrade_levels] compute allows; upgrade the compute agents "
+               "and raise the cap")
+
+
 class ComputeAgentUnavailable(NotImplementedYet):
     msg_fmt = ("'%(action)s' needs a compute agent to act on the server, "
                "and this deployment has no compute RPC layer yet; nothing "

@@ -10,14 +10,15 @@ short intervals; everything else is compute-all's embedded defaults
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import time
 import uuid
 
 from tests.integration.harness import (
-    TwistdTestCase, api_boot, api_hypervisors, api_services,
+    OPENSTACK, TwistdTestCase, api_boot, api_hypervisors, api_services,
     api_wait_servers, wait_until)
-from tests.integration.test_openstack_cli import (
-    OpenStackCLIMixin, clouds_yaml)
+from tests.integration.test_openstack_cli import OpenStackCLIMixin
 
 #: seconds one CLI call may take (the machine is shared and slow)
 CLI_TIMEOUT = 90.0
@@ -53,10 +54,23 @@ class AllInOneCLITests(OpenStackCLIMixin, TwistdTestCase):
 
     def setUp(self):
         super().setUp()
+        # compute-all wrote it into its state directory: the CLI of every
+        # test here runs on that file, unchanged.
         self.clouds = os.path.join(self.proc.directory, "clouds.yaml")
-        if not os.path.exists(self.clouds):
-            with open(self.clouds, "w", encoding="utf-8") as handle:
-                handle.write(clouds_yaml(self.proc))
+
+    def test_clouds_yaml_written_and_announced(self):
+        self.assertTrue(os.path.exists(self.clouds))
+        line = (f"export OS_CLIENT_CONFIG_FILE={self.clouds} "
+                f"OS_CLOUD=twisted-compute")
+        self.proc.wait_for_log(re.escape(line))
+        done = subprocess.run(
+            ["sh", "-c", line + " && exec \"$0\" flavor list -f value -c "
+             "Name", OPENSTACK], capture_output=True, text=True,
+            timeout=self.cli_timeout, cwd=self.proc.directory,
+            env={"PATH": os.environ.get("PATH", ""),
+                 "HOME": self.proc.directory})
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn(FLAVOR, done.stdout.split())
 
     def show(self, server_id: str) -> dict:
         return self.openstack("server", "show", server_id)
@@ -139,6 +153,26 @@ class AllInOneCLITests(OpenStackCLIMixin, TwistdTestCase):
         gone = self.openstack("server", "show", server_id, parse=False,
                               check=False)
         self.assertNotEqual(gone.returncode, 0)
+
+    def test_diagnostics_and_external_events(self):
+        """Through the agent over the in-process bus: the CLI's
+        ``server show --diagnostics``, and an external event recorded
+        and delivered."""
+        server = self.create()
+        diagnostics = self.openstack("server", "show", "--diagnostics",
+                                     server["id"])
+        self.assertEqual(diagnostics["driver"], "fake")
+        self.assertEqual(diagnostics["state"], "running")
+        response = self.proc.post("/v2.1/os-server-external-events", {
+            "events": [{"name": "network-vif-plugged",
+                        "server_uuid": server["id"], "tag": "p1"},
+                       {"name": "network-changed",
+                        "server_uuid": str(uuid.uuid4())}]})
+        self.assertEqual(response.code, 207, response)
+        self.assertEqual([e["code"] for e in response.json["events"]],
+                         [200, 404])
+        self.openstack("server", "delete", "--wait", server["id"],
+                       parse=False)
 
     def test_multi_create(self):
         name = "aio-multi-" + uuid.uuid4().hex[:6]

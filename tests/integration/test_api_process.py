@@ -64,8 +64,8 @@ class FaultsTests(TwistdTestCase):
         response = self.proc.get("/", token=None)
         self.assertEqual(response.code, 200, response)
         versions = response.json["versions"]
-        self.assertEqual([v["id"] for v in versions], ["v2.1"])
-        self.assertEqual(versions[0]["version"], "2.79")
+        self.assertEqual([v["id"] for v in versions], ["v2.0", "v2.1"])
+        self.assertEqual(versions[1]["version"], "2.79")
 
     def test_unknown_server_404(self):
         response = self.proc.get(f"/v2.1/servers/{uuid.uuid4()}",
@@ -229,7 +229,7 @@ class TLSTests(TwistdTestCase):
     def test_https_versions_document(self):
         response = self.proc.get("/", token=None)
         self.assertEqual(response.code, 200, response)
-        self.assertEqual(response.json["versions"][0]["id"], "v2.1")
+        self.assertEqual(response.json["versions"][1]["id"], "v2.1")
         self.assertTrue(
             response.json["versions"][0]["links"][0]["href"].startswith(
                 f"https://127.0.0.1:{self.proc.ports['osapi_compute']}/"),

@@ -151,6 +151,12 @@ DEFAULT_RULES: dict[str, str] = {
     "os_compute_api:os-aggregates:set_metadata": ADMIN,
     "os_compute_api:os-simple-tenant-usage:show": READER,
     "os_compute_api:os-simple-tenant-usage:list": ADMIN,
+    # diagnostics, quota classes, external events, image pre-caching
+    "os_compute_api:os-server-diagnostics": ADMIN,
+    "os_compute_api:os-quota-class-sets:show": ADMIN,
+    "os_compute_api:os-quota-class-sets:update": ADMIN,
+    "os_compute_api:os-server-external-events:create": ADMIN,
+    "compute:aggregates:images": ADMIN,
     # image API (Glance names)
     "get_images": ANY,
     "get_image": ANY,

@@ -6,6 +6,7 @@
     compute-manage [--config-file F ...] flavor create NAME --ram MB --vcpus N --disk GB [--id ID] [--private]
     compute-manage [--config-file F ...] flavor list
     compute-manage [--config-file F ...] image import FILE --name NAME [--disk-format qcow2] [--public] [--property k=v]
+    compute-manage [--config-file F ...] clouds-yaml [--all-in-one] [--cloud NAME]
     compute-manage [--config-file F ...] network metadata-redirect [--network default] [--remove] [--dry-run]
 
 These run outside the reactor (no service is serving), so they use the DB
@@ -43,6 +44,15 @@ def cmd_db_version(conf, args) -> int:
 
 def cmd_config_sample(conf, args) -> int:
     sys.stdout.write(config_mod.sample())
+    return 0
+
+
+def cmd_clouds_yaml(conf, args) -> int:
+    from twisted_compute import clouds_yaml
+    if args.all_in_one:
+        from twisted_compute.all_in_one import embedded_defaults
+        conf = embedded_defaults(conf)
+    sys.stdout.write(clouds_yaml.render(conf, args.cloud))
     return 0
 
 
@@ -263,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--property", action="append",
                      help="key=value (repeatable)")
     imp.set_defaults(func=cmd_image_import)
+
+    clouds = commands.add_parser(
+        "clouds-yaml", help="print a clouds.yaml for this deployment's "
+        "endpoints and auth (for OS_CLIENT_CONFIG_FILE)")
+    clouds.add_argument("--cloud", default="twisted-compute",
+                        help="the cloud's name (OS_CLOUD)")
+    clouds.add_argument("--all-in-one", action="store_true",
+                        help="with compute-all's embedded defaults "
+                        "(noauth) for what the config files leave unset")
+    clouds.set_defaults(func=cmd_clouds_yaml)
 
     network = commands.add_parser("network", help="guest networking")
     network_cmds = network.add_subparsers(dest="action", required=True)

@@ -575,6 +575,14 @@ class ComputeAPI:
             return await self.db.console_auth_tokens.validate(token, now)
         except exception.InvalidToken:
             raise exception.NotFound("Token not found") from None
+    async def get_instance_diagnostics(self, context, instance: Instance):
+        """The guest's diagnostics from its agent (409 while the server
+        has no host; the agent answers 409 for a guest not running)."""
+        if not instance.host:
+            raise exception.InstanceNotReady(instance_id=instance.uuid)
+        rpcapi = self._rpc("diagnostics")
+        return await maybeDeferred(rpcapi.get_instance_diagnostics, context,
+                                   instance)
 
     # --- metadata, tags, password -------------------------------------
 

@@ -103,6 +103,18 @@ class BuildMixin:
         build.done.addBoth(lambda r: (d.callback(None), r)[1])
         return d
 
+    def _prepare_events(self, instance: Instance):
+        """The waiter of the events the driver says a new guest of
+        ``instance`` waits for (``events_to_wait_for``; none while
+        ``vif_plugging_timeout`` is 0)."""
+        wanted = getattr(self.driver, "events_to_wait_for", None)
+        if wanted is None or self.conf.vif_plugging_timeout <= 0:
+            return None
+        names = wanted(instance)
+        if not names:
+            return None
+        return self.instance_events.prepare(instance.uuid, names)
+
     def _check_not_deleted(self, build: _Build) -> None:
         if build.deleted:
             raise _DeletedWhileBuilding()
@@ -144,13 +156,23 @@ class BuildMixin:
             claim = self.tracker.claim(instance)
             self._check_not_deleted(build)
             spawned = True
+            # Ready before the guest exists: an event at once is not lost.
+            waiter = self._prepare_events(instance)
             build.spawning = self.driver.spawn(
                 context, instance, args.image, args.injected_files,
                 args.admin_password, args.requested_networks or [], None)
             try:
                 await build.spawning
+                if waiter is not None:
+                    # cancellable as the spawn is, by a delete
+                    build.spawning = defer.ensureDeferred(
+                        self.instance_events.wait(
+                            waiter, self.conf.vif_plugging_timeout,
+                            self.conf.vif_plugging_is_fatal))
+                    await build.spawning
             finally:
                 build.spawning = None
+                self.instance_events.clear(uuid)
             self._check_not_deleted(build)
             state = await self._power_state(instance)
             updates = {
@@ -164,6 +186,14 @@ class BuildMixin:
                 addresses = await get_addresses(instance)
                 if addresses:
                     updates["addresses"] = addresses
+            get_numa = getattr(self.driver, "get_instance_numa_topology",
+                               None)
+            if get_numa is not None:
+                numa = await get_numa(instance)
+                if numa:
+                    updates["system_metadata"] = {
+                        **(instance.system_metadata or {}),
+                        "numa_topology": numa}
             instance = await self._update(
                 context, uuid, updates,
                 expected_task_state=[vm_states.SPAWNING], instance=instance,

@@ -86,6 +86,7 @@ from twisted_compute.compute.common import (
 from twisted_compute.compute.init_host import (  # noqa: F401 - names of
     RESTART_BUILD_REASON, InitHostMixin)       # this module's API
 from twisted_compute.compute.power_sync import PowerSyncMixin
+from twisted_compute.compute.instance_events import InstanceEvents
 from twisted_compute.compute.resource_tracker import ResourceTracker
 from twisted_compute.context import get_admin_context
 from twisted_compute.log import Logger
@@ -108,8 +109,10 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
 
     #: See :data:`twisted_compute.compute.rpcapi.RPC_API_VERSION` (1.1:
     #: ``build_and_run_instance`` takes ``image``, ``requested_networks``
-    #: and ``attempt``; the 1.0 form is served too; 1.2: ``get_console``).
-    RPC_API_VERSION = "1.2"
+    #: and ``attempt``; the 1.0 form is served too; 1.2: ``get_console``;
+    #: 1.3: diagnostics, external events, image pre-caching: new methods
+    #: only, so older messages are served unchanged).
+    RPC_API_VERSION = "1.3"
     target_version = RPC_API_VERSION
     log = Logger()
 
@@ -120,6 +123,8 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
         self.conductor = conductor
         self.reactor = reactor
         self.tracker = ResourceTracker(conf, host, driver)
+        #: What builds in progress wait for (network-vif-plugged).
+        self.instance_events = InstanceEvents(reactor)
         #: Builds in progress on this host, by instance uuid.
         self.builds: dict[str, _Build] = {}
         listen = getattr(driver, "register_event_listener", None)
@@ -393,6 +398,69 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
                 console_type=console_type, driver=type(self.driver).__name__)
         info = await get(context, instance, console_type)
         return info.to_dict()
+    async def get_instance_diagnostics(self, context, instance,
+                                       **kwargs) -> dict:
+        """Call (1.3): the guest's diagnostics (bus form of
+        :class:`~twisted_compute.objects.diagnostics.Diagnostics`), with
+        its uptime and config drive; only of a running guest, as Nova
+        (InstanceInvalidState otherwise)."""
+        instance = Instance.from_dict(instance)
+        read = getattr(self.driver, "get_instance_diagnostics", None)
+        if read is None:
+            raise exception.NotImplementedYet(
+                feature="Diagnostics on this virt driver")
+        current = await self._power_state(instance)
+        if current != power_state.RUNNING:
+            raise exception.InstanceInvalidState(
+                attr="power_state", instance_uuid=instance.uuid,
+                state=power_state.name(current), action="get_diagnostics")
+        result = await read(instance)
+        uptime = None
+        if instance.launched_at is not None:
+            uptime = max(0, int((self.now() - instance.launched_at)
+                                .total_seconds()))
+        return attrs.evolve(result, uptime=uptime,
+                            config_drive=bool(instance.config_drive)
+                            ).to_dict()
+
+    async def cache_images(self, context, image_ids, **kwargs) -> dict:
+        """Cast (1.3): pre-cache images on this host, one after another
+        (the driver's ``cache_image``); logs and returns what each
+        became (``cached``, ``existing``, ``error``, ``unsupported``)."""
+        cache = getattr(self.driver, "cache_image", None)
+        results = {}
+        for image_id in image_ids:
+            if cache is None:
+                results[image_id] = "unsupported"
+                continue
+            try:
+                results[image_id] = await cache(context, image_id)
+            except Exception as exc:  # noqa: BLE001 - reported per image
+                self.log.warn("pre-caching {image_id} on {host} failed: "
+                              "{error}", image_id=image_id, host=self.host,
+                              error=exc)
+                results[image_id] = "error"
+        self.log.info("[{request_id}] image pre-cache on {host}: {results}",
+                      request_id=context.request_id, host=self.host,
+                      results=", ".join(f"{k} {v}" for k, v in
+                                        results.items()))
+        return results
+
+    def external_instance_event(self, context, events, **kwargs) -> None:
+        """Cast (1.3): external events (``{"name", "server_uuid",
+        "status", "tag"}``) for instances on this host; each goes to the
+        build that waits for it, if any (the API recorded it already)."""
+        for event in events:
+            uuid = event.get("server_uuid")
+            name = event.get("name")
+            status = event.get("status") or "completed"
+            if self.instance_events.deliver(uuid, name, status):
+                self.log.info("[{request_id}] event {name} ({status}) of "
+                              "{uuid} received", request_id=context.request_id,
+                              name=name, status=status, uuid=uuid)
+            else:
+                self.log.debug("event {name} of {uuid}: no build waits "
+                               "for it", name=name, uuid=uuid)
 
     # --- periodic tasks ------------------------------------------------
 

@@ -37,9 +37,16 @@ TOPIC = "compute"
 #:       the instance without its stored request spec: image and flavor
 #:       travel once per message
 #: 1.2 - ``get_console`` (a call: where a guest's console is)
-RPC_API_VERSION = "1.2"
-#: What ``build_and_run_instance`` is sent as (unchanged since 1.1).
+#: 1.3 - ``get_instance_diagnostics`` (call), ``external_instance_event``
+#:       and ``cache_images`` (casts)
+RPC_API_VERSION = "1.3"
+#: What ``build_and_run_instance`` is sent as (its 1.1 form).
 BUILD_VERSION = "1.1"
+#: The version of each method newer than 1.0 but build_and_run_instance.
+NEW_METHODS = {"get_console": "1.2",
+               "get_instance_diagnostics": "1.3",
+               "external_instance_event": "1.3",
+               "cache_images": "1.3"}
 #: What every method but ``build_and_run_instance`` is sent as.
 BASE_VERSION = "1.0"
 #: Instance fields left out of a build message (the agent does not use
@@ -164,7 +171,48 @@ class ComputeAPIClient:
     def resume_instance(self, context, instance):
         return self._cast_to(context, instance, "resume_instance")
 
+    def _new_method(self, host: str | None, method: str):
+        """A client prepared at ``method``'s version (AgentTooOld when the
+        ``[upgrade_levels] compute`` cap is older)."""
+        version = NEW_METHODS[method]
+        if not self.client.can_send_version(version):
+            raise exception.ComputeAgentTooOld(method=method,
+                                               version=version)
+        return self._prepare(host, version=version)
+
+    def external_instance_event(self, context, host: str,
+                                events: Sequence[dict]):
+        """Hand external events (``name``, ``server_uuid``, ``status``,
+        ``tag``) of instances on ``host`` to its agent."""
+        try:
+            client = self._new_method(host, "external_instance_event")
+        except exception.ComputeException:
+            return defer.fail()
+        return client.cast(context, "external_instance_event",
+                           events=[dict(e) for e in events])
+
+    def cache_images(self, context, host: str, image_ids: Sequence[str]):
+        """Ask ``host``'s agent to pre-cache images."""
+        try:
+            client = self._new_method(host, "cache_images")
+        except exception.ComputeException:
+            return defer.fail()
+        return client.cast(context, "cache_images",
+                           image_ids=list(image_ids))
+
     # --- calls ---------------------------------------------------------
+
+    def get_instance_diagnostics(self, context, instance):
+        """Fires with the guest's diagnostics (a Diagnostics record)."""
+        from twisted_compute.objects.diagnostics import Diagnostics
+        try:
+            client = self._new_method(instance.host,
+                                      "get_instance_diagnostics")
+        except exception.ComputeException:
+            return defer.fail()
+        d = client.call(context, "get_instance_diagnostics",
+                        instance=instance.to_dict())
+        return d.addCallback(Diagnostics.from_dict)
 
     def get_console_output(self, context, instance,
                            tail_length: int | None = None):

@@ -32,6 +32,14 @@ def agent_role(conf, reactor, transport, host: str | None = None,
         except exception.ComputeException as exc:
             raise SystemExit(f"twisted-compute: [DEFAULT] compute_driver: "
                              f"{exc.format_message()}") from None
+        check_host = getattr(driver, "check_host", None)
+        if check_host is not None:
+            # Before the reactor runs: one line saying what to do, and no
+            # agent that would only fail its builds.
+            try:
+                check_host()
+            except Exception as exc:  # noqa: BLE001 - one line, then exit
+                raise SystemExit(f"twisted-compute: {exc}") from None
     conductor = ConductorAPIClient(transport,
                                    timeout=conf.rpc_response_timeout)
     manager = ComputeManager(conf, host, driver, conductor, reactor)

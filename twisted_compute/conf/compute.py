@@ -4,7 +4,8 @@ ageing, and how many fake agents ``compute-all`` runs."""
 
 from __future__ import annotations
 
-from twisted_compute.conf.opts import OptGroups, float_opt, int_opt
+from twisted_compute.conf.opts import (
+    OptGroups, bool_opt, float_opt, int_opt)
 
 ALLOCATION_RATIO_OPTS = [
     float_opt("cpu_allocation_ratio", 16.0,
@@ -32,6 +33,14 @@ AGENT_OPTS = [
             "compute-all: how many fake compute agents to run in the "
             "process (hosts <host>-fake-1 ...; 1 means one agent named "
             "<host>)", min=0, max=5000),
+    int_opt("vif_plugging_timeout", 0,
+            "Seconds a build waits for the network-vif-plugged event of "
+            "its guest (POST /os-server-external-events, sent by a "
+            "network service) after the driver created it; 0: do not "
+            "wait (no network service here sends them)", min=0),
+    bool_opt("vif_plugging_is_fatal", True,
+             "Whether a build fails when network-vif-plugged does not come "
+             "in time or comes with status failed (else it goes on)"),
 ]
 
 

@@ -13,6 +13,7 @@ from twisted_compute.db.actions import ActionsComponent
 from twisted_compute.db.aggregates import AggregatesComponent
 from twisted_compute.db.console_auth_tokens import \
     ConsoleAuthTokensComponent
+from twisted_compute.db.external_events import ExternalEventsComponent
 from twisted_compute.db.flavors import FlavorsComponent
 from twisted_compute.db.images import ImagesComponent
 from twisted_compute.db.instances import InstancesComponent
@@ -43,3 +44,5 @@ class DBConnector:
         self.services = ServicesComponent(db, priority)
         #: Console auth tokens (their hashes).
         self.console_auth_tokens = ConsoleAuthTokensComponent(db, priority)
+        #: External events the instances received.
+        self.external_events = ExternalEventsComponent(db, priority)

@@ -207,6 +207,30 @@ quotas = sa.Table(
     sa.UniqueConstraint("project_id", "user_id", "resource"),
 )
 
+# Overrides of the configured quotas per quota class; the "default" class
+# gives every project its defaults.
+quota_classes = sa.Table(
+    "quota_classes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *_timestamps(),
+    sa.Column("class_name", sa.String(255), nullable=False),
+    sa.Column("resource", sa.String(255), nullable=False),
+    sa.Column("hard_limit", sa.Integer, nullable=False),
+    sa.UniqueConstraint("class_name", "resource"),
+)
+
+# The external events (network-vif-plugged, ...) each instance received.
+instance_external_events = sa.Table(
+    "instance_external_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *_timestamps(),
+    sa.Column("instance_uuid", sa.String(36), nullable=False, index=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("tag", sa.String(255), nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("request_id", sa.String(255), nullable=True),
+)
+
 # One row per project, locked (SELECT ... FOR UPDATE) while a create checks
 # and consumes quota, so that concurrent creates cannot both pass the check.
 project_locks = sa.Table(

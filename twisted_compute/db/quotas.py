@@ -29,16 +29,53 @@ RESOURCES = (
 COUNTED = ("instances", "cores", "ram", "server_groups")
 
 
+#: The quota class whose limits are every project's defaults (the only
+#: class that means anything, as in Nova).
+DEFAULT_CLASS = "default"
+
+
 def defaults(conf) -> dict[str, int]:
     """The configured ``[quota]`` limits (-1: unlimited)."""
     return {name: getattr(conf.quota, name) for name in RESOURCES}
 
 
+def get_class_limits(conn, conf, class_name: str = DEFAULT_CLASS
+                     ) -> dict[str, int]:
+    """A quota class's limits: the configured ones with the class's
+    overrides."""
+    limits = defaults(conf)
+    rows = conn.execute(sa.select(
+        m.quota_classes.c.resource, m.quota_classes.c.hard_limit).where(
+        m.quota_classes.c.class_name == class_name)).all()
+    for row in rows:
+        if row.resource in limits:
+            limits[row.resource] = row.hard_limit
+    return limits
+
+
+def set_class_limits(conn, conf, class_name: str,
+                     values: dict[str, int]) -> dict[str, int]:
+    """Override limits of a quota class; return its limits."""
+    table = m.quota_classes
+    for resource, limit in values.items():
+        if resource not in RESOURCES:
+            raise exception.InvalidInput(
+                reason=f"unknown quota resource {resource}")
+        updated = conn.execute(table.update().where(
+            table.c.class_name == class_name,
+            table.c.resource == resource).values(hard_limit=int(limit)))
+        if updated.rowcount == 0:
+            conn.execute(table.insert().values(
+                class_name=class_name, resource=resource,
+                hard_limit=int(limit)))
+    return get_class_limits(conn, conf, class_name)
+
+
 def get_limits(conn, conf, project_id: str,
                user_id: str | None = None) -> dict[str, int]:
-    """Effective limits: defaults, then project overrides, then (if
-    ``user_id``) that user's overrides."""
-    limits = defaults(conf)
+    """Effective limits: defaults (the ``default`` quota class), then
+    project overrides, then (if ``user_id``) that user's overrides."""
+    limits = get_class_limits(conn, conf)
     users = [""] if user_id is None else ["", user_id]
     rows = conn.execute(sa.select(
         m.quotas.c.user_id, m.quotas.c.resource, m.quotas.c.hard_limit)
@@ -214,6 +251,16 @@ class QuotasComponent(DBComponent):
     def get_limits(self, conf, project_id: str,
                    user_id: str | None = None) -> Deferred[dict[str, int]]:
         return self._read(get_limits, conf, project_id, user_id)
+
+    def get_class_limits(self, conf, class_name: str = DEFAULT_CLASS
+                         ) -> Deferred[dict[str, int]]:
+        """A quota class's limits (the ``default`` class: every
+        project's defaults)."""
+        return self._read(get_class_limits, conf, class_name)
+
+    def set_class_limits(self, conf, class_name: str,
+                         values: dict[str, int]) -> Deferred[dict[str, int]]:
+        return self._write(set_class_limits, conf, class_name, values)
 
     def limits_and_usage(self, conf, project_id: str,
                          user_id: str | None = None) -> Deferred[tuple]:

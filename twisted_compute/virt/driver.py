@@ -143,7 +143,7 @@ class IComputeDriver(Interface):
 
 
 # Optional hooks a driver may have (the agent looks for them with
-# getattr; the fake driver has none):
+# getattr; the fake driver has only the diagnostics):
 #
 # ``register_event_listener(callback)``
 #     Call ``callback(instance_uuid, power_state)`` on the reactor when
@@ -155,6 +155,21 @@ class IComputeDriver(Interface):
 #     "OS-EXT-IPS-MAC:mac_addr"}``), recorded by the agent after spawn.
 # ``age_images()``
 #     Periodic: remove unused cached images (drivers with an image cache).
+# ``get_instance_numa_topology(instance)``
+#     Fires with the guest's NUMA topology (``{"nodes": [...],
+#     "pagesize_kb"}``, the shape of GET /servers/{id}/topology) or None;
+#     recorded by the agent after spawn.
+# ``cache_image(context, image_id)``
+#     Fetch an image into the host's image cache ahead of builds; fires
+#     with ``"cached"``, ``"existing"`` or ``"error"``.
+# ``events_to_wait_for(instance)``
+#     The external events (names) a new guest of ``instance`` waits for
+#     after spawn (``network-vif-plugged``); the agent waits up to
+#     ``vif_plugging_timeout`` seconds when that is above 0.
+# ``get_instance_diagnostics(instance)``
+#     Fires with the guest's
+#     :class:`~twisted_compute.objects.diagnostics.Diagnostics` (the
+#     agent answers 501 without it).
 
 #: ``compute_driver`` values and where each driver lives.
 DRIVERS = {

@@ -75,6 +75,8 @@ class FakeDriver:
                                      options.fail_spawn_ratio)
         self.random = random or random_mod.Random()
         self.guests: dict[str, FakeGuest] = {}
+        #: Images pre-cached on this host (cache_image), in order.
+        self.cached_images: list[str] = []
         self.initialized = False
         self.spawn_count = 0
 
@@ -306,6 +308,45 @@ class FakeDriver:
     def snapshot(self, context, instance, image_id, update_task_state):
         return defer.fail(exception.NotImplementedYet(
             feature="Snapshots on the fake driver"))
+
+    def cache_image(self, context, image_id: str):
+        """Records the image as cached; ``"existing"`` the second time."""
+        if image_id in self.cached_images:
+            return defer.succeed("existing")
+        self.cached_images.append(image_id)
+        return defer.succeed("cached")
+
+    def events_to_wait_for(self, instance) -> list[str]:
+        """A new guest waits for its NIC's ``network-vif-plugged`` (when
+        ``vif_plugging_timeout`` is above 0)."""
+        return ["network-vif-plugged"]
+
+    def get_instance_diagnostics(self, instance):
+        """Diagnostics of the shape the libvirt driver gives: one vCPU
+        entry per vCPU, one disk ``vda``, one NIC ``tap<uuid>`` with a
+        MAC from the uuid, the flavor's memory; the counters are zero."""
+        from twisted_compute.objects import diagnostics as diag
+        try:
+            guest = self._guest(instance)
+        except Exception:
+            return defer.fail()
+        hexed = guest.uuid.replace("-", "")
+        mac = "fa:16:3e:" + ":".join(hexed[i:i + 2] for i in (0, 2, 4))
+        return defer.succeed(diag.Diagnostics(
+            state=power_state.name(guest.state), driver="fake",
+            hypervisor="fake", hypervisor_os="fake-os",
+            cpu_details=tuple(diag.CpuDiagnostics(id=n, time=0)
+                              for n in range(max(1, guest.vcpus))),
+            disk_details=(diag.DiskDiagnostics(
+                name="vda", read_bytes=0, read_requests=0, write_bytes=0,
+                write_requests=0, errors_count=0),),
+            nic_details=(diag.NicDiagnostics(
+                name="tap" + hexed[:11], mac_address=mac, rx_octets=0,
+                rx_errors=0, rx_drop=0, rx_packets=0, tx_octets=0,
+                tx_errors=0, tx_drop=0, tx_packets=0),),
+            memory_maximum=guest.memory_mb, memory_used=guest.memory_mb,
+            memory_stats={"maximum": guest.memory_mb * 1024,
+                          "actual": guest.memory_mb * 1024}))
 
 
 __all__ = ["FakeDriver", "FakeGuest"]

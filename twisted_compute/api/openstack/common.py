@@ -4,9 +4,11 @@ faults."""
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import ipaddress
 import json
+import re
 import uuid as uuidlib
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlencode
@@ -137,9 +139,44 @@ def _field_path(error: jsonschema.ValidationError) -> str:
     return "/".join(p for p in path if p) or "body"
 
 
+#: True while a request of the legacy v2 compatible API (``/v2``) runs
+#: (:mod:`twisted_compute.api.middleware.legacy_v2`): its bodies' unknown
+#: properties are dropped, not refused.
+LEGACY_V2: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "legacy_v2", default=False)
+
+
+def _soft_additional_properties(validator, allowed, instance, schema):
+    """``additionalProperties: false`` as Nova's legacy v2 API applies it:
+    unknown properties are removed from the body (refused only where
+    ``patternProperties`` would have had to match them)."""
+    if allowed or not validator.is_type(instance, "object"):
+        return
+    properties = schema.get("properties", {})
+    patterns = "|".join(schema.get("patternProperties", {}))
+    extra = [name for name in instance if name not in properties
+             and not (patterns and re.search(patterns, name))]
+    if not extra:
+        return
+    if patterns:
+        yield jsonschema.ValidationError(
+            "Additional properties are not allowed (%s unexpected)"
+            % ", ".join(repr(name) for name in sorted(extra)))
+        return
+    for name in extra:
+        del instance[name]
+
+
+_LegacyV2Validator = jsonschema.validators.extend(
+    jsonschema.Draft4Validator,
+    {"additionalProperties": _soft_additional_properties})
+
+
 def validate(body: Any, schema: dict) -> None:
     """Check ``body`` against ``schema``; a 400 names the bad field."""
-    validator = jsonschema.Draft4Validator(
+    validator_class = _LegacyV2Validator if LEGACY_V2.get() \
+        else jsonschema.Draft4Validator
+    validator = validator_class(
         schema, format_checker=jsonschema.FormatChecker())
     try:
         errors = sorted(validator.iter_errors(body),

@@ -167,6 +167,29 @@ class LibvirtDriver:
             host = element.find("host")
         return host is not None and host.text == self.host
 
+    def check_host(self) -> None:
+        """The start checks (:mod:`.checks`), blocking, on a connection of
+        their own: call before the reactor runs.  Raises
+        :class:`~.checks.StartCheckFailed` saying what to do."""
+        from twisted_compute.virt.libvirt import checks
+        from twisted_compute.virt.libvirt.host import _quiet_error_handler
+        # errors come back as exceptions, not printed on stderr as well
+        libvirt.registerErrorHandler(_quiet_error_handler, None)
+        try:
+            conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as error:
+            raise checks.StartCheckFailed(
+                f"[libvirt] connection_uri {self.uri}: cannot connect "
+                f"({error.get_error_message()}); is libvirtd running "
+                f"(systemctl start libvirtd)?") from None
+        try:
+            checks.run_checks(conn, uri=self.uri, network=self.network,
+                              images_path=self.images_path,
+                              virt_type=self.virt_type,
+                              libvirt_module=libvirt)
+        finally:
+            conn.close()
+
     # --- IComputeDriver: host ------------------------------------------
 
     def init_host(self, host):
@@ -666,7 +689,112 @@ class LibvirtDriver:
         return defer.fail(exception.NotImplementedYet(
             feature="Snapshots on the libvirt driver"))
 
+    def events_to_wait_for(self, instance) -> list[str]:
+        """A new guest waits for its NIC's ``network-vif-plugged`` (when
+        ``vif_plugging_timeout`` is above 0)."""
+        return ["network-vif-plugged"]
+
+    def get_instance_numa_topology(self, instance):
+        """Fires with the guest's NUMA topology from its domain XML (see
+        :mod:`.numa`), or None when it has no NUMA cells."""
+        from twisted_compute.virt.libvirt.numa import numa_topology_from_xml
+
+        def read(conn):
+            domain = self._lookup(conn, instance.uuid)
+            return numa_topology_from_xml(domain.XMLDesc(0))
+
+        return self._run(read)
+
+    def get_instance_diagnostics(self, instance):
+        """Fires with the guest's :class:`~twisted_compute.objects.
+        diagnostics.Diagnostics`: libvirt's domain info, per-vCPU times,
+        block stats of each disk, interface stats of each NIC and memory
+        stats, all read in the libvirt pool."""
+        return self._run(self._diagnostics, instance.uuid)
+
+    def _diagnostics(self, conn, instance_uuid: str):
+        from twisted_compute.objects import diagnostics as diag
+        domain = self._lookup(conn, instance_uuid)
+        state = domain_power_state(domain)
+        _state, max_kib, current_kib, vcpu_count, cpu_ns = domain.info()
+        tree = ET.fromstring(domain.XMLDesc(0))
+
+        def optional(read, default):
+            try:
+                return read()
+            except libvirt.libvirtError:
+                return default
+
+        vcpus = optional(lambda: domain.vcpus()[0], [])
+        if vcpus:
+            cpus = tuple(diag.CpuDiagnostics(id=int(n), time=int(t))
+                         for n, _s, t, _c in vcpus)
+        else:
+            cpus = tuple(diag.CpuDiagnostics(id=n) for n in
+                         range(int(vcpu_count)))
+        disks = []
+        for disk in tree.findall("devices/disk"):
+            target = disk.find("target")
+            dev = target.get("dev") if target is not None else None
+            if not dev:
+                continue
+            stats = optional(lambda: domain.blockStats(dev), None)
+            if stats is None:
+                disks.append(diag.DiskDiagnostics(name=dev))
+                continue
+            rd_req, rd_bytes, wr_req, wr_bytes, errors = stats
+            disks.append(diag.DiskDiagnostics(
+                name=dev, read_bytes=int(rd_bytes),
+                read_requests=int(rd_req), write_bytes=int(wr_bytes),
+                write_requests=int(wr_req), errors_count=int(errors)))
+        nics = []
+        for interface in tree.findall("devices/interface"):
+            target = interface.find("target")
+            mac = interface.find("mac")
+            dev = target.get("dev") if target is not None else None
+            mac_address = mac.get("address") if mac is not None else None
+            stats = optional(lambda: domain.interfaceStats(dev), None) \
+                if dev else None
+            if stats is None:
+                nics.append(diag.NicDiagnostics(
+                    name=dev or "", mac_address=mac_address))
+                continue
+            (rx_bytes, rx_packets, rx_errors, rx_drop, tx_bytes,
+             tx_packets, tx_errors, tx_drop) = stats
+            nics.append(diag.NicDiagnostics(
+                name=dev, mac_address=mac_address,
+                rx_octets=int(rx_bytes), rx_errors=int(rx_errors),
+                rx_drop=int(rx_drop), rx_packets=int(rx_packets),
+                tx_octets=int(tx_bytes), tx_errors=int(tx_errors),
+                tx_drop=int(tx_drop), tx_packets=int(tx_packets)))
+        memory_stats = {str(k): int(v) for k, v in optional(
+            domain.memoryStats, {}).items()}
+        memory_stats.setdefault("maximum", int(max_kib))
+        return diag.Diagnostics(
+            state=power_state.name(state), driver="libvirt",
+            hypervisor=self.virt_type, hypervisor_os="linux",
+            cpu_details=cpus, disk_details=tuple(disks),
+            nic_details=tuple(nics), memory_maximum=int(max_kib) // 1024,
+            memory_used=int(current_kib) // 1024,
+            memory_stats=memory_stats)
+
     # --- image cache ---------------------------------------------------
+
+    async def cache_image(self, context, image_id: str) -> str:
+        """Pre-cache an image (``POST /os-aggregates/{id}/images``): fetch
+        it into the image cache unless it is there; ``"existing"``,
+        ``"cached"`` or ``"error"`` (logged), as Nova reports them."""
+        exists = await self._thread(os.path.exists,
+                                    self.image_cache.path(image_id))
+        if exists:
+            return "existing"
+        try:
+            await self._fetch_by_id(image_id)
+        except Exception as exc:  # noqa: BLE001 - reported per image
+            self.log.warn("pre-caching image {image_id} failed: {error}",
+                          image_id=image_id, error=exc)
+            return "error"
+        return "cached"
 
     def age_images(self):
         """Periodic (for the agent to schedule every

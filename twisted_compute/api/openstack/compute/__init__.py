@@ -38,6 +38,9 @@ CONTROLLERS = [
     "hosts:HostsController",
     "remote_consoles:RemoteConsolesController",
     "remote_consoles:ConsoleAuthTokensController",
+    "server_diagnostics:ServerDiagnosticsController",
+    "quota_classes:QuotaClassSetsController",
+    "server_external_events:ServerExternalEventsController",
 ]
 
 
@@ -68,6 +71,9 @@ class APIRouterV21(Resource):
                 self._routes[tuple(key)] = resource
 
     def render(self, request):
+        # The legacy v2 compatible API (/v2) ignores and echoes no
+        # microversion: always 2.1 (its wrapper removed the headers).
+        legacy_v2 = getattr(request, "legacy_v2", False)
         try:
             version = api_version.from_request(request)
         except (exception.VersionNotAcceptable,
@@ -77,7 +83,8 @@ class APIRouterV21(Resource):
             return faults.write_fault(request, exc.code,
                                       exc.format_message())
         request.api_version = version
-        api_version.set_response_headers(request, version)
+        if not legacy_v2:
+            api_version.set_response_headers(request, version)
 
         version_segment = request.prepath[-1:] if request.prepath else []
         segments = [s.decode("utf-8", "replace") for s in request.postpath]
@@ -132,7 +139,8 @@ class APIRouterV21(Resource):
 
 
 def app_factory(global_conf, **local_conf) -> IResource:
-    """``paste.app_factory`` of the v2.1 API."""
+    """``paste.app_factory`` of the v2.1 API (and of the legacy v2
+    compatible API, whose root shows the v2.0 document)."""
     from twisted_compute.api.openstack.compute.versions import \
         VersionV21Resource
     services = global_conf["services"]

@@ -10,6 +10,7 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute.schemas import aggregates as schema
 from twisted_compute.api.openstack.compute.views import aggregates as views
+from twisted_compute.log import Logger
 from twisted_compute.objects.aggregate import AZ_KEY
 
 _POLICY = "os_compute_api:os-aggregates:"
@@ -25,6 +26,7 @@ def _aggregate_id(text: str) -> int:
 
 
 class AggregatesController(Controller):
+    log = Logger()
     app = make_app()
     collections = (("os-aggregates",),)
 
@@ -82,6 +84,33 @@ class AggregatesController(Controller):
         self._authorize(request, "delete")
         await self.db.aggregates.destroy(_aggregate_id(aggregate_id))
         return json_response(request, None, 200)
+
+    @route(app, "/os-aggregates/<aggregate_id>/images", ["POST"])
+    async def images(self, request, aggregate_id):
+        """2.81: pre-cache images on the aggregate's hosts (a cast to each
+        host's agent, which fetches them into its image cache); 202."""
+        if not common.is_at_least(request, "2.81"):
+            raise exception.NotFound("The resource could not be found.")
+        context = common.get_context(request)
+        self.services.policy.authorize(context, "compute:aggregates:images",
+                                       target={})
+        number = _aggregate_id(aggregate_id)
+        body = common.read_body(request)
+        common.validate(body, schema.images)
+        image_ids = [item["id"] for item in body["cache"]]
+        if len(set(image_ids)) != len(image_ids):
+            raise exception.Invalid(reason="Duplicate images in request")
+        aggregate = await self.db.aggregates.get(number)
+        rpcapi = self.services.compute_api.compute_rpcapi
+        if rpcapi is None:
+            raise exception.ComputeAgentUnavailable(action="cache images")
+        for host in aggregate.hosts:
+            try:
+                await rpcapi.cache_images(context, host, image_ids)
+            except Exception as exc:  # noqa: BLE001 - one host's bus
+                self.log.warn("image pre-cache request for {host} not "
+                              "sent: {error}", host=host, error=exc)
+        return json_response(request, None, 202)
 
     @route(app, "/os-aggregates/<aggregate_id>/action", ["POST"])
     async def action(self, request, aggregate_id):

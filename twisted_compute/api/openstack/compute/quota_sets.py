@@ -11,7 +11,6 @@ from twisted_compute.api.openstack.compute.schemas import \
     quota_sets as schema
 from twisted_compute.api.openstack.compute.schemas import to_bool
 from twisted_compute.api.openstack.compute.views import quota_sets as views
-from twisted_compute.db import quotas as quotas_db
 
 _POLICY = "os_compute_api:os-quota-sets:"
 
@@ -51,8 +50,9 @@ class QuotaSetsController(Controller):
     @route(app, "/os-quota-sets/<project_id>/defaults", ["GET"])
     async def defaults(self, request, project_id):
         self._authorize(request, "defaults", project_id)
+        limits = await self.db.quotas.get_class_limits(self.conf)
         return json_response(request, {"quota_set": views.limits_body(
-            request, quotas_db.defaults(self.conf), project_id)})
+            request, limits, project_id)})
 
     @route(app, "/os-quota-sets/<project_id>", ["PUT"])
     async def update(self, request, project_id):

@@ -1,5 +1,9 @@
-"""``/servers/{id}/topology`` (2.78): the server's NUMA topology.  No
-instance has one here (no NUMA placement), so it is always empty."""
+"""``/servers/{id}/topology`` (2.78): the server's NUMA topology, as
+its agent recorded it after spawn (``system_metadata["numa_topology"]``:
+the libvirt driver reads the guest's NUMA cells and vCPU pinning from its
+domain XML).  A server without one answers ``{"nodes": [],
+"pagesize_kb": null}``, as Nova; ``host_node`` and ``cpu_pinning`` are
+for admins."""
 
 from __future__ import annotations
 

@@ -79,3 +79,18 @@ set_metadata = {
     "required": ["set_metadata"],
     "additionalProperties": False,
 }
+
+
+#: 2.81 ``POST /os-aggregates/{id}/images``
+images = {
+    "type": "object",
+    "properties": {"cache": {
+        "type": "array", "minItems": 1,
+        "items": {"type": "object",
+                  "properties": {"id": {"type": "string",
+                                        "format": "uuid"}},
+                  "required": ["id"], "additionalProperties": False},
+    }},
+    "required": ["cache"],
+    "additionalProperties": False,
+}
