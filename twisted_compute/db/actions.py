@@ -24,16 +24,51 @@ from twisted_compute.objects.instance import (
 
 # --- writes ---------------------------------------------------------------
 
+# Statements of the hot paths (a boot records its events through these),
+# built once; every value is a parameter.
+_a, _e = m.instance_actions, m.instance_actions_events
+_INSERT_ACTION = _a.insert()
+_INSERT_EVENT = _e.insert()
+_TOUCH_ACTION = _a.update().where(_a.c.id == sa.bindparam("b_id")).values(
+    updated_at=sa.bindparam("updated_at", type_=_a.c.updated_at.type))
+_TOUCH_ACTION_ERROR = _a.update().where(
+    _a.c.id == sa.bindparam("b_id")).values(
+    message="Error",
+    updated_at=sa.bindparam("updated_at", type_=_a.c.updated_at.type))
+_ACTION_ID = sa.select(_a.c.id).where(
+    _a.c.instance_uuid == sa.bindparam("instance_uuid"),
+    _a.c.request_id == sa.bindparam("request_id")).order_by(_a.c.id.desc())
+_OPEN_EVENT = sa.select(_e.c.id).where(
+    _e.c.action_id == sa.bindparam("action_id"),
+    _e.c.event == sa.bindparam("event"),
+    _e.c.finish_time.is_(None)).order_by(_e.c.id.desc())
+_FINISH_EVENT = _e.update().where(_e.c.id == sa.bindparam("b_id")).values(
+    finish_time=sa.bindparam("finish_time", type_=_e.c.finish_time.type),
+    result=sa.bindparam("result", type_=_e.c.result.type),
+    traceback=sa.bindparam("traceback", type_=_e.c.traceback.type))
+_ACTION_IDS = sa.select(_a.c.instance_uuid, _a.c.id).where(
+    _a.c.instance_uuid.in_(sa.bindparam("uuids", expanding=True)),
+    _a.c.request_id == sa.bindparam("request_id")).order_by(_a.c.id)
+_TOUCH_ACTIONS = _a.update().where(
+    _a.c.id.in_(sa.bindparam("b_ids", expanding=True))).values(
+    updated_at=sa.bindparam("updated_at", type_=_a.c.updated_at.type))
+_TOUCH_ACTIONS_ERROR = _a.update().where(
+    _a.c.id.in_(sa.bindparam("b_ids", expanding=True))).values(
+    message="Error",
+    updated_at=sa.bindparam("updated_at", type_=_a.c.updated_at.type))
+
+
 def record_action(conn, instance_uuid: str, action: str, *,
                   request_id: str, user_id: str | None,
                   project_id: str | None, message: str | None = None,
                   now: datetime.datetime | None = None) -> int:
     """Insert an instance action row; return its id."""
     now = now or m.utcnow()
-    result = conn.execute(m.instance_actions.insert().values(
-        action=action, instance_uuid=instance_uuid, request_id=request_id,
-        user_id=user_id, project_id=project_id, start_time=now,
-        created_at=now, updated_at=now, message=message))
+    result = conn.execute(_INSERT_ACTION, {
+        "action": action, "instance_uuid": instance_uuid,
+        "request_id": request_id, "user_id": user_id,
+        "project_id": project_id, "start_time": now, "created_at": now,
+        "updated_at": now, "message": message})
     return result.inserted_primary_key[0]
 
 
@@ -42,12 +77,11 @@ def record_event(conn, action_id: int, event: str, *,
                  traceback: str | None = None, finish: bool = False
                  ) -> None:
     now = m.utcnow()
-    conn.execute(m.instance_actions_events.insert().values(
-        action_id=action_id, event=event, start_time=now,
-        finish_time=now if finish else None, result=result, host=host,
-        traceback=traceback))
-    conn.execute(m.instance_actions.update().where(
-        m.instance_actions.c.id == action_id).values(updated_at=now))
+    conn.execute(_INSERT_EVENT, {
+        "action_id": action_id, "event": event, "start_time": now,
+        "finish_time": now if finish else None, "result": result,
+        "host": host, "traceback": traceback})
+    conn.execute(_TOUCH_ACTION, {"b_id": action_id, "updated_at": now})
 
 
 def add_fault(conn, instance_uuid: str, code: int, message: str,
@@ -58,10 +92,8 @@ def add_fault(conn, instance_uuid: str, code: int, message: str,
 
 
 def _action_id(conn, instance_uuid: str, request_id: str) -> int | None:
-    a = m.instance_actions
-    row = conn.execute(sa.select(a.c.id).where(
-        a.c.instance_uuid == instance_uuid, a.c.request_id == request_id)
-        .order_by(a.c.id.desc())).first()
+    row = conn.execute(_ACTION_ID, {"instance_uuid": instance_uuid,
+                                    "request_id": request_id}).first()
     return None if row is None else row.id
 
 
@@ -79,25 +111,19 @@ def action_event_finish(conn, instance_uuid: str, request_id: str,
     action_id = _action_id(conn, instance_uuid, request_id)
     if action_id is None:
         return
-    e = m.instance_actions_events
     now = m.utcnow()
-    row = conn.execute(sa.select(e.c.id).where(
-        e.c.action_id == action_id, e.c.event == event,
-        e.c.finish_time.is_(None)).order_by(e.c.id.desc())).first()
+    row = conn.execute(_OPEN_EVENT, {"action_id": action_id,
+                                     "event": event}).first()
     if row is None:
         record_event(conn, action_id, event, host=host,
                                   result=result, traceback=traceback,
                                   finish=True)
     else:
-        conn.execute(e.update().where(e.c.id == row.id).values(
-            finish_time=now, result=result, traceback=traceback))
-    a = m.instance_actions
-    if result.lower() == "error":
-        conn.execute(a.update().where(a.c.id == action_id).values(
-            message="Error", updated_at=now))
-    else:
-        conn.execute(a.update().where(a.c.id == action_id).values(
-            updated_at=now))
+        conn.execute(_FINISH_EVENT, {
+            "b_id": row.id, "finish_time": now, "result": result,
+            "traceback": traceback})
+    conn.execute(_TOUCH_ACTION_ERROR if result.lower() == "error"
+                 else _TOUCH_ACTION, {"b_id": action_id, "updated_at": now})
 
 
 def action_events_done(conn, instance_uuids: Sequence[str], request_id: str,
@@ -107,23 +133,19 @@ def action_events_done(conn, instance_uuids: Sequence[str], request_id: str,
     """Record a whole event (start and end at once) in the actions of
     ``request_id`` of several instances: for steps too short to be worth
     showing in progress (the conductor's scheduling)."""
-    a = m.instance_actions
     ids = {row.instance_uuid: row.id for row in conn.execute(
-        sa.select(a.c.instance_uuid, a.c.id).where(
-            a.c.instance_uuid.in_(list(instance_uuids)),
-            a.c.request_id == request_id).order_by(a.c.id))}
+        _ACTION_IDS, {"uuids": list(instance_uuids),
+                      "request_id": request_id})}
     if not ids:
         return
     now = m.utcnow()
-    conn.execute(m.instance_actions_events.insert(), [
+    conn.execute(_INSERT_EVENT, [
         dict(action_id=action_id, event=event, start_time=started,
              finish_time=now, result=result, host=host,
              traceback=traceback) for action_id in ids.values()])
-    values: dict[str, Any] = {"updated_at": now}
-    if result.lower() == "error":
-        values["message"] = "Error"
-    conn.execute(a.update().where(a.c.id.in_(list(ids.values())))
-                 .values(**values))
+    conn.execute(_TOUCH_ACTIONS_ERROR if result.lower() == "error"
+                 else _TOUCH_ACTIONS,
+                 {"b_ids": list(ids.values()), "updated_at": now})
 
 
 # --- reads ----------------------------------------------------------------

@@ -19,14 +19,18 @@ _SORT_KEYS = {"flavorid", "name", "memory_mb", "vcpus", "root_gb",
               "updated_at", "description"}
 
 
+_EXTRA_SPECS = sa.select(
+    m.flavor_extra_specs.c.flavor_id, m.flavor_extra_specs.c.key,
+    m.flavor_extra_specs.c.value).where(
+    m.flavor_extra_specs.c.flavor_id.in_(
+        sa.bindparam("ids", expanding=True)))
+
+
 def _extra_specs(conn, flavor_ids: list[int]) -> dict[int, dict[str, str]]:
     specs: dict[int, dict[str, str]] = {i: {} for i in flavor_ids}
     if not flavor_ids:
         return specs
-    rows = conn.execute(sa.select(
-        m.flavor_extra_specs.c.flavor_id, m.flavor_extra_specs.c.key,
-        m.flavor_extra_specs.c.value).where(
-        m.flavor_extra_specs.c.flavor_id.in_(flavor_ids)))
+    rows = conn.execute(_EXTRA_SPECS, {"ids": list(flavor_ids)})
     for flavor_id, key, value in rows:
         specs[flavor_id][key] = value
     return specs
@@ -53,12 +57,21 @@ def _visible(project_id: str | None):
                       m.flavor_projects.c.project_id == project_id)))
 
 
+#: :func:`get_by_flavorid`'s query, for any project (False) and for one
+#: (True), built once with ``flavorid`` and ``project_id`` parameters.
+_BY_FLAVORID = {
+    by_project: sa.select(m.flavors).where(
+        m.flavors.c.flavorid == sa.bindparam("flavorid"),
+        _visible(sa.bindparam("project_id") if by_project else None))
+    for by_project in (False, True)}
+
+
 def get_by_flavorid(conn, flavorid: str, project_id: str | None = None
                     ) -> Flavor:
     """The flavor with API id ``flavorid`` visible to ``project_id``
     (None: any flavor, for admins)."""
-    row = conn.execute(sa.select(m.flavors).where(
-        m.flavors.c.flavorid == flavorid, _visible(project_id))).first()
+    row = conn.execute(_BY_FLAVORID[project_id is not None], {
+        "flavorid": flavorid, "project_id": project_id}).first()
     if row is None:
         raise exception.FlavorNotFound(flavor_id=flavorid)
     return _record(row, _extra_specs(conn, [row.id])[row.id])

@@ -84,10 +84,19 @@ def listed_clause(project_id: str | None, visibility: str | None):
     return clause
 
 
+#: :func:`get`'s query, for an admin (False) and for a project (True),
+#: built once with ``image_id`` and ``project_id`` parameters.
+_GET = {by_project: sa.select(T).where(
+            T.c.id == sa.bindparam("image_id"),
+            visible_clause(sa.bindparam("project_id") if by_project
+                           else None))
+        for by_project in (False, True)}
+
+
 def get(conn, image_id: str, project_id: str | None = None) -> Image:
     """The image ``image_id`` if ``project_id`` may see it (None: any)."""
-    row = conn.execute(sa.select(T).where(
-        T.c.id == image_id, visible_clause(project_id))).first()
+    row = conn.execute(_GET[project_id is not None], {
+        "image_id": image_id, "project_id": project_id}).first()
     if row is None:
         raise exception.ImageNotFound(image_id=image_id)
     return _record(row)

@@ -10,6 +10,7 @@ query each for the whole page (no query per instance).
 from __future__ import annotations
 
 import datetime
+import functools
 import sys
 from typing import Any, Callable, Optional, Sequence
 
@@ -350,15 +351,18 @@ def get_all(conn, filters: dict[str, Any] | None = None,
 
 # --- reads for the agents and the metadata API -------------------------
 
+_BUILD_STATES = sa.select(
+    I.c.uuid, I.c.vm_state, I.c.task_state, I.c.host).where(
+    I.c.uuid.in_(sa.bindparam("uuids", expanding=True)), I.c.deleted == 0)
+
+
 def build_states(conn, uuids: Sequence[str]
                  ) -> dict[str, tuple[str, str | None, str | None]]:
     """``{uuid: (vm_state, task_state, host)}`` of the live instances
     among ``uuids`` (deleted ones are missing)."""
     if not uuids:
         return {}
-    rows = conn.execute(sa.select(
-        I.c.uuid, I.c.vm_state, I.c.task_state, I.c.host).where(
-        I.c.uuid.in_(list(uuids)), I.c.deleted == 0)).all()
+    rows = conn.execute(_BUILD_STATES, {"uuids": list(uuids)}).all()
     return {r.uuid: (r.vm_state, r.task_state, r.host) for r in rows}
 
 
@@ -424,6 +428,14 @@ def get_with_key_type(conn, uuid: str) -> dict[str, Any] | None:
 
 # --- create ---------------------------------------------------------------
 
+_INSERT = I.insert()
+_INSERT_METADATA = m.instance_metadata.insert()
+_INSERT_TAG = m.tags.insert()
+_INSERT_GROUP_MEMBER = m.server_group_members.insert()
+_SELECT_CREATED = sa.select(I).where(
+    I.c.uuid.in_(sa.bindparam("uuids", expanding=True)))
+
+
 def create(conn, conf, *, project_id: str, user_id: str,
            base: dict[str, Any], min_count: int, max_count: int,
            metadata: dict[str, str], tags: Sequence[str],
@@ -488,19 +500,20 @@ def create(conn, conf, *, project_id: str, user_id: str,
         row.update(uuid=uuids[index], launch_index=index,
                    display_name=names(index), hostname=hostnames(index),
                    created_at=now, updated_at=now)
-        conn.execute(I.insert().values(**row))
+        # Plain inserts with a parameter dict: built once, not per call.
+        conn.execute(_INSERT, row)
         for key, value in metadata.items():
-            conn.execute(m.instance_metadata.insert().values(
-                instance_uuid=row["uuid"], key=key, value=value))
+            conn.execute(_INSERT_METADATA, {
+                "instance_uuid": row["uuid"], "key": key, "value": value})
         for tag in dict.fromkeys(tags):
-            conn.execute(m.tags.insert().values(resource_id=row["uuid"],
-                                                tag=tag))
+            conn.execute(_INSERT_TAG, {"resource_id": row["uuid"],
+                                       "tag": tag})
         if group is not None:
-            conn.execute(m.server_group_members.insert().values(
-                group_id=group.id, instance_uuid=row["uuid"]))
+            conn.execute(_INSERT_GROUP_MEMBER, {
+                "group_id": group.id, "instance_uuid": row["uuid"]})
         actions.record_action(conn, row["uuid"], "create", now=now, **action)
         created.append(row["uuid"])
-    rows = conn.execute(sa.select(I).where(I.c.uuid.in_(created))).all()
+    rows = conn.execute(_SELECT_CREATED, {"uuids": created}).all()
     by_uuid = {r.uuid: r for r in rows}
     # Metadata and tags are the ones just written, and a new instance has
     # no fault: no need to read them back.
@@ -755,6 +768,34 @@ WRITABLE = frozenset({
 })
 
 
+@functools.lru_cache(maxsize=256)
+def _guarded_update_statement(columns: tuple[str, ...],
+                              task_form: bool | None, by_vm_state: bool,
+                              by_host: bool):
+    """:func:`guarded_update`'s UPDATE of ``columns`` (and
+    ``updated_at``), built once per shape: ``task_form`` None when no task
+    state is expected, else whether None is among the expected ones;
+    whether a vm state and a host are expected.  Every value is a
+    parameter: ``set_<column>``, ``b_uuid``, ``b_task_states`` and
+    ``b_vm_states`` (expanding lists), ``b_host``."""
+    query = I.update().where(I.c.uuid == sa.bindparam("b_uuid"),
+                             I.c.deleted == 0)
+    if task_form is not None:
+        clauses = [I.c.task_state.in_(
+            sa.bindparam("b_task_states", expanding=True))]
+        if task_form:
+            clauses.append(I.c.task_state.is_(None))
+        query = query.where(sa.or_(*clauses))
+    if by_vm_state:
+        query = query.where(I.c.vm_state.in_(
+            sa.bindparam("b_vm_states", expanding=True)))
+    if by_host:
+        query = query.where(I.c.host == sa.bindparam("b_host"))
+    return query.values({
+        name: sa.bindparam("set_" + name, type_=I.c[name].type)
+        for name in columns + ("updated_at",)})
+
+
 def guarded_update(conn, uuid: str, updates: dict[str, Any],
                    expected_task_state: Sequence[str | None] | None = None,
                    expected_vm_state: Sequence[str] | None = None,
@@ -783,21 +824,22 @@ def guarded_update(conn, uuid: str, updates: dict[str, Any],
     if bad:
         raise exception.InvalidInput(
             reason=f"instance fields not writable over RPC: {sorted(bad)}")
-    values = dict(updates)
-    values["updated_at"] = m.utcnow()
-    query = I.update().where(I.c.uuid == uuid, I.c.deleted == 0)
+    params: dict[str, Any] = {"set_" + k: v for k, v in updates.items()}
+    params["set_updated_at"] = m.utcnow()
+    params["b_uuid"] = uuid
+    task_form = None
     if expected_task_state is not None:
         expected = list(expected_task_state)
-        clauses = [I.c.task_state.in_([s for s in expected
-                                       if s is not None])]
-        if None in expected:
-            clauses.append(I.c.task_state.is_(None))
-        query = query.where(sa.or_(*clauses))
+        task_form = None in expected
+        params["b_task_states"] = [s for s in expected if s is not None]
     if expected_vm_state is not None:
-        query = query.where(I.c.vm_state.in_(list(expected_vm_state)))
+        params["b_vm_states"] = list(expected_vm_state)
     if expected_host is not None:
-        query = query.where(I.c.host == expected_host)
-    if conn.execute(query.values(**values)).rowcount == 0:
+        params["b_host"] = expected_host
+    query = _guarded_update_statement(
+        tuple(sorted(updates)), task_form, expected_vm_state is not None,
+        expected_host is not None)
+    if conn.execute(query, params).rowcount == 0:
         row = conn.execute(sa.select(
                 I.c.task_state, I.c.vm_state, I.c.host).where(
             I.c.uuid == uuid, I.c.deleted == 0)).first()

@@ -69,6 +69,10 @@ def set_class_limits(conn, conf, class_name: str,
                 class_name=class_name, resource=resource,
                 hard_limit=int(limit)))
     return get_class_limits(conn, conf, class_name)
+_LIMITS = sa.select(
+    m.quotas.c.user_id, m.quotas.c.resource, m.quotas.c.hard_limit).where(
+    m.quotas.c.project_id == sa.bindparam("project_id"),
+    m.quotas.c.user_id.in_(sa.bindparam("users", expanding=True)))
 
 
 def get_limits(conn, conf, project_id: str,
@@ -77,10 +81,8 @@ def get_limits(conn, conf, project_id: str,
     project overrides, then (if ``user_id``) that user's overrides."""
     limits = get_class_limits(conn, conf)
     users = [""] if user_id is None else ["", user_id]
-    rows = conn.execute(sa.select(
-        m.quotas.c.user_id, m.quotas.c.resource, m.quotas.c.hard_limit)
-        .where(m.quotas.c.project_id == project_id,
-               m.quotas.c.user_id.in_(users))).all()
+    rows = conn.execute(_LIMITS, {"project_id": project_id,
+                                  "users": users}).all()
     # project rows first, user rows override them
     for row in sorted(rows, key=lambda r: r.user_id != ""):
         if row.resource in limits:
@@ -114,16 +116,28 @@ def delete_limits(conn, project_id: str, user_id: str | None = None) -> None:
     conn.execute(query)
 
 
-def count_instances(conn, project_id: str,
-                    user_id: str | None = None) -> dict[str, int]:
-    """Instances, cores and ram a project (or one of its users) uses."""
+def _count_instances_statement(by_user: bool):
     i = m.instances
     query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(
         i.c.vcpus), 0), sa.func.coalesce(sa.func.sum(i.c.memory_mb), 0)
-    ).where(i.c.project_id == project_id, i.c.deleted == 0)
-    if user_id is not None:
-        query = query.where(i.c.user_id == user_id)
-    instances, cores, ram = conn.execute(query).one()
+    ).where(i.c.project_id == sa.bindparam("project_id"), i.c.deleted == 0)
+    if by_user:
+        query = query.where(i.c.user_id == sa.bindparam("user_id"))
+    return query
+
+
+#: :func:`count_instances`'s query, of a project (False) or of one of its
+#: users (True), built once.
+_COUNT_INSTANCES = {by_user: _count_instances_statement(by_user)
+                    for by_user in (False, True)}
+
+
+def count_instances(conn, project_id: str,
+                    user_id: str | None = None) -> dict[str, int]:
+    """Instances, cores and ram a project (or one of its users) uses."""
+    instances, cores, ram = conn.execute(
+        _COUNT_INSTANCES[user_id is not None],
+        {"project_id": project_id, "user_id": user_id}).one()
     return {"instances": int(instances), "cores": int(cores),
             "ram": int(ram)}
 

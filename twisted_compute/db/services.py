@@ -173,14 +173,27 @@ def host_statuses(conn, hosts: Iterable[str], down_after: int,
 
 
 
+#: :func:`heartbeat`'s statements, built once (every value a parameter).
+_SERVICE = sa.select(_svc).where(_svc.c.host == sa.bindparam("host"),
+                                 _svc.c.binary == sa.bindparam("binary"))
+_HEARTBEAT = _svc.update().where(
+    _svc.c.host == sa.bindparam("b_host"),
+    _svc.c.binary == sa.bindparam("b_binary")).values(
+    report_count=_svc.c.report_count + 1,
+    last_seen_up=sa.bindparam("last_seen_up",
+                              type_=_svc.c.last_seen_up.type),
+    updated_at=sa.bindparam("updated_at", type_=_svc.c.updated_at.type),
+    topic=sa.bindparam("topic", type_=_svc.c.topic.type))
+
+
 def heartbeat(conn, host: str, binary: str, topic: str,
               version: int = 0) -> dict[str, Any]:
     """Record that ``binary`` on ``host`` is alive (creating its row the
     first time); return the row (the caller learns ``disabled``)."""
     s = m.services
     now = m.utcnow()
-    row = conn.execute(sa.select(s).where(
-        s.c.host == host, s.c.binary == binary)).first()
+    key = {"host": host, "binary": binary}
+    row = conn.execute(_SERVICE, key).first()
     if row is None:
         try:
             with conn.begin_nested():
@@ -192,14 +205,12 @@ def heartbeat(conn, host: str, binary: str, topic: str,
         except sa.exc.IntegrityError:
             pass  # created concurrently: update below
         else:
-            row = conn.execute(sa.select(s).where(
-                s.c.host == host, s.c.binary == binary)).one()
+            row = conn.execute(_SERVICE, key).one()
             return dict(row._mapping)
-    conn.execute(s.update().where(s.c.host == host, s.c.binary == binary)
-                 .values(report_count=s.c.report_count + 1,
-                         last_seen_up=now, updated_at=now, topic=topic))
-    row = conn.execute(sa.select(s).where(
-        s.c.host == host, s.c.binary == binary)).one()
+    conn.execute(_HEARTBEAT, {"b_host": host, "b_binary": binary,
+                              "last_seen_up": now, "updated_at": now,
+                              "topic": topic})
+    row = conn.execute(_SERVICE, key).one()
     return dict(row._mapping)
 
 
@@ -315,6 +326,14 @@ def node_and_servers(conn, conf, with_servers: bool,
     return node, servers.get(node.id, [])
 
 
+_COMPUTE_SERVICE_ID = sa.select(_svc.c.id).where(
+    _svc.c.host == sa.bindparam("host"), _svc.c.binary == COMPUTE_BINARY)
+_NODE_ID = sa.select(_cn.c.id).where(
+    _cn.c.host == sa.bindparam("host"),
+    _cn.c.hypervisor_hostname == sa.bindparam("node"), _cn.c.deleted == 0)
+_UPDATE_NODE = _cn.update().where(_cn.c.id == sa.bindparam("b_id"))
+
+
 def compute_node_update(conn, values: dict[str, Any]) -> int:
     """Insert or update the node (host, hypervisor_hostname); return its
     id.  ``values`` are the ``compute_nodes`` columns an agent reports."""
@@ -323,22 +342,18 @@ def compute_node_update(conn, values: dict[str, Any]) -> int:
     data = {k: v for k, v in values.items() if k in columns}
     host, node = data["host"], data["hypervisor_hostname"]
     now = m.utcnow()
-    service = conn.execute(sa.select(m.services.c.id).where(
-        m.services.c.host == host,
-        m.services.c.binary == COMPUTE_BINARY)).first()
+    service = conn.execute(_COMPUTE_SERVICE_ID, {"host": host}).first()
     if service is not None:
         data["service_id"] = service.id
     cn = m.compute_nodes
-    row = conn.execute(sa.select(cn.c.id).where(
-        cn.c.host == host, cn.c.hypervisor_hostname == node,
-        cn.c.deleted == 0)).first()
+    row = conn.execute(_NODE_ID, {"host": host, "node": node}).first()
     if row is None:
         data.setdefault("cpu_info", "{}")
         return conn.execute(cn.insert().values(
             uuid=str(uuidlib.uuid4()), created_at=now, updated_at=now,
             deleted=0, **data)).inserted_primary_key[0]
-    conn.execute(cn.update().where(cn.c.id == row.id).values(
-        updated_at=now, **data))
+    # The columns set are the parameters' keys (those an agent reports).
+    conn.execute(_UPDATE_NODE, {"b_id": row.id, "updated_at": now, **data})
     return row.id
 
 
