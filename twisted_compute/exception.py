@@ -142,6 +142,10 @@ class Conflict(ComputeException):
     code = 409
 
 
+class PinnedZoneConflict(Conflict):
+    msg_fmt = "%(reason)s"
+
+
 class InstanceInvalidState(Conflict):
     msg_fmt = ("Cannot '%(action)s' instance %(instance_uuid)s while it is "
                "in %(attr)s %(state)s")

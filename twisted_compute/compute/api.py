@@ -174,9 +174,11 @@ class ComputeAPI:
     async def get_all(self, context, filters: dict[str, Any],
                       sort_keys=("created_at",), sort_dirs=("desc",),
                       limit: int | None = None,
-                      marker: str | None = None) -> list[Instance]:
-        return await self.db.instances.get_all(filters, sort_keys,
-                                               sort_dirs, limit, marker)
+                      marker: str | None = None,
+                      with_spec: bool = False) -> list[Instance]:
+        return await self.db.instances.get_all(
+            filters, sort_keys, sort_dirs, limit, marker,
+            with_spec=with_spec)
 
     async def server_groups_of(self, uuid: str) -> list[str]:
         return await self.db.server_groups.uuids_of_instance(uuid)
@@ -207,6 +209,8 @@ class ComputeAPI:
             return f"{name}-{index + 1}" if multiple else name
 
         def hostnames(index: int) -> str:
+            if server.get("hostname"):
+                return server["hostname"]  # 2.90: as asked for
             return sanitize_hostname(names(index),
                                      f"server-{uuids[index]}")
 
@@ -375,12 +379,32 @@ class ComputeAPI:
 
     async def update(self, context, uuid: str,
                      values: dict[str, Any]) -> Instance:
-        """Change display fields (name, description, access IPs)."""
+        """Change display fields (name, description, access IPs, and the
+        hostname from 2.90: the controller passes it only then)."""
         scope = self._scope(context)
-        # Like Nova before 2.90: the hostname set at create stays.
-        values = {k: v for k, v in values.items() if k != "hostname"}
-
         return await self.db.instances.update(uuid, values, scope)
+
+    async def set_pinned_zone(self, context, uuid: str,
+                              zone: str | None) -> Instance:
+        """2.104: unpin (``zone`` None) or re-pin to the zone the server
+        is in; another zone is a 409, and so is a change from one pin to
+        another (unpin first).  Setting the current value is a no-op."""
+        scope = self._scope(context)
+        instance = await self.db.instances.get(uuid, scope)
+        spec = dict(instance.request_spec or {})
+        pinned = spec.get("availability_zone") or None
+        if zone == pinned:
+            return instance
+        if zone is not None:
+            if pinned is not None:
+                raise exception.PinnedZoneConflict(reason=(
+                    f"The server is pinned to availability zone {pinned}; "
+                    f"unpin it before pinning it to {zone}"))
+            if zone != instance.availability_zone:
+                raise exception.PinnedZoneConflict(reason=(
+                    f"The server is in availability zone "
+                    f"{instance.availability_zone or 'none'}, not {zone}"))
+        return await self.db.instances.set_pinned_zone(uuid, zone, scope)
 
     async def delete(self, context, uuid: str) -> None:
         """Delete a server: locally when no agent holds it (no host yet,

@@ -168,7 +168,8 @@ class ConductorManager:
         placements = {i.uuid: _placement(selection)
                       for i, selection in zip(instances, selections)}
         placed = await self.db.instances.place_all(
-            placements, context.request_id, BUILD_EVENT, self.host, started)
+            placements, context.request_id, BUILD_EVENT, self.host, started,
+            default_zone=self.conf.default_availability_zone)
         for instance, selection in zip(instances, selections):
             if instance.uuid not in placed:
                 self.log.info("Instance {uuid} was deleted while "
@@ -193,7 +194,9 @@ class ConductorManager:
                         alternates: tuple[Selection, ...],
                         spec: RequestSpec, secrets: _Secrets, attempt: int):
         placement = _placement(selection)
-        if not await self.db.instances.place(instance.uuid, placement):
+        if not await self.db.instances.place(
+                instance.uuid, placement,
+                default_zone=self.conf.default_availability_zone):
             self.log.info("Instance {uuid} was deleted while scheduling; "
                           "not building it", uuid=instance.uuid)
             return

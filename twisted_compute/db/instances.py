@@ -181,8 +181,8 @@ EXACT_FILTERS = (
     "ramdisk_id", "progress", "launched_on", "locked_by")
 
 
-def _filtered(filters: dict[str, Any]):
-    query = sa.select(*_LIST_COLUMNS)
+def _filtered(filters: dict[str, Any], with_spec: bool = False):
+    query = sa.select(I) if with_spec else sa.select(*_LIST_COLUMNS)
     deleted = filters.get("deleted")
     if deleted is True:
         query = query.where(I.c.deleted != 0)
@@ -232,11 +232,14 @@ def get_all(conn, filters: dict[str, Any] | None = None,
             sort_keys: Sequence[str] = ("created_at",),
             sort_dirs: Sequence[str] = ("desc",),
             limit: int | None = None, marker: str | None = None,
-            with_extras: bool = True) -> list[Instance]:
+            with_extras: bool = True,
+            with_spec: bool = False) -> list[Instance]:
     """Instances matching ``filters`` (see :data:`EXACT_FILTERS`, plus
     ``deleted`` (True/False/None), ``name`` (regex), ``changes_since``,
     ``changes_before``, ``locked``, ``tags``, ``tags_any``, ``not_tags``,
-    ``not_tags_any``), sorted, after ``marker`` (a uuid)."""
+    ``not_tags_any``), sorted, after ``marker`` (a uuid); their request
+    specs too when ``with_spec`` (the pinned zone and the hints that
+    server details show from 2.96 and 2.100)."""
     filters = filters or {}
     keys = list(sort_keys) or ["created_at"]
     dirs = list(sort_dirs) or ["desc"]
@@ -248,7 +251,7 @@ def get_all(conn, filters: dict[str, Any] | None = None,
     if "id" not in keys:
         keys.append("id")
         dirs.append(dirs[0])
-    query = _filtered(filters)
+    query = _filtered(filters, with_spec)
     exprs = [_sort_expr(k) for k in keys]
     query = query.order_by(*[e.desc() if d == "desc" else e.asc()
                              for e, d in zip(exprs, dirs)])
@@ -506,6 +509,17 @@ def update(conn, uuid: str, values: dict[str, Any],
     return get(conn, uuid)
 
 
+def set_pinned_zone(conn, uuid: str, zone: str | None,
+                    project_id: str | None) -> Instance:
+    """Set the zone of ``uuid``'s request spec (None: unpinned, 2.104)."""
+    instance = get(conn, uuid, project_id)
+    spec = dict(instance.request_spec or {})
+    spec["availability_zone"] = zone
+    conn.execute(I.update().where(I.c.uuid == uuid).values(
+        request_spec=spec, updated_at=m.utcnow()))
+    return get(conn, uuid, project_id)
+
+
 def soft_delete(conn, uuid: str, *, project_id: str | None,
                 check: Callable[[Instance], None] | None = None,
                 action_values: dict[str, Any] | None = None) -> Instance:
@@ -749,27 +763,38 @@ def guarded_update(conn, uuid: str, updates: dict[str, Any],
     return get(conn, uuid)
 
 
-def place(conn, uuid: str, values: dict[str, Any]) -> bool:
+def place(conn, uuid: str, values: dict[str, Any],
+          default_zone: str | None = None) -> bool:
     """Write an instance's placement while it is still building and
-    unplaced-or-scheduling; False when it was deleted meanwhile."""
+    unplaced-or-scheduling; False when it was deleted meanwhile.  With
+    ``default_zone``, the instance's zone becomes its host's
+    (``default_zone`` when no aggregate gives the host one): the zone
+    asked for at create when there was one (the scheduler kept to it),
+    and on a reschedule the new host's, so that the API and the metadata
+    API show the same zone."""
     try:
         guarded_update(conn, uuid, values,
                        expected_task_state=[vm_states.SCHEDULING, None],
                        expected_vm_state=[vm_states.BUILDING], fetch=False)
     except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
         return False
+    if default_zone is not None and values.get("host"):
+        conn.execute(I.update().where(I.c.uuid == uuid).values(
+            availability_zone=aggregates.host_zone(
+                conn, values["host"], default_zone)))
     return True
 
 
 def place_all(conn, placements: dict[str, dict[str, Any]],
                request_id: str, event: str, host: str | None,
-               started: datetime.datetime) -> set[str]:
+               started: datetime.datetime,
+               default_zone: str | None = None) -> set[str]:
     """Write each instance's placement (``{uuid: values}``) while it is
     still building and unplaced-or-scheduling, and record the scheduling
     ``event`` of those placed; the uuids placed (the others were deleted
     meanwhile)."""
     placed = {uuid for uuid, values in placements.items()
-              if place(conn, uuid, values)}
+              if place(conn, uuid, values, default_zone)}
     if placed:
         actions.action_events_done(conn, sorted(placed), request_id,
                                    event, host, started, "Success")
@@ -823,10 +848,11 @@ class InstancesComponent(DBComponent):
                 sort_keys: Sequence[str] = ("created_at",),
                 sort_dirs: Sequence[str] = ("desc",),
                 limit: int | None = None, marker: str | None = None,
-                with_extras: bool = True) -> Deferred[list[Instance]]:
+                with_extras: bool = True,
+                with_spec: bool = False) -> Deferred[list[Instance]]:
         """See :func:`get_all`."""
         return self._read(get_all, filters, sort_keys, sort_dirs, limit,
-                          marker, with_extras)
+                          marker, with_extras, with_spec)
 
     def build_states(self, uuids: Sequence[str]) -> Deferred[dict]:
         """See :func:`build_states`."""
@@ -872,6 +898,11 @@ class InstancesComponent(DBComponent):
         return self._write(transition, uuid, project_id=project_id,
                            check=check, values=values, action=action,
                            action_values=action_values)
+
+    def set_pinned_zone(self, uuid: str, zone: str | None,
+                        project_id: str | None) -> Deferred[Instance]:
+        """See :func:`set_pinned_zone`."""
+        return self._write(set_pinned_zone, uuid, zone, project_id)
 
     def soft_delete(self, uuid: str, *, project_id: str | None,
                     check: _Check = None,
@@ -930,16 +961,18 @@ class InstancesComponent(DBComponent):
                            expected_task_state, expected_vm_state,
                            expected_host, fetch, event)
 
-    def place(self, uuid: str, values: dict[str, Any]) -> Deferred[bool]:
+    def place(self, uuid: str, values: dict[str, Any],
+              default_zone: str | None = None) -> Deferred[bool]:
         """See :func:`place`."""
-        return self._write(place, uuid, values)
+        return self._write(place, uuid, values, default_zone)
 
     def place_all(self, placements: dict[str, dict[str, Any]],
                   request_id: str, event: str, host: str | None,
-                  started: datetime.datetime) -> Deferred[set[str]]:
+                  started: datetime.datetime,
+                  default_zone: str | None = None) -> Deferred[set[str]]:
         """See :func:`place_all`."""
         return self._write(place_all, placements, request_id, event, host,
-                           started)
+                           started, default_zone)
 
     def fail_scheduling(self, uuids: Sequence[str], code: int,
                         message: str, request_id: str, event: str,

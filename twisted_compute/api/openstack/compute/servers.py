@@ -77,8 +77,11 @@ class ServersController(Controller):
             except exception.FlavorNotFound:
                 return [], limit
             filters["instance_type_id"] = flavor.id
+        # Details show the pinned zone (2.96) and the hints (2.100) from
+        # the request spec: its column is loaded with the page.
         instances = await self.compute_api.get_all(
-            context, filters, sort_keys, sort_dirs, limit, marker)
+            context, filters, sort_keys, sort_dirs, limit, marker,
+            with_spec=detail and common.is_at_least(request, "2.96"))
         return instances, limit
 
     @route(app, "/servers", ["GET"])
@@ -174,6 +177,8 @@ class ServersController(Controller):
         if "accessIPv6" in server:
             values["access_ip_v6"] = common.canonical_ipv6(
                 server["accessIPv6"])
+        if "hostname" in server:  # 2.90
+            values["hostname"] = server["hostname"]
         if "OS-DCF:diskConfig" in server:
             values["system_metadata"] = {
                 **instance.system_metadata,
@@ -181,6 +186,9 @@ class ServersController(Controller):
         if values:
             instance = await self.compute_api.update(context, server_id,
                                                      values)
+        if "pinned_availability_zone" in server:  # 2.104
+            instance = await self.compute_api.set_pinned_zone(
+                context, server_id, server["pinned_availability_zone"])
         full = common.is_at_least(request, "2.75")
         return json_response(request, await show_body(
             self.services, request, context, instance, full=full))
