@@ -15,6 +15,9 @@ could not be created, ``NotImplementedYet`` for what it cannot do.
 
 from __future__ import annotations
 
+import os
+import time
+
 import attrs
 from zope.interface import Attribute, Interface
 
@@ -153,6 +156,45 @@ DRIVERS = {
     "fake": "twisted_compute.virt.fake.FakeDriver",
     "libvirt": "twisted_compute.virt.libvirt.driver.LibvirtDriver",
 }
+
+
+def format_uptime(now: float, seconds: float,
+                  load: tuple[float, float, float] | None = None) -> str:
+    """An ``uptime``-style line (what Nova's hypervisors show): the time
+    of day (UTC) at ``now`` (epoch seconds), how long the host has been
+    up (``seconds``), and the load averages when known."""
+    clock = time.strftime("%H:%M:%S", time.gmtime(now))
+    minutes = int(seconds) // 60
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = []
+    if days:
+        parts.append(f"{days} day{'s' if days != 1 else ''}")
+    parts.append(f"{hours:2d}:{minutes:02d}" if hours
+                 else f"{minutes} min")
+    line = f" {clock} up {', '.join(parts)}"
+    if load is not None:
+        line += ",  load average: " + ", ".join(f"{v:.2f}" for v in load)
+    return line
+
+
+def host_uptime(now: float, proc: str = "/proc") -> str | None:
+    """The local host's uptime line from ``/proc/uptime`` and
+    ``/proc/loadavg`` (None where they cannot be read).  Blocking: call
+    it from a driver's thread pool."""
+    try:
+        with open(os.path.join(proc, "uptime")) as handle:
+            seconds = float(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    load = None
+    try:
+        with open(os.path.join(proc, "loadavg")) as handle:
+            fields = handle.read().split()
+        load = (float(fields[0]), float(fields[1]), float(fields[2]))
+    except (OSError, ValueError, IndexError):
+        pass
+    return format_uptime(now, seconds, load)
 
 
 def load_driver(conf, reactor, host: str | None = None) -> IComputeDriver:

@@ -23,6 +23,7 @@ from zope.interface import implementer
 from twisted_compute import exception
 from twisted_compute.log import Logger
 from twisted_compute.virt import power_state
+from twisted_compute.virt import driver as driver_mod
 from twisted_compute.virt.driver import REBOOT_TYPES, SOFT, \
     IComputeDriver, InstanceInfo, driver_capabilities
 
@@ -73,6 +74,8 @@ class FakeDriver:
         self.random = random or random_mod.Random()
         self.guests: dict[str, FakeGuest] = {}
         self.initialized = False
+        #: When the fake host "booted" (its uptime counts from here).
+        self.booted_at = reactor.seconds()
         self.spawn_count = 0
 
     # --- helpers -------------------------------------------------------
@@ -144,6 +147,10 @@ class FakeDriver:
                 "features": []}, sort_keys=True),
             "running_vms": sum(1 for g in guests
                                if g.state == power_state.RUNNING),
+            "uptime": driver_mod.format_uptime(
+                self.reactor.seconds(),
+                self.reactor.seconds() - self.booted_at,
+                (0.0, 0.0, 0.0)),
         })
 
     def list_instance_uuids(self):

@@ -84,6 +84,8 @@ class HypervisorsController(Controller):
 
     @route(app, "/os-hypervisors/statistics", ["GET"])
     async def statistics(self, request):
+        if common.is_at_least(request, "2.88"):
+            raise exception.NotFound()  # removed at 2.88
         self._authorize(request, "statistics")
         nodes, _ = await self.db.services.nodes_and_servers(self.conf)
         nodes = [n for n in nodes if not n.service.disabled]
@@ -118,14 +120,20 @@ class HypervisorsController(Controller):
 
     @route(app, "/os-hypervisors/<hypervisor_id>/uptime", ["GET"])
     async def uptime(self, request, hypervisor_id):
+        if common.is_at_least(request, "2.88"):
+            raise exception.NotFound()  # in show and detail from 2.88
         self._authorize(request, "uptime")
         node, _ = await self._node(request, hypervisor_id)
         if not services_db.is_up(node.service, models.utcnow(),
-                        self.conf.service_down_time):
+                                 self.conf.service_down_time):
             raise exception.ComputeServiceUnavailable(host=node.host)
-        # The uptime comes from the agent over RPC, which does not exist
-        # yet.
-        raise exception.NotImplementedYet(feature="Hypervisor uptime")
+        if node.uptime is None:
+            # The node's driver reports none (a remote libvirtd).
+            raise exception.NotImplementedYet(feature="Hypervisor uptime")
+        body = views.basic(request, node, models.utcnow(),
+                           self.conf.service_down_time)
+        body["uptime"] = node.uptime
+        return json_response(request, {"hypervisor": body})
 
     async def _by_pattern(self, request, pattern, with_servers):
         if common.is_at_least(request, "2.53"):
