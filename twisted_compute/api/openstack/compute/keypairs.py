@@ -19,6 +19,8 @@ from twisted_compute.objects.keypair import (
 
 _POLICY = "os_compute_api:os-keypairs:"
 _SAFE_CHARS = set("_- " + string.digits + string.ascii_letters)
+#: From 2.92 also '@' and '.'.
+_SAFE_CHARS_292 = _SAFE_CHARS | set("@.")
 
 
 class KeypairsController(Controller):
@@ -69,14 +71,17 @@ class KeypairsController(Controller):
     async def create(self, request):
         body = common.read_body(request)
         common.validate(body, common.versioned(request, [
-            ("2.10", None, schema.create_v210),
+            ("2.92", None, schema.create_v292),
+            ("2.10", "2.91", schema.create_v210),
             ("2.2", "2.9", schema.create_v22),
             (None, "2.1", schema.create)]))
         params = body["keypair"]
         user_id = self._user(request, "create", params.get("user_id"))
         context = common.get_context(request)
         name = params["name"]
-        if not set(name) <= _SAFE_CHARS:
+        safe = _SAFE_CHARS_292 if common.is_at_least(request, "2.92") \
+            else _SAFE_CHARS
+        if not set(name) <= safe:
             raise exception.InvalidKeypair(
                 reason="Keypair name contains unsafe characters")
         key_type = params.get("type", KEYPAIR_TYPE_SSH)
