@@ -134,6 +134,8 @@ class ConductorTests(DBTestCase):
             [(e.event, e.result) for e in action.events],
             [("conductor_schedule_and_build_instances", "Error")])
         self.assertEqual(action.message, "Error")
+        # 2.84 shows the failed event's fault message
+        self.assertEqual(action.events[0].details, stored.fault.message)
 
     def test_reschedule_to_alternate_then_error(self):
         instance = self.new_instance()

@@ -39,13 +39,13 @@ def record_action(conn, instance_uuid: str, action: str, *,
 
 def record_event(conn, action_id: int, event: str, *,
                  result: str | None = None, host: str | None = None,
-                 traceback: str | None = None, finish: bool = False
-                 ) -> None:
+                 traceback: str | None = None, finish: bool = False,
+                 details: str | None = None) -> None:
     now = m.utcnow()
     conn.execute(m.instance_actions_events.insert().values(
         action_id=action_id, event=event, start_time=now,
         finish_time=now if finish else None, result=result, host=host,
-        traceback=traceback))
+        traceback=traceback, details=details))
     conn.execute(m.instance_actions.update().where(
         m.instance_actions.c.id == action_id).values(updated_at=now))
 
@@ -75,7 +75,10 @@ def action_event_start(conn, instance_uuid: str, request_id: str,
 
 def action_event_finish(conn, instance_uuid: str, request_id: str,
                         event: str, host: str | None, result: str,
-                        traceback: str | None = None) -> None:
+                        traceback: str | None = None,
+                        details: str | None = None) -> None:
+    """End ``event``; a failed one keeps ``details``, the fault message
+    that users see from 2.84."""
     action_id = _action_id(conn, instance_uuid, request_id)
     if action_id is None:
         return
@@ -86,11 +89,12 @@ def action_event_finish(conn, instance_uuid: str, request_id: str,
         e.c.finish_time.is_(None)).order_by(e.c.id.desc())).first()
     if row is None:
         record_event(conn, action_id, event, host=host,
-                                  result=result, traceback=traceback,
-                                  finish=True)
+                     result=result, traceback=traceback, finish=True,
+                     details=details)
     else:
         conn.execute(e.update().where(e.c.id == row.id).values(
-            finish_time=now, result=result, traceback=traceback))
+            finish_time=now, result=result, traceback=traceback,
+            details=details))
     a = m.instance_actions
     if result.lower() == "error":
         conn.execute(a.update().where(a.c.id == action_id).values(
@@ -103,7 +107,8 @@ def action_event_finish(conn, instance_uuid: str, request_id: str,
 def action_events_done(conn, instance_uuids: Sequence[str], request_id: str,
                        event: str, host: str | None,
                        started: datetime.datetime, result: str,
-                       traceback: str | None = None) -> None:
+                       traceback: str | None = None,
+                       details: str | None = None) -> None:
     """Record a whole event (start and end at once) in the actions of
     ``request_id`` of several instances: for steps too short to be worth
     showing in progress (the conductor's scheduling)."""
@@ -118,7 +123,8 @@ def action_events_done(conn, instance_uuids: Sequence[str], request_id: str,
     conn.execute(m.instance_actions_events.insert(), [
         dict(action_id=action_id, event=event, start_time=started,
              finish_time=now, result=result, host=host,
-             traceback=traceback) for action_id in ids.values()])
+             traceback=traceback, details=details)
+        for action_id in ids.values()])
     values: dict[str, Any] = {"updated_at": now}
     if result.lower() == "error":
         values["message"] = "Error"
@@ -211,9 +217,10 @@ class ActionsComponent(DBComponent):
 
     def event_finish(self, instance_uuid: str, request_id: str, event: str,
                      host: str | None, result: str,
-                     traceback: str | None = None) -> Deferred[None]:
+                     traceback: str | None = None,
+                     details: str | None = None) -> Deferred[None]:
         return self._write(action_event_finish, instance_uuid, request_id,
-                           event, host, result, traceback)
+                           event, host, result, traceback, details)
 
     def add_fault(self, instance_uuid: str, code: int, message: str,
                   details: str | None = None, host: str | None = None

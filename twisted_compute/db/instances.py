@@ -809,7 +809,7 @@ def fail_scheduling(conn, uuids: Sequence[str], code: int, message: str,
     for uuid in uuids:
         set_error(conn, uuid, code, message, None, None)
     actions.action_events_done(conn, uuids, request_id, event, host,
-                               started, "Error")
+                               started, "Error", details=message)
 
 
 def set_error(conn, uuid: str, code: int, message: str,

@@ -69,11 +69,14 @@ class InstanceActionsController(Controller):
         body = views.action(request, action, show_events=True,
                             show_host=may_see_events,
                             show_traceback=may_see_events)
+        show_details = common.is_at_least(request, "2.84") and \
+            policy.allowed(context, f"{_RULE}:events:details", target)
         if may_see_events or common.is_at_least(request, "2.51"):
             body["events"] = [
                 views.action_event(request, e,
                                    project_id=instance.project_id,
                                    show_host=may_see_events,
-                                   show_traceback=may_see_events)
+                                   show_traceback=may_see_events,
+                                   show_details=show_details)
                 for e in action.events]
         return json_response(request, {"instanceAction": body})

@@ -290,7 +290,9 @@ def action(request, action, *, show_events: bool, show_host: bool,
 
 
 def action_event(request, event, *, project_id: str, show_host: bool,
-                 show_traceback: bool) -> dict:
+                 show_traceback: bool, show_details: bool = False) -> dict:
+    """One event; from 2.84 with ``details`` (the fault message of a
+    failed event, null otherwise) when ``show_details``."""
     body = {
         "event": event.event,
         "start_time": common.isotime_usec(event.start_time),
@@ -305,4 +307,6 @@ def action_event(request, event, *, project_id: str, show_host: bool,
             if event.host else ""
         if show_host:
             body["host"] = event.host
+    if show_details and common.is_at_least(request, "2.84"):
+        body["details"] = event.details
     return body
