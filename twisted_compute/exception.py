@@ -37,6 +37,10 @@ class ValidationError(Invalid):
     msg_fmt = "Invalid input for field/attribute %(field)s. %(detail)s"
 
 
+class ExtraSpecValidationError(Invalid):
+    msg_fmt = "Validation failed; %(reason)s"
+
+
 class InvalidInput(Invalid):
     msg_fmt = "Invalid input received: %(reason)s"
 

@@ -9,6 +9,8 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.views import hypervisors as views
 from twisted_compute.db import models
 from twisted_compute.db import services as services_db
@@ -74,11 +76,13 @@ class HypervisorsController(Controller):
                 result["hypervisors_links"] = links
         return json_response(request, result)
 
-    @route(app, "/os-hypervisors", ["GET"])
+    @route(app, "/os-hypervisors", ["GET"],
+           query=query_schema.hypervisors)
     async def index(self, request):
         return await self._list(request, detail=False)
 
-    @route(app, "/os-hypervisors/detail", ["GET"])
+    @route(app, "/os-hypervisors/detail", ["GET"],
+           query=query_schema.hypervisors)
     async def detail(self, request):
         return await self._list(request, detail=True)
 
@@ -107,7 +111,8 @@ class HypervisorsController(Controller):
         return await self.db.services.node_and_servers(
             self.conf, with_servers, node_id=number)
 
-    @route(app, "/os-hypervisors/<hypervisor_id>", ["GET"])
+    @route(app, "/os-hypervisors/<hypervisor_id>", ["GET"],
+           query=query_schema.hypervisor)
     async def show(self, request, hypervisor_id):
         self._authorize(request, "show")
         with_servers = self._with_servers(request)

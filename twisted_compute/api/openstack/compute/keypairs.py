@@ -13,6 +13,8 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute import keypair_crypto as crypto
 from twisted_compute.api.openstack.compute.schemas import keypairs as schema
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.views import keypairs as views
 from twisted_compute.objects.keypair import (
     KEYPAIR_TYPE_SSH, KEYPAIR_TYPE_X509)
@@ -42,7 +44,7 @@ class KeypairsController(Controller):
             target={"user_id": user_id, "project_id": context.project_id})
         return user_id
 
-    @route(app, "/os-keypairs", ["GET"])
+    @route(app, "/os-keypairs", ["GET"], query=query_schema.keypairs)
     async def index(self, request):
         user_id = self._user(request, "index")
         limit = marker = None
@@ -60,7 +62,8 @@ class KeypairsController(Controller):
                 body["keypairs_links"] = links
         return json_response(request, body)
 
-    @route(app, "/os-keypairs/<name>", ["GET"])
+    @route(app, "/os-keypairs/<name>", ["GET"],
+           query=query_schema.keypair)
     async def show(self, request, name):
         user_id = self._user(request, "show")
         keypair = await self.db.keypairs.get(user_id, name)

@@ -13,8 +13,14 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute import (
     server_create, server_filters)
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.views import servers as views
+
+#: The query of the server lists at 2.102 (the same names as from 2.75).
+_LIST_QUERY = query_schema.servers(server_filters.KNOWN_PARAMS)
+
 
 def make_views(services, request, context) -> views.ServerViews:
     """The per-request server view builder (what this caller sees)."""
@@ -84,7 +90,7 @@ class ServersController(Controller):
             with_spec=detail and common.is_at_least(request, "2.96"))
         return instances, limit
 
-    @route(app, "/servers", ["GET"])
+    @route(app, "/servers", ["GET"], query=_LIST_QUERY)
     async def index(self, request):
         instances, limit = await self._list(request, detail=False)
         builder = make_views(self.services, request,
@@ -96,7 +102,7 @@ class ServersController(Controller):
             body["servers_links"] = links
         return json_response(request, body)
 
-    @route(app, "/servers/detail", ["GET"])
+    @route(app, "/servers/detail", ["GET"], query=_LIST_QUERY)
     async def detail(self, request):
         instances, limit = await self._list(request, detail=True)
         context = common.get_context(request)
