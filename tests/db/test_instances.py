@@ -60,6 +60,30 @@ class InstanceQueriesTests(DBTestCase):
         actions = self.run_db(actions_db.get_actions, instance.uuid)
         self.assertEqual([a.action for a in actions], ["create"])
 
+    def test_lists_with_the_spec_pieces(self):
+        # What server details show from 2.96 and 2.100, read in SQL.
+        [pinned] = self.create(name="pinned", request_spec={
+            "availability_zone": "az1", "flavor": {"memory_mb": 512},
+            "scheduler_hints": {"same_host": ["x"], "query": "[\"=\", 1]"}})
+        [free] = self.create(name="free", request_spec={
+            "availability_zone": None, "scheduler_hints": {}})
+        [bare] = self.create(name="bare", request_spec={})
+        for extras in (True, False):
+            got = {i.uuid: i for i in self.run_db(
+                db.get_all, {"project_id": "p"}, with_extras=extras,
+                with_spec=True)}
+            self.assertEqual(got[pinned.uuid].request_spec, {
+                "availability_zone": "az1", "scheduler_hints": {
+                    "same_host": ["x"], "query": "[\"=\", 1]"}})
+            self.assertEqual(got[free.uuid].request_spec,
+                             {"scheduler_hints": {}})
+            self.assertEqual(got[bare.uuid].request_spec, {})
+            self.assertEqual(got[pinned.uuid].display_name, "pinned")
+        # without: no spec at all (the lists' default)
+        plain = self.run_db(db.get_all, {"project_id": "p"})
+        self.assertEqual({i.uuid: i.request_spec for i in plain},
+                         {pinned.uuid: {}, free.uuid: {}, bare.uuid: {}})
+
     def test_sort_with_nulls_and_marker(self):
         instances = self.create(count=4)
         hosts = ["h2", None, "h1", None]
