@@ -322,9 +322,17 @@ class OpenStackCLIAllInOneTests(OpenStackCLIMixin, TwistdTestCase):
         self.assertEqual(len(rows), 1, listed)
 
         def reported():
-            shown = self.openstack("hypervisor", "show", self.host)
-            return shown if shown.get("uptime") else None
-        shown = wait_until(reported, 30, interval=1,
-                           message="the agent to report its uptime")
+            body = self.proc.get("/v2.1/os-hypervisors/detail",
+                                 version="2.88").json["hypervisors"]
+            mine = [h for h in body
+                    if h["hypervisor_hostname"] == self.host]
+            return mine[0] if mine and mine[0]["uptime"] else None
+        raw = wait_until(reported, 30, interval=1,
+                         message="the agent to report its uptime")
+        self.assertRegex(raw["uptime"],
+                         r"^ \d\d:\d\d:\d\d up .*, +0 users, +load average")
+        shown = self.openstack("hypervisor", "show", self.host)
         self.assertEqual(shown["service_host"], self.host)
-        self.assertIn(" up ", shown["uptime"])
+        # The CLI splits the line into host_time, uptime, users, load.
+        self.assertTrue(shown.get("uptime"), shown)
+        self.assertNotIn("vcpus", shown)

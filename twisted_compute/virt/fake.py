@@ -149,7 +149,7 @@ class FakeDriver:
                                if g.state == power_state.RUNNING),
             "uptime": driver_mod.format_uptime(
                 self.reactor.seconds(),
-                self.reactor.seconds() - self.booted_at,
+                self.reactor.seconds() - self.booted_at, 0,
                 (0.0, 0.0, 0.0)),
         })
 

@@ -328,7 +328,9 @@ rebuild = _action("rebuild", _obj({
     "key_name": {"type": ["string", "null"]},
     "user_data": {"oneOf": [{**base64, "maxLength": 65535},
                             {"type": "null"}]},
-    "trusted_image_certificates": {"type": ["array", "null"]}},
+    "trusted_image_certificates": {"type": ["array", "null"]},
+    # 2.90 / 2.94 (rebuild answers 501 until it exists; then versioned)
+    "hostname": fqdn},
     ["imageRef"]), nullable=False)
 create_image = _action("createImage", _obj(
     {"name": name, "metadata": metadata}, ["name"]), nullable=False)
@@ -339,7 +341,9 @@ create_backup = _action("createBackup", _obj(
 rescue = _action("rescue", _obj(
     {"adminPass": {"type": "string"}, "rescue_image_ref": uuid}))
 unshelve = _action("unshelve", _obj(
-    {"availability_zone": {"type": ["string", "null"]}}))
+    {"availability_zone": {"type": ["string", "null"]},
+     # 2.91 (unshelve answers 501 until it exists; then versioned)
+     "host": {"type": "string", "minLength": 1, "maxLength": 255}}))
 live_migrate = _action("os-migrateLive", _obj(
     {"block_migration": {"type": ["boolean", "string"]},
      "disk_over_commit": boolean,
