@@ -84,6 +84,21 @@ class InstanceQueriesTests(DBTestCase):
         self.assertEqual({i.uuid: i.request_spec for i in plain},
                          {pinned.uuid: {}, free.uuid: {}, bare.uuid: {}})
 
+    def test_set_pinned_zone(self):
+        [instance] = self.create(availability_zone="az1", request_spec={
+            "availability_zone": "az1", "flavor": {"memory_mb": 512}})
+        unpinned = self.run_db(db.set_pinned_zone, instance.uuid, None, "p")
+        self.assertIsNone(unpinned.request_spec["availability_zone"])
+        self.assertEqual(unpinned.request_spec["flavor"], {"memory_mb": 512})
+        self.db_error(exception.PinnedZoneConflict, db.set_pinned_zone,
+                      instance.uuid, "az2", "p")
+        self.db_error(exception.InstanceNotFound, db.set_pinned_zone,
+                      instance.uuid, None, "other")
+        pinned = self.run_db(db.set_pinned_zone, instance.uuid, "az1", "p")
+        self.assertEqual(pinned.request_spec["availability_zone"], "az1")
+        self.db_error(exception.PinnedZoneConflict, db.set_pinned_zone,
+                      instance.uuid, "az2", None)
+
     def test_sort_with_nulls_and_marker(self):
         instances = self.create(count=4)
         hosts = ["h2", None, "h1", None]

@@ -387,24 +387,9 @@ class ComputeAPI:
     async def set_pinned_zone(self, context, uuid: str,
                               zone: str | None) -> Instance:
         """2.104: unpin (``zone`` None) or re-pin to the zone the server
-        is in; another zone is a 409, and so is a change from one pin to
-        another (unpin first).  Setting the current value is a no-op."""
-        scope = self._scope(context)
-        instance = await self.db.instances.get(uuid, scope)
-        spec = dict(instance.request_spec or {})
-        pinned = spec.get("availability_zone") or None
-        if zone == pinned:
-            return instance
-        if zone is not None:
-            if pinned is not None:
-                raise exception.PinnedZoneConflict(reason=(
-                    f"The server is pinned to availability zone {pinned}; "
-                    f"unpin it before pinning it to {zone}"))
-            if zone != instance.availability_zone:
-                raise exception.PinnedZoneConflict(reason=(
-                    f"The server is in availability zone "
-                    f"{instance.availability_zone or 'none'}, not {zone}"))
-        return await self.db.instances.set_pinned_zone(uuid, zone, scope)
+        is in (see :func:`twisted_compute.db.instances.set_pinned_zone`)."""
+        return await self.db.instances.set_pinned_zone(
+            uuid, zone, self._scope(context))
 
     async def delete(self, context, uuid: str) -> None:
         """Delete a server: locally when no agent holds it (no host yet,

@@ -541,9 +541,26 @@ def update(conn, uuid: str, values: dict[str, Any],
 
 def set_pinned_zone(conn, uuid: str, zone: str | None,
                     project_id: str | None) -> Instance:
-    """Set the zone of ``uuid``'s request spec (None: unpinned, 2.104)."""
+    """2.104: set the zone of ``uuid``'s request spec.  None unpins; a
+    zone re-pins, only to the zone the server is in and only when it is
+    unpinned (409 otherwise: unpin first); the current value is a
+    no-op."""
+    # The row is locked until the transaction ends (two PUTs at once).
+    conn.execute(sa.select(I.c.id).where(I.c.uuid == uuid).with_for_update())
     instance = get(conn, uuid, project_id)
     spec = dict(instance.request_spec or {})
+    pinned = spec.get("availability_zone") or None
+    if zone == pinned:
+        return instance
+    if zone is not None:
+        if pinned is not None:
+            raise exception.PinnedZoneConflict(reason=(
+                f"The server is pinned to availability zone {pinned}; "
+                f"unpin it before pinning it to {zone}"))
+        if zone != instance.availability_zone:
+            raise exception.PinnedZoneConflict(reason=(
+                f"The server is in availability zone "
+                f"{instance.availability_zone or 'none'}, not {zone}"))
     spec["availability_zone"] = zone
     conn.execute(I.update().where(I.c.uuid == uuid).values(
         request_spec=spec, updated_at=m.utcnow()))

@@ -84,7 +84,7 @@ class ServersController(Controller):
                 return [], limit
             filters["instance_type_id"] = flavor.id
         # Details show the pinned zone (2.96) and the hints (2.100) from
-        # the request spec: its column is loaded with the page.
+        # the request spec: those two pieces are read with the page.
         instances = await self.compute_api.get_all(
             context, filters, sort_keys, sort_dirs, limit, marker,
             with_spec=detail and common.is_at_least(request, "2.96"))
