@@ -37,6 +37,10 @@ class ValidationError(Invalid):
     msg_fmt = "Invalid input for field/attribute %(field)s. %(detail)s"
 
 
+class ExtraSpecValidationError(Invalid):
+    msg_fmt = "Validation failed; %(reason)s"
+
+
 class InvalidInput(Invalid):
     msg_fmt = "Invalid input received: %(reason)s"
 
@@ -140,6 +144,10 @@ class AvailabilityZoneNotFound(NotFound):
 class Conflict(ComputeException):
     msg_fmt = "Conflict"
     code = 409
+
+
+class PinnedZoneConflict(Conflict):
+    msg_fmt = "%(reason)s"
 
 
 class InstanceInvalidState(Conflict):

@@ -70,3 +70,61 @@ class FlavorExtraSpecsTests(APITestCase):
                          404)
         self.assertFault(self.post("/v2.1/flavors/nope/os-extra_specs",
                                    {"extra_specs": {"a": "1"}}), 404)
+
+
+class ExtraSpecValidationTests(APITestCase):
+    """2.86: keys of the known namespaces are checked."""
+
+    def setUp(self):
+        super().setUp()
+        self.assertEqual(self.post("/v2.1/flavors", {"flavor": {
+            "name": "f", "id": "7", "ram": 512, "vcpus": 1,
+            "disk": 1}}).code, 200)
+
+    def create(self, specs, version="2.86"):
+        return self.post(BASE, {"extra_specs": specs}, version=version)
+
+    def test_valid_specs_accepted(self):
+        specs = {"hw:cpu_policy": "dedicated", "hw:numa_nodes": "2",
+                 "hw:numa_cpus.0": "0-1", "hw:numa_mem.0": "512",
+                 "hw:mem_page_size": "2MB", "hw_rng:allowed": "True",
+                 "hw_video:ram_max_mb": "64", "os:secure_boot": "required",
+                 "quota:disk_read_iops_sec": "100",
+                 "resources:VCPU": "2", "resources1:CUSTOM_GPU": "1",
+                 "trait:HW_CPU_X86_AVX2": "required",
+                 "trait1:COMPUTE_STATUS_DISABLED": "forbidden",
+                 "aggregate_instance_extra_specs:ssd": "true",
+                 "capabilities:cpu_info:features": "avx",
+                 "pci_passthrough:alias": "gpu:2",
+                 "accel:device_profile": "fpga",
+                 # other namespaces and no namespace: as they are
+                 "vendor:anything": "goes", "plain": "too"}
+        response = self.create(specs)
+        self.assertEqual(response.code, 200, response)
+        self.assertEqual(response.json["extra_specs"], specs)
+
+    def test_bad_specs_refused_from_286(self):
+        for key, value, words in (
+                ("hw:cpu_policy", "fastest", "must be one of"),
+                ("hw:numa_nodes", "two", "integer"),
+                ("hw:numa_nodes", "0", "greater than or equal to 1"),
+                ("hw:cpu_realtime", "maybe", "boolean"),
+                ("hw:cpu_poliocy", "shared", "hw:cpu_poliocy"),
+                ("hw_rng:rate_bytes", "-1", "greater"),
+                ("quota:cpu_shares", "lots", "integer"),
+                ("resources:VCPU", "x", "integer"),
+                ("trait:HW_CPU_X86_AVX2", "wanted", "required, forbidden"),
+                ("os:unknown_key", "1", "does not appear to be a valid"),
+                ("pci_passthrough:alias", "gpu", "pattern")):
+            fault = self.assertFault(self.create({key: value}), 400, words)
+            self.assertTrue(fault["message"].startswith(
+                "Validation failed; "), key)
+            # before 2.86 stored as given
+            self.assertEqual(self.create({key: value},
+                                         version="2.85").code, 200, key)
+        # PUT of one key too
+        self.assertFault(self.put(BASE + "/hw:cpu_policy", {
+            "hw:cpu_policy": "fastest"}, version="2.86"), 400,
+            "must be one of")
+        self.assertEqual(self.put(BASE + "/hw:cpu_policy", {
+            "hw:cpu_policy": "shared"}, version="2.86").code, 200)

@@ -11,6 +11,9 @@ DETAIL = BASIC | {
     "free_disk_gb", "free_ram_mb", "hypervisor_type", "hypervisor_version",
     "local_gb", "local_gb_used", "memory_mb", "memory_mb_used",
     "running_vms", "service", "vcpus", "vcpus_used"}
+#: Nova's os-hypervisors/v2.88 samples (show and detail).
+DETAIL_288 = BASIC | {"host_ip", "hypervisor_type", "hypervisor_version",
+                      "service", "uptime"}
 
 
 class HypervisorsTests(APITestCase):
@@ -134,6 +137,54 @@ class HypervisorsTests(APITestCase):
             "host2")
         self.assertFault(self.get(
             f"/v2.1/os-hypervisors/{self.node1['id']}/uptime"), 501)
+
+    def set_uptime(self, node, text):
+        import sqlalchemy as sa
+        from twisted_compute.db import models as m
+        with self.db.engine.begin() as conn:
+            conn.execute(sa.update(m.compute_nodes).where(
+                m.compute_nodes.c.id == node["id"]).values(uptime=text))
+
+    def test_uptime_before_288_answers_the_reported_uptime(self):
+        line = " 08:32:11 up 93 days, 18:25,  load average: 0.20, 0.12, 0.14"
+        self.set_uptime(self.node1, line)
+        body = self.get(f"/v2.1/os-hypervisors/{self.node1['id']}/uptime"
+                        ).json["hypervisor"]
+        self.assertEqual(body, {
+            "id": self.node1["id"], "hypervisor_hostname": "node1.example",
+            "state": "up", "status": "enabled", "uptime": line})
+        self.assertEqual(set(self.get(
+            f"/v2.1/os-hypervisors/{self.node1['uuid']}/uptime",
+            version="2.87").json["hypervisor"]), BASIC | {"uptime"})
+
+    def test_288_shape(self):
+        self.set_uptime(self.node1, " 10:00:00 up 5 min")
+        self.set_uptime(self.node2, " 10:00:00 up 7 min")
+        shown = self.get(f"/v2.1/os-hypervisors/{self.node1['uuid']}",
+                         version="2.88").json["hypervisor"]
+        self.assertEqual(set(shown), DETAIL_288)
+        self.assertEqual(shown["uptime"], " 10:00:00 up 5 min")
+        self.assertEqual(shown["service"]["host"], "host1")
+        before = self.get(f"/v2.1/os-hypervisors/{self.node1['uuid']}",
+                          version="2.87").json["hypervisor"]
+        self.assertEqual(set(before), DETAIL)
+        detail = {h["hypervisor_hostname"]: h for h in self.get(
+            "/v2.1/os-hypervisors/detail",
+            version="2.88").json["hypervisors"]}
+        self.assertEqual(set(detail["node1.example"]), DETAIL_288)
+        # node2's service is down: its last report may be stale.
+        self.assertIsNone(detail["node2.example"]["uptime"])
+        self.assertEqual(set(self.get("/v2.1/os-hypervisors",
+                                      version="2.88").json[
+            "hypervisors"][0]), BASIC)
+        # removed at 2.88
+        self.assertFault(self.get("/v2.1/os-hypervisors/statistics",
+                                  version="2.88"), 404)
+        self.assertFault(self.get(
+            f"/v2.1/os-hypervisors/{self.node1['uuid']}/uptime",
+            version="2.88"), 404)
+        self.assertEqual(self.get("/v2.1/os-hypervisors/statistics",
+                                  version="2.87").code, 200)
 
     def test_admin_only(self):
         for path in ("", "/detail", "/statistics", f"/{self.node1['id']}"):

@@ -79,6 +79,24 @@ class KeypairsTests(APITestCase):
         self.assertFault(self.create("t", type="ssh", version="2.1"), 400,
                          "type")
 
+    def test_292_refuses_generation_and_allows_at_and_dot(self):
+        name = "me.and.myself@this.nice.domain.com mooh."
+        line = ssh_line(ed25519.Ed25519PrivateKey.generate())
+        # before 2.92: generated on request, '@' and '.' unsafe
+        self.assertEqual(self.create("gen", version="2.91").code, 201)
+        self.assertFault(self.create(name, line, version="2.91"), 400,
+                         "unsafe")
+        # from 2.92: a public key is required
+        self.assertFault(self.create("gen2", version="2.92"), 400,
+                         "public_key")
+        response = self.create(name, line, version="2.92", type="ssh")
+        self.assertEqual(response.code, 201, response)
+        self.assertEqual(set(response.json["keypair"]), {
+            "name", "public_key", "fingerprint", "type", "user_id"})
+        self.assertEqual(response.json["keypair"]["name"], name)
+        self.assertFault(self.create("bad/name", line, version="2.92"),
+                         400, "unsafe")
+
     def test_show_shapes(self):
         line = ssh_line(ed25519.Ed25519PrivateKey.generate())
         self.create("kp", line)

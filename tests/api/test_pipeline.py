@@ -46,7 +46,7 @@ class MiddlewareTests(APITestCase):
         for path in ("/v2.1", "/v2.1/"):
             response = self.get(path, token=None)
             self.assertEqual(response.code, 200, path)
-            self.assertEqual(response.json["version"]["version"], "2.79")
+            self.assertEqual(response.json["version"]["version"], "2.104")
         self.assertEqual(response.json["version"]["min_version"], "2.1")
 
     def test_microversion_headers(self):
@@ -62,13 +62,13 @@ class MiddlewareTests(APITestCase):
                          "compute 2.5")
         latest = self.get("/v2.1/flavors", version="latest")
         self.assertEqual(latest.header("openstack-api-version"),
-                         "compute 2.79")
+                         "compute 2.104")
         self.assertEqual(self.get("/v2.1/flavors").header(
             "openstack-api-version"), "compute 2.1")
 
     def test_bad_microversions(self):
         # Well formed but outside the range: 406.
-        for text in ("2.80", "3.0", "2.0", "1.1"):
+        for text in ("2.105", "3.0", "2.0", "1.1"):
             self.assertFault(self.get("/v2.1/flavors", version=text), 406)
         # Not of the form MajorNum.MinorNum: 400, as Nova answers.
         for text in ("abc", "2.x", "2.", "02.1", "2.1.1"):

@@ -183,6 +183,33 @@ class InstanceActionsTests(ServersTestCase):
         self.assertFault(self.get(f"{self.base}/req-nope",
                                   token="user:project"), 404)
 
+    def test_failed_event_details_from_2_84(self):
+        from twisted_compute.db import actions as actions_db
+        request_id = self.stop()
+        self.run_db(actions_db.action_event_start, self.server_id,
+                    request_id, "compute_stop_instance", "compute1")
+        self.run_db(actions_db.action_event_finish, self.server_id,
+                    request_id, "compute_stop_instance", "compute1",
+                    "Error", "Traceback ...", "The guest refused to stop")
+        path = f"{self.base}/{request_id}"
+        before = self.get(path, token="admin:admin",
+                          version="2.83").json["instanceAction"]
+        self.assertNotIn("details", before["events"][0])
+        at = self.get(path, token="admin:admin",
+                      version="2.84").json["instanceAction"]
+        [event] = at["events"]
+        self.assertEqual(set(event), {
+            "details", "event", "finish_time", "host", "hostId", "result",
+            "start_time", "traceback"})  # Nova's v2.84 sample
+        self.assertEqual(event["details"], "The guest refused to stop")
+        self.assertEqual(event["result"], "Error")
+        # The project's reader sees no details (events:details is
+        # admin-only by default here).
+        user = self.get(path, token="user:project",
+                        version="2.84").json["instanceAction"]
+        self.assertEqual(set(user["events"][0]), {
+            "event", "finish_time", "hostId", "result", "start_time"})
+
     def test_pagination_from_2_58(self):
         self.stop()
         page = self.get(self.base + "?limit=1", token="user:project",

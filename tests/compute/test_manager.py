@@ -137,11 +137,12 @@ class FakeConductor:
                             request_id=request_id, event=event, host=host)
 
     def action_event_finish(self, context, instance_uuid, request_id, event,
-                            host, result, traceback=None):
+                            host, result, traceback=None, details=None):
         return self._record("action_event_finish",
                             instance_uuid=instance_uuid,
                             request_id=request_id, event=event, host=host,
-                            result=result, traceback=traceback)
+                            result=result, traceback=traceback,
+                            details=details)
 
     def instance_fault_create(self, context, instance_uuid, code, message,
                               details, host):
@@ -286,6 +287,8 @@ class BuildTests(ManagerTestCase):
         [finish] = self.conductor.named("action_event_finish")
         self.assertEqual(finish["result"], "Error")
         self.assertIn("InstanceSpawnFailure", finish["traceback"])
+        # the fault message, shown as the event's details from 2.84
+        self.assertIn("injected failure", finish["details"])
 
     def test_build_in_the_1_0_form(self):
         # From a conductor at compute RPC 1.0: the attempt in the request

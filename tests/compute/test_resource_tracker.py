@@ -153,3 +153,4 @@ class ResourceTrackerTests(SynchronousTestCase):
                          (2, 1024, 15, 1))
         self.assertEqual(values["cpu_allocation_ratio"], 16.0)
         self.assertIn("cpu_info", values)
+        self.assertIn(" up ", values["uptime"])

@@ -134,6 +134,8 @@ class ConductorTests(DBTestCase):
             [(e.event, e.result) for e in action.events],
             [("conductor_schedule_and_build_instances", "Error")])
         self.assertEqual(action.message, "Error")
+        # 2.84 shows the failed event's fault message
+        self.assertEqual(action.events[0].details, stored.fault.message)
 
     def test_reschedule_to_alternate_then_error(self):
         instance = self.new_instance()
@@ -154,6 +156,24 @@ class ConductorTests(DBTestCase):
         stored = self.run_db(instances_db.get, instance.uuid)
         self.assertEqual(stored.vm_state, "error")
         self.assertIn("spawn failed", stored.fault.details)
+
+    def test_placed_instance_gets_its_hosts_zone(self):
+        # Booted without a zone: once placed, the host's zone (the
+        # default zone for a host in no zone aggregate), also on a
+        # reschedule to a host of another zone.
+        from tests.api.infra_rows import insert_aggregate
+        self.run_db(lambda conn: insert_aggregate(
+            conn, "agg-b", zone="zone-b", hosts=["b"]))
+        instance = self.new_instance()
+        self.assertIsNone(instance.availability_zone)
+        manager = self.manager(lambda uuids: [hosts("a", "b")])
+        self.boot(manager, [instance])
+        built = self.run_db(instances_db.get, instance.uuid)
+        self.assertEqual(built.availability_zone, "nova")
+        self.failed(manager, built, self.compute.builds[-1][1]["alternates"],
+                    "spawn failed", attempt=1)
+        self.assertEqual(self.run_db(
+            instances_db.get, instance.uuid).availability_zone, "zone-b")
 
     def test_unreachable_host_is_rescheduled(self):
         instance = self.new_instance()

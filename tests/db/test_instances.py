@@ -60,6 +60,45 @@ class InstanceQueriesTests(DBTestCase):
         actions = self.run_db(actions_db.get_actions, instance.uuid)
         self.assertEqual([a.action for a in actions], ["create"])
 
+    def test_lists_with_the_spec_pieces(self):
+        # What server details show from 2.96 and 2.100, read in SQL.
+        [pinned] = self.create(name="pinned", request_spec={
+            "availability_zone": "az1", "flavor": {"memory_mb": 512},
+            "scheduler_hints": {"same_host": ["x"], "query": "[\"=\", 1]"}})
+        [free] = self.create(name="free", request_spec={
+            "availability_zone": None, "scheduler_hints": {}})
+        [bare] = self.create(name="bare", request_spec={})
+        for extras in (True, False):
+            got = {i.uuid: i for i in self.run_db(
+                db.get_all, {"project_id": "p"}, with_extras=extras,
+                with_spec=True)}
+            self.assertEqual(got[pinned.uuid].request_spec, {
+                "availability_zone": "az1", "scheduler_hints": {
+                    "same_host": ["x"], "query": "[\"=\", 1]"}})
+            self.assertEqual(got[free.uuid].request_spec,
+                             {"scheduler_hints": {}})
+            self.assertEqual(got[bare.uuid].request_spec, {})
+            self.assertEqual(got[pinned.uuid].display_name, "pinned")
+        # without: no spec at all (the lists' default)
+        plain = self.run_db(db.get_all, {"project_id": "p"})
+        self.assertEqual({i.uuid: i.request_spec for i in plain},
+                         {pinned.uuid: {}, free.uuid: {}, bare.uuid: {}})
+
+    def test_set_pinned_zone(self):
+        [instance] = self.create(availability_zone="az1", request_spec={
+            "availability_zone": "az1", "flavor": {"memory_mb": 512}})
+        unpinned = self.run_db(db.set_pinned_zone, instance.uuid, None, "p")
+        self.assertIsNone(unpinned.request_spec["availability_zone"])
+        self.assertEqual(unpinned.request_spec["flavor"], {"memory_mb": 512})
+        self.db_error(exception.PinnedZoneConflict, db.set_pinned_zone,
+                      instance.uuid, "az2", "p")
+        self.db_error(exception.InstanceNotFound, db.set_pinned_zone,
+                      instance.uuid, None, "other")
+        pinned = self.run_db(db.set_pinned_zone, instance.uuid, "az1", "p")
+        self.assertEqual(pinned.request_spec["availability_zone"], "az1")
+        self.db_error(exception.PinnedZoneConflict, db.set_pinned_zone,
+                      instance.uuid, "az2", None)
+
     def test_sort_with_nulls_and_marker(self):
         instances = self.create(count=4)
         hosts = ["h2", None, "h1", None]

@@ -65,7 +65,7 @@ class FaultsTests(TwistdTestCase):
         self.assertEqual(response.code, 200, response)
         versions = response.json["versions"]
         self.assertEqual([v["id"] for v in versions], ["v2.0", "v2.1"])
-        self.assertEqual(versions[1]["version"], "2.79")
+        self.assertEqual(versions[1]["version"], "2.104")
 
     def test_unknown_server_404(self):
         response = self.proc.get(f"/v2.1/servers/{uuid.uuid4()}",

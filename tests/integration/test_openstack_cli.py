@@ -258,4 +258,81 @@ class OpenStackCLITests(OpenStackCLIMixin, TwistdTestCase):
         shown = self.openstack("hypervisor", "show", node)
         self.assertEqual(shown["hypervisor_hostname"], node)
         self.assertEqual(shown["service_host"], host)
-        self.assertEqual(shown["vcpus"], 8)
+        # The CLI speaks 2.88 to hypervisors: no capacity fields since.
+        self.assertNotIn("vcpus", shown)
+
+
+class OpenStackCLIAllInOneTests(OpenStackCLIMixin, TwistdTestCase):
+    """The commands a new user runs first, against ``compute-all`` (a
+    fake agent, the local bus), at the highest microversion the CLI
+    negotiates with a server that serves 2.104."""
+
+    cli_timeout = 90.0
+    host = "cli-aio-" + uuid.uuid4().hex[:6]
+    shared = {"role": "compute-all", "apis": ("osapi_compute", "image"),
+              "options": {"DEFAULT": {
+                  "host": host, "report_interval": 1,
+                  "periodic_fuzzy_delay": 0,
+                  "update_resources_interval": 1}}}
+
+    def setUp(self):
+        super().setUp()
+        self.clouds = os.path.join(self.proc.directory, "clouds.yaml")
+        if not os.path.exists(self.clouds):
+            with open(self.clouds, "w", encoding="utf-8") as handle:
+                handle.write(clouds_yaml(self.proc))
+
+    def test_versions_advertise_2104(self):
+        response = self.proc.get("/v2.1", token=None)
+        self.assertEqual(response.json["version"]["version"], "2.104")
+
+    def test_first_commands(self):
+        flavors = self.openstack("flavor", "list")
+        self.assertIn("m1.tiny", [row["Name"] for row in flavors])
+        name = "cli-" + uuid.uuid4().hex[:8]
+        done = self.openstack("keypair", "create", name, parse=False)
+        self.assertIn("PRIVATE KEY", done.stdout)
+        self.assertIn(name, [row["Name"] for row in
+                             self.openstack("keypair", "list")])
+        server = self.openstack(
+            "server", "create", "--flavor", "m1.tiny", "--image",
+            "cirros-like-tiny", "--auto-network", "--key-name", name,
+            "--wait", "cli-" + uuid.uuid4().hex[:8])
+        self.assertEqual(server["status"], "ACTIVE", server)
+        self.assertIn(server["id"], [row["ID"] for row in
+                                     self.openstack("server", "list")])
+        shown = self.openstack("server", "show", server["id"])
+        self.assertEqual(shown["status"], "ACTIVE")
+        # Booted without a zone: placed in the host's (the default).
+        self.assertEqual(shown["OS-EXT-AZ:availability_zone"], "nova")
+        # What 2.96 and 2.98 add, at 2.104 over plain HTTP.
+        raw = self.proc.get(f"/v2.1/servers/{server['id']}",
+                            token="admin:admin", version="2.104").json[
+            "server"]
+        self.assertIsNone(raw["pinned_availability_zone"])
+        self.assertEqual(raw["OS-EXT-AZ:availability_zone"], "nova")
+        self.assertIn("disk_format", raw["image"]["properties"])
+        self.openstack("server", "delete", "--wait", server["id"],
+                       parse=False)
+        self.openstack("keypair", "delete", name, parse=False)
+
+    def test_hypervisor_list_and_show_with_uptime(self):
+        listed = self.openstack("hypervisor", "list")
+        rows = [r for r in listed if r["Hypervisor Hostname"] == self.host]
+        self.assertEqual(len(rows), 1, listed)
+
+        def reported():
+            body = self.proc.get("/v2.1/os-hypervisors/detail",
+                                 version="2.88").json["hypervisors"]
+            mine = [h for h in body
+                    if h["hypervisor_hostname"] == self.host]
+            return mine[0] if mine and mine[0]["uptime"] else None
+        raw = wait_until(reported, 30, interval=1,
+                         message="the agent to report its uptime")
+        self.assertRegex(raw["uptime"],
+                         r"^ \d\d:\d\d:\d\d up .*, +0 users, +load average")
+        shown = self.openstack("hypervisor", "show", self.host)
+        self.assertEqual(shown["service_host"], self.host)
+        # The CLI splits the line into host_time, uptime, users, load.
+        self.assertTrue(shown.get("uptime"), shown)
+        self.assertNotIn("vcpus", shown)

@@ -4,6 +4,7 @@ injected failures and delays on the clock, one state per host."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import uuid as uuidlib
 
@@ -91,6 +92,47 @@ class FakeDriverTests(SynchronousTestCase):
         self.successResultOf(self.driver.destroy(self.ctx, a, []))
         res = self.successResultOf(self.driver.get_available_resource("hv1"))
         self.assertEqual(res["vcpus_used"], 1)
+
+    def test_uptime_counts_on_the_clock(self):
+        self.clock.advance(3 * 86400 + 2 * 3600 + 5 * 60 + 7)
+        res = self.successResultOf(self.driver.get_available_resource("hv1"))
+        self.assertEqual(res["uptime"], " 02:05:07 up 3 days,  2:05,  "
+                         "0 users,  load average: 0.00, 0.00, 0.00")
+
+    def test_format_uptime(self):
+        from twisted_compute.virt.driver import format_uptime
+        self.assertEqual(format_uptime(59, 59), " 00:00:59 up 0 min")
+        self.assertEqual(format_uptime(86400 + 3600, 86400 + 3600, 1,
+                                       (0.2, 0.12, 1.5)),
+                         " 01:00:00 up 1 day,  1:00,  1 user,  load "
+                         "average: 0.20, 0.12, 1.50")
+        # the form the openstack CLI parses (host time, up, users, load)
+        import re
+        line = format_uptime(0, 93 * 86400 + 18 * 3600 + 25 * 60, 12,
+                             (0.2, 0.12, 0.14))
+        match = re.match(r"\s*(.+)\sup\s+(.+),\s+(.+)\susers?,\s+"
+                         r"load average:\s(.+)", line)
+        self.assertEqual(match.groups(), (
+            "00:00:00", "93 days, 18:25", "12", "0.20, 0.12, 0.14"))
+
+    def test_host_uptime_reads_proc(self):
+        from twisted_compute.virt.driver import host_uptime
+        proc = self.mktemp()
+        os.makedirs(proc)
+        utmp = os.path.join(proc, "utmp")
+        self.assertIsNone(host_uptime(0, proc, utmp))
+        with open(os.path.join(proc, "uptime"), "w") as handle:
+            handle.write("7260.50 100.0\n")
+        self.assertEqual(host_uptime(0, proc, utmp),
+                         " 00:00:00 up  2:01,  0 users")
+        with open(os.path.join(proc, "loadavg"), "w") as handle:
+            handle.write("0.50 0.25 0.10 1/100 42\n")
+        # two logged-in users (type 7) and a boot record (type 2)
+        with open(utmp, "wb") as handle:
+            for kind in (2, 7, 7):
+                handle.write(kind.to_bytes(4, "little") + bytes(380))
+        self.assertEqual(host_uptime(0, proc, utmp), " 00:00:00 up  2:01,  "
+                         "2 users,  load average: 0.50, 0.25, 0.10")
 
     def test_unknown_node(self):
         self.failureResultOf(self.driver.get_available_resource("other"),

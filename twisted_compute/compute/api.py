@@ -177,9 +177,11 @@ class ComputeAPI:
     async def get_all(self, context, filters: dict[str, Any],
                       sort_keys=("created_at",), sort_dirs=("desc",),
                       limit: int | None = None,
-                      marker: str | None = None) -> list[Instance]:
-        return await self.db.instances.get_all(filters, sort_keys,
-                                               sort_dirs, limit, marker)
+                      marker: str | None = None,
+                      with_spec: bool = False) -> list[Instance]:
+        return await self.db.instances.get_all(
+            filters, sort_keys, sort_dirs, limit, marker,
+            with_spec=with_spec)
 
     async def server_groups_of(self, uuid: str) -> list[str]:
         return await self.db.server_groups.uuids_of_instance(uuid)
@@ -210,6 +212,8 @@ class ComputeAPI:
             return f"{name}-{index + 1}" if multiple else name
 
         def hostnames(index: int) -> str:
+            if server.get("hostname"):
+                return server["hostname"]  # 2.90: as asked for
             return sanitize_hostname(names(index),
                                      f"server-{uuids[index]}")
 
@@ -378,12 +382,17 @@ class ComputeAPI:
 
     async def update(self, context, uuid: str,
                      values: dict[str, Any]) -> Instance:
-        """Change display fields (name, description, access IPs)."""
+        """Change display fields (name, description, access IPs, and the
+        hostname from 2.90: the controller passes it only then)."""
         scope = self._scope(context)
-        # Like Nova before 2.90: the hostname set at create stays.
-        values = {k: v for k, v in values.items() if k != "hostname"}
-
         return await self.db.instances.update(uuid, values, scope)
+
+    async def set_pinned_zone(self, context, uuid: str,
+                              zone: str | None) -> Instance:
+        """2.104: unpin (``zone`` None) or re-pin to the zone the server
+        is in (see :func:`twisted_compute.db.instances.set_pinned_zone`)."""
+        return await self.db.instances.set_pinned_zone(
+            uuid, zone, self._scope(context))
 
     async def delete(self, context, uuid: str) -> None:
         """Delete a server: locally when no agent holds it (no host yet,

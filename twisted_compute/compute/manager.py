@@ -52,13 +52,15 @@ are in bus form (``{"__datetime__": "<naive UTC ISO 8601>"}``, decode with
     hypervisor_type, hypervisor_version, vcpus, memory_mb, local_gb,
     vcpus_used, memory_mb_used, local_gb_used, running_vms, cpu_info
     (JSON text), cpu_allocation_ratio, ram_allocation_ratio,
-    disk_allocation_ratio.
+    disk_allocation_ratio, and ``uptime`` (the host's uptime line, or
+    None).
 ``service_heartbeat(context, host, binary, topic) -> dict``
     The service row (with ``disabled``); called by the service, not here.
 ``action_event_start(context, instance_uuid, request_id, event, host) -> None``
-``action_event_finish(context, instance_uuid, request_id, event, host, result, traceback=None) -> None``
+``action_event_finish(context, instance_uuid, request_id, event, host, result, traceback=None, details=None) -> None``
     Start / finish event ``event`` of the instance action recorded by the
-    API for ``request_id``; ``result`` is ``"Success"`` or ``"Error"``.
+    API for ``request_id``; ``result`` is ``"Success"`` or ``"Error"``;
+    ``details`` (1.3) is a failed event's fault message.
     A failure here is logged by the agent and does not stop its work.
 ``instance_fault_create(context, instance_uuid, code, message, details, host) -> None``
 ``build_failed(context, instance: Instance, alternates: tuple[Selection, ...], reason: str, attempt: int, image: dict | None, requested_networks=None) -> None``
@@ -193,7 +195,9 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
                 context, instance_uuid, context.request_id, event,
                 self.host, ERROR if failure is not None else SUCCESS,
                 traceback=(failure.getTraceback() if failure is not None
-                           else None))
+                           else None),
+                details=(message(failure.value) if failure is not None
+                         else None))
         except Exception:
             self.log.failure("[{request_id}] could not record the end of "
                              "{event} of {uuid}",

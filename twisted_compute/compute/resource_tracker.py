@@ -227,6 +227,8 @@ class ResourceTracker:
             "memory_mb": resources["memory_mb"],
             "local_gb": resources["local_gb"],
             "cpu_info": resources["cpu_info"],
+            # The host's uptime line (2.88); None when the driver has none.
+            "uptime": resources.get("uptime"),
             "cpu_allocation_ratio": self.cpu_allocation_ratio,
             "ram_allocation_ratio": self.ram_allocation_ratio,
             "disk_allocation_ratio": self.disk_allocation_ratio,

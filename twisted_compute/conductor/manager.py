@@ -74,7 +74,9 @@ class ConductorManager:
     #:       ``build_failed`` takes ``attempt``, ``image`` and
     #:       ``requested_networks`` instead of a ``request_spec`` (1.0:
     #:       the request spec the agent was sent, ``_attempt`` in it)
-    RPC_API_VERSION = "1.2"
+    #: 1.3 - ``action_event_finish`` takes ``details`` (a failed event's
+    #:       fault message, shown from microversion 2.84)
+    RPC_API_VERSION = "1.3"
     log = Logger()
 
     def __init__(self, conf, db_service, scheduler, compute, clock,
@@ -168,7 +170,8 @@ class ConductorManager:
         placements = {i.uuid: _placement(selection)
                       for i, selection in zip(instances, selections)}
         placed = await self.db.instances.place_all(
-            placements, context.request_id, BUILD_EVENT, self.host, started)
+            placements, context.request_id, BUILD_EVENT, self.host, started,
+            default_zone=self.conf.default_availability_zone)
         for instance, selection in zip(instances, selections):
             if instance.uuid not in placed:
                 self.log.info("Instance {uuid} was deleted while "
@@ -193,7 +196,9 @@ class ConductorManager:
                         alternates: tuple[Selection, ...],
                         spec: RequestSpec, secrets: _Secrets, attempt: int):
         placement = _placement(selection)
-        if not await self.db.instances.place(instance.uuid, placement):
+        if not await self.db.instances.place(
+                instance.uuid, placement,
+                default_zone=self.conf.default_availability_zone):
             self.log.info("Instance {uuid} was deleted while scheduling; "
                           "not building it", uuid=instance.uuid)
             return
@@ -277,7 +282,8 @@ class ConductorManager:
         await self.db.instances.set_error(uuid, code, message, details,
                                           host)
         await self.db.actions.event_finish(uuid, context.request_id, event,
-                                           self.host, "Error", details)
+                                           self.host, "Error", details,
+                                           details=message)
 
     def _now(self) -> datetime.datetime:
         """Naive UTC now, from the injected clock."""
@@ -342,9 +348,11 @@ class ConductorManager:
                                           host)
 
     async def action_event_finish(self, context, instance_uuid, request_id,
-                                  event, host, result, traceback=None):
+                                  event, host, result, traceback=None,
+                                  details=None):
+        """1.3 sends ``details`` (a failed event's fault message)."""
         await self.db.actions.event_finish(instance_uuid, request_id, event,
-                                           host, result, traceback)
+                                           host, result, traceback, details)
 
     async def instance_fault_create(self, context, instance_uuid, code,
                                     message, details, host):

@@ -18,7 +18,7 @@ TOPIC = "conductor"
 #: The newest conductor RPC API this client speaks (see
 #: :attr:`twisted_compute.conductor.manager.ConductorManager.
 #: RPC_API_VERSION`).
-RPC_API_VERSION = "1.2"
+RPC_API_VERSION = "1.3"
 
 
 def _instance_or_none(values) -> Instance | None:
@@ -97,11 +97,17 @@ class ConductorAPIClient:
             request_id=request_id, event=event, host=host)
 
     def action_event_finish(self, context, instance_uuid, request_id, event,
-                            host, result, traceback=None):
-        return self.client.call(
+                            host, result, traceback=None, details=None):
+        """``details`` (1.3): a failed event's fault message."""
+        if details is None:
+            return self.client.call(
+                context, "action_event_finish", instance_uuid=instance_uuid,
+                request_id=request_id, event=event, host=host,
+                result=result, traceback=traceback)
+        return self.client.prepare(version="1.3").call(
             context, "action_event_finish", instance_uuid=instance_uuid,
             request_id=request_id, event=event, host=host, result=result,
-            traceback=traceback)
+            traceback=traceback, details=details)
 
     def instance_fault_create(self, context, instance_uuid, code, message,
                               details, host):

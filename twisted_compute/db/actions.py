@@ -45,7 +45,8 @@ _OPEN_EVENT = sa.select(_e.c.id).where(
 _FINISH_EVENT = _e.update().where(_e.c.id == sa.bindparam("b_id")).values(
     finish_time=sa.bindparam("finish_time", type_=_e.c.finish_time.type),
     result=sa.bindparam("result", type_=_e.c.result.type),
-    traceback=sa.bindparam("traceback", type_=_e.c.traceback.type))
+    traceback=sa.bindparam("traceback", type_=_e.c.traceback.type),
+    details=sa.bindparam("details", type_=_e.c.details.type))
 _ACTION_IDS = sa.select(_a.c.instance_uuid, _a.c.id).where(
     _a.c.instance_uuid.in_(sa.bindparam("uuids", expanding=True)),
     _a.c.request_id == sa.bindparam("request_id")).order_by(_a.c.id)
@@ -74,13 +75,13 @@ def record_action(conn, instance_uuid: str, action: str, *,
 
 def record_event(conn, action_id: int, event: str, *,
                  result: str | None = None, host: str | None = None,
-                 traceback: str | None = None, finish: bool = False
-                 ) -> None:
+                 traceback: str | None = None, finish: bool = False,
+                 details: str | None = None) -> None:
     now = m.utcnow()
     conn.execute(_INSERT_EVENT, {
         "action_id": action_id, "event": event, "start_time": now,
         "finish_time": now if finish else None, "result": result,
-        "host": host, "traceback": traceback})
+        "host": host, "traceback": traceback, "details": details})
     conn.execute(_TOUCH_ACTION, {"b_id": action_id, "updated_at": now})
 
 
@@ -107,7 +108,10 @@ def action_event_start(conn, instance_uuid: str, request_id: str,
 
 def action_event_finish(conn, instance_uuid: str, request_id: str,
                         event: str, host: str | None, result: str,
-                        traceback: str | None = None) -> None:
+                        traceback: str | None = None,
+                        details: str | None = None) -> None:
+    """End ``event``; a failed one keeps ``details``, the fault message
+    that users see from 2.84."""
     action_id = _action_id(conn, instance_uuid, request_id)
     if action_id is None:
         return
@@ -116,12 +120,12 @@ def action_event_finish(conn, instance_uuid: str, request_id: str,
                                      "event": event}).first()
     if row is None:
         record_event(conn, action_id, event, host=host,
-                                  result=result, traceback=traceback,
-                                  finish=True)
+                     result=result, traceback=traceback, finish=True,
+                     details=details)
     else:
         conn.execute(_FINISH_EVENT, {
             "b_id": row.id, "finish_time": now, "result": result,
-            "traceback": traceback})
+            "traceback": traceback, "details": details})
     conn.execute(_TOUCH_ACTION_ERROR if result.lower() == "error"
                  else _TOUCH_ACTION, {"b_id": action_id, "updated_at": now})
 
@@ -129,7 +133,8 @@ def action_event_finish(conn, instance_uuid: str, request_id: str,
 def action_events_done(conn, instance_uuids: Sequence[str], request_id: str,
                        event: str, host: str | None,
                        started: datetime.datetime, result: str,
-                       traceback: str | None = None) -> None:
+                       traceback: str | None = None,
+                       details: str | None = None) -> None:
     """Record a whole event (start and end at once) in the actions of
     ``request_id`` of several instances: for steps too short to be worth
     showing in progress (the conductor's scheduling)."""
@@ -142,7 +147,8 @@ def action_events_done(conn, instance_uuids: Sequence[str], request_id: str,
     conn.execute(_INSERT_EVENT, [
         dict(action_id=action_id, event=event, start_time=started,
              finish_time=now, result=result, host=host,
-             traceback=traceback) for action_id in ids.values()])
+             traceback=traceback, details=details)
+        for action_id in ids.values()])
     conn.execute(_TOUCH_ACTIONS_ERROR if result.lower() == "error"
                  else _TOUCH_ACTIONS,
                  {"b_ids": list(ids.values()), "updated_at": now})
@@ -233,9 +239,10 @@ class ActionsComponent(DBComponent):
 
     def event_finish(self, instance_uuid: str, request_id: str, event: str,
                      host: str | None, result: str,
-                     traceback: str | None = None) -> Deferred[None]:
+                     traceback: str | None = None,
+                     details: str | None = None) -> Deferred[None]:
         return self._write(action_event_finish, instance_uuid, request_id,
-                           event, host, result, traceback)
+                           event, host, result, traceback, details)
 
     def add_fault(self, instance_uuid: str, code: int, message: str,
                   details: str | None = None, host: str | None = None

@@ -69,6 +69,16 @@ def availability_zones(conn, default_zone: str) -> set[str]:
     return zones
 
 
+def host_zone(conn, host: str, default_zone: str) -> str:
+    """The availability zone of ``host``: the one an aggregate of it
+    names, else ``default_zone``."""
+    rows = conn.execute(sa.select(_agg.c.metadata).join(
+        _hosts, _hosts.c.aggregate_id == _agg.c.id).where(
+        _hosts.c.host == host))
+    zones = sorted({(md or {}).get(AZ_KEY) for (md,) in rows} - {None, ""})
+    return zones[0] if zones else default_zone
+
+
 def _name_taken(conn, name: str, but: int | None = None) -> bool:
     query = sa.select(_agg.c.id).where(_agg.c.name == name)
     if but is not None:

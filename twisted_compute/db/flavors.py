@@ -81,11 +81,12 @@ def get_all(conn, *, project_id: str | None = None,
             is_public: bool | None = True, min_memory_mb: int | None = None,
             min_root_gb: int | None = None, limit: int | None = None,
             marker: str | None = None, sort_key: str = "flavorid",
-            sort_dir: str = "asc") -> list[Flavor]:
+            sort_dir: str = "asc", name: str | None = None) -> list[Flavor]:
     """Flavors, filtered and paginated by ``marker`` (a flavorid).
 
     ``is_public``: True (public, plus private ones ``project_id`` can use),
-    False (private only), None (all).
+    False (private only), None (all).  ``name``: only the flavor of that
+    name (2.102).
     """
     if sort_key not in _SORT_KEYS:
         raise exception.InvalidSortKey(sort_key=sort_key)
@@ -98,6 +99,8 @@ def get_all(conn, *, project_id: str | None = None,
         query = query.where(m.flavors.c.memory_mb >= min_memory_mb)
     if min_root_gb is not None:
         query = query.where(m.flavors.c.root_gb >= min_root_gb)
+    if name is not None:
+        query = query.where(m.flavors.c.name == name)
     column = m.flavors.c[sort_key]
     order = column.desc() if sort_dir == "desc" else column.asc()
     tie = m.flavors.c.id.desc() if sort_dir == "desc" else m.flavors.c.id

@@ -62,8 +62,11 @@ def _keys(row) -> tuple[str, ...]:
 def _record(row, metadata: dict[str, str] | None = None,
             tags: list[str] | None = None,
             fault: InstanceFault | None = None,
-            keys: tuple[str, ...] | None = None) -> Instance:
+            keys: tuple[str, ...] | None = None,
+            spec: dict[str, Any] | None = None) -> Instance:
     values = dict(zip(keys or _keys(row), row))
+    if spec is not None:
+        values["request_spec"] = spec
     for name in _JSON_DICTS:
         if name in values:
             values[name] = values[name] or {}
@@ -210,8 +213,16 @@ EXACT_FILTERS = (
     "ramdisk_id", "progress", "launched_on", "locked_by")
 
 
-def _filtered(filters: dict[str, Any]):
-    query = sa.select(*_LIST_COLUMNS)
+#: The request spec's pieces that server details show (the pinned zone
+#: from 2.96, the hints from 2.100), read in SQL rather than decoding
+#: every spec of a page.
+_SPEC_PIECES = ("availability_zone", "scheduler_hints")
+_SPEC_COLUMNS = [I.c.request_spec[key].label("_spec_" + key)
+                 for key in _SPEC_PIECES]
+
+
+def _filtered(filters: dict[str, Any], with_spec: bool = False):
+    query = sa.select(*_LIST_COLUMNS, *(_SPEC_COLUMNS if with_spec else ()))
     deleted = filters.get("deleted")
     if deleted is True:
         query = query.where(I.c.deleted != 0)
@@ -269,7 +280,8 @@ _PLAIN_LISTS_MAX = 128
 
 
 def _plain_list(filters: dict[str, Any], keys: list[str], dirs: list[str],
-                limit: int | None) -> tuple[Any, dict[str, Any]]:
+                limit: int | None, with_spec: bool = False
+                ) -> tuple[Any, dict[str, Any]]:
     """(statement, parameters) of a list with only ``project_id`` (text)
     and ``deleted`` filters and no marker: what :func:`get_all` builds for
     it, pre-built."""
@@ -277,14 +289,14 @@ def _plain_list(filters: dict[str, Any], keys: list[str], dirs: list[str],
     deleted = deleted if isinstance(deleted, bool) else None
     by_project = "project_id" in filters
     shape = (by_project, deleted, tuple(keys), tuple(dirs),
-             limit is not None)
+             limit is not None, with_spec)
     query = _PLAIN_LISTS.get(shape)
     if query is None:
         template: dict[str, Any] = {"deleted": deleted}
         if by_project:
             template["project_id"] = sa.bindparam("project_id")
         exprs = [_sort_expr(k) for k in keys]
-        query = _filtered(template).order_by(
+        query = _filtered(template, with_spec).order_by(
             *[e.desc() if d == "desc" else e.asc()
               for e, d in zip(exprs, dirs)])
         if limit is not None:
@@ -303,11 +315,14 @@ def get_all(conn, filters: dict[str, Any] | None = None,
             sort_keys: Sequence[str] = ("created_at",),
             sort_dirs: Sequence[str] = ("desc",),
             limit: int | None = None, marker: str | None = None,
-            with_extras: bool = True) -> list[Instance]:
+            with_extras: bool = True,
+            with_spec: bool = False) -> list[Instance]:
     """Instances matching ``filters`` (see :data:`EXACT_FILTERS`, plus
     ``deleted`` (True/False/None), ``name`` (regex), ``changes_since``,
     ``changes_before``, ``locked``, ``tags``, ``tags_any``, ``not_tags``,
-    ``not_tags_any``), sorted, after ``marker`` (a uuid)."""
+    ``not_tags_any``), sorted, after ``marker`` (a uuid); their request
+    specs too when ``with_spec`` (the pinned zone and the hints that
+    server details show from 2.96 and 2.100)."""
     filters = filters or {}
     keys = list(sort_keys) or ["created_at"]
     dirs = list(sort_dirs) or ["desc"]
@@ -321,11 +336,14 @@ def get_all(conn, filters: dict[str, Any] | None = None,
         dirs.append(dirs[0])
     if marker is None and _PLAIN_FILTERS.issuperset(filters) and \
             isinstance(filters.get("project_id", ""), str):
-        rows = conn.execute(*_plain_list(filters, keys, dirs, limit)).all()
+        rows = conn.execute(*_plain_list(filters, keys, dirs, limit,
+                                         with_spec)).all()
+        if with_spec:
+            return _records_with_spec(conn, rows, with_extras)
         if not with_extras:
             return [_record(r) for r in rows]
         return _records(conn, rows)
-    query = _filtered(filters)
+    query = _filtered(filters, with_spec)
     exprs = [_sort_expr(k) for k in keys]
     query = query.order_by(*[e.desc() if d == "desc" else e.asc()
                              for e, d in zip(exprs, dirs)])
@@ -344,9 +362,28 @@ def get_all(conn, filters: dict[str, Any] | None = None,
     if limit is not None:
         query = query.limit(limit)
     rows = conn.execute(query).all()
+    if with_spec:
+        return _records_with_spec(conn, rows, with_extras)
     if not with_extras:
         return [_record(r) for r in rows]
     return _records(conn, rows)
+
+
+def _records_with_spec(conn, rows, with_extras: bool) -> list[Instance]:
+    """Records of rows carrying the ``_spec_*`` pieces: each instance's
+    ``request_spec`` holds just those."""
+    width = len(_LIST_COLUMNS)
+    keys = _keys(rows[0])[:width] if rows else ()
+    plain = [r[:width] for r in rows]
+    specs = [{key: value for key, value in zip(_SPEC_PIECES, r[width:])
+              if value is not None} for r in rows]
+    if not with_extras:
+        return [_record(p, keys=keys, spec=spec)
+                for p, spec in zip(plain, specs)]
+    metadata, tags, faults = _extras(conn, [r.uuid for r in rows])
+    return [_record(p, metadata[r.uuid], tags[r.uuid], faults.get(r.uuid),
+                    keys, spec)
+            for p, r, spec in zip(plain, rows, specs)]
 
 
 # --- reads for the agents and the metadata API -------------------------
@@ -593,6 +630,34 @@ def update(conn, uuid: str, values: dict[str, Any],
     if conn.execute(query.values(**values)).rowcount == 0:
         raise exception.InstanceNotFound(instance_id=uuid)
     return get(conn, uuid)
+
+
+def set_pinned_zone(conn, uuid: str, zone: str | None,
+                    project_id: str | None) -> Instance:
+    """2.104: set the zone of ``uuid``'s request spec.  None unpins; a
+    zone re-pins, only to the zone the server is in and only when it is
+    unpinned (409 otherwise: unpin first); the current value is a
+    no-op."""
+    # The row is locked until the transaction ends (two PUTs at once).
+    conn.execute(sa.select(I.c.id).where(I.c.uuid == uuid).with_for_update())
+    instance = get(conn, uuid, project_id)
+    spec = dict(instance.request_spec or {})
+    pinned = spec.get("availability_zone") or None
+    if zone == pinned:
+        return instance
+    if zone is not None:
+        if pinned is not None:
+            raise exception.PinnedZoneConflict(reason=(
+                f"The server is pinned to availability zone {pinned}; "
+                f"unpin it before pinning it to {zone}"))
+        if zone != instance.availability_zone:
+            raise exception.PinnedZoneConflict(reason=(
+                f"The server is in availability zone "
+                f"{instance.availability_zone or 'none'}, not {zone}"))
+    spec["availability_zone"] = zone
+    conn.execute(I.update().where(I.c.uuid == uuid).values(
+        request_spec=spec, updated_at=m.utcnow()))
+    return get(conn, uuid, project_id)
 
 
 def soft_delete(conn, uuid: str, *, project_id: str | None,
@@ -869,27 +934,38 @@ def guarded_update(conn, uuid: str, updates: dict[str, Any],
     return get(conn, uuid)
 
 
-def place(conn, uuid: str, values: dict[str, Any]) -> bool:
+def place(conn, uuid: str, values: dict[str, Any],
+          default_zone: str | None = None) -> bool:
     """Write an instance's placement while it is still building and
-    unplaced-or-scheduling; False when it was deleted meanwhile."""
+    unplaced-or-scheduling; False when it was deleted meanwhile.  With
+    ``default_zone``, the instance's zone becomes its host's
+    (``default_zone`` when no aggregate gives the host one): the zone
+    asked for at create when there was one (the scheduler kept to it),
+    and on a reschedule the new host's, so that the API and the metadata
+    API show the same zone."""
     try:
         guarded_update(conn, uuid, values,
                        expected_task_state=[vm_states.SCHEDULING, None],
                        expected_vm_state=[vm_states.BUILDING], fetch=False)
     except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
         return False
+    if default_zone is not None and values.get("host"):
+        conn.execute(I.update().where(I.c.uuid == uuid).values(
+            availability_zone=aggregates.host_zone(
+                conn, values["host"], default_zone)))
     return True
 
 
 def place_all(conn, placements: dict[str, dict[str, Any]],
                request_id: str, event: str, host: str | None,
-               started: datetime.datetime) -> set[str]:
+               started: datetime.datetime,
+               default_zone: str | None = None) -> set[str]:
     """Write each instance's placement (``{uuid: values}``) while it is
     still building and unplaced-or-scheduling, and record the scheduling
     ``event`` of those placed; the uuids placed (the others were deleted
     meanwhile)."""
     placed = {uuid for uuid, values in placements.items()
-              if place(conn, uuid, values)}
+              if place(conn, uuid, values, default_zone)}
     if placed:
         actions.action_events_done(conn, sorted(placed), request_id,
                                    event, host, started, "Success")
@@ -904,7 +980,7 @@ def fail_scheduling(conn, uuids: Sequence[str], code: int, message: str,
     for uuid in uuids:
         set_error(conn, uuid, code, message, None, None)
     actions.action_events_done(conn, uuids, request_id, event, host,
-                               started, "Error")
+                               started, "Error", details=message)
 
 
 def set_error(conn, uuid: str, code: int, message: str,
@@ -943,10 +1019,11 @@ class InstancesComponent(DBComponent):
                 sort_keys: Sequence[str] = ("created_at",),
                 sort_dirs: Sequence[str] = ("desc",),
                 limit: int | None = None, marker: str | None = None,
-                with_extras: bool = True) -> Deferred[list[Instance]]:
+                with_extras: bool = True,
+                with_spec: bool = False) -> Deferred[list[Instance]]:
         """See :func:`get_all`."""
         return self._read(get_all, filters, sort_keys, sort_dirs, limit,
-                          marker, with_extras)
+                          marker, with_extras, with_spec)
 
     def build_states(self, uuids: Sequence[str]) -> Deferred[dict]:
         """See :func:`build_states`."""
@@ -992,6 +1069,11 @@ class InstancesComponent(DBComponent):
         return self._write(transition, uuid, project_id=project_id,
                            check=check, values=values, action=action,
                            action_values=action_values)
+
+    def set_pinned_zone(self, uuid: str, zone: str | None,
+                        project_id: str | None) -> Deferred[Instance]:
+        """See :func:`set_pinned_zone`."""
+        return self._write(set_pinned_zone, uuid, zone, project_id)
 
     def soft_delete(self, uuid: str, *, project_id: str | None,
                     check: _Check = None,
@@ -1050,16 +1132,18 @@ class InstancesComponent(DBComponent):
                            expected_task_state, expected_vm_state,
                            expected_host, fetch, event)
 
-    def place(self, uuid: str, values: dict[str, Any]) -> Deferred[bool]:
+    def place(self, uuid: str, values: dict[str, Any],
+              default_zone: str | None = None) -> Deferred[bool]:
         """See :func:`place`."""
-        return self._write(place, uuid, values)
+        return self._write(place, uuid, values, default_zone)
 
     def place_all(self, placements: dict[str, dict[str, Any]],
                   request_id: str, event: str, host: str | None,
-                  started: datetime.datetime) -> Deferred[set[str]]:
+                  started: datetime.datetime,
+                  default_zone: str | None = None) -> Deferred[set[str]]:
         """See :func:`place_all`."""
         return self._write(place_all, placements, request_id, event, host,
-                           started)
+                           started, default_zone)
 
     def fail_scheduling(self, uuids: Sequence[str], code: int,
                         message: str, request_id: str, event: str,

@@ -295,6 +295,8 @@ compute_nodes = sa.Table(
     sa.Column("local_gb_used", sa.Integer, nullable=False, default=0),
     sa.Column("running_vms", sa.Integer, nullable=False, default=0),
     sa.Column("cpu_info", sa.Text, nullable=False, default="{}"),
+    #: What the host's ``uptime`` says, as its agent last reported it.
+    sa.Column("uptime", sa.Text, nullable=True),
     sa.Column("cpu_allocation_ratio", sa.Float, nullable=False,
               default=16.0),
     sa.Column("ram_allocation_ratio", sa.Float, nullable=False,

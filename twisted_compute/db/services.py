@@ -236,7 +236,7 @@ def _node_records(conn, conf, rows) -> list[ComputeNode]:
         vcpus=r.vcpus, memory_mb=r.memory_mb, local_gb=r.local_gb,
         vcpus_used=r.vcpus_used, memory_mb_used=r.memory_mb_used,
         local_gb_used=r.local_gb_used, running_vms=r.running_vms,
-        cpu_info=r.cpu_info,
+        cpu_info=r.cpu_info, uptime=r.uptime,
         current_workload=int(workloads.get(r.hypervisor_hostname, 0)),
         service=services.get(r.service_id) or by_host.get(r.host))
         for r in rows]

@@ -59,3 +59,5 @@ class ComputeNode(Record):
     #: Instances on this node with a task in progress.
     current_workload: int = 0
     service: Service | None = None
+    #: The host's ``uptime`` line as its agent last reported it.
+    uptime: str | None = None

@@ -15,6 +15,9 @@ could not be created, ``NotImplementedYet`` for what it cannot do.
 
 from __future__ import annotations
 
+import os
+import time
+
 import attrs
 from zope.interface import Attribute, Interface
 
@@ -176,6 +179,66 @@ DRIVERS = {
     "fake": "twisted_compute.virt.fake.FakeDriver",
     "libvirt": "twisted_compute.virt.libvirt.driver.LibvirtDriver",
 }
+
+
+def format_uptime(now: float, seconds: float, users: int | None = None,
+                  load: tuple[float, float, float] | None = None) -> str:
+    """An ``uptime`` line as procps prints it (what Nova's hypervisors
+    show, and what the ``openstack`` CLI parses): the time of day (UTC)
+    at ``now`` (epoch seconds), how long the host has been up
+    (``seconds``), the users logged in and the load averages when
+    known."""
+    clock = time.strftime("%H:%M:%S", time.gmtime(now))
+    minutes = int(seconds) // 60
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    up = f"{days} day{'s' if days != 1 else ''}, " if days else ""
+    up += f"{hours:2d}:{minutes:02d}" if hours else f"{minutes} min"
+    line = f" {clock} up {up}"
+    if users is not None:
+        line += f",  {users} user{'s' if users != 1 else ''}"
+    if load is not None:
+        line += ",  load average: " + ", ".join(f"{v:.2f}" for v in load)
+    return line
+
+
+#: utmp records (glibc, x86_64 and aarch64): 384 bytes, ``ut_type`` first.
+_UTMP_RECORD = 384
+_USER_PROCESS = 7
+
+
+def _logged_in_users(utmp: str) -> int | None:
+    try:
+        with open(utmp, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    count = 0
+    for offset in range(0, len(data) - _UTMP_RECORD + 1, _UTMP_RECORD):
+        if int.from_bytes(data[offset:offset + 2], "little") == \
+                _USER_PROCESS:
+            count += 1
+    return count
+
+
+def host_uptime(now: float, proc: str = "/proc",
+                utmp: str = "/var/run/utmp") -> str | None:
+    """The local host's uptime line from ``/proc/uptime``,
+    ``/proc/loadavg`` and the users of ``utmp`` (None where the uptime
+    cannot be read).  Blocking: call it from a driver's thread pool."""
+    try:
+        with open(os.path.join(proc, "uptime")) as handle:
+            seconds = float(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    load = None
+    try:
+        with open(os.path.join(proc, "loadavg")) as handle:
+            fields = handle.read().split()
+        load = (float(fields[0]), float(fields[1]), float(fields[2]))
+    except (OSError, ValueError, IndexError):
+        pass
+    return format_uptime(now, seconds, _logged_in_users(utmp) or 0, load)
 
 
 def load_driver(conf, reactor, host: str | None = None) -> IComputeDriver:

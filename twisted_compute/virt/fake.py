@@ -23,6 +23,7 @@ from zope.interface import implementer
 from twisted_compute import exception
 from twisted_compute.log import Logger
 from twisted_compute.objects.console import ConsoleInfo
+from twisted_compute.virt import driver as driver_mod
 from twisted_compute.virt import fake_console, power_state
 from twisted_compute.virt.driver import REBOOT_TYPES, SOFT, \
     IComputeDriver, InstanceInfo, driver_capabilities
@@ -78,6 +79,8 @@ class FakeDriver:
         #: Images pre-cached on this host (cache_image), in order.
         self.cached_images: list[str] = []
         self.initialized = False
+        #: When the fake host "booted" (its uptime counts from here).
+        self.booted_at = reactor.seconds()
         self.spawn_count = 0
 
     # --- helpers -------------------------------------------------------
@@ -149,6 +152,10 @@ class FakeDriver:
                 "features": []}, sort_keys=True),
             "running_vms": sum(1 for g in guests
                                if g.state == power_state.RUNNING),
+            "uptime": driver_mod.format_uptime(
+                self.reactor.seconds(),
+                self.reactor.seconds() - self.booted_at, 0,
+                (0.0, 0.0, 0.0)),
         })
 
     def list_instance_uuids(self):

@@ -258,6 +258,8 @@ class LibvirtDriverTests(LibvirtFixture, SynchronousTestCase):
         self.assertIsInstance(res["hypervisor_version"], int)
         self.assertEqual(json.loads(res["cpu_info"])["topology"]["cores"],
                          info[6])
+        # A local libvirtd: the host's own uptime line.
+        self.assertRegex(res["uptime"], r"^ \d\d:\d\d:\d\d up .*load average")
         self.failureResultOf(self.driver.get_available_resource("other"),
                              exception.HypervisorNotFound)
 

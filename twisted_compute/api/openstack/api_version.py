@@ -63,7 +63,7 @@ class APIVersion:
 MIN_VERSION = APIVersion("2.1")
 #: The highest microversion whose changes are implemented for every
 #: resource this API serves.
-MAX_VERSION = APIVersion("2.79")
+MAX_VERSION = APIVersion("2.104")
 
 
 def from_request(request) -> APIVersion:

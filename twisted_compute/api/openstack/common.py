@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import functools
+import inspect
 import ipaddress
 import json
 import re
@@ -37,10 +39,70 @@ def make_app() -> Klein:
     return app
 
 
-def route(app: Klein, path: str, methods: Sequence[str], **kwargs):
-    """``app.route`` with the options every API route wants."""
-    return app.route(path, methods=list(methods), strict_slashes=False,
-                     **kwargs)
+#: ``route(query=...)`` not given: a GET that takes no query parameters.
+_NO_PARAMS: dict = {"type": "object", "properties": {},
+                    "additionalProperties": False}
+_STRICT_QUERY = APIVersion("2.102")
+
+
+def route(app: Klein, path: str, methods: Sequence[str],
+          query: dict | None = _NO_PARAMS, **kwargs):
+    """``app.route`` with the options every API route wants.  A GET
+    route checks its query string against ``query`` (a schema of
+    ``{name: [values]}``, see :mod:`.compute.schemas.query`; None: not
+    checked) from microversion 2.102, where unknown parameters are a
+    400; the route's schema is kept as ``query_schema`` on the handler."""
+    def decorate(handler):
+        if "GET" in methods and query is not None:
+            handler = _checking_query(handler, query)
+        return app.route(path, methods=list(methods), strict_slashes=False,
+                         **kwargs)(handler)
+    return decorate
+
+
+def _checking_query(handler, schema: dict):
+    validator = jsonschema.Draft4Validator(schema)
+
+    def check(request) -> None:
+        version = getattr(request, "api_version", None)
+        if version is None or version < _STRICT_QUERY:
+            return
+        params = query(request)
+        if not params and not schema.get("required"):
+            return
+        check_query(params, validator)
+
+    if inspect.iscoroutinefunction(handler):
+        @functools.wraps(handler)
+        async def checked(self, request, *args, **kwargs):
+            check(request)
+            return await handler(self, request, *args, **kwargs)
+    else:
+        @functools.wraps(handler)
+        def checked(self, request, *args, **kwargs):
+            check(request)
+            return handler(self, request, *args, **kwargs)
+    checked.query_schema = schema
+    return checked
+
+
+def check_query(params: dict[str, list[str]], validator) -> None:
+    """400 when ``params`` do not match ``validator``'s query schema,
+    naming the unknown parameters as Nova does."""
+    errors = sorted(validator.iter_errors(params),
+                    key=lambda e: (e.validator != "additionalProperties",
+                                   list(e.absolute_path)))
+    if not errors:
+        return
+    error = errors[0]
+    if error.validator == "additionalProperties":
+        raise exception.ValidationError(
+            field="query parameters", detail=error.message)
+    name = str(error.absolute_path[0]) if error.absolute_path else \
+        "query parameters"
+    value = error.instance
+    raise exception.ValidationError(
+        field=name, detail=f"Value: {value!r}. {error.message}")
 
 
 class Controller:

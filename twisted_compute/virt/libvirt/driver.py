@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shutil
+import time
 import xml.etree.ElementTree as ET
 from typing import Any, Callable
 
@@ -39,6 +40,7 @@ from zope.interface import implementer
 from twisted_compute import exception
 from twisted_compute.log import Logger
 from twisted_compute.objects.console import ConsoleInfo
+from twisted_compute.virt import driver as virt_driver
 from twisted_compute.virt import power_state
 from twisted_compute.virt.driver import HARD, REBOOT_TYPES, \
     IComputeDriver, InstanceInfo, driver_capabilities
@@ -82,6 +84,8 @@ class LibvirtDriver:
         if self.virt_type == "test" and not uri.startswith("test:"):
             uri = "test:///default"
         self.uri = uri
+        #: A libvirtd on this host (no host in the URI): its /proc is ours.
+        self._local = "://" in uri and uri.split("://", 1)[1].startswith("/")
         self.images_path = options.images_path.replace(
             "$state_path", conf.state_path)
         self.network = options.network
@@ -240,6 +244,10 @@ class LibvirtDriver:
             "cpu_info": json.dumps(self._cpu_info(conn, info),
                                    sort_keys=True),
             "running_vms": running,
+            # libvirt has no uptime call: the host's own /proc, as this
+            # agent runs next to its libvirtd (qemu:///system).
+            "uptime": (virt_driver.host_uptime(time.time())
+                       if self._local else None),
         }
 
     @staticmethod

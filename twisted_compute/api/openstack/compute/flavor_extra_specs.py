@@ -7,6 +7,7 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
+from twisted_compute.api.openstack.compute import extra_spec_validators
 from twisted_compute.api.openstack.compute.schemas import \
     flavor_extra_specs as schema
 
@@ -39,6 +40,8 @@ class FlavorExtraSpecsController(Controller):
         body = common.read_body(request)
         common.validate(body, schema.create)
         specs = _as_text(body["extra_specs"])
+        if common.is_at_least(request, "2.86"):
+            extra_spec_validators.validate_all(specs)
         await self.db.flavors.update_specs(flavor_id, specs)
         return json_response(request, {"extra_specs": specs})
 
@@ -57,6 +60,8 @@ class FlavorExtraSpecsController(Controller):
             raise exception.InvalidInput(
                 reason="Request body and URI mismatch")
         specs = _as_text(body)
+        if common.is_at_least(request, "2.86"):
+            extra_spec_validators.validate_all(specs)
         await self.db.flavors.update_specs(flavor_id, specs)
         return json_response(request, specs)
 

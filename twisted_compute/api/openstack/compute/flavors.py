@@ -9,6 +9,8 @@ from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute.schemas import flavors as schema
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.schemas import to_bool
 from twisted_compute.api.openstack.compute.views import flavors as views
 
@@ -40,10 +42,12 @@ class FlavorsController(Controller):
             min_memory_mb=common.query_int(request, "minRam"),
             min_root_gb=common.query_int(request, "minDisk"),
             limit=limit, marker=marker, sort_key=sort_key,
-            sort_dir=sort_dir)
+            sort_dir=sort_dir,
+            name=(common.query_one(request, "name")
+                  if common.is_at_least(request, "2.102") else None))
         return flavors, limit
 
-    @route(app, "/flavors", ["GET"])
+    @route(app, "/flavors", ["GET"], query=query_schema.flavors)
     async def index(self, request):
         flavors, limit = await self._list(request)
         body = {"flavors": [views.basic(request, f) for f in flavors]}
@@ -57,7 +61,7 @@ class FlavorsController(Controller):
             common.get_context(request),
             "os_compute_api:os-flavor-extra-specs:index")
 
-    @route(app, "/flavors/detail", ["GET"])
+    @route(app, "/flavors/detail", ["GET"], query=query_schema.flavors)
     async def detail(self, request):
         flavors, limit = await self._list(request)
         specs = self._may_see_specs(request)
@@ -84,7 +88,8 @@ class FlavorsController(Controller):
             context, "os_compute_api:os-flavor-manage:create")
         body = common.read_body(request)
         common.validate(body, common.versioned(request, [
-            ("2.55", None, schema.create_v255),
+            ("2.102", None, schema.create_v2102),
+            ("2.55", "2.101", schema.create_v255),
             (None, "2.54", schema.create)]))
         spec = body["flavor"]
         flavorid = spec.get("id")

@@ -53,7 +53,7 @@ class HostsController(Controller):
             raise exception.NotFound(
                 f"Compute host {host} could not be found.") from None
 
-    @route(app, "/os-hosts", ["GET"])
+    @route(app, "/os-hosts", ["GET"], query=None)
     async def index(self, request):
         self._authorize(request, "list")
         zone = common.query_one(request, "zone")
@@ -64,7 +64,7 @@ class HostsController(Controller):
                  and (zone is None or s.availability_zone == zone)]
         return json_response(request, {"hosts": hosts})
 
-    @route(app, "/os-hosts/<host>", ["GET"])
+    @route(app, "/os-hosts/<host>", ["GET"], query=None)
     async def show(self, request, host):
         self._authorize(request, "show")
         await self._compute_service(host)
@@ -111,7 +111,7 @@ class HostsController(Controller):
         return json_response(request, {
             "host": host, "status": "enabled" if enable else "disabled"})
 
-    @route(app, "/os-hosts/<host>/<action>", ["GET"])
+    @route(app, "/os-hosts/<host>/<action>", ["GET"], query=None)
     async def power_action(self, request, host, action):
         if action not in _POWER_ACTIONS:
             self._authorize(request, "show")

@@ -9,6 +9,8 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.views import hypervisors as views
 from twisted_compute.db import models
 from twisted_compute.db import services as services_db
@@ -74,16 +76,20 @@ class HypervisorsController(Controller):
                 result["hypervisors_links"] = links
         return json_response(request, result)
 
-    @route(app, "/os-hypervisors", ["GET"])
+    @route(app, "/os-hypervisors", ["GET"],
+           query=query_schema.hypervisors)
     async def index(self, request):
         return await self._list(request, detail=False)
 
-    @route(app, "/os-hypervisors/detail", ["GET"])
+    @route(app, "/os-hypervisors/detail", ["GET"],
+           query=query_schema.hypervisors)
     async def detail(self, request):
         return await self._list(request, detail=True)
 
     @route(app, "/os-hypervisors/statistics", ["GET"])
     async def statistics(self, request):
+        if common.is_at_least(request, "2.88"):
+            raise exception.NotFound()  # removed at 2.88
         self._authorize(request, "statistics")
         nodes, _ = await self.db.services.nodes_and_servers(self.conf)
         nodes = [n for n in nodes if not n.service.disabled]
@@ -105,7 +111,8 @@ class HypervisorsController(Controller):
         return await self.db.services.node_and_servers(
             self.conf, with_servers, node_id=number)
 
-    @route(app, "/os-hypervisors/<hypervisor_id>", ["GET"])
+    @route(app, "/os-hypervisors/<hypervisor_id>", ["GET"],
+           query=query_schema.hypervisor)
     async def show(self, request, hypervisor_id):
         self._authorize(request, "show")
         with_servers = self._with_servers(request)
@@ -118,14 +125,20 @@ class HypervisorsController(Controller):
 
     @route(app, "/os-hypervisors/<hypervisor_id>/uptime", ["GET"])
     async def uptime(self, request, hypervisor_id):
+        if common.is_at_least(request, "2.88"):
+            raise exception.NotFound()  # in show and detail from 2.88
         self._authorize(request, "uptime")
         node, _ = await self._node(request, hypervisor_id)
         if not services_db.is_up(node.service, models.utcnow(),
-                        self.conf.service_down_time):
+                                 self.conf.service_down_time):
             raise exception.ComputeServiceUnavailable(host=node.host)
-        # The uptime comes from the agent over RPC, which does not exist
-        # yet.
-        raise exception.NotImplementedYet(feature="Hypervisor uptime")
+        if node.uptime is None:
+            # The node's driver reports none (a remote libvirtd).
+            raise exception.NotImplementedYet(feature="Hypervisor uptime")
+        body = views.basic(request, node, models.utcnow(),
+                           self.conf.service_down_time)
+        body["uptime"] = node.uptime
+        return json_response(request, {"hypervisor": body})
 
     async def _by_pattern(self, request, pattern, with_servers):
         if common.is_at_least(request, "2.53"):

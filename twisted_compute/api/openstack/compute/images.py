@@ -92,17 +92,17 @@ class ImagesController(Controller):
             body["images_links"] = links
         return json_response(request, body)
 
-    @route(app, "/images", ["GET"])
+    @route(app, "/images", ["GET"], query=None)
     async def index(self, request):
         images, limit = await self._list(request)
         return self._page(request, images, limit, views.basic)
 
-    @route(app, "/images/detail", ["GET"])
+    @route(app, "/images/detail", ["GET"], query=None)
     async def detail(self, request):
         images, limit = await self._list(request)
         return self._page(request, images, limit, views.detail)
 
-    @route(app, "/images/<image_id>", ["GET"])
+    @route(app, "/images/<image_id>", ["GET"], query=None)
     async def show(self, request, image_id):
         image = await self._image(request, image_id)
         return json_response(request,
@@ -130,12 +130,12 @@ class ImagesController(Controller):
                                               {"properties": properties})
         return dict(updated.properties)
 
-    @route(app, "/images/<image_id>/metadata", ["GET"])
+    @route(app, "/images/<image_id>/metadata", ["GET"], query=None)
     async def metadata_index(self, request, image_id):
         image = await self._image(request, image_id)
         return json_response(request, {"metadata": dict(image.properties)})
 
-    @route(app, "/images/<image_id>/metadata/<key>", ["GET"])
+    @route(app, "/images/<image_id>/metadata/<key>", ["GET"], query=None)
     async def metadata_show(self, request, image_id, key):
         image = await self._image(request, image_id)
         if key not in image.properties:

@@ -7,6 +7,8 @@ from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute.servers import instance_target
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.views import servers as views
 
 _RULE = "os_compute_api:os-instance-actions"
@@ -26,7 +28,8 @@ class InstanceActionsController(Controller):
                                        instance_target(instance))
         return context, instance
 
-    @route(app, "/servers/<server_id>/os-instance-actions", ["GET"])
+    @route(app, "/servers/<server_id>/os-instance-actions", ["GET"],
+           query=query_schema.instance_actions)
     async def index(self, request, server_id):
         context, instance = await self._instance(request, server_id, "list")
         kwargs = {}
@@ -69,11 +72,14 @@ class InstanceActionsController(Controller):
         body = views.action(request, action, show_events=True,
                             show_host=may_see_events,
                             show_traceback=may_see_events)
+        show_details = common.is_at_least(request, "2.84") and \
+            policy.allowed(context, f"{_RULE}:events:details", target)
         if may_see_events or common.is_at_least(request, "2.51"):
             body["events"] = [
                 views.action_event(request, e,
                                    project_id=instance.project_id,
                                    show_host=may_see_events,
-                                   show_traceback=may_see_events)
+                                   show_traceback=may_see_events,
+                                   show_details=show_details)
                 for e in action.events]
         return json_response(request, {"instanceAction": body})

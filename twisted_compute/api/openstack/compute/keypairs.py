@@ -13,12 +13,16 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute import keypair_crypto as crypto
 from twisted_compute.api.openstack.compute.schemas import keypairs as schema
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.views import keypairs as views
 from twisted_compute.objects.keypair import (
     KEYPAIR_TYPE_SSH, KEYPAIR_TYPE_X509)
 
 _POLICY = "os_compute_api:os-keypairs:"
 _SAFE_CHARS = set("_- " + string.digits + string.ascii_letters)
+#: From 2.92 also '@' and '.'.
+_SAFE_CHARS_292 = _SAFE_CHARS | set("@.")
 
 
 class KeypairsController(Controller):
@@ -40,7 +44,7 @@ class KeypairsController(Controller):
             target={"user_id": user_id, "project_id": context.project_id})
         return user_id
 
-    @route(app, "/os-keypairs", ["GET"])
+    @route(app, "/os-keypairs", ["GET"], query=query_schema.keypairs)
     async def index(self, request):
         user_id = self._user(request, "index")
         limit = marker = None
@@ -58,7 +62,8 @@ class KeypairsController(Controller):
                 body["keypairs_links"] = links
         return json_response(request, body)
 
-    @route(app, "/os-keypairs/<name>", ["GET"])
+    @route(app, "/os-keypairs/<name>", ["GET"],
+           query=query_schema.keypair)
     async def show(self, request, name):
         user_id = self._user(request, "show")
         keypair = await self.db.keypairs.get(user_id, name)
@@ -69,14 +74,17 @@ class KeypairsController(Controller):
     async def create(self, request):
         body = common.read_body(request)
         common.validate(body, common.versioned(request, [
-            ("2.10", None, schema.create_v210),
+            ("2.92", None, schema.create_v292),
+            ("2.10", "2.91", schema.create_v210),
             ("2.2", "2.9", schema.create_v22),
             (None, "2.1", schema.create)]))
         params = body["keypair"]
         user_id = self._user(request, "create", params.get("user_id"))
         context = common.get_context(request)
         name = params["name"]
-        if not set(name) <= _SAFE_CHARS:
+        safe = _SAFE_CHARS_292 if common.is_at_least(request, "2.92") \
+            else _SAFE_CHARS
+        if not set(name) <= safe:
             raise exception.InvalidKeypair(
                 reason="Keypair name contains unsafe characters")
         key_type = params.get("type", KEYPAIR_TYPE_SSH)

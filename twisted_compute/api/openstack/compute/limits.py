@@ -6,6 +6,8 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.views import limits as views
 
 
@@ -13,7 +15,7 @@ class LimitsController(Controller):
     app = make_app()
     collections = (("limits",),)
 
-    @route(app, "/limits", ["GET"])
+    @route(app, "/limits", ["GET"], query=query_schema.limits)
     async def index(self, request):
         context = common.get_context(request)
         self.services.policy.authorize(context, "os_compute_api:limits")

@@ -9,6 +9,8 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute.schemas import \
     quota_sets as schema
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.schemas import to_bool
 from twisted_compute.api.openstack.compute.views import quota_sets as views
 
@@ -31,7 +33,8 @@ class QuotaSetsController(Controller):
     def _user_id(request) -> str | None:
         return common.query_one(request, "user_id") or None
 
-    @route(app, "/os-quota-sets/<project_id>", ["GET"])
+    @route(app, "/os-quota-sets/<project_id>", ["GET"],
+           query=query_schema.quota_set)
     async def show(self, request, project_id):
         self._authorize(request, "show", project_id)
         limits = await self.db.quotas.get_limits(self.conf, project_id,
@@ -39,7 +42,8 @@ class QuotaSetsController(Controller):
         return json_response(request, {"quota_set": views.limits_body(
             request, limits, project_id)})
 
-    @route(app, "/os-quota-sets/<project_id>/detail", ["GET"])
+    @route(app, "/os-quota-sets/<project_id>/detail", ["GET"],
+           query=query_schema.quota_set)
     async def detail(self, request, project_id):
         self._authorize(request, "detail", project_id)
         limits, usage = await self.db.quotas.limits_and_usage(

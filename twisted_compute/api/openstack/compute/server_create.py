@@ -49,6 +49,14 @@ def server_body(request, context, body, policy, conf) -> dict[str, Any]:
         "trusted_image_certificates": server.get(
             "trusted_image_certificates"),
     }
+    if "hostname" in server:
+        # 2.90 (a label), 2.94 (an FQDN): one name cannot serve several
+        # servers (Nova's AmbiguousHostnameForMultipleInstances).
+        if max_count > 1:
+            raise exception.InvalidInput(
+                reason="Unable to allocate a single hostname to multiple "
+                       "instances")
+        values["hostname"] = server["hostname"]
     # security groups: names, deduplicated, "default" when none
     names = []
     for group in server.get("security_groups") or ():

@@ -19,6 +19,10 @@ USER_FILTERS = {
     "flavor": None, "ip": None, "changes-since": None, "all_tenants": None,
     "ip6": "2.5", "tags": "2.26", "tags-any": "2.26", "not-tags": "2.26",
     "not-tags-any": "2.26", "changes-before": "2.66", "locked": "2.73",
+    "availability_zone": "2.83", "config_drive": "2.83", "key_name": "2.83",
+    "created_at": "2.83", "launched_at": "2.83", "terminated_at": "2.83",
+    "power_state": "2.83", "task_state": "2.83", "vm_state": "2.83",
+    "progress": "2.83", "user_id": "2.83",
 }
 
 
@@ -104,22 +108,23 @@ def search(request, context, policy, max_limit: int, detail: bool):
         filters["vm_state"] = vm_state
         if "default" not in task_state:
             filters["task_state"] = task_state
-    if all_filters:
-        for key in ADMIN_EXACT:
-            if key in opts and key not in ("vm_state", "task_state"):
-                value: Any = opts[key]
-                if key in ("launch_index", "progress", "power_state"):
-                    try:
-                        value = int(value)
-                    except ValueError:
-                        raise exception.ValidationError(
-                            field=key,
-                            detail=f"Value: {value!r}. not an "
-                            "integer") from None
-                filters[key] = value
-        for key in ("vm_state", "task_state"):
-            if key in opts and "status" not in opts:
-                filters[key] = [v for v in params[key] if v]
+    # ``opts`` holds only what this caller may filter by (from 2.83 also
+    # non-admins: zone, config drive, key name, states, progress, user).
+    for key in ADMIN_EXACT:
+        if key in opts and key not in ("vm_state", "task_state"):
+            value: Any = opts[key]
+            if key in ("launch_index", "progress", "power_state"):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise exception.ValidationError(
+                        field=key,
+                        detail=f"Value: {value!r}. not an "
+                        "integer") from None
+            filters[key] = value
+    for key in ("vm_state", "task_state"):
+        if key in opts and "status" not in opts:
+            filters[key] = [v for v in params[key] if v]
     for key in ("changes-since", "changes-before"):
         if key in opts:
             filters[key.replace("-", "_")] = common.parse_isotime(

@@ -9,6 +9,8 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute.schemas import \
     server_groups as schema
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.views import \
     server_groups as views
 
@@ -67,7 +69,8 @@ class ServerGroupsController(Controller):
                     detail=f"Value: {text!r}. must be an integer >= 0")
         return values["offset"], min(values["limit"], max_limit)
 
-    @route(app, "/os-server-groups", ["GET"])
+    @route(app, "/os-server-groups", ["GET"],
+           query=query_schema.server_groups)
     async def index(self, request):
         context = self._authorize(request, "index")
         offset, limit = self._offset_and_limit(request,

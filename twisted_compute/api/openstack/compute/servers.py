@@ -13,8 +13,14 @@ from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute import (
     server_create, server_filters)
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.views import servers as views
+
+#: The query of the server lists at 2.102 (the same names as from 2.75).
+_LIST_QUERY = query_schema.servers(server_filters.KNOWN_PARAMS)
+
 
 def make_views(services, request, context) -> views.ServerViews:
     """The per-request server view builder (what this caller sees)."""
@@ -77,11 +83,14 @@ class ServersController(Controller):
             except exception.FlavorNotFound:
                 return [], limit
             filters["instance_type_id"] = flavor.id
+        # Details show the pinned zone (2.96) and the hints (2.100) from
+        # the request spec: those two pieces are read with the page.
         instances = await self.compute_api.get_all(
-            context, filters, sort_keys, sort_dirs, limit, marker)
+            context, filters, sort_keys, sort_dirs, limit, marker,
+            with_spec=detail and common.is_at_least(request, "2.96"))
         return instances, limit
 
-    @route(app, "/servers", ["GET"])
+    @route(app, "/servers", ["GET"], query=_LIST_QUERY)
     async def index(self, request):
         instances, limit = await self._list(request, detail=False)
         builder = make_views(self.services, request,
@@ -93,7 +102,7 @@ class ServersController(Controller):
             body["servers_links"] = links
         return json_response(request, body)
 
-    @route(app, "/servers/detail", ["GET"])
+    @route(app, "/servers/detail", ["GET"], query=_LIST_QUERY)
     async def detail(self, request):
         instances, limit = await self._list(request, detail=True)
         context = common.get_context(request)
@@ -174,6 +183,8 @@ class ServersController(Controller):
         if "accessIPv6" in server:
             values["access_ip_v6"] = common.canonical_ipv6(
                 server["accessIPv6"])
+        if "hostname" in server:  # 2.90
+            values["hostname"] = server["hostname"]
         if "OS-DCF:diskConfig" in server:
             values["system_metadata"] = {
                 **instance.system_metadata,
@@ -181,6 +192,9 @@ class ServersController(Controller):
         if values:
             instance = await self.compute_api.update(context, server_id,
                                                      values)
+        if "pinned_availability_zone" in server:  # 2.104
+            instance = await self.compute_api.set_pinned_zone(
+                context, server_id, server["pinned_availability_zone"])
         full = common.is_at_least(request, "2.75")
         return json_response(request, await show_body(
             self.services, request, context, instance, full=full))

@@ -9,6 +9,8 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
+from twisted_compute.api.openstack.compute.schemas import \
+    query as query_schema
 from twisted_compute.api.openstack.compute.schemas import services as schema
 from twisted_compute.api.openstack.compute.schemas import to_bool
 from twisted_compute.api.openstack.compute.views import services as views
@@ -30,7 +32,7 @@ class ServicesController(Controller):
         return views.detail(request, service, models.utcnow(),
                             self.conf.service_down_time)
 
-    @route(app, "/os-services", ["GET"])
+    @route(app, "/os-services", ["GET"], query=query_schema.services)
     async def index(self, request):
         self._authorize(request, "list")
         services = await self.db.services.get_all(

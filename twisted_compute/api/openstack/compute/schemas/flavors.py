@@ -43,6 +43,18 @@ create_v255 = {
     }},
 }
 
+#: 2.102: ``rxtx_factor`` is gone.
+create_v2102 = {
+    **create_v255,
+    "properties": {"flavor": {
+        **create_v255["properties"]["flavor"],
+        "properties": {
+            k: v for k, v in
+            create_v255["properties"]["flavor"]["properties"].items()
+            if k != "rxtx_factor"},
+    }},
+}
+
 update_v255 = {
     "type": "object",
     "properties": {"flavor": {

@@ -24,3 +24,8 @@ def _with(base: dict, **extra) -> dict:
 create_v22 = _with(create, type={"type": "string",
                                  "enum": ["ssh", "x509"]})
 create_v210 = _with(create_v22, user_id={"type": "string"})
+
+#: 2.92: generation is gone (``public_key`` required).
+create_v292 = {**create_v210, "properties": {"keypair": {
+    **create_v210["properties"]["keypair"],
+    "required": ["name", "public_key"]}}}

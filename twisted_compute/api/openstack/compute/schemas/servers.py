@@ -45,6 +45,23 @@ device_tag = {"type": "string", "maxLength": 255,
               "pattern": r"^[^,/]*$"}
 
 flavor_ref = {"type": ["string", "integer"], "minLength": 1}
+
+#: ``hostname`` from 2.90: one DNS label (RFC 1123: may start with a
+#: digit, neither starts nor ends with a dash).
+hostname = {"type": "string", "minLength": 2, "maxLength": 63,
+            "pattern": r"^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$"}
+#: ``hostname`` from 2.94: a fully qualified domain name.
+fqdn = {"type": "string", "minLength": 2, "maxLength": 255,
+        "pattern": r"^[a-zA-Z0-9]+[a-zA-Z0-9-._]*[a-zA-Z0-9]+$"}
+
+
+def hostname_for(v: APIVersion) -> dict | None:
+    """The ``hostname`` schema at ``v`` (None before 2.90)."""
+    if v >= APIVersion("2.94"):
+        return fqdn
+    if v >= APIVersion("2.90"):
+        return hostname
+    return None
 image_ref = {"type": "string"}
 
 _network = {
@@ -198,6 +215,8 @@ def _create_for(version: str) -> dict:
                          "maxLength": 255}
         props["hypervisor_hostname"] = {"type": "string", "minLength": 1,
                                         "maxLength": 255}
+    if hostname_for(v) is not None:
+        props["hostname"] = hostname_for(v)
     return {
         "type": "object",
         "properties": {
@@ -225,6 +244,11 @@ def _update_for(version: str) -> dict:
     }
     if v >= APIVersion("2.19"):
         props["description"] = description
+    if hostname_for(v) is not None:
+        props["hostname"] = hostname_for(v)
+    if v >= APIVersion("2.104"):
+        props["pinned_availability_zone"] = {
+            "oneOf": [{"type": "null"}, name]}
     return {
         "type": "object",
         "properties": {"server": {"type": "object", "properties": props,
@@ -304,7 +328,9 @@ rebuild = _action("rebuild", _obj({
     "key_name": {"type": ["string", "null"]},
     "user_data": {"oneOf": [{**base64, "maxLength": 65535},
                             {"type": "null"}]},
-    "trusted_image_certificates": {"type": ["array", "null"]}},
+    "trusted_image_certificates": {"type": ["array", "null"]},
+    # 2.90 / 2.94 (rebuild answers 501 until it exists; then versioned)
+    "hostname": fqdn},
     ["imageRef"]), nullable=False)
 create_image = _action("createImage", _obj(
     {"name": name, "metadata": metadata}, ["name"]), nullable=False)
@@ -315,7 +341,9 @@ create_backup = _action("createBackup", _obj(
 rescue = _action("rescue", _obj(
     {"adminPass": {"type": "string"}, "rescue_image_ref": uuid}))
 unshelve = _action("unshelve", _obj(
-    {"availability_zone": {"type": ["string", "null"]}}))
+    {"availability_zone": {"type": ["string", "null"]},
+     # 2.91 (unshelve answers 501 until it exists; then versioned)
+     "host": {"type": "string", "minLength": 1, "maxLength": 255}}))
 live_migrate = _action("os-migrateLive", _obj(
     {"block_migration": {"type": ["boolean", "string"]},
      "disk_over_commit": boolean,

@@ -25,10 +25,12 @@ def detail(request, flavor: Flavor, include_extra_specs: bool) -> dict:
         "swap": swap,
         "vcpus": flavor.vcpus,
         "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
-        "OS-FLV-DISABLED:disabled": flavor.disabled,
         "os-flavor-access:is_public": flavor.is_public,
-        "rxtx_factor": flavor.rxtx_factor,
     })
+    if not common.is_at_least(request, "2.102"):
+        # removed at 2.102
+        body["OS-FLV-DISABLED:disabled"] = flavor.disabled
+        body["rxtx_factor"] = flavor.rxtx_factor
     if include_extra_specs and common.is_at_least(request, "2.61"):
         body["extra_specs"] = dict(flavor.extra_specs)
     return body

@@ -36,11 +36,36 @@ def _cpu_info(request, text: str):
     return value if isinstance(value, dict) else {}
 
 
+def uptime(node: ComputeNode, now: datetime.datetime,
+           down_time) -> str | None:
+    """The uptime the node's agent last reported; None while its service
+    is down (it may be stale) or when its driver reports none."""
+    if not services_db.is_up(node.service, now, down_time):
+        return None
+    return node.uptime
+
+
 def detail(request, node: ComputeNode, now: datetime.datetime,
            down_time) -> dict:
     body = basic(request, node, now, down_time)
-    free_disk = node.local_gb - node.local_gb_used
     service = node.service
+    service_body = {
+        "host": service.host,
+        "id": service.uuid if _uuids(request) else service.id,
+        "disabled_reason": service.disabled_reason,
+    }
+    if common.is_at_least(request, "2.88"):
+        # The capacity fields are gone (placement has them); the uptime
+        # moves here from /uptime.
+        body.update({
+            "host_ip": node.host_ip,
+            "hypervisor_type": node.hypervisor_type,
+            "hypervisor_version": node.hypervisor_version,
+            "service": service_body,
+            "uptime": uptime(node, now, down_time),
+        })
+        return body
+    free_disk = node.local_gb - node.local_gb_used
     body.update({
         "cpu_info": _cpu_info(request, node.cpu_info),
         "current_workload": node.current_workload,
@@ -55,11 +80,7 @@ def detail(request, node: ComputeNode, now: datetime.datetime,
         "memory_mb": node.memory_mb,
         "memory_mb_used": node.memory_mb_used,
         "running_vms": node.running_vms,
-        "service": {
-            "host": service.host,
-            "id": service.uuid if _uuids(request) else service.id,
-            "disabled_reason": service.disabled_reason,
-        },
+        "service": service_body,
         "vcpus": node.vcpus,
         "vcpus_used": node.vcpus_used,
     })

@@ -29,6 +29,31 @@ def host_id(instance: Instance) -> str:
         (str(instance.project_id) + instance.host).encode()).hexdigest()
 
 
+def image_properties(instance: Instance) -> dict[str, str]:
+    """The image's properties as stored with the instance at create
+    (system metadata ``image_<key>``, ``base_image_ref`` included as
+    Nova shows it; 2.98), as strings like Nova's system metadata."""
+    return {key[6:]: (value if isinstance(value, str) else
+                      ("" if value is None else str(value)))
+            for key, value in (instance.system_metadata or {}).items()
+            if key.startswith("image_")}
+
+
+def scheduler_hints(instance: Instance) -> dict[str, list[str]]:
+    """The hints given at create (2.100), each value a list of strings
+    as Nova's request spec holds them."""
+    hints = (instance.request_spec or {}).get("scheduler_hints") or {}
+    return {key: [str(v) for v in value] if isinstance(value, list)
+            else [value if isinstance(value, str) else str(value)]
+            for key, value in hints.items()}
+
+
+def pinned_availability_zone(instance: Instance) -> str | None:
+    """The zone the server is pinned to (2.96): the one asked for at
+    create, or set by PUT from 2.104; None when unpinned."""
+    return (instance.request_spec or {}).get("availability_zone") or None
+
+
 def addresses(instance: Instance, extended: bool = True) -> dict:
     """``{network: [{"addr", "version", ...}]}`` from the stored network
     info; without ``extended`` only addr and version (``/ips``)."""
@@ -69,6 +94,10 @@ class ServerViews:
         self.v263 = at("2.63")
         self.v271 = at("2.71")
         self.v273 = at("2.73")
+        self.v290 = at("2.90")
+        self.v296 = at("2.96")
+        self.v298 = at("2.98")
+        self.v2100 = at("2.100")
         self.extended_attributes = extended_attributes
         self.host_status = host_status and self.v216
         self.flavor_extra_specs = flavor_extra_specs
@@ -108,9 +137,12 @@ class ServerViews:
     def image(self, instance: Instance):
         if not instance.image_ref:
             return ""
-        return {"id": instance.image_ref,
+        body = {"id": instance.image_ref,
                 "links": [{"rel": "bookmark",
                            "href": self._images + instance.image_ref}]}
+        if self.v298:
+            body["properties"] = image_properties(instance)
+        return body
 
     def fault(self, instance: Instance) -> dict[str, Any] | None:
         fault = instance.fault
@@ -150,10 +182,7 @@ class ServerViews:
             "user_id": instance.user_id or "",
             "metadata": dict(instance.metadata),
             "hostId": self._host_id(instance) if host else "",
-            "image": {"id": image_ref,
-                      "links": [{"rel": "bookmark",
-                                 "href": self._images + image_ref}]}
-            if image_ref else "",
+            "image": self.image(instance) if image_ref else "",
             "flavor": self.flavor(instance),
             "created": isotime(created_at),
             "updated": isotime(instance.updated_at or created_at),
@@ -202,6 +231,13 @@ class ServerViews:
             server["security_groups"] = [
                 {"name": g["name"] if isinstance(g, dict) else str(g)}
                 for g in instance.security_groups]
+        if self.v290:
+            server["OS-EXT-SRV-ATTR:hostname"] = instance.hostname
+        if self.v296:
+            server["pinned_availability_zone"] = \
+                pinned_availability_zone(instance)
+        if self.v2100:
+            server["scheduler_hints"] = scheduler_hints(instance)
         if self.host_status:
             if not host:
                 server["host_status"] = ""
@@ -272,7 +308,9 @@ def action(request, action, *, show_events: bool, show_host: bool,
 
 
 def action_event(request, event, *, project_id: str, show_host: bool,
-                 show_traceback: bool) -> dict:
+                 show_traceback: bool, show_details: bool = False) -> dict:
+    """One event; from 2.84 with ``details`` (the fault message of a
+    failed event, null otherwise) when ``show_details``."""
     body = {
         "event": event.event,
         "start_time": common.isotime_usec(event.start_time),
@@ -287,4 +325,6 @@ def action_event(request, event, *, project_id: str, show_host: bool,
             if event.host else ""
         if show_host:
             body["host"] = event.host
+    if show_details and common.is_at_least(request, "2.84"):
+        body["details"] = event.details
     return body
