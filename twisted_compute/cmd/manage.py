@@ -7,6 +7,7 @@
     compute-manage [--config-file F ...] flavor list
     compute-manage [--config-file F ...] image import FILE --name NAME [--disk-format qcow2] [--public] [--property k=v]
     compute-manage [--config-file F ...] network metadata-redirect [--network default] [--remove] [--dry-run]
+    compute-manage api openapi [--api compute|image] [--microversion X.Y]
 
 These run outside the reactor (no service is serving), so they use the DB
 engine directly.
@@ -43,6 +44,17 @@ def cmd_db_version(conf, args) -> int:
 
 def cmd_config_sample(conf, args) -> int:
     sys.stdout.write(config_mod.sample())
+    return 0
+
+
+def cmd_api_openapi(conf, args) -> int:
+    """The OpenAPI 3.1 document (as GET /openapi.json serves it)."""
+    import json
+    from twisted_compute.api import openapi
+    document = openapi.document(args.api, args.microversion
+                                if args.api == "compute" else None)
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False)
+                     + "\n")
     return 0
 
 
@@ -263,6 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--property", action="append",
                      help="key=value (repeatable)")
     imp.set_defaults(func=cmd_image_import)
+
+    api = commands.add_parser("api", help="the HTTP APIs")
+    api_cmds = api.add_subparsers(dest="action", required=True)
+    openapi_cmd = api_cmds.add_parser(
+        "openapi", help="print the OpenAPI 3.1 document of an API")
+    openapi_cmd.add_argument("--api", choices=("compute", "image"),
+                             default="compute")
+    openapi_cmd.add_argument("--microversion", default=None,
+                             help="X.Y (default: the maximum)")
+    openapi_cmd.set_defaults(func=cmd_api_openapi)
 
     network = commands.add_parser("network", help="guest networking")
     network_cmds = network.add_subparsers(dest="action", required=True)
