@@ -35,10 +35,13 @@ class FlavorsController(Controller):
             if value is None:
                 return None
             try:
-                return int(value)
+                number = int(value)
             except ValueError:
+                number = -1
+            if not 0 <= number <= common.MAX_INT:
                 raise exception.InvalidInput(
-                    reason=f"Invalid {name} filter [{value}]") from None
+                    reason=f"Invalid {name} filter [{value}]")
+            return number
 
         sort_key = common.query_one(request, "sort_key", "flavorid")
         sort_dir = common.query_one(request, "sort_dir", "asc")
@@ -103,11 +106,14 @@ class FlavorsController(Controller):
         values = {
             "flavorid": str(flavorid),
             "name": spec["name"],
-            "memory_mb": int(spec["ram"]),
-            "vcpus": int(spec["vcpus"]),
-            "root_gb": int(spec["disk"]),
-            "ephemeral_gb": int(spec.get("OS-FLV-EXT-DATA:ephemeral") or 0),
-            "swap": int(spec.get("swap") or 0),
+            "memory_mb": common.bounded_int(spec["ram"], "flavor/ram", 1),
+            "vcpus": common.bounded_int(spec["vcpus"], "flavor/vcpus", 1),
+            "root_gb": common.bounded_int(spec["disk"], "flavor/disk"),
+            "ephemeral_gb": common.bounded_int(
+                spec.get("OS-FLV-EXT-DATA:ephemeral") or 0,
+                "flavor/OS-FLV-EXT-DATA:ephemeral"),
+            "swap": common.bounded_int(spec.get("swap") or 0,
+                                       "flavor/swap"),
             "rxtx_factor": float(spec.get("rxtx_factor", 1.0)),
             "is_public": is_public,
             "description": spec.get("description"),

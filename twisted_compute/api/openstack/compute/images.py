@@ -29,10 +29,13 @@ def _int_filter(request, name: str) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
+        number = -1
+    if not 0 <= number <= common.MAX_INT:
         raise exception.InvalidInput(
-            reason=f"Invalid {name} filter [{value}]") from None
+            reason=f"Invalid {name} filter [{value}]")
+    return number
 
 
 class ImagesController(Controller):
