@@ -54,7 +54,10 @@ setup(
         # Built from source against the system's libvirt (Debian:
         # libvirt-dev, pkg-config); 10.x and later build on libvirt 9.0.
         "libvirt": ["libvirt-python>=10"],
-        "test": ["python-openstackclient>=7", "libvirt-python>=10"],
+        # schemathesis: tests/integration/test_fuzz.py fuzzes the API
+        # with its own OpenAPI document.
+        "test": ["python-openstackclient>=7", "libvirt-python>=10",
+                 "schemathesis>=4.0"],
     },
     entry_points={
         "console_scripts": [
