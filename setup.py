@@ -54,7 +54,10 @@ setup(
         # Built from source against the system's libvirt (Debian:
         # libvirt-dev, pkg-config); 10.x and later build on libvirt 9.0.
         "libvirt": ["libvirt-python>=10"],
-        "test": ["python-openstackclient>=7", "libvirt-python>=10"],
+        "test": ["python-openstackclient>=7", "libvirt-python>=10",
+                 # the EC2 API's tests: real EC2 clients (and botocore's
+                 # signer and parser in the in-memory tests)
+                 "boto3>=1.34", "awscli>=1.32"],
     },
     entry_points={
         "console_scripts": [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from twisted_compute.db.actions import ActionsComponent
 from twisted_compute.db.aggregates import AggregatesComponent
+from twisted_compute.db.ec2_credentials import Ec2CredentialsComponent
 from twisted_compute.db.flavors import FlavorsComponent
 from twisted_compute.db.images import ImagesComponent
 from twisted_compute.db.instances import InstancesComponent
@@ -39,3 +40,5 @@ class DBConnector:
         self.aggregates = AggregatesComponent(db, priority)
         #: Services and compute nodes.
         self.services = ServicesComponent(db, priority)
+        #: EC2 access keys (noauth) and RunInstances client tokens.
+        self.ec2_credentials = Ec2CredentialsComponent(db, priority)
