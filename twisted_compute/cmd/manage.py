@@ -8,6 +8,7 @@
     compute-manage [--config-file F ...] image import FILE --name NAME [--disk-format qcow2] [--public] [--property k=v]
     compute-manage [--config-file F ...] clouds-yaml [--all-in-one] [--cloud NAME]
     compute-manage [--config-file F ...] network metadata-redirect [--network default] [--remove] [--dry-run]
+    compute-manage api openapi [--api compute|image] [--microversion X.Y]
 
 These run outside the reactor (no service is serving), so they use the DB
 engine directly.
@@ -53,6 +54,17 @@ def cmd_clouds_yaml(conf, args) -> int:
         from twisted_compute.all_in_one import embedded_defaults
         conf = embedded_defaults(conf)
     sys.stdout.write(clouds_yaml.render(conf, args.cloud))
+    return 0
+
+
+def cmd_api_openapi(conf, args) -> int:
+    """The OpenAPI 3.1 document (as GET /openapi.json serves it)."""
+    import json
+    from twisted_compute.api import openapi
+    document = openapi.document(args.api, args.microversion
+                                if args.api == "compute" else None)
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False)
+                     + "\n")
     return 0
 
 
@@ -283,6 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with compute-all's embedded defaults "
                         "(noauth) for what the config files leave unset")
     clouds.set_defaults(func=cmd_clouds_yaml)
+    api = commands.add_parser("api", help="the HTTP APIs")
+    api_cmds = api.add_subparsers(dest="action", required=True)
+    openapi_cmd = api_cmds.add_parser(
+        "openapi", help="print the OpenAPI 3.1 document of an API")
+    openapi_cmd.add_argument("--api", choices=("compute", "image"),
+                             default="compute")
+    openapi_cmd.add_argument("--microversion", default=None,
+                             help="X.Y (default: the maximum)")
+    openapi_cmd.set_defaults(func=cmd_api_openapi)
 
     network = commands.add_parser("network", help="guest networking")
     network_cmds = network.add_subparsers(dest="action", required=True)
