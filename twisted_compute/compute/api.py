@@ -51,6 +51,19 @@ def generate_reservation_id() -> str:
     return "r-" + ids.unique_string(alphabet, 8)
 
 
+class _LazyUUIDs:
+    """``uuids[i]``: a new uuid per index, made on first use (a request
+    for many servers makes only as many as the quotas let in)."""
+
+    def __init__(self):
+        self._made: dict[int, str] = {}
+
+    def __getitem__(self, index: int) -> str:
+        if index not in self._made:
+            self._made[index] = ids.uuid4_str()
+        return self._made[index]
+
+
 def _ref_id(ref) -> str:
     """The id at the end of a flavor or image reference (an id or a
     link)."""
@@ -204,7 +217,8 @@ class ComputeAPI:
         reservation_id = generate_reservation_id()
         admin_pass = server.get("admin_pass") or generate_password()
         max_count = server["max_count"]
-        uuids = [ids.uuid4_str() for _ in range(max_count)]
+        # Made as the rows are: quotas may let far fewer than max_count in.
+        uuids = _LazyUUIDs()
         name = server["name"]
         multiple = max_count > 1
 

@@ -62,6 +62,11 @@ def _int_param(request, name: str) -> int | None:
     if value < 0:
         raise exception.InvalidInput(
             reason=f"{name} param must be positive")
+    if value > common.MAX_INT ** 2:
+        # Larger than any size the database holds (a signed 64-bit
+        # integer).
+        raise exception.InvalidInput(
+            reason=f"{name} param is too large")
     return value
 
 

@@ -558,7 +558,7 @@ _AGGREGATE_ID = "$response.body#/aggregate/id"
 
 # --- the table --------------------------------------------------------------
 
-_BODY = (413,)
+_BODY = (413, 415)
 
 
 def operations() -> list[Operation]:

@@ -83,7 +83,7 @@ def operations() -> list[Operation]:
                   tag="images"),
         Operation("POST", "/images", "createImageV2", "Create an image",
                   {201: IMAGE}, request=lambda v: image_schemas.settable_schema(),
-                  errors=(409,), tag="images",
+                  errors=(409, 413, 415), tag="images",
                   links={201: {
                       "GetImage": _link("showImageV2",
                                         image_id=_IMAGE_ID),

@@ -175,8 +175,8 @@ def read_body(request) -> Any:
     if content_type and content_type not in (
             "application/json", "application/octet-stream", "text/plain") \
             and not content_type.endswith("+json"):
-        raise exception.ComputeException(
-            f"Unsupported Content-Type {content_type}")
+        raise exception.UnsupportedMediaType(
+            content_type=content_type, expected="application/json")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -270,6 +270,30 @@ def versioned(request, schemas: Iterable[tuple[str, str | None, dict]]):
         if request.api_version.matches(low, high):
             return schema
     raise AssertionError("no schema covers this microversion")
+
+
+#: The largest integer a column of the database holds (and Nova's
+#: ``db.MAX_INT``).
+MAX_INT = 2147483647
+
+
+def bounded_int(value, field: str, minimum: int = 0,
+                maximum: int = MAX_INT) -> int:
+    """A validated integer (or digit string: the schemas' integers may be
+    strings, whose size no schema bounds) as an int in [minimum,
+    maximum]; a 400 naming ``field`` otherwise."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise exception.ValidationError(
+            field=field, detail=f"Value: {value!r}. not an integer") \
+            from None
+    if not minimum <= number <= maximum:
+        raise exception.ValidationError(
+            field=field,
+            detail=f"Value: {value!r}. must be between {minimum} and "
+                   f"{maximum}")
+    return number
 
 
 def canonical_ipv6(text: str | None) -> str | None:

@@ -19,10 +19,14 @@ _POLICY = "os_compute_api:os-aggregates:"
 def _aggregate_id(text: str) -> int:
     """The integer id a path names (400 otherwise, as Nova)."""
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         raise exception.InvalidInput(
             reason="id must be an integer") from None
+    if not 0 <= number <= common.MAX_INT:
+        # No aggregate has such an id (nor could the database hold it).
+        raise exception.AggregateNotFound(aggregate_id=text)
+    return number
 
 
 class AggregatesController(Controller):

@@ -106,8 +106,9 @@ class HypervisorsController(Controller):
         try:
             number = int(hypervisor_id)
         except ValueError:
-            raise exception.HypervisorNotFound(
-                hypervisor_id=hypervisor_id) from None
+            number = -1
+        if not 0 <= number <= common.MAX_INT:
+            raise exception.HypervisorNotFound(hypervisor_id=hypervisor_id)
         return await self.db.services.node_and_servers(
             self.conf, with_servers, node_id=number)
 

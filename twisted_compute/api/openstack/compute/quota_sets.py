@@ -72,11 +72,7 @@ class QuotaSetsController(Controller):
         for name, value in params.items():
             if name not in views.ENFORCED:
                 continue  # networking quotas: accepted, not ours
-            limit = int(value)
-            if limit < -1:
-                raise exception.ValidationError(
-                    field=f"quota_set/{name}",
-                    detail=f"Value: {value!r}. must be >= -1")
+            limit = common.bounded_int(value, f"quota_set/{name}", -1)
             values[views.ENFORCED[name]] = limit
         limits = await self.db.quotas.update_limits(
             self.conf, project_id, self._user_id(request), values, force)

@@ -24,8 +24,10 @@ def server_body(request, context, body, policy, conf) -> dict[str, Any]:
     server = body["server"]
     hints = dict(body.get("OS-SCH-HNT:scheduler_hints") or
                  body.get("os:scheduler_hints") or {})
-    min_count = int(server.get("min_count", 1))
-    max_count = int(server.get("max_count", min_count))
+    min_count = common.bounded_int(server.get("min_count", 1),
+                                   "server/min_count", 1)
+    max_count = common.bounded_int(server.get("max_count", min_count),
+                                   "server/max_count", 1)
     if min_count > max_count:
         raise exception.InvalidInput(
             reason="min_count must be <= max_count")

@@ -39,7 +39,8 @@ class ServerGroupsController(Controller):
         spec = body["server_group"]
         if "policy" in spec:
             policy = spec["policy"]
-            rules = {k: int(v) for k, v in (spec.get("rules") or {}).items()}
+            rules = {k: common.bounded_int(v, f"server_group/rules/{k}", 1)
+                     for k, v in (spec.get("rules") or {}).items()}
             if rules and policy != "anti-affinity":
                 raise exception.InvalidInput(
                     reason="Only anti-affinity policy supports rules.")
@@ -63,7 +64,7 @@ class ServerGroupsController(Controller):
                 values[name] = int(text)
             except ValueError:
                 values[name] = -1
-            if values[name] < 0:
+            if not 0 <= values[name] <= common.MAX_INT:
                 raise exception.ValidationError(
                     field=name,
                     detail=f"Value: {text!r}. must be an integer >= 0")

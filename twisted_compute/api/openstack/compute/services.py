@@ -53,6 +53,8 @@ class ServicesController(Controller):
         except ValueError:
             raise exception.InvalidInput(
                 reason=f"Invalid service id {service_id}") from None
+        if not 0 <= number <= common.MAX_INT:
+            raise exception.ServiceNotFound(service_id=service_id)
         return await self.db.services.get(self.conf, service_id=number)
 
     @route(app, "/os-services/<service_id>", ["PUT"])

@@ -18,12 +18,14 @@ boolean = {"type": ["boolean", "string"],
                     "YES", "Yes", "yes", False, "False", "FALSE", "false",
                     "0", "OFF", "Off", "off", "NO", "No", "no"]}
 
+# (minLength: a digit string may not be empty.  No schema bounds the value
+# of a digit string: the controllers check it with common.bounded_int.)
 non_negative_integer = {"type": ["integer", "string"],
-                        "pattern": "^[0-9]*$", "minimum": 0,
+                        "pattern": "^[0-9]*$", "minLength": 1, "minimum": 0,
                         "maximum": 2147483647}
 
 positive_integer = {"type": ["integer", "string"],
-                    "pattern": "^[0-9]*$", "minimum": 1,
+                    "pattern": "^[0-9]*$", "minLength": 1, "minimum": 1,
                     "maximum": 2147483647}
 
 
