@@ -93,8 +93,16 @@ def _response(status: int, schema: Any, links: dict | None) -> dict:
     return response
 
 
+def _links_at(links: dict | None, ids: set[str]) -> dict | None:
+    """The links whose target operation is in this document."""
+    if not links:
+        return links
+    return {name: link for name, link in links.items()
+            if link["operationId"] in ids}
+
+
 def _operation(op: Operation, version: APIVersion, common_errors,
-               described: bool) -> dict:
+               described: bool, ids: set[str]) -> dict:
     responses: dict[str, Any] = {}
     for status, spec in sorted(op.responses.items()):
         schema = at(spec, version)
@@ -102,8 +110,8 @@ def _operation(op: Operation, version: APIVersion, common_errors,
             continue
         if schema is not None and schema != "binary" and not described:
             schema = _open(schema)
-        responses[str(status)] = _response(status, schema,
-                                           op.links.get(status))
+        responses[str(status)] = _response(
+            status, schema, _links_at(op.links.get(status), ids))
     for code in sorted(set(common_errors) | set(op.errors)):
         responses.setdefault(str(code), {
             "description": faults.FAULT_NAMES.get(code, "computeFault"),
@@ -176,11 +184,12 @@ def document(api: str = "compute",
     described = api != "compute" or version <= DESCRIBED_UNTIL
     paths: dict[str, dict] = {}
     codes: set[int] = set(common_errors)
-    for op in operations(api):
-        if api == "compute" and not op.served_at(version):
-            continue
+    served = [op for op in operations(api)
+              if api != "compute" or op.served_at(version)]
+    ids = {op.operation_id for op in served}
+    for op in served:
         paths.setdefault(op.openapi_path, {})[op.method.lower()] = \
-            _operation(op, version, common_errors, described)
+            _operation(op, version, common_errors, described, ids)
         codes.update(op.errors)
     return {
         "openapi": "3.1.0",

@@ -549,6 +549,13 @@ _SERVER_LINKS = {
     "ServerAction": _link("serverAction", server_id=_SERVER_ID),
     "ServerMetadata": _link("listServerMetadata", server_id=_SERVER_ID),
     "ServerActions": _link("listInstanceActions", server_id=_SERVER_ID),
+    "ServerIPs": _link("listServerIPs", server_id=_SERVER_ID),
+    "ServerTags": _link("listServerTags", server_id=_SERVER_ID),
+    "ReplaceServerTags": _link("replaceServerTags", server_id=_SERVER_ID),
+    "ServerPassword": _link("showServerPassword", server_id=_SERVER_ID),
+    "ServerTopology": _link("showServerTopology", server_id=_SERVER_ID),
+    "ReplaceServerMetadata": _link("replaceServerMetadata",
+                                   server_id=_SERVER_ID),
 }
 _FLAVOR_ID = "$response.body#/flavor/id"
 _KEYPAIR_NAME = "$response.body#/keypair/name"
@@ -803,7 +810,7 @@ def operations() -> list[Operation]:
                       v, groups=True))}, tag="servers"),
         Operation("POST", "/servers", "createServer", "Create servers",
                   {202: server_created}, request=s.create,
-                  errors=(409,) + _BODY, tag="servers",
+                  errors=(409, 501) + _BODY, tag="servers",
                   links={202: _SERVER_LINKS}),
         Operation("PUT", "/servers/<server_id>", "updateServer",
                   "Update a server", {200: server_updated},

@@ -1,0 +1,23 @@
+"""schemathesis hooks of :mod:`tests.integration.test_fuzz` (loaded by
+``SCHEMATHESIS_HOOKS=tests.integration.fuzz_hooks``): a check that no
+answer carries a Python traceback."""
+
+from __future__ import annotations
+
+import schemathesis
+
+#: What a leaked traceback looks like in an answer body.
+TRACEBACK_MARKERS = (b"Traceback (most recent call last)",
+                     b'File "/', b"twisted.python.failure")
+
+
+@schemathesis.check
+def no_traceback(ctx, response, case):
+    """No answer body shows a traceback (the fault wrapper logs it and
+    answers a generic message)."""
+    body = response.content or b""
+    for marker in TRACEBACK_MARKERS:
+        if marker in body:
+            raise AssertionError(
+                f"traceback text ({marker.decode()!r}) in the answer of "
+                f"{case.method} {case.formatted_path}: {body[:300]!r}")
