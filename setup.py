@@ -57,9 +57,12 @@ setup(
         # libvirt-dev, pkg-config); 10.x and later build on libvirt 9.0.
         "libvirt": ["libvirt-python>=10"],
         # selenium drives Debian's chromium (noVNC through the console
-        # proxy); websocket-client reads a real guest's serial console.
+        # proxy); websocket-client reads a real guest's serial console;
+        # schemathesis fuzzes the API with its own OpenAPI document
+        # (tests/integration/test_fuzz.py).
         "test": ["python-openstackclient>=7", "libvirt-python>=10",
-                 "selenium>=4", "websocket-client>=1.6"],
+                 "selenium>=4", "websocket-client>=1.6",
+                 "schemathesis>=4.0"],
     },
     entry_points={
         "console_scripts": [
