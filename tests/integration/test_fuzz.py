@@ -69,7 +69,7 @@ def config_toml(dictionaries: dict[str, list[str]],
     lines = ["[checks.not_a_server_error]",
              "expected-statuses = [" + ", ".join(
                  _toml_string(s) for s in
-                 ("500", "502", "503", "504", "505")) + "]", ""]
+                 ("2xx", "3xx", "4xx") + NOT_SERVER_ERRORS) + "]", ""]
     for name, values in dictionaries.items():
         lines.append(f"[dictionaries.{name}]")
         lines.append("values = [" + ", ".join(
