@@ -4,6 +4,8 @@ answer carries a Python traceback."""
 
 from __future__ import annotations
 
+import json
+
 import schemathesis
 
 #: What a leaked traceback looks like in an answer body.
@@ -21,3 +23,13 @@ def no_traceback(ctx, response, case):
             raise AssertionError(
                 f"traceback text ({marker.decode()!r}) in the answer of "
                 f"{case.method} {case.formatted_path}: {body[:300]!r}")
+
+
+@schemathesis.serializer("application/openstack-images-v2.1-json-patch",
+                         "application/openstack-images-v2.0-json-patch")
+def json_patch(ctx, value):
+    """The image API's JSON patch bodies are JSON (the media type names
+    the patch dialect)."""
+    if isinstance(value, bytes):
+        return {"data": value}
+    return {"data": json.dumps(value).encode()}
