@@ -19,7 +19,7 @@ from twisted_compute.api.image.images import ImagesController
 from twisted_compute.api.openapi import compute as compute_table
 from twisted_compute.api.openapi import image as image_table
 from twisted_compute.api.openapi.jsonschema import to_openapi
-from twisted_compute.api.openapi.table import OMIT, at
+from twisted_compute.api.openapi.table import at
 from twisted_compute.api.openstack import api_version, common
 from twisted_compute.api.openstack.api_version import APIVersion
 from twisted_compute.api.openstack.compute import CONTROLLERS, _load

@@ -24,7 +24,7 @@ from twisted_compute import exception
 from twisted_compute.api import faults
 from twisted_compute.api.openapi import compute, image
 from twisted_compute.api.openapi.jsonschema import (
-    INTEGER, STRING, obj, to_openapi)
+    STRING, obj, to_openapi)
 from twisted_compute.api.openapi.table import OMIT, Operation, at
 from twisted_compute.api.openstack import api_version
 from twisted_compute.api.openstack.api_version import APIVersion

@@ -3,7 +3,6 @@ delete the quota limits of a project (or of one user in it)."""
 
 from __future__ import annotations
 
-from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
