@@ -195,13 +195,12 @@ class FuzzTests(TwistdTestCase):
             f"{cases['unique_failures']} unique failures, "
             f"{len(report['errors'])} errors, "
             f"{report['running_time']:.0f}s\n")
-        failures = [f for f in report["failures"]]
-        self.assertEqual(failures, [], f"schemathesis ({label}) found "
-                         f"failures:\n{done.stdout[-6000:]}")
-        self.assertEqual(report["errors"], [], f"schemathesis ({label}) "
-                         f"errors:\n{done.stdout[-6000:]}")
         self.assertGreater(report["operations"]["tested"], 0)
         self.assertGreater(cases["generated"], 0)
+        if report["failures"] or report["errors"]:
+            self.problems.append(
+                f"schemathesis ({label}): failures {report['failures']}, "
+                f"errors {report['errors']}\n{done.stdout[-6000:]}")
         return report
 
     def assert_healthy(self):
@@ -217,6 +216,8 @@ class FuzzTests(TwistdTestCase):
 
     def test_compute_and_image(self):
         from twisted_compute.api.openstack import api_version
+        #: what each run found (all runs go on; the test fails at the end)
+        self.problems: list[str] = []
         dictionaries = self.seed_resources()
         config = config_toml(dictionaries, self.PARAMETERS)
         base = self.proc.url("osapi_compute")
@@ -232,3 +233,4 @@ class FuzzTests(TwistdTestCase):
             "image", self.proc.url("image") + "/openapi.json",
             {"X-Auth-Token": ADMIN}, max(30, SECONDS // 3), config)
         self.assert_healthy()
+        self.assertEqual(self.problems, [], "\n\n".join(self.problems))
