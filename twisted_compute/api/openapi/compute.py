@@ -19,11 +19,12 @@ from twisted_compute.api.openstack.compute import \
 from twisted_compute.api.openstack.compute.schemas import (
     aggregates as aggregates_schema, flavor_access as access_schema,
     flavor_extra_specs as specs_schema, flavors as flavors_schema,
-    keypairs as keypairs_schema, quota_sets as quota_schema,
-    server_groups as groups_schema, servers as servers_schema,
-    services as services_schema)
+    keypairs as keypairs_schema, quota_classes as quota_class_schema,
+    quota_sets as quota_schema, remote_consoles as consoles_schema,
+    server_external_events as events_schema, server_groups as groups_schema,
+    servers as servers_schema, services as services_schema)
 from twisted_compute.api.openstack.compute.views import \
-    quota_sets as quota_views
+    quota_classes as quota_class_views, quota_sets as quota_views
 
 V = APIVersion
 
@@ -563,6 +564,67 @@ _GROUP_ID = "$response.body#/server_group/id"
 _AGGREGATE_ID = "$response.body#/aggregate/id"
 
 
+# diagnostics, consoles, quota classes, external events
+
+def diagnostics(v: V) -> dict:
+    if not _at(v, "2.48"):
+        # the driver's flat counters (cpu0_time, vda_read, memory, ...)
+        return {"type": "object",
+                "additionalProperties": {"type": ["integer", "number"]}}
+    counter = NULL_INTEGER
+    return obj({
+        "state": STRING, "driver": STRING, "hypervisor": NULL_STRING,
+        "hypervisor_os": NULL_STRING, "uptime": NULL_INTEGER,
+        "config_drive": BOOLEAN, "num_cpus": INTEGER, "num_nics": INTEGER,
+        "num_disks": INTEGER,
+        "cpu_details": array(obj({"id": NULL_INTEGER, "time": counter,
+                                  "utilisation": counter})),
+        "disk_details": array(obj({name: counter for name in (
+            "read_bytes", "read_requests", "write_bytes",
+            "write_requests", "errors_count")})),
+        "nic_details": array(obj({
+            "mac_address": NULL_STRING,
+            **{name: counter for name in (
+                "rx_octets", "rx_errors", "rx_drop", "rx_packets",
+                "rx_rate", "tx_octets", "tx_errors", "tx_drop",
+                "tx_packets", "tx_rate")}})),
+        "memory_details": obj({"maximum": NULL_INTEGER,
+                               "used": NULL_INTEGER}),
+    })
+
+
+def remote_console(v: V) -> dict:
+    return obj({"remote_console": obj({
+        "protocol": STRING, "type": STRING, "url": STRING})})
+
+
+def console_connect_info(v: V) -> dict:
+    properties = {"instance_uuid": STRING, "host": NULL_STRING,
+                  "port": NULL_INTEGER,
+                  "internal_access_path": NULL_STRING}
+    if _at(v, "2.99"):
+        properties["tls_port"] = NULL_INTEGER
+    return obj({"console": obj(properties)})
+
+
+def quota_class_set(v: V, with_id: bool = True) -> dict:
+    properties = {name: INTEGER
+                  for name in quota_class_views.update_names(str(v))}
+    if with_id:
+        properties["id"] = STRING
+    return obj({"quota_class_set": obj(properties)})
+
+
+def external_events_request(v: V) -> dict:
+    return events_schema.create(events_schema.names_at(
+        lambda since: _at(v, since)))
+
+
+EXTERNAL_EVENTS = obj({"events": array(obj({
+    "server_uuid": STRING, "name": STRING, "status": STRING,
+    "tag": STRING, "code": INTEGER}, optional=("tag",)))})
+
+
 # --- the table --------------------------------------------------------------
 
 _BODY = (413, 415)
@@ -589,7 +651,8 @@ def operations() -> list[Operation]:
         Operation("POST", "/flavors", "createFlavor", "Create a flavor",
                   {200: lambda v: _one("flavor", flavor_detail(v))},
                   request=versioned(
-                      ("2.55", None, flavors_schema.create_v255),
+                      ("2.102", None, flavors_schema.create_v2102),
+                      ("2.55", "2.101", flavors_schema.create_v255),
                       (None, "2.54", flavors_schema.create)),
                   errors=(409,) + _BODY, tag="flavors",
                   links={200: {
@@ -655,7 +718,8 @@ def operations() -> list[Operation]:
                    201: lambda v: _one("keypair", keypair_created(v))
                    if _at(v, "2.2") else OMIT},
                   request=versioned(
-                      ("2.10", None, keypairs_schema.create_v210),
+                      ("2.92", None, keypairs_schema.create_v292),
+                      ("2.10", "2.91", keypairs_schema.create_v210),
                       ("2.2", "2.9", keypairs_schema.create_v22),
                       (None, "2.1", keypairs_schema.create)),
                   errors=(409,) + _BODY, tag="keypairs",
@@ -942,6 +1006,46 @@ def operations() -> list[Operation]:
                   {200: lambda v: _one("aggregate", aggregate(v))},
                   request=one_of(aggregate_action_schemas),
                   errors=(409,) + _BODY, tag="aggregates"),
+        Operation("POST", "/os-aggregates/<aggregate_id>/images",
+                  "precacheAggregateImages", "Pre-cache images on the "
+                  "aggregate's hosts", {202: None},
+                  request=aggregates_schema.images, min_version="2.81",
+                  errors=(409,) + _BODY, tag="aggregates"),
+        # diagnostics, consoles
+        Operation("GET", "/servers/<server_id>/diagnostics",
+                  "showServerDiagnostics", "A server's counters, read by "
+                  "its agent", {200: diagnostics}, errors=(409, 501),
+                  tag="servers"),
+        Operation("POST", "/servers/<server_id>/remote-consoles",
+                  "createRemoteConsole", "A URL for a server's console",
+                  {200: remote_console},
+                  request=versioned(
+                      ("2.99", None, consoles_schema.create_v299),
+                      ("2.8", "2.98", consoles_schema.create_v28),
+                      ("2.6", "2.7", consoles_schema.create_v26)),
+                  min_version="2.6", errors=(409, 501) + _BODY,
+                  tag="consoles"),
+        Operation("GET", "/os-console-auth-tokens/<token>",
+                  "showConsoleAuthToken", "What a console token connects "
+                  "to", {200: console_connect_info}, tag="consoles"),
+        # quota classes, external events
+        Operation("GET", "/os-quota-class-sets/<class_name>",
+                  "showQuotaClassSet", "Show a quota class",
+                  {200: quota_class_set}, tag="quotas"),
+        Operation("PUT", "/os-quota-class-sets/<class_name>",
+                  "updateQuotaClassSet", "Update a quota class",
+                  {200: lambda v: quota_class_set(v, with_id=False)},
+                  request=versioned(
+                      ("2.57", None, quota_class_schema.update_v257),
+                      ("2.50", "2.56", quota_class_schema.update_v250),
+                      (None, "2.49", quota_class_schema.update)),
+                  errors=_BODY, tag="quotas"),
+        Operation("POST", "/os-server-external-events",
+                  "createServerExternalEvents", "Tell servers of "
+                  "events from other services",
+                  {200: EXTERNAL_EVENTS, 207: EXTERNAL_EVENTS},
+                  request=external_events_request, errors=_BODY,
+                  tag="servers"),
         # the image proxy (until 2.35)
         Operation("GET", "/images", "listImages", "List images",
                   {200: lambda v: _list_body("images", image_basic(v),

@@ -335,10 +335,13 @@ def query_int(request, name: str) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
+        number = -1
+    if not 0 <= number <= MAX_INT:
         raise exception.InvalidInput(
-            reason=f"Invalid {name} filter [{value}]") from None
+            reason=f"Invalid {name} filter [{value}]")
+    return number
 
 
 def metadata_item(request, key: str, schema: dict) -> dict[str, str]:

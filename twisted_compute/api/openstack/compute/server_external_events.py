@@ -36,9 +36,8 @@ class ServerExternalEventsController(Controller):
             context, "os_compute_api:os-server-external-events:create",
             target={})
         body = common.read_body(request)
-        names = [name for name, since in schema.EVENT_NAMES
-                 if since is None or common.is_at_least(request, since)]
-        common.validate(body, schema.create(names))
+        common.validate(body, schema.create(schema.names_at(
+            lambda since: common.is_at_least(request, since))))
         compute_api = self.services.compute_api
         instances = {}
         for uuid in {e["server_uuid"] for e in body["events"]}:

@@ -1,5 +1,7 @@
 """The body of ``POST /os-server-external-events``, per microversion."""
 
+import functools
+
 #: Event names and the microversion each is accepted from.
 EVENT_NAMES = (
     ("network-changed", None), ("network-vif-plugged", None),
@@ -11,7 +13,17 @@ EVENT_NAMES = (
 STATUSES = ("failed", "completed", "in-progress")
 
 
-def create(names) -> dict:
+def names_at(is_at_least) -> tuple[str, ...]:
+    """The event names accepted at a microversion (``is_at_least(v)``
+    tells whether the request's version is at least ``v``)."""
+    return tuple(name for name, since in EVENT_NAMES
+                 if since is None or is_at_least(since))
+
+
+@functools.lru_cache(maxsize=None)
+def create(names: tuple[str, ...]) -> dict:
+    """The body schema for these event names (one object per set of
+    names, so the OpenAPI document and the controller share it)."""
     return {
         "type": "object",
         "properties": {"events": {
