@@ -13,6 +13,8 @@ from twisted_compute.api.openapi.jsonschema import (
 from twisted_compute.api.openapi.table import (
     OMIT, Operation, Param, versioned)
 from twisted_compute.api.openstack.api_version import APIVersion
+from twisted_compute.api.openstack.compute import \
+    absent_services as absent_controller
 from twisted_compute.api.openstack.compute import hosts as hosts_controller
 from twisted_compute.api.openstack.compute import \
     server_actions as actions_controller
@@ -1028,6 +1030,46 @@ def operations() -> list[Operation]:
         Operation("GET", "/os-console-auth-tokens/<token>",
                   "showConsoleAuthToken", "What a console token connects "
                   "to", {200: console_connect_info}, tag="consoles"),
+        # volumes and shares: no such service in this cloud
+        Operation("GET", "/servers/<server_id>/os-volume_attachments",
+                  "listVolumeAttachments", "A server's volume attachments "
+                  "(none: there is no block storage service)",
+                  {200: obj({"volumeAttachments": array(ANY_OBJECT)})},
+                  query=(Param("limit", _NON_NEGATIVE),
+                         Param("offset", _NON_NEGATIVE)),
+                  tag="volumes"),
+        Operation("GET",
+                  "/servers/<server_id>/os-volume_attachments/<volume_id>",
+                  "showVolumeAttachment", "A volume attachment (404: "
+                  "there is none)", {}, tag="volumes"),
+        Operation("PUT",
+                  "/servers/<server_id>/os-volume_attachments/<volume_id>",
+                  "updateVolumeAttachment", "Swap a volume (404: there "
+                  "is none)", {}, tag="volumes"),
+        Operation("DELETE",
+                  "/servers/<server_id>/os-volume_attachments/<volume_id>",
+                  "deleteVolumeAttachment", "Detach a volume (404: there "
+                  "is none)", {}, tag="volumes"),
+        Operation("POST", "/servers/<server_id>/os-volume_attachments",
+                  "createVolumeAttachment", "Attach a volume (404: no "
+                  "volume service knows it)", {},
+                  request=absent_controller.ATTACH, errors=_BODY,
+                  tag="volumes"),
+        Operation("GET", "/servers/<server_id>/shares", "listServerShares",
+                  "A server's shares (none: there is no shared file "
+                  "system service)", {200: obj({"shares": array(ANY_OBJECT)})},
+                  min_version="2.97", tag="shares"),
+        Operation("GET", "/servers/<server_id>/shares/<share_id>",
+                  "showServerShare", "A share attachment (404: there is "
+                  "none)", {}, min_version="2.97", tag="shares"),
+        Operation("DELETE", "/servers/<server_id>/shares/<share_id>",
+                  "deleteServerShare", "Detach a share (404: there is "
+                  "none)", {}, min_version="2.97", tag="shares"),
+        Operation("POST", "/servers/<server_id>/shares",
+                  "createServerShare", "Attach a share (404: no shared "
+                  "file system service knows it)", {},
+                  request=absent_controller.ATTACH_SHARE, errors=_BODY,
+                  min_version="2.97", tag="shares"),
         # quota classes, external events
         Operation("GET", "/os-quota-class-sets/<class_name>",
                   "showQuotaClassSet", "Show a quota class",

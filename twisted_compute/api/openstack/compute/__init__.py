@@ -10,6 +10,7 @@ from twisted.web.resource import Resource
 from twisted_compute import exception
 from twisted_compute.api import faults
 from twisted_compute.api.openstack import api_version
+from twisted_compute.api.openstack.compute import absent_services
 from twisted_compute.api.openstack.common import get_context
 
 #: Every controller of the API, as ``module:Class``; each declares the
@@ -41,6 +42,8 @@ CONTROLLERS = [
     "server_diagnostics:ServerDiagnosticsController",
     "quota_classes:QuotaClassSetsController",
     "server_external_events:ServerExternalEventsController",
+    "absent_services:VolumeAttachmentsController",
+    "absent_services:SharesController",
 ]
 
 
@@ -91,8 +94,8 @@ class APIRouterV21(Resource):
         if segments and segments[-1] == "":
             segments.pop()
         request.url_project_id = None
-        if segments and not any(key[0] == segments[0]
-                                for key in self._routes):
+        if segments and segments[0] not in absent_services.REMOVED and \
+                not any(key[0] == segments[0] for key in self._routes):
             # /v2.1/{project_id}/...: allowed when it is the caller's own.
             project_id = segments[0]
             context = get_context(request)
@@ -119,6 +122,9 @@ class APIRouterV21(Resource):
         if not segments:
             return getChildForRequest(self._versions, request).render(
                 request)
+        gone = absent_services.removed(segments[0])
+        if gone is not None:
+            return faults.write_fault(request, 410, gone)
         resource = self._route(segments)
         if resource is None:
             return faults.write_fault(request, 404,
