@@ -336,3 +336,164 @@ class OpenStackCLIAllInOneTests(OpenStackCLIMixin, TwistdTestCase):
         # The CLI splits the line into host_time, uptime, users, load.
         self.assertTrue(shown.get("uptime"), shown)
         self.assertNotIn("vcpus", shown)
+
+
+class OpenStackCLIWalkTests(OpenStackCLIMixin, TwistdTestCase):
+    """The ``openstack`` commands a user runs on a server's life, each at
+    the microversion the CLI negotiates (openstacksdk picks the highest
+    both sides know: up to 2.104 here), against ``compute-all``."""
+
+    cli_timeout = 90.0
+    host = "cli-walk-" + uuid.uuid4().hex[:6]
+    shared = {"role": "compute-all", "apis": ("osapi_compute", "image"),
+              "options": {"DEFAULT": {
+                  "host": host, "report_interval": 1,
+                  "periodic_fuzzy_delay": 0,
+                  "update_resources_interval": 1}}}
+
+    def setUp(self):
+        super().setUp()
+        self.clouds = os.path.join(self.proc.directory, "clouds.yaml")
+        if not os.path.exists(self.clouds):
+            with open(self.clouds, "w", encoding="utf-8") as handle:
+                handle.write(clouds_yaml(self.proc))
+
+    def status_of(self, server_id: str) -> str:
+        return self.openstack("server", "show", server_id)["status"]
+
+    def wait_status(self, server_id: str, status: str) -> None:
+        wait_until(lambda: self.status_of(server_id) == status, 60,
+                   interval=0.5, message=f"{server_id} to be {status}")
+
+    def test_server_commands(self):
+        name = "walk-" + uuid.uuid4().hex[:8]
+        server = self.openstack(
+            "server", "create", "--flavor", "m1.tiny", "--image",
+            "cirros-like-tiny", "--auto-network", "--wait", name)
+        sid = server["id"]
+        self.assertEqual(server["status"], "ACTIVE", server)
+        long = self.openstack("server", "list", "--long")
+        self.assertIn(sid, [row["ID"] for row in long])
+        self.assertIn(sid, [row["ID"] for row in self.openstack(
+            "server", "list", "--status", "ACTIVE", "--flavor", "m1.tiny",
+            "--name", "walk-")])
+
+        # set / unset: name, property, description, tag, hostname
+        renamed = name + "-b"
+        self.openstack("server", "set", "--name", renamed, "--property",
+                       "color=blue", "--description", "walked", "--tag",
+                       "t1", "--hostname", "walkhost", sid, parse=False)
+        shown = self.openstack("server", "show", sid)
+        self.assertEqual(shown["name"], renamed)
+        self.assertEqual(shown["description"], "walked")
+        self.assertIn("color", str(shown["properties"]))
+        self.assertIn("t1", str(shown["tags"]))
+        self.assertEqual(shown["OS-EXT-SRV-ATTR:hostname"], "walkhost")
+        self.openstack("server", "unset", "--property", "color", "--tag",
+                       "t1", sid, parse=False)
+        shown = self.openstack("server", "show", sid)
+        self.assertNotIn("color", str(shown["properties"]))
+        self.assertNotIn("t1", str(shown["tags"]))
+
+        # power and lifecycle actions
+        for command, status in (("stop", "SHUTOFF"), ("start", "ACTIVE"),
+                                ("pause", "PAUSED"), ("unpause", "ACTIVE"),
+                                ("suspend", "SUSPENDED"),
+                                ("resume", "ACTIVE")):
+            self.openstack("server", command, sid, parse=False)
+            self.wait_status(sid, status)
+        self.openstack("server", "lock", "--reason", "walk", sid,
+                       parse=False)
+        self.assertTrue(self.openstack("server", "show", sid)["locked"])
+        self.openstack("server", "unlock", sid, parse=False)
+        self.openstack("server", "reboot", "--wait", sid, parse=False)
+        self.openstack("server", "reboot", "--hard", "--wait", sid,
+                       parse=False)
+
+        events = self.openstack("server", "event", "list", sid)
+        actions = {row["Action"] for row in events}
+        for action in ("create", "stop", "start", "pause", "reboot"):
+            self.assertIn(action, actions)
+        one = events[0]
+        shown_event = self.openstack("server", "event", "show", sid,
+                                     one["Request ID"])
+        self.assertEqual(shown_event["request_id"], one["Request ID"])
+
+        log = self.openstack("console", "log", "show", sid, parse=False)
+        self.assertEqual(log.returncode, 0)
+        url = self.openstack("console", "url", "show", "--novnc", sid)
+        self.assertIn("vnc_auto.html", url["url"])
+        diagnostics = self.openstack("server", "show", "--diagnostics",
+                                     sid)
+        self.assertEqual(diagnostics["driver"], "fake")
+        self.assertEqual(self.openstack("server", "volume", "list", sid),
+                         [])
+        self.assertEqual(self.openstack("server", "share", "list", sid),
+                         [])
+        self.openstack("server", "delete", "--wait", sid, parse=False)
+        self.assertNotIn(sid, [row["ID"] for row in self.openstack(
+            "server", "list")])
+
+    def test_project_and_admin_commands(self):
+        group = self.openstack("server", "group", "create", "--policy",
+                               "anti-affinity", "walk-group")
+        self.assertIn(group["id"], [row["ID"] for row in self.openstack(
+            "server", "group", "list")])
+        self.assertEqual(self.openstack("server", "group", "show",
+                                        group["id"])["policy"],
+                         "anti-affinity")
+        self.openstack("server", "group", "delete", group["id"],
+                       parse=False)
+
+        zones = self.openstack("availability", "zone", "list", "--compute")
+        self.assertIn("nova", [row["Zone Name"] for row in zones])
+        services = self.openstack("compute", "service", "list")
+        mine = [row for row in services if row["Host"] == self.host]
+        self.assertTrue(mine, services)
+        self.openstack("compute", "service", "set", "--disable",
+                       "--disable-reason", "walk", self.host,
+                       "nova-compute", parse=False)
+        disabled = [row for row in self.openstack("compute", "service",
+                                                  "list")
+                    if row["Host"] == self.host
+                    and row["Binary"] == "nova-compute"]
+        self.assertEqual(disabled[0]["Status"], "disabled")
+        self.openstack("compute", "service", "set", "--enable", self.host,
+                       "nova-compute", parse=False)
+
+        self.openstack("flavor", "set", "--property",
+                       "hw:cpu_policy=shared", "m1.tiny", parse=False)
+        self.assertIn("hw:cpu_policy", str(self.openstack(
+            "flavor", "show", "m1.tiny")["properties"]))
+        self.openstack("flavor", "unset", "--property", "hw:cpu_policy",
+                       "m1.tiny", parse=False)
+
+        key = "walk-" + uuid.uuid4().hex[:8]
+        self.openstack("keypair", "create", key, parse=False)
+        self.assertEqual(self.openstack("keypair", "show", key)["name"],
+                         key)
+        self.openstack("keypair", "delete", key, parse=False)
+
+        aggregate = self.openstack("aggregate", "create", "--zone",
+                                   "walk-zone", "walk-agg")
+        self.openstack("aggregate", "add", "host", "walk-agg", self.host,
+                       parse=False)
+        self.openstack("aggregate", "cache", "image", "walk-agg",
+                       "cirros-like-tiny", parse=False)
+        self.assertIn(self.host, str(self.openstack(
+            "aggregate", "show", "walk-agg")["hosts"]))
+        self.openstack("aggregate", "remove", "host", "walk-agg",
+                       self.host, parse=False)
+        self.openstack("aggregate", "delete", str(aggregate["id"]),
+                       parse=False)
+
+        limits = self.openstack("limits", "show", "--absolute")
+        self.assertIn("max_total_instances",
+                      [row["Name"] for row in limits])
+        hypervisors = self.openstack("hypervisor", "list")
+        self.assertIn(self.host, [row["Hypervisor Hostname"]
+                                  for row in hypervisors])
+        gone = self.openstack("compute", "agent", "list", parse=False,
+                              check=False)
+        self.assertNotEqual(gone.returncode, 0)
+        self.assertIn("410", gone.stderr + gone.stdout)
