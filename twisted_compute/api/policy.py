@@ -58,6 +58,12 @@ DEFAULT_RULES: dict[str, str] = {
     "os_compute_api:os-lock-server:unlock": MEMBER,
     "os_compute_api:os-lock-server:unlock:unlock_override": ADMIN,
     "os_compute_api:os-admin-actions:reset_state": ADMIN,
+    # moves
+    "os_compute_api:os-migrate-server:migrate": ADMIN,
+    "os_compute_api:os-migrate-server:migrate:host": ADMIN,
+    "os_compute_api:os-migrations:index": ADMIN,
+    "os_compute_api:servers:migrations:index": ADMIN,
+    "os_compute_api:servers:migrations:show": ADMIN,
     "os_compute_api:os-admin-actions:inject_network_info": ADMIN,
     "os_compute_api:os-console-output": MEMBER,
     "os_compute_api:os-remote-consoles": MEMBER,

@@ -240,6 +240,48 @@ def all_placed(conn) -> list:
     return instances._records(conn, rows)
 
 
+def transition_with_quota(conn, conf, uuid: str, *, project_id: str | None,
+                          check, values: dict[str, Any], action: str,
+                          action_values: dict[str, Any],
+                          deltas: dict[str, int]):
+    """:func:`instances.transition` after checking that ``deltas``
+    (cores, ram: a resize's growth) fit the instance's project's quota,
+    in one transaction (the project lock held: two resizes cannot both
+    take the last headroom)."""
+    from twisted_compute.db import quotas
+    instance = instances.get(conn, uuid, project_id)
+    growth = {k: v for k, v in deltas.items() if v > 0}
+    if growth:
+        quotas.lock_project(conn, instance.project_id)
+        quotas.check_deltas(conn, conf, instance.project_id,
+                            instance.user_id, growth)
+    return instances.transition(conn, uuid, project_id=project_id,
+                                check=check, values=values, action=action,
+                                action_values=action_values)
+
+
+def begin_settle(conn, uuid: str, *, project_id: str | None, check,
+                 values: dict[str, Any], action: str,
+                 action_values: dict[str, Any], status: str):
+    """Confirm or revert: the instance's state change and action, and the
+    migration waiting in ``finished`` set to ``status``, in one
+    transaction; returns the migration (400 when there is none)."""
+    migration = None
+    for candidate in reversed(for_instance(conn, uuid,
+                                           statuses=["finished"])):
+        migration = candidate
+        break
+    instances.transition(conn, uuid, project_id=project_id, check=check,
+                         values=values, action=action,
+                         action_values=action_values)
+    if migration is None:
+        raise exception.MigrationNotFoundForInstance(
+            migration_id="(finished)", instance_id=uuid)
+    conn.execute(M.update().where(M.c.id == migration.id).values(
+        status=status, updated_at=m.utcnow()))
+    return get(conn, migration.id)
+
+
 class MigrationsComponent(DBComponent):
     """The way into ``migrations`` (and the instances' contexts)."""
 
@@ -281,3 +323,8 @@ class MigrationsComponent(DBComponent):
 
     def all_placed(self) -> Deferred[list]:
         return self._read(all_placed)
+    def transition_with_quota(self, conf, uuid: str, **kwargs):
+        return self._write(transition_with_quota, conf, uuid, **kwargs)
+
+    def begin_settle(self, uuid: str, **kwargs) -> Deferred[Migration]:
+        return self._write(begin_settle, uuid, **kwargs)

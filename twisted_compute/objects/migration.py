@@ -24,8 +24,9 @@ from twisted_compute.objects import Record
 
 #: Nova's migration statuses.
 STATUSES = ("pre-migrating", "migrating", "post-migrating", "finished",
-            "confirmed", "reverted", "error", "failed", "cancelled", "done",
-            "completed")
+            "confirming", "reverting", "confirmed", "reverted", "error",
+            "failed", "cancelled", "done", "completed", "accepted",
+            "queued", "preparing", "running")
 #: Statuses of a migration that is over (its claims are settled).
 DONE_STATUSES = ("confirmed", "reverted", "error", "failed", "cancelled",
                  "done", "completed")

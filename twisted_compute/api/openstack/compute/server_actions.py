@@ -21,12 +21,6 @@ from twisted_compute.api.openstack.compute.servers import instance_target
 
 #: Actions answered 501: action -> (schema, min version, why).
 UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
-    "resize": (schema.resize, None, "resizing needs a scheduler and "
-               "compute agents"),
-    "confirmResize": (schema.confirm_resize, None,
-                      "there is no resize to confirm"),
-    "revertResize": (schema.revert_resize, None,
-                     "there is no resize to revert"),
     "rebuild": (schema.rebuild, None, "rebuilding needs a compute agent"),
     "createImage": (schema.create_image, None,
                     "snapshots need a compute agent"),
@@ -38,7 +32,6 @@ UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
     "unshelve": (schema.unshelve, None, "shelving needs a compute agent"),
     "rescue": (schema.rescue, None, "rescue needs a compute agent"),
     "unrescue": (schema.unrescue, None, "rescue needs a compute agent"),
-    "migrate": (schema.migrate, None, "migration is not supported"),
     "os-migrateLive": (schema.live_migrate, None,
                        "live migration is not supported"),
     "evacuate": (schema.evacuate, None, "evacuation is not supported"),
@@ -90,6 +83,10 @@ class ServerActionsController(Controller):
             "unlock": self._unlock,
             "os-resetState": self._reset_state,
             "os-getConsoleOutput": self._console_output,
+            "resize": self._resize,
+            "confirmResize": self._confirm_resize,
+            "revertResize": self._revert_resize,
+            "migrate": self._migrate,
         }
         for name in remote_consoles.LEGACY_ACTIONS:
             handlers[name] = self._legacy_console
@@ -179,6 +176,46 @@ class ServerActionsController(Controller):
         output = await self.compute_api.get_console_output(
             context, server_id, length)
         return json_response(request, {"output": output})
+
+    async def _resize(self, request, server_id, name, body):
+        common.validate(body, schema.resize)
+        context, _ = await self._instance(request, server_id,
+                                          "os_compute_api:servers:resize")
+        await self.compute_api.resize(context, server_id,
+                                      str(body["resize"]["flavorRef"]))
+        return json_response(request, None, 202)
+
+    async def _confirm_resize(self, request, server_id, name, body):
+        common.validate(body, schema.confirm_resize)
+        context, _ = await self._instance(
+            request, server_id, "os_compute_api:servers:confirm_resize")
+        await self.compute_api.confirm_resize(context, server_id)
+        return json_response(request, None, 204)
+
+    async def _revert_resize(self, request, server_id, name, body):
+        common.validate(body, schema.revert_resize)
+        context, _ = await self._instance(
+            request, server_id, "os_compute_api:servers:revert_resize")
+        await self.compute_api.revert_resize(context, server_id)
+        return json_response(request, None, 202)
+
+    async def _migrate(self, request, server_id, name, body):
+        common.validate(body, schema.migrate)
+        host = None
+        if common.is_at_least(request, "2.56"):
+            host = (body["migrate"] or {}).get("host")
+        elif body["migrate"]:
+            raise exception.ValidationError(
+                field="migrate", detail="Additional properties are not "
+                                        "allowed before microversion 2.56")
+        context, instance = await self._instance(
+            request, server_id, "os_compute_api:os-migrate-server:migrate")
+        if host:
+            self.services.policy.authorize(
+                context, "os_compute_api:os-migrate-server:migrate:host",
+                instance_target(instance))
+        await self.compute_api.resize(context, server_id, None, host=host)
+        return json_response(request, None, 202)
 
     async def _legacy_console(self, request, server_id, name, body):
         return await remote_consoles.legacy_action(
