@@ -64,6 +64,8 @@ DEFAULT_RULES: dict[str, str] = {
     "os_compute_api:os-migrations:index": ADMIN,
     "os_compute_api:servers:migrations:index": ADMIN,
     "os_compute_api:servers:migrations:show": ADMIN,
+    "os_compute_api:servers:migrations:force_complete": ADMIN,
+    "os_compute_api:servers:migrations:delete": ADMIN,
     "os_compute_api:os-admin-actions:inject_network_info": ADMIN,
     "os_compute_api:os-console-output": MEMBER,
     "os_compute_api:os-remote-consoles": MEMBER,

@@ -180,16 +180,19 @@ class MoveAPIMixin:
             new_flavor = flavor.snapshot()
             deltas = {"cores": flavor.vcpus - int(instance.vcpus or 0),
                       "ram": flavor.memory_mb - int(instance.memory_mb or 0)}
-        if self.compute_task_api is None:
-            raise exception.ComputeAgentUnavailable(action="resize")
         action = "resize" if flavor_ref is not None else "migrate"
+        migrate = getattr(self.compute_task_api, "migrate_server", None)
+        if migrate is None:
+            raise exception.ServerActionNotSupported(
+                action=action, reason="there is no conductor in this "
+                                      "deployment")
         instance = await self.db.migrations.transition_with_quota(
             self.conf, uuid, project_id=self._scope(context), check=checks,
             values={"task_state": vm_states.RESIZE_PREP}, action=action,
             action_values=self._action_values(context), deltas=deltas)
         try:
-            await self.compute_task_api.migrate_server(
-                context, uuid, flavor=new_flavor, host=host)
+            await maybeDeferred(migrate, context, uuid, flavor=new_flavor,
+                                host=host)
         except Exception:
             await self.db.instances.transition(
                 uuid, project_id=None, check=None,
@@ -225,6 +228,32 @@ class MoveAPIMixin:
 
     async def get_migrations(self, filters, limit=None, marker=None):
         return await self.db.migrations.get_all(filters, limit, marker)
+
+    async def live_migration_force_complete(self, context, instance,
+                                            migration) -> None:
+        """Nova's 400/409 answers: only a running live migration can be
+        forced, and there are none until live migration exists."""
+        self._check_live_running(instance, migration, "force_complete")
+        raise exception.NotImplementedYet(
+            feature="Forcing a live migration to complete")
+
+    async def live_migration_abort(self, context, instance,
+                                   migration) -> None:
+        self._check_live_running(instance, migration, "abort")
+        raise exception.NotImplementedYet(
+            feature="Aborting a live migration")
+
+    @staticmethod
+    def _check_live_running(instance, migration, method) -> None:
+        if migration.migration_type != "live-migration":
+            raise exception.Invalid(
+                reason=f"Migration {migration.id} for instance "
+                       f"{instance.uuid} is not a live migration")
+        if migration.status not in ("running", "preparing", "queued",
+                                    "accepted"):
+            raise exception.InvalidMigrationState(
+                migration_id=migration.id, instance_uuid=instance.uuid,
+                state=migration.status, method=method)
 
     async def get_server_migration(self, context, uuid, migration_id):
         migration = await self.db.migrations.get(int(migration_id))

@@ -152,9 +152,14 @@ class ResourceTracker:
         on this host or moving to or from it (records), by the ownership
         rule of :mod:`twisted_compute.objects.migration`; builds and move
         claims in progress stay claimed."""
-        self.instances = {
-            key: Usage(*values) for key, values in
-            usage_by_host(instances).get(self.host, {}).items()}
+        self.instances = {}
+        for instance in instances:
+            if instance.migration_context:
+                for key, values in usage_by_host([instance]).get(
+                        self.host, {}).items():
+                    self.instances[key] = Usage(*values)
+            else:
+                self.track(instance)
 
     def track(self, instance) -> None:
         """Count an instance (a record) already on this host."""

@@ -41,6 +41,8 @@ CONTROLLERS = [
     "server_diagnostics:ServerDiagnosticsController",
     "quota_classes:QuotaClassSetsController",
     "server_external_events:ServerExternalEventsController",
+    "migrations:MigrationsController",
+    "migrations:ServerMigrationsController",
 ]
 
 
