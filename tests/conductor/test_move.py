@@ -239,3 +239,24 @@ class InjectedFailureTests(MoveStackTestCase):
         self.conductor._now = real_now
         self.assertEqual(self.get(uuid).vm_state, "active")
         self.assertUsageConsistent("auto-confirmed")
+
+
+class UsageAuditTests(MoveStackTestCase):
+    def test_audit_finds_a_leak(self):
+        uuid = self.boot()
+        self.call(self.api.resize(self.ctx, uuid, "big"))
+        self.refresh()
+        report = self.successResultOf(self.defer(
+            self.conductor.audit_usage()))
+        self.assertEqual([r["host"] for r in report], ["h1", "h2", "h3"])
+        self.assertTrue(all(r["ok"] for r in report), report)
+        dest = self.get(uuid).host
+        # A claim nobody owns (what a leak looks like), reported.
+        self.agents[dest].tracker.move_claim("phantom", {"vcpus": 1})
+        self.refresh()
+        report = {r["host"]: r for r in self.successResultOf(self.defer(
+            self.conductor.audit_usage()))}
+        self.assertFalse(report[dest]["ok"])
+        self.assertEqual(report[dest]["reported"][0],
+                         report[dest]["expected"][0] + 1)
+        self.assertTrue(report["h1"]["ok"])

@@ -387,3 +387,21 @@ class MoveTaskMixin:
                 self.log.failure("automatic confirm of migration {id} "
                                  "failed", id=migration.id)
         return done
+
+    async def audit_usage(self) -> list[dict[str, Any]]:
+        """Periodic: log each host whose reported usage differs from the
+        flavors the database places on it (``compute-manage audit
+        usage`` reports the same).  A host reports every
+        ``update_resources_interval``, so a difference that lasts one
+        report is a move in flight; one that lasts is a leak."""
+        report = await self.db.migrations.audit_usage()
+        for row in report:
+            if not row["ok"]:
+                self.log.warn(
+                    "usage audit: host {host} reports {reported} (vcpus, "
+                    "MiB, GB) but holds {expected} for {count} placed "
+                    "instance(s)", host=row["host"],
+                    reported=row["reported"], expected=row["expected"],
+                    count=len(row["instances"]))
+        return report
+

@@ -16,6 +16,9 @@ CONDUCTOR_OPTS = [
     int_opt("resize_confirm_check_interval", 60,
             "Seconds between checks for resizes to confirm automatically",
             min=1),
+    int_opt("usage_audit_interval", 600,
+            "Seconds between audits of each host's reported usage against "
+            "the flavors placed on it (differences are logged)", min=1),
     int_opt("move_step_timeout", 300,
             "Seconds each step of a move (claim on the destination, disk "
             "copy on the source, finish, confirm, revert) may take before "

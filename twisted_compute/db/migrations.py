@@ -282,6 +282,29 @@ def begin_settle(conn, uuid: str, *, project_id: str | None, check,
     return get(conn, migration.id)
 
 
+def audit_usage(conn) -> list[dict[str, Any]]:
+    """Each compute node's reported usage against the sum of the flavors
+    the database places on its host (the ownership rule of
+    :mod:`twisted_compute.objects.migration`): one row per host, with
+    ``reported``, ``expected`` (vcpus, memory_mb, disk_gb) and ``ok``."""
+    from twisted_compute.objects.migration import usage_by_host
+    placed = usage_by_host(all_placed(conn))
+    n = m.compute_nodes
+    rows = conn.execute(sa.select(
+        n.c.host, sa.func.sum(n.c.vcpus_used), sa.func.sum(
+            n.c.memory_mb_used), sa.func.sum(n.c.local_gb_used)).where(
+        n.c.deleted == 0).group_by(n.c.host).order_by(n.c.host)).all()
+    report = []
+    for host, vcpus, memory_mb, disk_gb in rows:
+        held = placed.get(host, {}).values()
+        expected = tuple(sum(v[i] for v in held) for i in range(3))
+        reported = (int(vcpus or 0), int(memory_mb or 0), int(disk_gb or 0))
+        report.append({"host": host, "reported": reported,
+                       "expected": expected, "ok": reported == expected,
+                       "instances": sorted(placed.get(host, {}))})
+    return report
+
+
 class MigrationsComponent(DBComponent):
     """The way into ``migrations`` (and the instances' contexts)."""
 
@@ -328,3 +351,6 @@ class MigrationsComponent(DBComponent):
 
     def begin_settle(self, uuid: str, **kwargs) -> Deferred[Migration]:
         return self._write(begin_settle, uuid, **kwargs)
+
+    def audit_usage(self) -> Deferred[list[dict[str, Any]]]:
+        return self._read(audit_usage)
