@@ -64,6 +64,32 @@ class MoveActionTests(ServersTestCase):
         self.assertFault(self.action(server_id, {"migrate": {
             "host": "h2"}}, token="admin:admin", version="2.56"), 501)
 
+    def test_live_migrate_body_per_microversion(self):
+        casts = []
+        self.services.compute_api.compute_task_api.live_migrate_instance = (
+            lambda context, uuid, **kwargs: casts.append((uuid, kwargs)))
+        server_id = self.active_server()
+
+        def live(body, version):
+            return self.action(server_id, {"os-migrateLive": body},
+                               token="admin:admin", version=version)
+        self.assertFault(self.action(server_id, {"os-migrateLive": {
+            "block_migration": "auto", "host": None}}), 403)
+        self.assertFault(live({"block_migration": "auto", "host": None},
+                              "2.24"), 400, "block_migration")
+        self.assertFault(live({"block_migration": "auto", "host": "h2",
+                               "force": True}, "2.68"), 400, "force")
+        self.assertFault(live({"block_migration": False, "host": None,
+                               "disk_over_commit": False}, "2.25"), 400)
+        response = live({"block_migration": "auto", "host": "h2",
+                         "force": True}, "2.30")
+        self.assertEqual(response.code, 202, response)
+        self.assertEqual(casts, [(server_id, {
+            "host": "h2", "block_migration": False, "force": True})])
+        self.assertEqual(self.row(server_id).task_state, "migrating")
+        self.assertEqual(self.show(server_id)["status"], "MIGRATING")
+        self.assertIn("live-migration", self.actions(server_id))
+
     def test_resized_server_shows_verify_resize_and_new_flavor(self):
         server_id = self.active_server()
         flavor = self.run_db(lambda conn: conn.execute(

@@ -201,8 +201,6 @@ class ActionTests(ServersTestCase):
                      {"shelve": None}, {"unshelve": None},
                      {"shelveOffload": None}, {"rescue": None},
                      {"unrescue": None},
-                     {"os-migrateLive": {"block_migration": "auto",
-                                         "host": None}},
                      {"evacuate": {}}, {"changePassword": {"adminPass": "x"}},
                      {"addSecurityGroup": {"name": "web"}},
                      {"removeSecurityGroup": {"name": "web"}},

@@ -260,3 +260,57 @@ class UsageAuditTests(MoveStackTestCase):
         self.assertEqual(report[dest]["reported"][0],
                          report[dest]["expected"][0] + 1)
         self.assertTrue(report["h1"]["ok"])
+
+
+class LiveMigrationTests(MoveStackTestCase):
+    def live(self, uuid, host=None, force=False, seconds=0.0):
+        return self.call(self.api.live_migrate(self.ctx, uuid, host, "auto",
+                                               force), seconds)
+
+    def test_live_migration_with_progress(self):
+        uuid = self.boot()
+        for driver in self.drivers.values():
+            driver.move_step_delays = {"live_migration": 5}
+        d = self.defer(self.api.live_migrate(self.ctx, uuid, "h3", False,
+                                             False))
+        self.settle()
+        self.successResultOf(d)
+        instance = self.get(uuid)
+        self.assertEqual(instance.task_state, "migrating")
+        running = self.migration(uuid)
+        self.assertEqual((running.status, running.migration_type),
+                         ("running", "live-migration"))
+        self.assertEqual(running.memory_remaining, 512 * 1024 * 1024)
+        self.assertUsageConsistent("live, running")
+        self.settle(seconds=10)
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.task_state,
+                          instance.host), ("active", None, "h3"))
+        done = self.migration(uuid)
+        self.assertEqual(done.status, "completed")
+        self.assertEqual(done.memory_processed, 512 * 1024 * 1024)
+        self.assertEqual(done.memory_remaining, 0)
+        self.assertNotIn(uuid, self.drivers["h1"].guests)
+        self.assertEqual(self.drivers["h3"].guests[uuid].state, 1)
+        self.assertUsageConsistent("live, done")
+
+    def test_live_migration_failure_keeps_the_guest_on_its_source(self):
+        for step in ("prep_resize", "live_migration", "finish_migration"):
+            uuid = self.boot()
+            for driver in self.drivers.values():
+                driver.fail_move_steps = {step}
+            self.live(uuid)
+            instance = self.get(uuid)
+            self.assertEqual((instance.vm_state, instance.task_state,
+                              instance.host), ("active", None, "h1"), step)
+            self.assertEqual(self.migration(uuid).status, "error", step)
+            self.assertEqual(self.drivers["h1"].guests[uuid].state, 1, step)
+            self.assertUsageConsistent(step)
+            for driver in self.drivers.values():
+                driver.fail_move_steps = set()
+
+    def test_state_checks(self):
+        uuid = self.boot(vm_state="stopped")
+        self.failureResultOf(self.defer(self.api.live_migrate(
+            self.ctx, uuid, None, "auto", False)),
+            exception.InstanceInvalidState)

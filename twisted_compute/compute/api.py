@@ -200,6 +200,40 @@ class MoveAPIMixin:
             raise
         return instance
 
+    async def live_migrate(self, context, uuid: str, host: str | None,
+                           block_migration, force: bool) -> Instance:
+        """``os-migrateLive``: an ACTIVE or PAUSED server with no task."""
+        instance = await self.get(context, uuid)
+        checks = _both(check_lock(context),
+                       check_state("live-migration",
+                                   (vm_states.ACTIVE, vm_states.PAUSED),
+                                   (None,)))
+        checks(instance)
+        if not instance.host:
+            raise exception.InstanceNotReady(instance_id=uuid)
+        cast = getattr(self.compute_task_api, "live_migrate_instance", None)
+        if cast is None:
+            raise exception.ServerActionNotSupported(
+                action="os-migrateLive", reason="there is no conductor in "
+                                                "this deployment")
+        if block_migration == "auto":
+            block_migration = False  # no shared storage to detect: none
+        instance = await self.db.instances.transition(
+            uuid, project_id=self._scope(context), check=checks,
+            values={"task_state": vm_states.MIGRATING},
+            action="live-migration",
+            action_values=self._action_values(context))
+        try:
+            await maybeDeferred(cast, context, uuid, host=host,
+                                block_migration=bool(block_migration),
+                                force=bool(force))
+        except Exception:
+            await self.db.instances.transition(
+                uuid, project_id=None, check=None,
+                values={"task_state": None})
+            raise
+        return instance
+
     async def confirm_resize(self, context, uuid: str) -> None:
         await self._settle(context, uuid, "confirmResize", None,
                            "confirming", "confirm_resize")

@@ -28,6 +28,10 @@ Steps (all calls, compute RPC 1.4):
     ``driver.finish_revert_migration``: the old guest runs again.
 ``confirm_resize_dest`` (destination)
     The move's usage becomes the instance's own (bookkeeping only).
+``live_migration`` (source)
+    ``driver.live_migration``: the memory copy; answers the progress
+    counters.  A live migration is then ``finish_resize`` on the
+    destination and ``confirm_resize`` on the source.
 """
 
 from __future__ import annotations
@@ -132,3 +136,16 @@ class MoveMixin:
                                 instance, migration=migration,
                                 power_on=power_on)
         return {"power_state": await self._power_state(instance)}
+
+    async def live_migration(self, context, instance, migration,
+                             block_migration=False, **kwargs
+                             ) -> dict[str, Any]:
+        """Source: the driver's live migration; answers its progress
+        counters (bytes)."""
+        instance = Instance.from_dict(instance)
+        counters = await self._driver_step(
+            "live_migration", context, instance,
+            migration.get("dest_compute"),
+            {"block_migration": bool(block_migration)})
+        return dict(counters or {})
+

@@ -41,12 +41,12 @@ TOPIC = "compute"
 #:       and ``cache_images`` (casts)
 #: 1.4 - the move steps (calls): ``prep_resize``, ``resize_instance``,
 #:       ``finish_resize``, ``confirm_resize``, ``confirm_resize_dest``,
-#:       ``revert_resize``, ``finish_revert_resize``
+#:       ``revert_resize``, ``finish_revert_resize``, ``live_migration``
 RPC_API_VERSION = "1.4"
 #: The move steps (:mod:`twisted_compute.compute.move`), all calls.
 MOVE_STEPS = ("prep_resize", "resize_instance", "finish_resize",
               "confirm_resize", "confirm_resize_dest", "revert_resize",
-              "finish_revert_resize")
+              "finish_revert_resize", "live_migration")
 #: What ``build_and_run_instance`` is sent as (its 1.1 form).
 BUILD_VERSION = "1.1"
 #: The version of each method newer than 1.0 but build_and_run_instance.

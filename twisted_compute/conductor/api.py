@@ -52,6 +52,12 @@ class ComputeTaskAPI:
         return self._move("migrate_server", context, instance_uuid,
                           flavor=flavor, host=host)
 
+    def live_migrate_instance(self, context, instance_uuid, host=None,
+                              block_migration=False, force=False):
+        return self._move("live_migrate_instance", context, instance_uuid,
+                          host=host, block_migration=block_migration,
+                          force=force)
+
     def confirm_resize(self, context, migration_id):
         return self._move("confirm_resize", context, migration_id)
 

@@ -77,7 +77,8 @@ class ConductorManager(MoveTaskMixin):
     #:       the request spec the agent was sent, ``_attempt`` in it)
     #: 1.3 - ``action_event_finish`` takes ``details`` (a failed event's
     #:       fault message, shown from microversion 2.84)
-    #: 1.4 - ``migrate_server``, ``confirm_resize``, ``revert_resize``
+    #: 1.4 - ``migrate_server``, ``confirm_resize``, ``revert_resize``,
+    #:       ``live_migrate_instance``
     #:       (casts: the moves of :mod:`twisted_compute.conductor.move`)
     RPC_API_VERSION = "1.4"
     log = Logger()

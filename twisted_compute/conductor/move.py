@@ -292,6 +292,110 @@ class MoveTaskMixin:
         except exception.InstanceNotFound:
             pass
 
+    # --- live migration ------------------------------------------------
+
+    async def live_migrate_instance(self, context, instance_uuid, host=None,
+                                    block_migration=False, force=False,
+                                    **kwargs) -> None:
+        """Cast (conductor 1.4): live-migrate to ``host`` (checked by the
+        scheduler unless ``force``) or where the scheduler says.  The API
+        has set task_state migrating.  Steps: claim on the destination
+        (``prep_resize``), the memory copy on the source
+        (``live_migration``, its counters written to the migration), the
+        guest started on the destination (``finish_resize``), the source
+        cleaned up (``confirm_resize``); a failure before the source's
+        cleanup rolls back and leaves the guest running on its source."""
+        from twisted_compute.conductor.manager import _ctx
+        context = _ctx(context)
+        event = "conductor_live_migrate_instance"
+        await self._event(context, instance_uuid, event, self.host)
+        try:
+            await self._live_migrate(context, instance_uuid, host,
+                                     bool(block_migration), bool(force))
+        except exception.InstanceNotFound:
+            return
+        except Exception as exc:  # noqa: BLE001 - recorded on the action
+            await self._event(context, instance_uuid, event, self.host,
+                              "Error", message(exc))
+            if not isinstance(exc, (exception.ComputeException,
+                                    _StepFailed)):
+                self.log.failure("live migration of {uuid} crashed",
+                                 uuid=instance_uuid)
+            return
+        await self._event(context, instance_uuid, event, self.host,
+                          "Success")
+
+    async def _live_migrate(self, context, uuid, host, block_migration,
+                            force) -> None:
+        from twisted_compute.objects.selection import Selection
+        instance = await self.db.instances.get(uuid)
+        flavor = dict(instance.flavor)
+        source = instance.host
+        if host and force:
+            candidates = [Selection(host)]
+        else:
+            spec = RequestSpec.from_dict(instance.request_spec or {})
+            spec = attrs.evolve(
+                spec, flavor=flavor, num_instances=1, instance_uuids=(uuid,),
+                ignore_hosts=tuple(sorted(set(spec.ignore_hosts) | {source})),
+                force_hosts=[host] if host else None, force_nodes=None,
+                project_id=instance.project_id, user_id=instance.user_id)
+            try:
+                [selection] = await self.scheduler.select_destinations(
+                    context, spec, [uuid], return_alternates=True)
+            except Exception as exc:  # noqa: BLE001 - nothing claimed yet
+                await self._fault(uuid, exc)
+                await self._task(uuid, None, (vm_states.MIGRATING,))
+                raise
+            candidates = [selection, *selection.alternates]
+        if candidates[0].host == source:
+            error = exception.MigrationPreCheckError(
+                reason="the destination is the server's own host")
+            await self._task(uuid, None, (vm_states.MIGRATING,))
+            raise error
+        dest = candidates[0]
+        migration = await self.db.migrations.start(
+            uuid, migration_type="live-migration", source_compute=source,
+            source_node=instance.node, dest_compute=dest.host,
+            dest_node=dest.node, old_flavor=flavor, new_flavor=flavor,
+            user_id=instance.user_id, project_id=instance.project_id,
+            status="accepted", dest_host=dest.host)
+        memory = int(flavor.get("memory_mb") or 0) * 1024 * 1024
+        try:
+            await self._step(context, "prep_resize", dest.host, instance,
+                             new_flavor=flavor, migration=migration.to_dict())
+            migration = await self.db.migrations.update(migration.id, {
+                "status": "running", "memory_total": memory,
+                "memory_processed": 0, "memory_remaining": memory,
+                "disk_total": 0, "disk_processed": 0, "disk_remaining": 0})
+            counters = await self._step(
+                context, "live_migration", source, instance,
+                migration=migration.to_dict(),
+                block_migration=block_migration)
+            migration = await self.db.migrations.update(
+                migration.id, {k: v for k, v in (counters or {}).items()
+                               if k.startswith(("memory_", "disk_"))})
+            await self._step(context, "finish_resize", dest.host, instance,
+                             migration=migration.to_dict(),
+                             new_flavor=flavor, power_on=True)
+        except _StepFailed as failed:
+            await self._roll_back(context, instance, migration, failed)
+            raise exception.MigrationError(reason=str(failed)) from failed
+        # The guest runs on the destination: the source cleans up.  A
+        # failure here is logged; the source's usage goes with the
+        # context below either way (its guest is gone or stopped).
+        await self._quietly(context, "confirm_resize", source, instance,
+                            migration)
+        await self._quietly(context, "confirm_resize_dest", dest.host,
+                            instance, migration)
+        await self.db.migrations.set_status(
+            migration.id, "completed",
+            {"host": dest.host, "node": dest.node, "task_state": None,
+             "power_state": power_state.RUNNING}, clear_context=True)
+        self.log.info("[{request_id}] {uuid} live-migrated {source} -> "
+                      "{dest}", request_id=context.request_id, uuid=uuid,
+                      source=source, dest=dest.host)
+
     # --- confirm and revert ---------------------------------------------
 
     async def confirm_resize(self, context, migration_id, **kwargs) -> None:

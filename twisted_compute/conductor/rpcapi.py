@@ -68,6 +68,14 @@ class ConductorAPIClient:
             context, "migrate_server", instance_uuid=instance_uuid,
             flavor=flavor, host=host)
 
+    def live_migrate_instance(self, context, instance_uuid: str,
+                              host: str | None = None,
+                              block_migration: bool = False,
+                              force: bool = False):
+        return self.client.prepare(version="1.4").cast(
+            context, "live_migrate_instance", instance_uuid=instance_uuid,
+            host=host, block_migration=block_migration, force=force)
+
     def confirm_resize(self, context, migration_id: int):
         return self.client.prepare(version="1.4").cast(
             context, "confirm_resize", migration_id=migration_id)

@@ -457,5 +457,22 @@ class FakeDriver:
             return None
         return self._step("finish_revert_migration", work)
 
+    def live_migration(self, context, instance, dest: str,
+                       migrate_data=None):
+        """The memory copy of a live migration (the guest keeps running
+        here until the source's cleanup); answers the progress counters
+        in bytes."""
+        def work():
+            guest = self._guest(instance)
+            memory = guest.memory_mb * 1024 * 1024
+            disk = guest.disk_gb * 1024 ** 3 if (migrate_data or {}).get(
+                "block_migration") else 0
+            self._log(guest, f"live migration to {dest}: {memory} bytes")
+            return {"memory_total": memory, "memory_processed": memory,
+                    "memory_remaining": 0, "disk_total": disk,
+                    "disk_processed": disk, "disk_remaining": 0}
+        return self._step("live_migration", work)
+
+
 
 __all__ = ["FakeDriver", "FakeGuest"]

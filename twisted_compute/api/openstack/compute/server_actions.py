@@ -32,8 +32,6 @@ UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
     "unshelve": (schema.unshelve, None, "shelving needs a compute agent"),
     "rescue": (schema.rescue, None, "rescue needs a compute agent"),
     "unrescue": (schema.unrescue, None, "rescue needs a compute agent"),
-    "os-migrateLive": (schema.live_migrate, None,
-                       "live migration is not supported"),
     "evacuate": (schema.evacuate, None, "evacuation is not supported"),
     "changePassword": (schema.change_password, None,
                        "setting the password needs a guest agent"),
@@ -87,6 +85,7 @@ class ServerActionsController(Controller):
             "confirmResize": self._confirm_resize,
             "revertResize": self._revert_resize,
             "migrate": self._migrate,
+            "os-migrateLive": self._live_migrate,
         }
         for name in remote_consoles.LEGACY_ACTIONS:
             handlers[name] = self._legacy_console
@@ -215,6 +214,40 @@ class ServerActionsController(Controller):
                 context, "os_compute_api:os-migrate-server:migrate:host",
                 instance_target(instance))
         await self.compute_api.resize(context, server_id, None, host=host)
+        return json_response(request, None, 202)
+
+    async def _live_migrate(self, request, server_id, name, body):
+        common.validate(body, schema.live_migrate)
+        args = body["os-migrateLive"]
+        block = args.get("block_migration")
+        if common.is_at_least(request, "2.25"):
+            if "disk_over_commit" in args:
+                raise exception.ValidationError(
+                    field="os-migrateLive", detail="disk_over_commit is "
+                    "not allowed from microversion 2.25")
+            if not (isinstance(block, bool) or block == "auto"):
+                raise exception.ValidationError(
+                    field="block_migration",
+                    detail="must be a boolean or 'auto'")
+        else:
+            if not isinstance(block, bool):
+                raise exception.ValidationError(
+                    field="block_migration",
+                    detail="must be a boolean before microversion 2.25")
+        force = bool(args.get("force", False))
+        if "force" in args and not common.is_at_least(request, "2.30"):
+            raise exception.ValidationError(
+                field="force", detail="force is accepted from microversion "
+                                      "2.30")
+        if "force" in args and common.is_at_least(request, "2.68"):
+            raise exception.ValidationError(
+                field="force", detail="force is not accepted from "
+                                      "microversion 2.68")
+        context, _ = await self._instance(
+            request, server_id,
+            "os_compute_api:os-migrate-server:migrate_live")
+        await self.compute_api.live_migrate(
+            context, server_id, args.get("host"), block, force)
         return json_response(request, None, 202)
 
     async def _legacy_console(self, request, server_id, name, body):
