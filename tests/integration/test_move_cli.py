@@ -76,7 +76,8 @@ class MoveCLITests(OpenStackCLIMixin, TwistdTestCase):
         shown = self.wait_status(server_id, "ACTIVE")
         self.assertIn("m1.small", str(shown["flavor"]))
         self.assertEqual(shown["OS-EXT-SRV-ATTR:host"], moved_to)
-        listed = self.openstack("server", "migration", "list", "--server",
+        listed = self.openstack("--os-compute-api-version", "2.80",
+                                "server", "migration", "list", "--server",
                                 server_id)
         self.assertEqual(sorted(row["Status"] for row in listed),
                          ["confirmed", "reverted"])
@@ -91,6 +92,7 @@ class MoveCLITests(OpenStackCLIMixin, TwistdTestCase):
         self.assertNotEqual(shown["OS-EXT-SRV-ATTR:host"], source)
         self.openstack("server", "resize", "confirm", server_id, parse=False)
         self.wait_status(server_id, "ACTIVE")
-        listed = self.openstack("server", "migration", "list", "--server",
+        listed = self.openstack("--os-compute-api-version", "2.80",
+                                "server", "migration", "list", "--server",
                                 server_id, "--type", "migration")
         self.assertEqual([row["Status"] for row in listed], ["confirmed"])
