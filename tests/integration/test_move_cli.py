@@ -94,5 +94,5 @@ class MoveCLITests(OpenStackCLIMixin, TwistdTestCase):
         self.wait_status(server_id, "ACTIVE")
         listed = self.openstack("--os-compute-api-version", "2.80",
                                 "server", "migration", "list", "--server",
-                                server_id, "--type", "migration")
+                                server_id, "--type", "cold-migration")
         self.assertEqual([row["Status"] for row in listed], ["confirmed"])
