@@ -18,6 +18,7 @@ from twisted_compute.db.flavors import FlavorsComponent
 from twisted_compute.db.images import ImagesComponent
 from twisted_compute.db.instances import InstancesComponent
 from twisted_compute.db.keypairs import KeypairsComponent
+from twisted_compute.db.migrations import MigrationsComponent
 from twisted_compute.db.quotas import QuotasComponent
 from twisted_compute.db.server_groups import ServerGroupsComponent
 from twisted_compute.db.services import ServicesComponent
@@ -46,3 +47,5 @@ class DBConnector:
         self.console_auth_tokens = ConsoleAuthTokensComponent(db, priority)
         #: External events the instances received.
         self.external_events = ExternalEventsComponent(db, priority)
+        #: Migrations (moves) and the instances' migration contexts.
+        self.migrations = MigrationsComponent(db, priority)

@@ -44,6 +44,8 @@ CONTROLLERS = [
     "server_external_events:ServerExternalEventsController",
     "absent_services:VolumeAttachmentsController",
     "absent_services:SharesController",
+    "migrations:MigrationsController",
+    "migrations:ServerMigrationsController",
 ]
 
 
