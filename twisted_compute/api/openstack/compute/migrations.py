@@ -18,7 +18,24 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
+from twisted_compute.api.openstack.compute.schemas import query as q
 from twisted_compute.api.openstack.compute.servers import instance_target
+
+#: The body of POST /servers/{id}/migrations/{id}/action.
+FORCE_COMPLETE = {
+    "type": "object",
+    "properties": {"force_complete": {"type": "null"}},
+    "required": ["force_complete"],
+    "additionalProperties": False,
+}
+
+#: Nova's query schema of GET /os-migrations (2.102: nothing else).
+INDEX_QUERY = q.params(
+    host=q.string, status=q.string, instance_uuid=q.string,
+    source_compute=q.string, migration_type=q.string, hidden=q.string,
+    limit=q.non_negative_int, marker=q.string,
+    **{"changes-since": q.string, "changes-before": q.string},
+    user_id=q.string, project_id=q.string)
 
 #: Statuses of a live migration that can still be forced or aborted.
 _LIVE_RUNNING = ("running", "preparing", "queued", "accepted")
@@ -69,7 +86,7 @@ class MigrationsController(Controller):
     app = make_app()
     collections = (("os-migrations",),)
 
-    @route(app, "/os-migrations", ["GET"])
+    @route(app, "/os-migrations", ["GET"], query=INDEX_QUERY)
     async def index(self, request):
         context = common.get_context(request)
         self.services.policy.authorize(
@@ -169,6 +186,8 @@ class ServerMigrationsController(Controller):
     async def _get(self, instance, migration_id):
         try:
             migration_id = int(migration_id)
+            if not 0 < migration_id <= common.MAX_INT:
+                raise ValueError(migration_id)
         except ValueError:
             raise exception.MigrationNotFoundForInstance(
                 migration_id=migration_id, instance_id=instance.uuid)
@@ -179,9 +198,7 @@ class ServerMigrationsController(Controller):
            ["POST"])
     async def action(self, request, server_id, migration_id):
         body = common.read_body(request)
-        if not isinstance(body, dict) or "force_complete" not in body:
-            raise exception.Invalid(reason="Malformed request body: "
-                                           "force_complete expected")
+        common.validate(body, FORCE_COMPLETE)
         _, instance = await self._instance(
             request, server_id,
             "os_compute_api:servers:migrations:force_complete", "2.22")

@@ -1,7 +1,7 @@
 """Moves: the ``migrations`` table (resize, cold and live migration,
 evacuation) and the instance's migration context.
 
-Revision ID: 0005_move
+Revision ID: 0005
 Revises: 0004
 """
 from alembic import op
