@@ -548,3 +548,12 @@ class ConsoleDetailsNotAccessible(ComputeException):
     msg_fmt = "The requested console type details are not accessible"
     code = 401
     safe = True
+
+
+class ImageUploadFailed(ComputeException):
+    msg_fmt = "Uploading image %(image_id)s failed: %(reason)s"
+
+
+class SnapshotTimeout(ComputeException):
+    msg_fmt = ("The snapshot of instance %(instance_uuid)s into image "
+               "%(image_id)s did not finish within %(timeout)d seconds")

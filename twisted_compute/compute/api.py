@@ -31,6 +31,7 @@ import attrs
 from twisted.internet.defer import maybeDeferred
 
 from twisted_compute import exception, ids
+from twisted_compute.compute.api_snapshots import SnapshotAPIMixin
 from twisted_compute.log import Logger
 from twisted_compute.objects import vm_states
 from twisted_compute.objects.boot_request import BootRequest
@@ -134,7 +135,7 @@ TAG_VM_STATES = METADATA_VM_STATES + (vm_states.SHELVED,
                                       vm_states.SHELVED_OFFLOADED)
 
 
-class ComputeAPI:
+class ComputeAPI(SnapshotAPIMixin):
     log = Logger()
 
     def __init__(self, conf, db_service, compute_task_api,

@@ -37,3 +37,14 @@ class ComputeTaskAPI:
             return succeed(None)
         return self.conductor.schedule_and_build_instances(
             context, boot_request)
+
+    def unshelve_instance(self, context, instance, host=None):
+        """Hand a shelved-offloaded instance to the conductor to schedule
+        and boot again (a cast)."""
+        if self.conductor is None:
+            from twisted.internet.defer import fail
+            from twisted_compute import exception
+            return fail(exception.ComputeAgentUnavailable(
+                action="unshelve"))
+        return self.conductor.unshelve_instance(context, instance,
+                                                host=host)

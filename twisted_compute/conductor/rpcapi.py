@@ -18,7 +18,7 @@ TOPIC = "conductor"
 #: The newest conductor RPC API this client speaks (see
 #: :attr:`twisted_compute.conductor.manager.ConductorManager.
 #: RPC_API_VERSION`).
-RPC_API_VERSION = "1.3"
+RPC_API_VERSION = "1.4"
 
 
 def _instance_or_none(values) -> Instance | None:
@@ -58,6 +58,13 @@ class ConductorAPIClient:
             alternates=[a.to_dict() for a in alternates], reason=reason,
             attempt=attempt, image=image,
             requested_networks=requested_networks)
+
+    def unshelve_instance(self, context, instance: Instance,
+                          host: str | None = None):
+        """Schedule a shelved-offloaded instance again (1.4)."""
+        return self.client.prepare(version="1.4").cast(
+            context, "unshelve_instance", instance=instance.to_dict(),
+            host=host)
 
     # --- the agents' DB proxy -----------------------------------------
 

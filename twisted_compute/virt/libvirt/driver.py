@@ -693,7 +693,8 @@ class LibvirtDriver:
 
         return self._run(find)
 
-    def snapshot(self, context, instance, image_id, update_task_state):
+    def snapshot(self, context, instance, image_id, update_task_state,
+                 upload):
         return defer.fail(exception.NotImplementedYet(
             feature="Snapshots on the libvirt driver"))
 

@@ -16,6 +16,7 @@ from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute import remote_consoles
+from twisted_compute.api.openstack.compute import snapshot_actions
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.servers import instance_target
 
@@ -28,14 +29,6 @@ UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
     "revertResize": (schema.revert_resize, None,
                      "there is no resize to revert"),
     "rebuild": (schema.rebuild, None, "rebuilding needs a compute agent"),
-    "createImage": (schema.create_image, None,
-                    "snapshots need a compute agent"),
-    "createBackup": (schema.create_backup, None,
-                     "backups need a compute agent"),
-    "shelve": (schema.shelve, None, "shelving needs a compute agent"),
-    "shelveOffload": (schema.shelve_offload, None,
-                      "shelving needs a compute agent"),
-    "unshelve": (schema.unshelve, None, "shelving needs a compute agent"),
     "rescue": (schema.rescue, None, "rescue needs a compute agent"),
     "unrescue": (schema.unrescue, None, "rescue needs a compute agent"),
     "migrate": (schema.migrate, None, "migration is not supported"),
@@ -90,6 +83,7 @@ class ServerActionsController(Controller):
             "unlock": self._unlock,
             "os-resetState": self._reset_state,
             "os-getConsoleOutput": self._console_output,
+            **snapshot_actions.handlers(self),
         }
         for name in remote_consoles.LEGACY_ACTIONS:
             handlers[name] = self._legacy_console
