@@ -97,7 +97,7 @@ class OneHostScheduler:
         return [Selection(self.host, self.host) for _ in uuids]
 
 
-class SnapshotTests(ServersTestCase):
+class AgentTestCase(ServersTestCase):
     def setUp(self):
         super().setUp()
         self.clock = Clock()
@@ -173,6 +173,8 @@ class SnapshotTests(ServersTestCase):
                 for e in detail["instanceAction"]["events"]]
         return out
 
+
+class SnapshotTests(AgentTestCase):
     # --- createImage ----------------------------------------------------
 
     def test_create_image_uploads_the_disk_with_nova_properties(self):
@@ -441,3 +443,54 @@ class SnapshotTests(ServersTestCase):
         self.successResultOf(self.agent._periodic(
             self.agent.offload_shelved_instances, None))
         self.assertEqual(self.row(server_id).vm_state, "shelved_offloaded")
+
+
+class ImageClientTests(AgentTestCase):
+    """The agent's image client against the real image API: a file is
+    streamed in chunks and its checksum checked."""
+
+    def queued_image(self):
+        with self.db.engine.begin() as conn:
+            conn.execute(m.images.insert().values(
+                id="33333333-4444-5555-6666-777777777777", name="q",
+                status="queued", visibility="private", owner="project",
+                properties={}, tags=[], min_disk=0, min_ram=0,
+                created_at=m.utcnow()))
+        return "33333333-4444-5555-6666-777777777777"
+
+    def test_a_file_is_streamed_in_chunks_and_checked(self):
+        import hashlib
+        import tempfile
+        from twisted_compute.compute import image_client
+        self.patch(image_client, "CHUNK", 4096)
+        path = tempfile.mktemp()
+        self.addCleanup(os.unlink, path)
+        data = os.urandom(3 * 4096 + 17)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        image_id = self.queued_image()
+        image = self.successResultOf(defer_ensure(self.images.upload(
+            image_id, path, "qcow2")))
+        self.assertEqual(image["checksum"], hashlib.md5(data).hexdigest())
+        self.assertEqual((image["status"], image["disk_format"],
+                          image["container_format"]),
+                         ("active", "qcow2", "bare"))
+        self.assertEqual(self.images.http.produced, [4])
+        self.assertEqual(self.image_data(image_id), data)
+
+    def test_a_checksum_mismatch_fails(self):
+        from twisted_compute import exception
+        image_id = self.queued_image()
+        original = self.images.get
+
+        async def lying(image_id):
+            image = await original(image_id)
+            return dict(image, checksum="0" * 32)
+        self.images.get = lying
+        self.failureResultOf(defer_ensure(self.images.upload(
+            image_id, b"data", "raw")), exception.ImageUploadFailed)
+
+
+def defer_ensure(coroutine):
+    from twisted.internet import defer
+    return defer.ensureDeferred(coroutine)

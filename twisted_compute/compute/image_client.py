@@ -65,12 +65,12 @@ class _FileProducer:
     thread as it is read."""
 
     def __init__(self, reactor, pool, path: str, hashes: _Hashes,
-                 chunk: int = CHUNK):
+                 chunk: int | None = None):
         self.reactor = reactor
         self.pool = pool
         self.path = path
         self.hashes = hashes
-        self.chunk = chunk
+        self.chunk = chunk or CHUNK
         self.length = os.path.getsize(path)
         self._paused: defer.Deferred | None = None
         self._stopped = False
