@@ -66,6 +66,12 @@ def snapshot_xml(name: str, overlay: str, others: list[str],
             f"</disks></domainsnapshot>")
 
 
+def _make_work_dir(path: str) -> None:
+    os.makedirs(path, exist_ok=True)
+    for directory in (os.path.dirname(path), path):
+        os.chmod(directory, 0o755)
+
+
 class Snapshotter:
     """One driver's snapshots: ``driver`` gives the instance directories,
     the libvirt pool and ``qemu-img``'s timeout."""
@@ -89,7 +95,8 @@ class Snapshotter:
         directory = driver.instance_dir(uuid)
         disk = os.path.join(directory, "disk")
         work = os.path.join(driver.images_path, "snapshots", image_id)
-        await driver._thread(os.makedirs, work, 0o700, True)
+        # QEMU (its own user) opens the live snapshot's overlay here.
+        await driver._thread(_make_work_dir, work)
         target = os.path.join(work, "snapshot.qcow2")
         try:
             state = await driver._run(
