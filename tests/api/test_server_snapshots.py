@@ -17,7 +17,6 @@ from twisted_compute.compute.manager import ComputeManager
 from twisted_compute.conductor.manager import ConductorManager
 from twisted_compute.context import get_admin_context
 from twisted_compute.db import models as m
-from twisted_compute.objects import vm_states  # noqa: F401
 from twisted_compute.objects.service import COMPUTE_BINARY
 from twisted_compute.virt.fake import FakeDriver
 
@@ -265,7 +264,6 @@ class SnapshotTests(AgentTestCase):
             "name": "b", "backup_type": "daily", "rotation": 1}}), 409,
             "Cannot 'createBackup'")
         # nothing was left behind in the image API
-        code, _ = self.image("does-not-matter")
         with self.db.engine.connect() as conn:
             count = conn.execute(m.images.select().where(
                 m.images.c.name.in_(["s", "b"]))).fetchall()
