@@ -67,6 +67,8 @@ class AgentRPC:
             # A cast: handed over, not done (the agent's work goes on).
             self.running.append(getattr(self.manager, name)(
                 context, instance.to_dict(), **kwargs))
+            from twisted.internet import defer
+            return defer.succeed(None)
         return cast
 
 
@@ -492,3 +494,24 @@ class ImageClientTests(AgentTestCase):
 def defer_ensure(coroutine):
     from twisted.internet import defer
     return defer.ensureDeferred(coroutine)
+
+
+class UnshelveTimeoutTests(AgentTestCase):
+    def test_an_unshelve_boot_that_hangs_times_out(self):
+        self.conf.snapshot_timeout = 30
+        server_id = self.running_server()
+        self.action(server_id, {"shelve": None})
+        self.assertEqual(self.row(server_id).vm_state, "shelved_offloaded")
+        self.driver.spawn_delay = 100
+        self.assertEqual(self.action(server_id, {"unshelve": None}).code,
+                         202)
+        self.assertEqual(self.row(server_id).task_state, "unshelving",
+                         self.fault_messages(server_id))
+        self.clock.advance(31)
+        row = self.row(server_id)
+        self.assertEqual((row.vm_state, row.task_state, row.host),
+                         ("shelved_offloaded", None, None))
+        self.assertIn("did not finish within 30 seconds",
+                      " ".join(self.fault_messages(server_id)))
+        self.assertNotIn(server_id, self.driver.guests)
+        self.clock.advance(100)

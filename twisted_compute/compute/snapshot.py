@@ -307,8 +307,20 @@ class SnapshotMixin:
                 self.tracker.claim(instance)
                 claimed = True
                 meta = dict(image or {"id": image_id})
-                await self.driver.spawn(context, instance, meta, [], None,
-                                        [], None)
+                # The boot has the snapshot timeout, as the snapshot had.
+                spawning = defer.maybeDeferred(
+                    self.driver.spawn, context, instance, meta, [], None,
+                    [], None)
+                spawning.addTimeout(self.conf.snapshot_timeout,
+                                    self.reactor)
+                try:
+                    await spawning
+                except defer.TimeoutError:
+                    raise exception.InstanceSpawnFailure(
+                        instance_uuid=uuid, reason=(
+                            f"the unshelve boot did not finish within "
+                            f"{self.conf.snapshot_timeout} seconds")
+                    ) from None
             else:
                 await self.driver.power_on(context, instance, [])
             for key in ("shelved_image_id", "shelved_at", "shelved_host"):
