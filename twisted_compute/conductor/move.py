@@ -43,7 +43,7 @@ from twisted_compute.context import get_admin_context
 from twisted_compute.objects import vm_states
 from twisted_compute.objects.migration import Migration
 from twisted_compute.objects.request_spec import RequestSpec
-from twisted_compute.virt import power_state
+
 
 MIGRATE_EVENT = "conductor_migrate_server"
 RESIZE_TASK_STATES = (vm_states.RESIZE_PREP, vm_states.RESIZE_MIGRATING,
@@ -254,7 +254,7 @@ class MoveTaskMixin:
         values = {"host": dest, "node": migration.dest_node,
                   "vm_state": vm_states.RESIZED, "task_state": None,
                   "power_state": int((result or {}).get(
-                      "power_state", power_state.RUNNING)),
+                      "power_state", vm_states.RUNNING)),
                   **_flavor_values(new_flavor)}
         if instance.vm_state == vm_states.STOPPED:
             values["system_metadata"] = {**instance.system_metadata,
@@ -391,7 +391,7 @@ class MoveTaskMixin:
         await self.db.migrations.set_status(
             migration.id, "completed",
             {"host": dest.host, "node": dest.node, "task_state": None,
-             "power_state": power_state.RUNNING}, clear_context=True)
+             "power_state": vm_states.RUNNING}, clear_context=True)
         self.log.info("[{request_id}] {uuid} live-migrated {source} -> "
                       "{dest}", request_id=context.request_id, uuid=uuid,
                       source=source, dest=dest.host)
@@ -463,7 +463,7 @@ class MoveTaskMixin:
              "task_state": None, "host": migration.source_compute,
              "node": migration.source_node, "system_metadata": sysmeta,
              "power_state": int((result or {}).get(
-                 "power_state", power_state.RUNNING)),
+                 "power_state", vm_states.RUNNING)),
              **_flavor_values(old_flavor)}, clear_context=True)
 
     async def confirm_resizes(self) -> int:
