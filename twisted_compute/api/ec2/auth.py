@@ -280,17 +280,36 @@ class Ec2TokenClient:
                            ) -> dict[str, Any]:
         client = self.keystone
         url = client._base + "/ec2tokens"
-        response, content = await client._exchange(
-            lambda: client._http.post(
-                url, json=self.body(req, claim),
-                timeout=client.conf.http_connect_timeout,
-                persistent=False))
+        body = self.body(req, claim)
+        for _attempt in (1, 2):
+            # Keystone (since OSSA-2025-002) checks EC2 signatures only for
+            # a service: our [keystone_authtoken] user's token goes along.
+            was_cached = client._service_token is not None
+            service_token = await client._get_service_token()
+            response, content = await client._exchange(
+                lambda: client._http.post(
+                    url, json=body, headers={"X-Auth-Token": service_token},
+                    timeout=client.conf.http_connect_timeout,
+                    persistent=False))
+            # A 401 does not say whose fault it is (Keystone words both
+            # alike): with a cached service token, renew it and ask once
+            # more; a fresh one was fine, so the signature is wrong.
+            if response.code != 401 or not was_cached:
+                break
+            client._service_token = None
         if response.code >= 500:
             raise client._unavailable(
                 "identity service error",
                 "Keystone answered {code} checking an EC2 signature",
                 code=response.code)
         if response.code not in (200, 201):
+            try:
+                reason = json.loads(content)["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                reason = ""
+            log.info("Keystone refused EC2 access key {access}: {code} "
+                     "{reason}", access=claim.access, code=response.code,
+                     reason=reason)
             raise auth_failure()
         info = json.loads(content)["token"]
         roles = tuple(r["name"] for r in info.get("roles", ()))
