@@ -153,6 +153,18 @@ class AuthTests(Ec2TestCase):
             self.assertEqual(response.code, code, self.successResultOf(
                 response.content()))
 
+    def test_too_large_body_is_an_ec2_error(self):
+        d = self.ec2.request("POST", "http://localhost:8773/",
+                             data=b"Action=DescribeRegions&x=" +
+                             b"a" * 200000, headers={
+                                 "Content-Type":
+                                 "application/x-www-form-urlencoded"})
+        self.ec2.flush()
+        response = self.successResultOf(d)
+        self.assertEqual(response.code, 413)
+        self.assertIn(b"<Code>InvalidRequest</Code>",
+                      self.successResultOf(response.content()))
+
     def test_invalid_action(self):
         claim = ec2_auth  # noqa: F841 - the module is importable
         self.error("DescribeVpcs", "InvalidAction")

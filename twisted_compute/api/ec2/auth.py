@@ -59,7 +59,9 @@ class Ec2Request:
         return None
 
 
-def read_request(request) -> Ec2Request:
+def read_request(request, max_body: int | None = None) -> Ec2Request:
+    """The request's parts; a body over ``max_body`` bytes is refused
+    (413, in EC2's form: the JSON size limiter is not in this pipeline)."""
     uri = request.uri.decode("latin-1")
     raw_path, _, raw_query = uri.partition("?")
     query = tuple(parse_qsl(raw_query, keep_blank_values=True))
@@ -68,6 +70,8 @@ def read_request(request) -> Ec2Request:
         request.content.seek(0)
         body = request.content.read()
         request.content.seek(0)
+    if max_body is not None and len(body) > max_body:
+        raise Ec2Error("InvalidRequest", "Request is too large.", 413)
     headers = tuple(
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, values in request.requestHeaders.getAllRawHeaders()
@@ -208,7 +212,7 @@ class Ec2Authenticate(Middleware):
             self.keystone = Ec2TokenClient(conf, services.keystone)
 
     def render(self, request):
-        req = read_request(request)
+        req = read_request(request, self.conf.max_request_body_size)
         claim = claim_of(req, self.clock(), self.conf.ec2_timestamp_expiry)
         request.ec2_params = req.params
 
