@@ -22,6 +22,8 @@ class APIServices:
     keystone: Any = None
     #: The image files, for the Compute API's image proxy (DELETE).
     image_store: Any = None
+    #: The loaded Compute API extensions (Twisted plugins).
+    extensions: list = attrs.Factory(list)
 
 
 def build(conf: Config, reactor, db: DBService,
@@ -51,6 +53,8 @@ def build(conf: Config, reactor, db: DBService,
     services.compute_api = ComputeAPI(
         conf, db, compute_task_api or ComputeTaskAPI(conf),
         compute_rpcapi=compute_rpcapi, clock=reactor)
+    from twisted_compute.api.openstack import extensions
+    services.extensions = extensions.load(conf, policy)
     if conf.api.auth_strategy == "keystone":
         from twisted_compute.api.middleware.auth import KeystoneClient
         services.keystone = KeystoneClient(conf, reactor)

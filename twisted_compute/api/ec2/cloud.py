@@ -25,6 +25,7 @@ from twisted_compute.api.ec2.xml import timestamp
 from twisted_compute.api.openstack.compute import keypair_crypto
 from twisted_compute.api.openstack.compute import server_create
 from twisted_compute.objects import vm_states
+from twisted_compute.objects.service import COMPUTE_BINARY
 
 #: How long terminated instances stay visible (as on AWS, about an hour).
 TERMINATED_VISIBLE = datetime.timedelta(hours=1)
@@ -313,8 +314,7 @@ class Ec2Cloud:
         services = await self.db.services.get_all(self.conf)
         zones: dict[str, bool] = {}
         for service in services:
-            if service.binary != "compute-agent" and \
-                    getattr(service, "topic", None) != "compute":
+            if service.binary != COMPUTE_BINARY:
                 continue
             zone = service.availability_zone
             zones[zone] = zones.get(zone, False) or not service.disabled
