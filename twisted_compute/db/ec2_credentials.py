@@ -89,11 +89,33 @@ def reservation_for_token(conn, project_id: str, client_token: str
     return None if row is None else row.reservation_id
 
 
-def remember_token(conn, project_id: str, client_token: str,
-                   reservation_id: str) -> None:
-    conn.execute(_tokens.insert().values(
-        project_id=project_id, client_token=client_token,
-        reservation_id=reservation_id))
+def claim_token(conn, project_id: str, client_token: str,
+                reservation_id: str) -> tuple[str, bool]:
+    """Take ``client_token`` for ``reservation_id`` before its instances
+    are made: ``(reservation_id, True)``; when the token is already taken
+    (an earlier or a concurrent RunInstances, in this process or another:
+    the unique constraint on project and token decides),
+    ``(the reservation that holds it, False)``."""
+    try:
+        with conn.begin_nested():
+            conn.execute(_tokens.insert().values(
+                project_id=project_id, client_token=client_token,
+                reservation_id=reservation_id, created_at=m.utcnow()))
+    except sa.exc.IntegrityError:
+        held = reservation_for_token(conn, project_id, client_token)
+        if held is None:  # released in between: a retry may claim it
+            raise
+        return held, False
+    return reservation_id, True
+
+
+def release_token(conn, project_id: str, client_token: str,
+                  reservation_id: str) -> None:
+    """Give the token back when its RunInstances made nothing."""
+    conn.execute(_tokens.delete().where(
+        _tokens.c.project_id == project_id,
+        _tokens.c.client_token == client_token,
+        _tokens.c.reservation_id == reservation_id))
 
 
 class Ec2CredentialsComponent(DBComponent):
@@ -119,7 +141,12 @@ class Ec2CredentialsComponent(DBComponent):
                               ) -> Deferred[str | None]:
         return self._read(reservation_for_token, project_id, client_token)
 
-    def remember_token(self, project_id: str, client_token: str,
-                       reservation_id: str) -> Deferred[None]:
-        return self._write(remember_token, project_id, client_token,
+    def claim_token(self, project_id: str, client_token: str,
+                    reservation_id: str) -> Deferred[tuple[str, bool]]:
+        return self._write(claim_token, project_id, client_token,
+                           reservation_id)
+
+    def release_token(self, project_id: str, client_token: str,
+                      reservation_id: str) -> Deferred[None]:
+        return self._write(release_token, project_id, client_token,
                            reservation_id)

@@ -16,6 +16,7 @@ from botocore.credentials import Credentials
 from botocore.parsers import create_parser
 from botocore.serialize import create_serializer
 from treq.testing import StubTreq
+from twisted.internet.defer import Deferred, ensureDeferred
 
 from tests.api.test_servers_base import IMAGE_ID, RecordingRPC, \
     ServersTestCase
@@ -438,3 +439,108 @@ class IsolationTests(Ec2TestCase):
         mine = self.call("DescribeInstances", InstanceIds=[iid])
         self.assertEqual(mine["Reservations"][0]["Instances"][0][
             "Tags"], [{"Key": "k", "Value": "v"}])
+
+
+class ClientTokenConcurrencyTests(Ec2TestCase):
+    """Identical RunInstances with one ClientToken at the same time make
+    one reservation: in one process (the second waits for the first), and
+    across processes (two Ec2Cloud objects on one database: the unique
+    constraint on project and token decides, the other waits for the
+    instances)."""
+
+    def setUp(self):
+        super().setUp()
+        from twisted_compute.api.ec2 import cloud
+        from twisted_compute.context import RequestContext
+        self.cloud_module = cloud
+        self.context = RequestContext("alice", "p1", ("member", "reader"))
+        self.gate = []
+        self.made = []
+        real_create = self.services.compute_api.create
+
+        async def gated_create(context, body, reservation_id=None):
+            gate = Deferred()
+            self.gate.append(gate)
+            await gate
+            self.made.append(reservation_id)
+            return await real_create(context, body,
+                                     reservation_id=reservation_id)
+        self.patch(self.services.compute_api, "create", gated_create)
+
+    def params(self, **extra):
+        return {"ImageId": self.ami(), "InstanceType": "m1.tiny",
+                "MinCount": "1", "MaxCount": "1", "ClientToken": "tok",
+                **extra}
+
+    def run_on(self, cloud, **extra):
+        return ensureDeferred(cloud.RunInstances(self.context,
+                                                 self.params(**extra)))
+
+    def test_same_process(self):
+        cloud = self.cloud_module.Ec2Cloud(self.services)
+        first, second = self.run_on(cloud), self.run_on(cloud)
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        self.assertEqual(len(self.gate), 1)
+        self.gate[0].callback(None)
+        one, two = self.successResultOf(first), self.successResultOf(second)
+        self.assertEqual(one["reservationId"], two["reservationId"])
+        self.assertEqual(len(self.made), 1)
+        self.assertEqual(len(two["instancesSet"]), 1)
+
+    def test_two_processes(self):
+        worker_a = self.cloud_module.Ec2Cloud(self.services)
+        worker_b = self.cloud_module.Ec2Cloud(self.services)
+        first = self.run_on(worker_a)
+        second = self.run_on(worker_b)
+        self.assertNoResult(second)  # waits for worker_a's instances
+        self.assertEqual(len(self.gate), 1)
+        self.reactor.advance(1.0)
+        self.assertNoResult(second)
+        self.gate[0].callback(None)
+        one = self.successResultOf(first)
+        self.reactor.advance(self.cloud_module.CLIENT_TOKEN_POLL)
+        two = self.successResultOf(second)
+        self.assertEqual(one["reservationId"], two["reservationId"])
+        self.assertEqual(len(self.made), 1)
+        self.assertEqual([i["instanceId"] for i in one["instancesSet"]],
+                         [i["instanceId"] for i in two["instancesSet"]])
+
+    def test_other_process_still_running_times_out(self):
+        worker_a = self.cloud_module.Ec2Cloud(self.services)
+        worker_b = self.cloud_module.Ec2Cloud(self.services)
+        self.run_on(worker_a)
+        second = self.run_on(worker_b)
+        self.reactor.pump([self.cloud_module.CLIENT_TOKEN_POLL] * int(
+            self.cloud_module.CLIENT_TOKEN_WAIT /
+            self.cloud_module.CLIENT_TOKEN_POLL + 2))
+        failure = self.failureResultOf(second)
+        self.assertEqual(failure.value.code, "RequestLimitExceeded")
+        self.gate[0].callback(None)
+
+    def test_failed_run_frees_the_token(self):
+        cloud = self.cloud_module.Ec2Cloud(self.services)
+        first, second = self.run_on(cloud), self.run_on(cloud)
+        self.gate[0].errback(RuntimeError("the database went away"))
+        self.failureResultOf(first, RuntimeError)
+        # The waiting request ran again, claimed the freed token.
+        self.assertEqual(len(self.gate), 2)
+        self.gate[1].callback(None)
+        two = self.successResultOf(second)
+        self.assertEqual(len(two["instancesSet"]), 1)
+        again = self.successResultOf(self.run_on(cloud))
+        self.assertEqual(again["reservationId"], two["reservationId"])
+        self.assertEqual(len(self.made), 1)
+
+    def test_tokens_are_per_project(self):
+        from twisted_compute.context import RequestContext
+        cloud = self.cloud_module.Ec2Cloud(self.services)
+        first = self.run_on(cloud)
+        other = ensureDeferred(cloud.RunInstances(
+            RequestContext("bob", "p2", ("member", "reader")),
+            self.params()))
+        self.assertEqual(len(self.gate), 2)
+        for gate in self.gate:
+            gate.callback(None)
+        self.assertNotEqual(self.successResultOf(first)["reservationId"],
+                            self.successResultOf(other)["reservationId"])

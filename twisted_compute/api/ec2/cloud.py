@@ -16,6 +16,8 @@ import datetime
 import re
 from typing import Any, Callable
 
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 
 from twisted_compute import exception
@@ -24,11 +26,16 @@ from twisted_compute.api.ec2.faults import Ec2Error
 from twisted_compute.api.ec2.xml import timestamp
 from twisted_compute.api.openstack.compute import keypair_crypto
 from twisted_compute.api.openstack.compute import server_create
+from twisted_compute.compute.api import generate_reservation_id
 from twisted_compute.objects import vm_states
 from twisted_compute.objects.service import COMPUTE_BINARY
 
 #: How long terminated instances stay visible (as on AWS, about an hour).
 TERMINATED_VISIBLE = datetime.timedelta(hours=1)
+#: How long a RunInstances waits for the instances of a ClientToken another
+#: process holds, and how often it looks (seconds).
+CLIENT_TOKEN_WAIT = 30.0
+CLIENT_TOKEN_POLL = 0.2
 
 PENDING, RUNNING, SHUTTING_DOWN, TERMINATED, STOPPING, STOPPED = (
     (0, "pending"), (16, "running"), (32, "shutting-down"),
@@ -169,6 +176,9 @@ class Ec2Cloud:
         self.policy = services.policy
         self.clock = clock or (lambda: datetime.datetime.now(
             datetime.timezone.utc).replace(tzinfo=None))
+        #: (project, ClientToken) of the RunInstances running in this
+        #: process -> the Deferreds of identical requests waiting for it.
+        self._pending_tokens: dict[tuple[str, str], list[Deferred]] = {}
 
     def authorize(self, context, rule: str, target=None) -> None:
         self.policy.authorize(context, rule, target or {
@@ -435,10 +445,95 @@ class Ec2Cloud:
             if len(token) > 64:
                 raise Ec2Error("InvalidParameterValue",
                                "ClientToken is longer than 64 characters")
-            reservation = await self.db.ec2_credentials.\
-                reservation_for_token(context.project_id, token)
-            if reservation is not None:
-                return await self._reservation_body(context, reservation)
+            key = (context.project_id, token)
+            pending = self._pending_tokens.get(key)
+            if pending is not None:
+                # The same token is being run in this process: its answer.
+                waiter: Deferred = Deferred()
+                pending.append(waiter)
+                reservation = await waiter
+                if reservation is not None:
+                    return await self._reservation_body(context,
+                                                        reservation)
+            else:
+                reservation = await self.db.ec2_credentials.\
+                    reservation_for_token(context.project_id, token)
+                if reservation is not None:
+                    return await self._held_reservation(context, token,
+                                                        reservation)
+            if key in self._pending_tokens:
+                # The first failed while this one waited: run it again.
+                return await self.RunInstances(context, params, request)
+            self._pending_tokens[key] = []
+            try:
+                reservation = await self._run_with_token(
+                    context, params, request, token)
+            except BaseException:
+                self._wake(key, None)
+                raise
+            self._wake(key, reservation["reservationId"])
+            return reservation
+        return await self._run(context, params, request)
+
+    def _wake(self, key, reservation_id: str | None) -> None:
+        for waiter in self._pending_tokens.pop(key, []):
+            waiter.callback(reservation_id)
+
+    async def _run_with_token(self, context, params, request, token):
+        """RunInstances with a ClientToken: the token is claimed (a row
+        under a unique constraint on project and token) before any
+        instance is made, so of concurrent identical requests, in this
+        process or another, one runs and the others answer its
+        reservation."""
+        reservation_id = generate_reservation_id()
+        held, mine = await self.db.ec2_credentials.claim_token(
+            context.project_id, token, reservation_id)
+        if not mine:
+            return await self._held_reservation(context, token, held)
+        try:
+            return await self._run(context, params, request,
+                                   reservation_id=reservation_id)
+        except BaseException:
+            await self.db.ec2_credentials.release_token(
+                context.project_id, token, reservation_id)
+            raise
+
+    async def _held_reservation(self, context, token: str,
+                                reservation_id: str):
+        """The reservation another request holds ``token`` for; while
+        that request (in another process) is still making its instances,
+        wait for them (at most ``CLIENT_TOKEN_WAIT`` seconds)."""
+        from twisted.internet import reactor as default_reactor
+        reactor = getattr(self.services, "reactor", None) or \
+            default_reactor
+        waited = 0.0
+        while True:
+            instances = await self._instances(
+                context, reservation_id=reservation_id)
+            if instances or await self.compute_api.get_all(
+                    context, {"project_id": context.project_id,
+                              "reservation_id": reservation_id,
+                              "deleted": True}, limit=1):
+                # (Instances terminated more than an hour ago: none.)
+                return await self._reservation_body(context, reservation_id,
+                                                    instances)
+            held = await self.db.ec2_credentials.reservation_for_token(
+                context.project_id, token)
+            if held != reservation_id:
+                raise Ec2Error("IdempotentParameterMismatch",
+                               "The request with this ClientToken made no "
+                               "instances; retry it")
+            if waited >= CLIENT_TOKEN_WAIT:
+                raise Ec2Error("RequestLimitExceeded",
+                               "The request with this ClientToken is still "
+                               "in progress; retry it")
+            await deferLater(reactor, CLIENT_TOKEN_POLL, lambda: None)
+            waited += CLIENT_TOKEN_POLL
+
+    async def _run(self, context, params, request, reservation_id=None):
+        min_count = int_param(params, "MinCount", None, 1)
+        max_count = int_param(params, "MaxCount", None, 1)
+        ami = params["ImageId"]
         tags: dict[str, str] = {}
         for spec in structs(params, "TagSpecification"):
             kind = spec.get("ResourceType")
@@ -482,13 +577,10 @@ class Ec2Cloud:
                                          self.conf)
         try:
             instances, reservation_id, _ = await self.compute_api.create(
-                context, body)
+                context, body, reservation_id=reservation_id)
         except exception.InvalidAvailabilityZone:
             raise Ec2Error("InvalidParameterValue",
                            f"Invalid availability zone: [{zone}]") from None
-        if token:
-            await self.db.ec2_credentials.remember_token(
-                context.project_id, token, reservation_id)
         amis = {image_uuid: ami}
         return {"reservationId": reservation_id,
                 "ownerId": context.project_id,
@@ -496,9 +588,11 @@ class Ec2Cloud:
                 "instancesSet": [self.instance_item(context, i, amis)
                                  for i in instances]}
 
-    async def _reservation_body(self, context, reservation_id: str):
-        instances = await self._instances(context,
-                                          reservation_id=reservation_id)
+    async def _reservation_body(self, context, reservation_id: str,
+                                instances=None):
+        if instances is None:
+            instances = await self._instances(
+                context, reservation_id=reservation_id)
         amis = await self._image_ids(context, instances)
         return {"reservationId": reservation_id,
                 "ownerId": context.project_id,
