@@ -83,6 +83,14 @@ class ExtensionBase:
     def policy_rules(self):
         return {}
 
+    def config_options(self):
+        return {}
+
+    def openapi_operations(self):
+        """The :class:`~twisted_compute.api.openapi.table.Operation` s of
+        its resources, for the OpenAPI document (optional)."""
+        return ()
+
     def serves(self, request) -> bool:
         """Whether the request's microversion is in range."""
         version = getattr(request, "api_version", None)

@@ -23,6 +23,10 @@ class SimpleTenantUsage(ExtensionBase):
             simple_tenant_usage
         return (simple_tenant_usage.SimpleTenantUsageController,)
 
+    def openapi_operations(self):
+        from twisted_compute.api.openapi import compute
+        return compute.extension_operations()[self.alias]
+
     def policy_rules(self):
         return {_USAGE_SHOW: "rule:admin_api or project_id:%(project_id)s",
                 _USAGE_LIST: "rule:admin_api"}
@@ -38,6 +42,10 @@ class InstanceUsageAuditLog(ExtensionBase):
         from twisted_compute.api.openstack.compute.contrib import \
             instance_usage_audit_log
         return (instance_usage_audit_log.InstanceUsageAuditLogController,)
+
+    def openapi_operations(self):
+        from twisted_compute.api.openapi import compute
+        return compute.extension_operations()[self.alias]
 
     def policy_rules(self):
         return {_AUDIT: "rule:admin_api"}
