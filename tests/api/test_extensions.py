@@ -136,6 +136,62 @@ class LoadingTests(ExtensionsTestCase):
         self.assertEqual([e.alias for e in loaded], ["os-hello"])
 
 
+class Greeter(extensions.ExtensionBase):
+    name = "Greeter"
+    alias = "os-greeter"
+
+    def config_options(self):
+        from twisted_compute.conf.opts import int_opt, str_opt
+        return {"greeter": [str_opt("greeting", "hello", "What to say"),
+                            int_opt("times", 1, "How often", min=1)]}
+
+
+class Clashing(extensions.ExtensionBase):
+    name = "Clashing"
+    alias = "os-clashing"
+
+    def config_options(self):
+        from twisted_compute.conf.opts import int_opt
+        return {"api": [int_opt("max_limit", 5, "Mine")]}
+
+
+class ExtensionOptionTests(ExtensionsTestCase):
+    def conf_from(self, text):
+        from twisted_compute import config
+        path = self.mktemp()
+        with open(path, "w") as handle:
+            handle.write(text)
+        return config.load([path])
+
+    def test_declared_options_read_from_the_config_files(self):
+        conf = self.conf_from("[greeter]\ngreeting = bonjour\n")
+        loaded = extensions.load(conf, self.services.policy, [Greeter()])
+        values = loaded.options["os-greeter"]
+        self.assertEqual(values.greeter.greeting, "bonjour")
+        self.assertEqual(values.greeter.times, 1)
+
+    def test_bad_value_skips_the_extension(self):
+        conf = self.conf_from("[greeter]\ntimes = 0\n")
+        loaded = extensions.load(conf, self.services.policy, [Greeter()])
+        self.assertEqual(list(loaded), [])
+        text = " ".join(str(e.get("error", "")) for e in self.logged)
+        self.assertIn("[greeter] times", text)
+
+    def test_project_options_cannot_be_redeclared(self):
+        loaded = extensions.load(self.conf, self.services.policy,
+                                 [Clashing(), Greeter()])
+        self.assertEqual([e.alias for e in loaded], ["os-greeter"])
+        self.assertEqual(self.conf.api.max_limit, 1000)
+
+    def test_wired_into_services(self):
+        from twisted_compute.api import wiring
+        conf = self.conf_from("[greeter]\ngreeting = hi\n")
+        self.patch(extensions, "discover", lambda: [Greeter()])
+        services = wiring.build(conf, self.reactor, self.db)
+        self.assertEqual(
+            services.extension_options["os-greeter"].greeter.greeting, "hi")
+
+
 class UsageTests(ExtensionsTestCase):
     def launched(self, server_id, when, ended=None):
         values = {"launched_at": when, "vm_state": "active"}

@@ -24,6 +24,8 @@ class APIServices:
     image_store: Any = None
     #: The loaded Compute API extensions (Twisted plugins).
     extensions: list = attrs.Factory(list)
+    #: alias -> the values of the config options each extension declares.
+    extension_options: dict = attrs.Factory(dict)
 
 
 def build(conf: Config, reactor, db: DBService,
@@ -55,6 +57,7 @@ def build(conf: Config, reactor, db: DBService,
         compute_rpcapi=compute_rpcapi, clock=reactor)
     from twisted_compute.api.openstack import extensions
     services.extensions = extensions.load(conf, policy)
+    services.extension_options = services.extensions.options
     if conf.api.auth_strategy == "keystone":
         from twisted_compute.api.middleware.auth import KeystoneClient
         services.keystone = KeystoneClient(conf, reactor)

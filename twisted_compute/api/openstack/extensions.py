@@ -20,6 +20,12 @@ What an extension may do:
   context, instance, body) -> response}`` for ``POST
   /servers/{id}/action`` (built-in actions win);
 * ``policy_rules()``: default rules (a policy file still overrides them);
+* ``config_options()``: ``{section: [Opt, ...]}`` (``twisted_compute.conf.
+  opts``), read from the same config files as the project's own; a
+  section or option the project declares is refused.  The values are in
+  ``services.extension_options[alias].<section>.<name>``; a value that does
+  not parse skips the extension (logged);
+* ``openapi_operations()``: its routes for the OpenAPI document;
 * ``min_version`` / ``max_version``: the microversions it serves
   (outside them its resources are 404 and it extends nothing).
 """
@@ -118,11 +124,55 @@ def discover(plugin_package=None) -> list[Any]:
     return found
 
 
-def load(conf, policy, candidates=None) -> list[Any]:
+class Loaded(list):
+    """The loaded extensions, with ``options``: alias -> the values of
+    the options each declares (attribute access by section)."""
+
+    def __init__(self):
+        super().__init__()
+        self.options: dict[str, Any] = {}
+
+
+def read_options(conf, extension):
+    """The values of ``extension.config_options()`` from ``conf``'s files
+    (defaults where unset), as ``values.<section>.<name>``.  Raises
+    ValueError naming the option for a value that does not parse or a
+    name the project already declares."""
+    from twisted_compute.config import OPTIONS, Group
+    declared = getattr(extension, "config_options", None)
+    groups = dict(declared() if declared is not None else {})
+    raw = getattr(conf, "raw", None)
+    values: dict[str, dict[str, Any]] = {}
+    for section, opts in groups.items():
+        builtin = {opt.name for opt in OPTIONS.get(section, ())}
+        values[section] = {}
+        for opt in opts:
+            if opt.name in builtin:
+                raise ValueError(f"option [{section}] {opt.name} is the "
+                                 "project's own")
+            value = opt.default
+            if raw is not None and raw.has_option(section, opt.name):
+                try:
+                    value = opt.parse(raw.get(section, opt.name))
+                except ValueError as exc:
+                    raise ValueError(f"invalid value for option "
+                                     f"[{section}] {opt.name}: {exc}") \
+                        from None
+            values[section][opt.name] = value
+
+    class Values:
+        def __getattr__(self, section):
+            if section in values:
+                return Group(section, values[section])
+            raise AttributeError(f"no option section [{section}]")
+    return Values()
+
+
+def load(conf, policy, candidates=None) -> Loaded:
     """The extensions ``[api] extensions`` chooses, checked; each broken
     one logged by name and skipped.  Their policy defaults go into
-    ``policy``."""
-    loaded = []
+    ``policy``; their options' values into the result's ``options``."""
+    loaded = Loaded()
     aliases = set()
     for extension in candidates if candidates is not None else discover():
         name = getattr(extension, "name", None) or repr(extension)
@@ -136,6 +186,7 @@ def load(conf, policy, candidates=None) -> list[Any]:
             for controller in controllers:
                 if not getattr(controller, "collections", None):
                     raise ValueError(f"{controller!r} serves no collection")
+            options = read_options(conf, extension)
             policy.add_defaults(dict(extension.policy_rules()))
             dict(extension.server_actions())
         except Exception as error:  # noqa: BLE001 - skip it, keep serving
@@ -144,6 +195,7 @@ def load(conf, policy, candidates=None) -> list[Any]:
             continue
         aliases.add(extension.alias)
         loaded.append(extension)
+        loaded.options[extension.alias] = options
         log.info("Compute API extension {name} ({alias}) loaded",
                  name=extension.name, alias=extension.alias)
     return loaded
