@@ -40,16 +40,17 @@ class RenderTests(SynchronousTestCase):
         self.assertEqual(path, os.path.join(self.state, "clouds.yaml"))
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         cloud = yaml.safe_load(open(path))["clouds"]["twisted-compute"]
-        self.assertEqual(cloud["auth_type"], "admin_token")
-        self.assertEqual(cloud["auth"], {
-            "token": "admin:admin",
-            "endpoint": "http://127.0.0.1:18774/v2.1"})
+        self.assertEqual(cloud["auth_type"], "password")
+        self.assertEqual(cloud["auth"]["auth_url"],
+                         "http://127.0.0.1:18774/identity")
+        self.assertEqual(
+            (cloud["auth"]["username"], cloud["auth"]["project_name"]),
+            ("admin", "admin"))
         self.assertEqual(cloud["image_endpoint_override"],
                          "http://192.0.2.7:19292")
-        self.assertEqual(cloud["identity_endpoint_override"],
-                         "http://127.0.0.1:18774/identity")
         region = sdk_cloud(path)
-        self.assertEqual(region.get_auth_args()["token"], "admin:admin")
+        self.assertEqual(region.get_auth_args()["auth_url"],
+                         "http://127.0.0.1:18774/identity")
         self.assertEqual(region.get_endpoint("compute"),
                          "http://127.0.0.1:18774/v2.1")
         self.assertEqual(region.get_endpoint("image"),
@@ -85,7 +86,9 @@ class RenderTests(SynchronousTestCase):
 
     def test_all_in_one_defaults_are_noauth(self):
         conf = embedded_defaults(self.conf())
-        self.assertIn("admin_token", clouds_yaml.render(conf))
+        cloud = yaml.safe_load(clouds_yaml.render(conf))["clouds"][
+            "twisted-compute"]
+        self.assertTrue(cloud["auth"]["auth_url"].endswith("/identity"))
 
 
 class ManageTests(SynchronousTestCase):
@@ -113,4 +116,4 @@ class ManageTests(SynchronousTestCase):
             "auth_type"], "password")
         code, out = self.run_manage("clouds-yaml", "--all-in-one")
         self.assertEqual(yaml.safe_load(out)["clouds"]["twisted-compute"][
-            "auth_type"], "admin_token")
+            "auth_type"], "password")

@@ -45,6 +45,10 @@ def embedded_defaults(conf):
         defaults["periodic_fuzzy_delay"] = 0
     if ("DEFAULT", "report_interval") not in conf.sources:
         defaults["report_interval"] = 5
+    if ("DEFAULT", "allow_resize_to_same_host") not in conf.sources and \
+            len(agent_hosts(conf)) == 1:
+        # One agent: a resize or migration has nowhere else to go.
+        defaults["allow_resize_to_same_host"] = True
     if defaults:
         conf = conf.with_overrides(DEFAULT=defaults)
     if ("api", "auth_strategy") not in conf.sources:

@@ -4,8 +4,9 @@ The endpoints are the listeners' (``<api>_listen`` / ``<api>_listen_port``,
 https for ``enabled_ssl_apis``; a wildcard listen address is reached on
 loopback) unless ``[api] compute_link_prefix`` or ``[glance] api_servers``
 / ``[api] glance_link_prefix`` name the public URL.  The auth follows
-``[api] auth_strategy``: ``admin_token`` with the noauth admin token
-``admin:admin``, or ``password`` against ``[keystone_authtoken]
+``[api] auth_strategy``: under noauth ``password`` for the user and
+project ``admin`` against the compute port's ``/identity`` (which issues
+the noauth token ``admin:admin``), or ``password`` against ``[keystone_authtoken]
 auth_url`` (the user, project and password are the user's own: the file
 leaves the password out, for ``OS_PASSWORD`` or the CLI's prompt).
 
@@ -25,8 +26,8 @@ CLOUD = "twisted-compute"
 #: The file's name in ``state_path``.
 FILE_NAME = "clouds.yaml"
 
-#: The noauth token of the admin (``user:project``).
-NOAUTH_ADMIN_TOKEN = "admin:admin"
+#: The password written for noauth (noauth checks none; any will do).
+NOAUTH_PASSWORD = "noauth"
 
 
 def _listener_url(conf, api: str) -> str:
@@ -79,14 +80,17 @@ def render(conf, cloud: str = CLOUD) -> str:
             f"      project_domain_name: {_q(auth.project_domain_name)}",
         ]
     else:
+        # The compute port's /identity issues noauth tokens (user:project)
+        # to any password, so the CLI knows its project as with Keystone.
         lines += [
-            "    auth_type: admin_token",
+            "    auth_type: password",
             "    auth:",
-            f"      token: {_q(NOAUTH_ADMIN_TOKEN)}",
-            f"      endpoint: {_q(compute)}",
-            # the compute port serves a Keystone v3 version document
-            f"    identity_endpoint_override: "
-            f"{_q(compute_url(conf) + '/identity')}",
+            f"      auth_url: {_q(compute_url(conf) + '/identity')}",
+            "      username: \"admin\"",
+            f"      password: {_q(NOAUTH_PASSWORD)}",
+            "      project_name: \"admin\"",
+            "      user_domain_name: \"Default\"",
+            "      project_domain_name: \"Default\"",
         ]
     lines += [
         "    identity_api_version: \"3\"",

@@ -548,3 +548,48 @@ class ConsoleDetailsNotAccessible(ComputeException):
     msg_fmt = "The requested console type details are not accessible"
     code = 401
     safe = True
+
+
+# --- moves (resize, migration, evacuation) ---------------------------------
+
+class MigrationNotFound(NotFound):
+    msg_fmt = "Migration %(migration_id)s could not be found."
+
+
+class MigrationNotFoundForInstance(MigrationNotFound):
+    msg_fmt = ("Migration %(migration_id)s not found for instance "
+               "%(instance_id)s")
+
+
+class MigrationPreCheckError(Invalid):
+    msg_fmt = "Migration pre-check error: %(reason)s"
+
+
+class CannotResizeToSameFlavor(Invalid):
+    msg_fmt = "When resizing, instances must change flavor!"
+
+
+class CannotResizeDisk(Invalid):
+    msg_fmt = "Server disk was unable to be resized because: %(reason)s"
+
+
+class ResizeError(ComputeException):
+    msg_fmt = "Resize error: %(reason)s"
+    code = 500
+    safe = True
+
+
+class MigrationError(ComputeException):
+    msg_fmt = "Migration error: %(reason)s"
+    code = 500
+    safe = True
+
+
+class InvalidMigrationState(Conflict):
+    msg_fmt = ("Migration %(migration_id)s state of instance "
+               "%(instance_uuid)s is %(state)s. Cannot %(method)s while "
+               "the migration is in this state.")
+
+
+class ComputeHostNotDown(Conflict):
+    msg_fmt = "Compute service of %(host)s is still in use."

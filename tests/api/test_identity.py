@@ -130,7 +130,7 @@ class NoauthProjectLookupTests(APITestCase):
         for path in ("/identity/v3/users", "/identity/v3/users/u1",
                      "/identity/v3/projects/p1/users",
                      "/identity/v3/auth/projects",
-                     "/identity/v3/auth/tokens"):
+                     ):
             self.assertFault(self.get(path, token=None), 404)
 
     def test_sdk_finds_echoed_project(self):
@@ -157,3 +157,54 @@ class KeystoneProjectLookupTests(APITestCase):
                                   token=None), 404)
         self.assertFault(self.get("/identity/v3/domains/default",
                                   token=None), 404)
+
+
+class NoauthTokenTests(APITestCase):
+    """Under noauth ``POST /identity/v3/auth/tokens`` issues the
+    ``user:project`` token of the user and project asked for."""
+
+    def issue(self, identity, scope=None):
+        body = {"auth": {"identity": identity}}
+        if scope is not None:
+            body["auth"]["scope"] = scope
+        return self.post("/identity/v3/auth/tokens", body, token=None)
+
+    def test_password_scoped_to_a_project(self):
+        response = self.issue(
+            {"methods": ["password"], "password": {"user": {
+                "name": "alice", "domain": {"name": "Default"},
+                "password": "anything"}}},
+            {"project": {"name": "tenant-a", "domain": {"name": "Default"}}})
+        self.assertEqual(response.code, 201, response)
+        self.assertEqual(response.header("X-Subject-Token"),
+                         "alice:tenant-a")
+        token = response.json["token"]
+        self.assertEqual(token["project"]["id"], "tenant-a")
+        self.assertEqual(token["user"]["name"], "alice")
+        self.assertEqual([r["name"] for r in token["roles"]],
+                         ["member", "reader"])
+        kinds = {entry["type"]: entry for entry in token["catalog"]}
+        self.assertEqual(
+            kinds["compute"]["endpoints"][0]["url"],
+            "http://localhost:8774/v2.1")
+        self.assertIn("image", kinds)
+        self.assertGreater(token["expires_at"], token["issued_at"])
+        # the token works on the compute API as the user of that project
+        listed = self.get("/v2.1/servers",
+                          token=response.header("X-Subject-Token"))
+        self.assertEqual(listed.code, 200)
+
+    def test_admin_and_token_method(self):
+        response = self.issue({"methods": ["token"],
+                               "token": {"id": "admin:admin"}})
+        self.assertEqual(response.header("X-Subject-Token"), "admin:admin")
+        self.assertIn("admin", [r["name"] for r in
+                                response.json["token"]["roles"]])
+
+    def test_bad_bodies_are_400(self):
+        for identity in ({"methods": ["totp"]},
+                         {"methods": ["password"], "password": {}},
+                         {"methods": ["password"], "password": {
+                             "user": {"name": "a:b"}}}):
+            self.assertFault(self.issue(identity), 400)
+

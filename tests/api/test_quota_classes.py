@@ -41,7 +41,9 @@ class QuotaClassesTests(ServersTestCase):
         for version, body in (
                 ("2.1", {"server_groups": 1}), ("2.50", {"floating_ips": 1}),
                 ("2.57", {"injected_files": 1}), ("2.1", {"cores": -2}),
-                ("2.1", {"cores": "x"}), ("2.1", {"force": True})):
+                ("2.1", {"cores": "x"}), ("2.1", {"force": True}),
+                # a digit string beyond the database's integers
+                ("2.1", {"key_pairs": "9" * 30})):
             self.assertFault(self.put(PATH, {"quota_class_set": body},
                                       version=version), 400)
         self.assertEqual(self.put(PATH, {"quota_class_set": {

@@ -71,6 +71,12 @@ class AllInOneCLITests(OpenStackCLIMixin, TwistdTestCase):
                  "HOME": self.proc.directory})
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertIn(FLAVOR, done.stdout.split())
+        # The file's password auth gets a noauth token scoped to the
+        # project admin: commands that need the caller's project work.
+        quota = self.openstack("quota", "show")
+        self.assertIn("instances", {row["Resource"] for row in quota})
+        self.assertEqual(self.openstack("token", "issue")["project_id"],
+                         "admin")
 
     def show(self, server_id: str) -> dict:
         return self.openstack("server", "show", server_id)

@@ -39,7 +39,7 @@ ST = os.path.join(BIN, "st")
 
 #: examples per operation, seconds per API, seed (CI's bounded run)
 EXAMPLES = int(os.environ.get("TWISTED_COMPUTE_FUZZ_EXAMPLES", "5"))
-SECONDS = int(os.environ.get("TWISTED_COMPUTE_FUZZ_SECONDS", "150"))
+SECONDS = int(os.environ.get("TWISTED_COMPUTE_FUZZ_SECONDS", "90"))
 SEED = int(os.environ.get("TWISTED_COMPUTE_FUZZ_SEED", "20261202"))
 MICROVERSIONS = [v.strip() for v in os.environ.get(
     "TWISTED_COMPUTE_FUZZ_MICROVERSIONS", "").split(",") if v.strip()]

@@ -58,7 +58,7 @@ class WorkersTests(TwistdTestCase):
         now = set(wait_until(
             lambda: (len(proc.children()) == 2 and victim not in
                      proc.children() and proc.children()),
-            10, message="a replacement worker"))
+            30, message="a replacement worker"))
         self.assertNotIn(victim, now)
         self.assertEqual(len(now & children), 1, (now, children))
         (new,) = now - children

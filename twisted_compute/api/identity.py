@@ -5,7 +5,16 @@ With ``noauth`` there is no Keystone, but keystoneauth (and so the
 ``openstack`` CLI) still runs version discovery on the identity endpoint
 before some commands.  This answers it the way Keystone does:
 ``GET /identity`` lists the versions (300 Multiple Choices) and
-``GET /identity/v3`` describes v3 (200).  No token API is served.
+``GET /identity/v3`` describes v3 (200).
+
+Under ``noauth`` it also issues tokens (``POST /identity/v3/auth/tokens``
+with the ``password`` or ``token`` method), so that a clouds.yaml with
+``auth_type: password`` works as against a real cloud: the token is the
+noauth ``user:project`` of the user and project asked for (any password
+is accepted: noauth checks nothing), with the roles noauth gives (admin
+for the user ``admin``) and a catalog of this deployment's compute and
+image endpoints.  Commands that need the caller's project
+(``openstack quota show``, ``usage show``) then find it in the token.
 
 The CLI also looks projects up before ``quota show|set PROJECT`` and
 ``flavor set --project P`` (``GET /identity/v3/projects/{id}``, then
@@ -18,11 +27,18 @@ these paths are 404 here.
 
 from __future__ import annotations
 
+import datetime
+import json
+
 from twisted.web.resource import IResource, Resource
 
 from twisted_compute.api import faults
 from twisted_compute.api.openstack.common import (
     host_url, json_response, query_one)
+
+#: How long an issued noauth token says it is valid (it never expires:
+#: noauth checks nothing; keystoneauth re-authenticates after this).
+TOKEN_LIFETIME = datetime.timedelta(hours=12)
 
 VERSION_ID = "v3.14"
 UPDATED = "2020-04-07T00:00:00Z"
@@ -97,9 +113,11 @@ class IdentityVersions(Resource):
 
     isLeaf = True
 
-    def __init__(self, echo_projects: bool = False):
+    def __init__(self, echo_projects: bool = False,
+                 image_url: str | None = None):
         super().__init__()
         self.echo_projects = echo_projects
+        self.image_url = image_url
 
     def render_GET(self, request):
         segments = [s.decode("utf-8", "replace")
@@ -145,9 +163,96 @@ class IdentityVersions(Resource):
         return json_response(request, {
             "projects": found, "links": _list_links(base, "projects")})
 
+    def render_POST(self, request):
+        segments = [s.decode("utf-8", "replace")
+                    for s in request.postpath if s]
+        if not self.echo_projects or segments != ["v3", "auth", "tokens"]:
+            return _not_found(request)
+        try:
+            body = json.loads(request.content.read() or b"null")
+            user, project_id = _scope(body)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return faults.write_fault(
+                request, 400, "Expecting an auth body with identity "
+                "methods password or token")
+        base = _base(request)
+        now = self.clock_now()
+        roles = ["admin", "member", "reader"] if user == "admin" else \
+            ["member", "reader"]
+        token = {
+            "methods": body["auth"]["identity"]["methods"],
+            "user": {"id": user, "name": user, "password_expires_at": None,
+                     "domain": {"id": DEFAULT_DOMAIN,
+                                "name": DEFAULT_DOMAIN_NAME}},
+            "project": {"id": project_id, "name": project_id,
+                        "domain": {"id": DEFAULT_DOMAIN,
+                                   "name": DEFAULT_DOMAIN_NAME}},
+            "roles": [{"id": name, "name": name} for name in roles],
+            "is_domain": False,
+            "issued_at": _iso(now),
+            "expires_at": _iso(now + TOKEN_LIFETIME),
+            "audit_ids": [],
+            "catalog": self.catalog(base),
+        }
+        request.setHeader(b"X-Subject-Token",
+                          f"{user}:{project_id}".encode("utf-8"))
+        return json_response(request, {"token": token}, 201)
+
+    def clock_now(self) -> datetime.datetime:
+        return datetime.datetime.now(datetime.timezone.utc)
+
+    def catalog(self, base: str) -> list[dict]:
+        """Keystone's catalog of this deployment: identity (here),
+        compute (this port's ``/v2.1``) and the image API."""
+        compute_base = base.rsplit("/identity", 1)[0]
+        entries = [("identity", "keystone", base),
+                   ("compute", "nova", compute_base + "/v2.1")]
+        if self.image_url:
+            entries.append(("image", "glance", self.image_url))
+        return [{
+            "type": kind, "name": name, "id": name,
+            "endpoints": [{"id": f"{name}-{interface}", "interface":
+                           interface, "region": "RegionOne",
+                           "region_id": "RegionOne", "url": url}
+                          for interface in ("public", "internal")],
+        } for kind, name, url in entries]
+
     def render_HEAD(self, request):
         self.render_GET(request)
         return b""
+
+
+def _iso(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+
+
+def _name(entity: dict) -> str:
+    value = entity.get("name") or entity.get("id")
+    if not isinstance(value, str) or not value or ":" in value:
+        raise ValueError("no name")
+    return value
+
+
+def _scope(body: dict) -> tuple[str, str]:
+    """The user and project a token request names (noauth: the token is
+    ``user:project``); a request without a project scope gets the
+    user's name as its project."""
+    auth = body["auth"]
+    identity = auth["identity"]
+    methods = identity["methods"]
+    if "password" in methods:
+        user = _name(identity["password"]["user"])
+        project_id = None
+    elif "token" in methods:
+        user, _, project_id = identity["token"]["id"].partition(":")
+        if not user:
+            raise ValueError("no user")
+    else:
+        raise ValueError("no method")
+    scope = auth.get("scope") or {}
+    if isinstance(scope, dict) and "project" in scope:
+        project_id = _name(scope["project"])
+    return user, project_id or user
 
 
 def app_factory(global_conf, **local_conf) -> IResource:
@@ -155,4 +260,8 @@ def app_factory(global_conf, **local_conf) -> IResource:
     conf = global_conf.get("conf")
     noauth = conf is not None and conf.api.auth_strategy in (
         "noauth", "noauth2")
-    return IdentityVersions(echo_projects=noauth)
+    image_url = None
+    if conf is not None:
+        from twisted_compute import clouds_yaml
+        image_url = clouds_yaml.image_url(conf)
+    return IdentityVersions(echo_projects=noauth, image_url=image_url)

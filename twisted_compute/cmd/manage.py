@@ -100,6 +100,21 @@ def cmd_flavor_list(conf, args) -> int:
     return 0
 
 
+def cmd_audit_usage(conf, args) -> int:
+    """Each host's reported usage against the flavors placed on it;
+    exit status 1 when any host differs."""
+    from twisted_compute.db import migrations
+    report = _transact(conf, migrations.audit_usage)
+    differing = 0
+    print("host\treported (vcpus, MiB, GB)\texpected\tstatus")
+    for row in report:
+        status = "ok" if row["ok"] else "DIFFERS"
+        differing += not row["ok"]
+        print(f"{row['host']}\t{row['reported']}\t{row['expected']}\t"
+              f"{status}")
+    return 1 if differing else 0
+
+
 def cmd_image_import(conf, args) -> int:
     from twisted_compute.api.image import store
     properties = {}
@@ -303,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=cmd_flavor_create)
     flavor_cmds.add_parser("list", help="list flavors") \
         .set_defaults(func=cmd_flavor_list)
+
+    audit = commands.add_parser("audit", help="consistency checks")
+    audit_cmds = audit.add_subparsers(dest="action", required=True)
+    audit_cmds.add_parser(
+        "usage", help="each host's reported usage against the flavors "
+                      "placed on it (exit 1 when any differs)") \
+        .set_defaults(func=cmd_audit_usage)
 
     image = commands.add_parser("image", help="images")
     image_cmds = image.add_subparsers(dest="action", required=True)

@@ -147,7 +147,170 @@ TAG_VM_STATES = METADATA_VM_STATES + (vm_states.SHELVED,
                                       vm_states.SHELVED_OFFLOADED)
 
 
-class ComputeAPI:
+# --- moves ------------------------------------------------------------------
+
+#: vm_states a resize or cold migration may start from (Nova's).
+MOVE_VM_STATES = (vm_states.ACTIVE, vm_states.STOPPED)
+
+
+class MoveAPIMixin:
+    """Resize, cold migration, confirm and revert (of :class:`ComputeAPI`):
+    state and lock checks (409), the resize's quota growth, the action,
+    then a cast to the conductor."""
+
+    async def resize(self, context, uuid: str, flavor_ref: str | None,
+                     host: str | None = None) -> Instance:
+        """Resize to ``flavor_ref``, or with None cold-migrate (to
+        ``host`` when given)."""
+        instance = await self.get(context, uuid)
+        checks = _both(check_lock(context),
+                       check_state("resize" if flavor_ref else "migrate",
+                                   MOVE_VM_STATES, (None,)))
+        checks(instance)
+        if not instance.host:
+            raise exception.InstanceNotReady(instance_id=uuid)
+        new_flavor = None
+        deltas: dict[str, int] = {}
+        if flavor_ref is not None:
+            try:
+                flavor = await self.db.flavors.get_by_flavorid(
+                    _ref_id(flavor_ref),
+                    None if context.is_admin else context.project_id)
+            except exception.NotFound:
+                raise exception.Invalid(
+                    reason=f"Unable to find flavor {flavor_ref}")
+            old = instance.flavor or {}
+            if str(flavor.flavorid) == str(old.get("flavorid")):
+                raise exception.CannotResizeToSameFlavor()
+            if flavor.disabled:
+                raise exception.Invalid(reason="Flavor is disabled")
+            if int(flavor.root_gb or 0) < int(instance.root_gb or 0) \
+                    and int(flavor.root_gb or 0) != 0:
+                raise exception.CannotResizeDisk(
+                    reason=f"the new flavor's root disk ({flavor.root_gb} "
+                           f"GB) is smaller than the server's "
+                           f"({instance.root_gb} GB)")
+            new_flavor = flavor.snapshot()
+            deltas = {"cores": flavor.vcpus - int(instance.vcpus or 0),
+                      "ram": flavor.memory_mb - int(instance.memory_mb or 0)}
+        action = "resize" if flavor_ref is not None else "migrate"
+        migrate = getattr(self.compute_task_api, "migrate_server", None)
+        if migrate is None:
+            raise exception.ServerActionNotSupported(
+                action=action, reason="there is no conductor in this "
+                                      "deployment")
+        instance = await self.db.migrations.transition_with_quota(
+            self.conf, uuid, project_id=self._scope(context), check=checks,
+            values={"task_state": vm_states.RESIZE_PREP}, action=action,
+            action_values=self._action_values(context), deltas=deltas)
+        try:
+            await maybeDeferred(migrate, context, uuid, flavor=new_flavor,
+                                host=host)
+        except Exception:
+            await self.db.instances.transition(
+                uuid, project_id=None, check=None,
+                values={"task_state": None})
+            raise
+        return instance
+
+    async def live_migrate(self, context, uuid: str, host: str | None,
+                           block_migration, force: bool) -> Instance:
+        """``os-migrateLive``: an ACTIVE or PAUSED server with no task."""
+        instance = await self.get(context, uuid)
+        checks = _both(check_lock(context),
+                       check_state("live-migration",
+                                   (vm_states.ACTIVE, vm_states.PAUSED),
+                                   (None,)))
+        checks(instance)
+        if not instance.host:
+            raise exception.InstanceNotReady(instance_id=uuid)
+        cast = getattr(self.compute_task_api, "live_migrate_instance", None)
+        if cast is None:
+            raise exception.ServerActionNotSupported(
+                action="os-migrateLive", reason="there is no conductor in "
+                                                "this deployment")
+        if block_migration == "auto":
+            block_migration = False  # no shared storage to detect: none
+        instance = await self.db.instances.transition(
+            uuid, project_id=self._scope(context), check=checks,
+            values={"task_state": vm_states.MIGRATING},
+            action="live-migration",
+            action_values=self._action_values(context))
+        try:
+            await maybeDeferred(cast, context, uuid, host=host,
+                                block_migration=bool(block_migration),
+                                force=bool(force))
+        except Exception:
+            await self.db.instances.transition(
+                uuid, project_id=None, check=None,
+                values={"task_state": None})
+            raise
+        return instance
+
+    async def confirm_resize(self, context, uuid: str) -> None:
+        await self._settle(context, uuid, "confirmResize", None,
+                           "confirming", "confirm_resize")
+
+    async def revert_resize(self, context, uuid: str) -> None:
+        await self._settle(context, uuid, "revertResize",
+                           vm_states.RESIZE_REVERTING, "reverting",
+                           "revert_resize")
+
+    async def _settle(self, context, uuid, action, task_state, status,
+                      method) -> None:
+        instance = await self.get(context, uuid)
+        checks = _both(check_lock(context),
+                       check_state(action, (vm_states.RESIZED,), (None,)))
+        checks(instance)
+        try:
+            migration = await self.db.migrations.begin_settle(
+                uuid, project_id=self._scope(context), check=checks,
+                values={"task_state": task_state}, action=action,
+                action_values=self._action_values(context), status=status)
+        except exception.MigrationNotFound:
+            raise exception.Invalid(
+                reason=f"Instance has not been resized: no migration of "
+                       f"{uuid} waits for a {action}")
+        await getattr(self.compute_task_api, method)(context, migration.id)
+
+    async def get_migrations(self, filters, limit=None, marker=None):
+        return await self.db.migrations.get_all(filters, limit, marker)
+
+    async def live_migration_force_complete(self, context, instance,
+                                            migration) -> None:
+        """Nova's 400/409 answers: only a running live migration can be
+        forced, and there are none until live migration exists."""
+        self._check_live_running(instance, migration, "force_complete")
+        raise exception.NotImplementedYet(
+            feature="Forcing a live migration to complete")
+
+    async def live_migration_abort(self, context, instance,
+                                   migration) -> None:
+        self._check_live_running(instance, migration, "abort")
+        raise exception.NotImplementedYet(
+            feature="Aborting a live migration")
+
+    @staticmethod
+    def _check_live_running(instance, migration, method) -> None:
+        if migration.migration_type != "live-migration":
+            raise exception.Invalid(
+                reason=f"Migration {migration.id} for instance "
+                       f"{instance.uuid} is not a live migration")
+        if migration.status not in ("running", "preparing", "queued",
+                                    "accepted"):
+            raise exception.InvalidMigrationState(
+                migration_id=migration.id, instance_uuid=instance.uuid,
+                state=migration.status, method=method)
+
+    async def get_server_migration(self, context, uuid, migration_id):
+        migration = await self.db.migrations.get(int(migration_id))
+        if migration.instance_uuid != uuid:
+            raise exception.MigrationNotFoundForInstance(
+                migration_id=migration_id, instance_id=uuid)
+        return migration
+
+
+class ComputeAPI(MoveAPIMixin):
     log = Logger()
 
     def __init__(self, conf, db_service, compute_task_api,
@@ -664,4 +827,5 @@ class _AlreadyLocked(Exception):
     def __init__(self, instance):
         super().__init__("already locked")
         self.instance = instance
+
 

@@ -27,6 +27,10 @@ import attrs
 from twisted_compute import exception
 from twisted_compute.log import Logger
 from twisted_compute.objects import vm_states
+from twisted_compute.objects.migration import flavor_usage, usage_by_host
+
+#: The key of a destination's usage of a move in progress.
+MOVE_PREFIX = "move:"
 
 #: vm_states whose instances take no resources on their host.
 FREE_VM_STATES = (vm_states.DELETED, vm_states.SHELVED_OFFLOADED)
@@ -145,10 +149,17 @@ class ResourceTracker:
 
     def set_instances(self, instances: Iterable[Any]) -> None:
         """Replace the tracked instances with those the conductor says are
-        on this host (records); builds in progress stay claimed."""
+        on this host or moving to or from it (records), by the ownership
+        rule of :mod:`twisted_compute.objects.migration`; builds and move
+        claims in progress stay claimed."""
         self.instances = {}
         for instance in instances:
-            self.track(instance)
+            if instance.migration_context:
+                for key, values in usage_by_host([instance]).get(
+                        self.host, {}).items():
+                    self.instances[key] = Usage(*values)
+            else:
+                self.track(instance)
 
     def track(self, instance) -> None:
         """Count an instance (a record) already on this host."""
@@ -158,11 +169,73 @@ class ResourceTracker:
         self.instances[instance.uuid] = Usage.of(instance)
 
     def drop(self, instance_uuid: str) -> None:
-        """Stop counting an instance (deleted, or gone from this host)."""
-        self.instances.pop(instance_uuid, None)
-        claim = self.claims.pop(instance_uuid, None)
+        """Stop counting an instance (deleted, or gone from this host),
+        and any move claim of it here."""
+        for key in (instance_uuid, MOVE_PREFIX + instance_uuid):
+            self.instances.pop(key, None)
+            claim = self.claims.pop(key, None)
+            if claim is not None:
+                claim.active = False
+
+    # --- moves ---------------------------------------------------------
+
+    def move_claim(self, instance_uuid: str, flavor: dict[str, Any]
+                   ) -> Claim:
+        """The destination's claim of a move: the new flavor, held under
+        ``move:<uuid>`` besides whatever the instance holds here already
+        (a resize on the same host holds both until confirm or revert).
+        Raises :class:`ComputeResourcesUnavailable`."""
+        key = MOVE_PREFIX + instance_uuid
+        self.instances.pop(key, None)  # a retried claim replaces the last
+        old = self.claims.pop(key, None)
+        if old is not None:
+            old.active = False
+        wanted = Usage(*flavor_usage(flavor))
+        self._check_fits(instance_uuid, wanted, self._usages())
+        claim = Claim(self, key, wanted)
+        self.claims[key] = claim
+        return claim
+
+    def drop_move_claim(self, instance_uuid: str) -> None:
+        """The destination gives a move's usage back (revert, rollback)."""
+        key = MOVE_PREFIX + instance_uuid
+        self.instances.pop(key, None)
+        claim = self.claims.pop(key, None)
         if claim is not None:
             claim.active = False
+
+    def drop_source_usage(self, instance_uuid: str) -> None:
+        """The source gives the old flavor back (confirm)."""
+        self.instances.pop(instance_uuid, None)
+
+    def adopt_move(self, instance_uuid: str) -> None:
+        """After a confirm: the destination's move usage becomes the
+        instance's own (same key as the database's rule gives it)."""
+        usage = self.instances.pop(MOVE_PREFIX + instance_uuid, None)
+        if usage is not None:
+            self.instances[instance_uuid] = usage
+
+    def _check_fits(self, uuid: str, wanted: Usage,
+                    usages: dict[str, Usage]) -> None:
+        limits = self.limits
+        problems = []
+        for name, unit, used, ask in (
+                ("vcpus", "VCPU", sum(u.vcpus for u in usages.values()),
+                 wanted.vcpus),
+                ("memory_mb", "MB of memory",
+                 sum(u.memory_mb for u in usages.values()),
+                 wanted.memory_mb),
+                ("disk_gb", "GB of disk",
+                 sum(u.disk_gb for u in usages.values()), wanted.disk_gb)):
+            free = limits[name] - used
+            if ask > free:
+                problems.append(
+                    f"{name}: asked {ask} {unit}, {max(free, 0):g} free of "
+                    f"{limits[name]:g}")
+        if problems:
+            raise exception.ComputeResourcesUnavailable(
+                reason=f"host {self.host} cannot hold instance {uuid} ("
+                       + "; ".join(problems) + ")")
 
     # --- claims --------------------------------------------------------
 

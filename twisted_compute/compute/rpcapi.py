@@ -39,14 +39,22 @@ TOPIC = "compute"
 #: 1.2 - ``get_console`` (a call: where a guest's console is)
 #: 1.3 - ``get_instance_diagnostics`` (call), ``external_instance_event``
 #:       and ``cache_images`` (casts)
-RPC_API_VERSION = "1.3"
+#: 1.4 - the move steps (calls): ``prep_resize``, ``resize_instance``,
+#:       ``finish_resize``, ``confirm_resize``, ``confirm_resize_dest``,
+#:       ``revert_resize``, ``finish_revert_resize``, ``live_migration``
+RPC_API_VERSION = "1.4"
+#: The move steps (:mod:`twisted_compute.compute.move`), all calls.
+MOVE_STEPS = ("prep_resize", "resize_instance", "finish_resize",
+              "confirm_resize", "confirm_resize_dest", "revert_resize",
+              "finish_revert_resize", "live_migration")
 #: What ``build_and_run_instance`` is sent as (its 1.1 form).
 BUILD_VERSION = "1.1"
 #: The version of each method newer than 1.0 but build_and_run_instance.
 NEW_METHODS = {"get_console": "1.2",
                "get_instance_diagnostics": "1.3",
                "external_instance_event": "1.3",
-               "cache_images": "1.3"}
+               "cache_images": "1.3",
+               **{step: "1.4" for step in MOVE_STEPS}}
 #: What every method but ``build_and_run_instance`` is sent as.
 BASE_VERSION = "1.0"
 #: Instance fields left out of a build message (the agent does not use
@@ -241,3 +249,25 @@ class ComputeAPIClient:
                         console_type=console_type)
         d.addCallback(ConsoleInfo.from_dict)
         return d
+
+    # --- move steps (calls with a timeout) ------------------------------
+
+    def move_step(self, context, step: str, host: str, instance,
+                  timeout: float, **kwargs):
+        """Call move step ``step`` (one of :data:`MOVE_STEPS`) on
+        ``host``; fails with the step's error, or a timeout after
+        ``timeout`` seconds."""
+        if step not in MOVE_STEPS:
+            return defer.fail(ValueError(f"not a move step: {step}"))
+        try:
+            version = NEW_METHODS[step]
+            if not self.client.can_send_version(version):
+                raise exception.MigrationError(
+                    reason=f"the compute RPC version cap is below "
+                           f"{version} (moves)")
+            client = self._prepare(host, timeout=timeout, version=version)
+        except exception.ComputeException:
+            return defer.fail()
+        return client.call(context, step, instance=instance.to_dict(
+            exclude=_NOT_SENT), **kwargs)
+

@@ -37,3 +37,30 @@ class ComputeTaskAPI:
             return succeed(None)
         return self.conductor.schedule_and_build_instances(
             context, boot_request)
+
+    def _move(self, method: str, context, *args, **kwargs):
+        from twisted.internet.defer import fail
+        from twisted_compute import exception
+        if self.conductor is None:
+            return fail(exception.ServerActionNotSupported(
+                action=method, reason="there is no conductor in this "
+                                      "deployment"))
+        return getattr(self.conductor, method)(context, *args, **kwargs)
+
+    def migrate_server(self, context, instance_uuid, flavor=None,
+                       host=None):
+        return self._move("migrate_server", context, instance_uuid,
+                          flavor=flavor, host=host)
+
+    def live_migrate_instance(self, context, instance_uuid, host=None,
+                              block_migration=False, force=False):
+        return self._move("live_migrate_instance", context, instance_uuid,
+                          host=host, block_migration=block_migration,
+                          force=force)
+
+    def confirm_resize(self, context, migration_id):
+        return self._move("confirm_resize", context, migration_id)
+
+    def revert_resize(self, context, migration_id):
+        return self._move("revert_resize", context, migration_id)
+

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from twisted_compute import exception
+from twisted_compute.conductor.move import MoveTaskMixin
 from twisted_compute.context import RequestContext
 from twisted_compute.log import Logger
 from twisted_compute.objects import _decode, vm_states
@@ -57,7 +58,7 @@ class _Secrets:
 _NO_SECRETS = _Secrets()
 
 
-class ConductorManager:
+class ConductorManager(MoveTaskMixin):
     """The conductor's RPC endpoint (topic ``conductor``).
 
     RPC methods decode their arguments into records on entry (the old
@@ -76,7 +77,10 @@ class ConductorManager:
     #:       the request spec the agent was sent, ``_attempt`` in it)
     #: 1.3 - ``action_event_finish`` takes ``details`` (a failed event's
     #:       fault message, shown from microversion 2.84)
-    RPC_API_VERSION = "1.3"
+    #: 1.4 - ``migrate_server``, ``confirm_resize``, ``revert_resize``,
+    #:       ``live_migrate_instance``
+    #:       (casts: the moves of :mod:`twisted_compute.conductor.move`)
+    RPC_API_VERSION = "1.4"
     log = Logger()
 
     def __init__(self, conf, db_service, scheduler, compute, clock,

@@ -18,7 +18,7 @@ TOPIC = "conductor"
 #: The newest conductor RPC API this client speaks (see
 #: :attr:`twisted_compute.conductor.manager.ConductorManager.
 #: RPC_API_VERSION`).
-RPC_API_VERSION = "1.3"
+RPC_API_VERSION = "1.4"
 
 
 def _instance_or_none(values) -> Instance | None:
@@ -58,6 +58,31 @@ class ConductorAPIClient:
             alternates=[a.to_dict() for a in alternates], reason=reason,
             attempt=attempt, image=image,
             requested_networks=requested_networks)
+
+    # --- moves (1.4) ---------------------------------------------------
+
+    def migrate_server(self, context, instance_uuid: str,
+                       flavor: dict | None = None, host: str | None = None):
+        """Resize to ``flavor`` (a snapshot) or cold-migrate (None)."""
+        return self.client.prepare(version="1.4").cast(
+            context, "migrate_server", instance_uuid=instance_uuid,
+            flavor=flavor, host=host)
+
+    def live_migrate_instance(self, context, instance_uuid: str,
+                              host: str | None = None,
+                              block_migration: bool = False,
+                              force: bool = False):
+        return self.client.prepare(version="1.4").cast(
+            context, "live_migrate_instance", instance_uuid=instance_uuid,
+            host=host, block_migration=block_migration, force=force)
+
+    def confirm_resize(self, context, migration_id: int):
+        return self.client.prepare(version="1.4").cast(
+            context, "confirm_resize", migration_id=migration_id)
+
+    def revert_resize(self, context, migration_id: int):
+        return self.client.prepare(version="1.4").cast(
+            context, "revert_resize", migration_id=migration_id)
 
     # --- the agents' DB proxy -----------------------------------------
 

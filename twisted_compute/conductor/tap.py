@@ -29,7 +29,11 @@ def conductor_role(conf, reactor, transport, db) -> RPCRoleService:
         conf, reactor, transport, TOPIC, conf.host, CONDUCTOR_BINARY,
         [manager],
         periodic=[("check_build_timeouts", manager.check_build_timeouts,
-                   conf.build_timeout_check_interval)],
+                   conf.build_timeout_check_interval),
+                  ("confirm_resizes", manager.confirm_resizes,
+                   conf.resize_confirm_check_interval),
+                  ("audit_usage", manager.audit_usage,
+                   conf.usage_audit_interval)],
         heartbeat=db_heartbeat(db, conf.host, CONDUCTOR_BINARY, TOPIC))
 
 

@@ -10,6 +10,19 @@ CONDUCTOR_OPTS = [
             "ERROR (0: never)", min=0),
     int_opt("build_timeout_check_interval", 30,
             "Seconds between checks for builds that took too long", min=1),
+    int_opt("resize_confirm_window", 0,
+            "Seconds after which a resize or cold migration waiting in "
+            "VERIFY_RESIZE is confirmed automatically (0: never)", min=0),
+    int_opt("resize_confirm_check_interval", 60,
+            "Seconds between checks for resizes to confirm automatically",
+            min=1),
+    int_opt("usage_audit_interval", 600,
+            "Seconds between audits of each host's reported usage against "
+            "the flavors placed on it (differences are logged)", min=1),
+    int_opt("move_step_timeout", 300,
+            "Seconds each step of a move (claim on the destination, disk "
+            "copy on the source, finish, confirm, revert) may take before "
+            "the conductor rolls the move back", min=1),
 ]
 
 #: Rolling upgrades (:mod:`twisted_compute.compute.rpcapi`).

@@ -3,7 +3,8 @@ injected failures (:mod:`twisted_compute.virt.fake`)."""
 
 from __future__ import annotations
 
-from twisted_compute.conf.opts import OptGroups, bool_opt, float_opt, int_opt
+from twisted_compute.conf.opts import (OptGroups, bool_opt, float_opt,
+                                       int_opt, list_opt)
 
 FAKE_DRIVER_OPTS = [
     bool_opt("fail_spawn", False,
@@ -18,6 +19,13 @@ FAKE_DRIVER_OPTS = [
     float_opt("spawn_delay", 0.0,
               "Seconds a fake spawn takes before the guest runs", min=0),
     int_opt("vcpus", 32, "vCPUs of each fake hypervisor host", min=1),
+    list_opt("fail_move_steps", [],
+             "Move steps that fail on this fake host (prep_resize, "
+             "migrate_disk_and_power_off, finish_migration, "
+             "confirm_migration, finish_revert_migration, "
+             "revert_migration, live_migration)"),
+    float_opt("move_step_delay", 0.0,
+              "Seconds each fake move step takes", min=0),
 ]
 
 

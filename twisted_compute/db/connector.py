@@ -19,6 +19,7 @@ from twisted_compute.db.flavors import FlavorsComponent
 from twisted_compute.db.images import ImagesComponent
 from twisted_compute.db.instances import InstancesComponent
 from twisted_compute.db.keypairs import KeypairsComponent
+from twisted_compute.db.migrations import MigrationsComponent
 from twisted_compute.db.quotas import QuotasComponent
 from twisted_compute.db.server_groups import ServerGroupsComponent
 from twisted_compute.db.services import ServicesComponent
@@ -49,3 +50,5 @@ class DBConnector:
         self.external_events = ExternalEventsComponent(db, priority)
         #: EC2 access keys (noauth) and RunInstances client tokens.
         self.ec2_credentials = Ec2CredentialsComponent(db, priority)
+        #: Migrations (moves) and the instances' migration contexts.
+        self.migrations = MigrationsComponent(db, priority)

@@ -404,9 +404,16 @@ def build_states(conn, uuids: Sequence[str]
 
 
 def on_host(conn, host: str) -> list[Instance]:
-    """The live instances on ``host``."""
+    """The live instances on ``host``, and those moving to or from it (a
+    migration in progress names it as source or destination)."""
+    from twisted_compute.objects.migration import ACTIVE_STATUSES
+    mig = m.migrations
+    moving = sa.select(mig.c.instance_uuid).where(
+        mig.c.status.in_(ACTIVE_STATUSES), mig.c.deleted == 0,
+        sa.or_(mig.c.source_compute == host, mig.c.dest_compute == host))
     rows = conn.execute(sa.select(I).where(
-        I.c.host == host, I.c.deleted == 0)).all()
+        sa.or_(I.c.host == host, I.c.uuid.in_(moving)),
+        I.c.deleted == 0)).all()
     return _records(conn, rows)
 
 

@@ -82,6 +82,9 @@ instances = sa.Table(
     sa.Column("system_metadata", sa.JSON, nullable=False),
     # What the scheduler needs: requested networks, az, group, hints.
     sa.Column("request_spec", sa.JSON, nullable=False),
+    # While it moves: the MigrationContext (old and new flavor, source and
+    # destination), else NULL.
+    sa.Column("migration_context", sa.JSON, nullable=True),
     sa.Index("ix_instances_project_id_deleted", "project_id", "deleted"),
     sa.Index("ix_instances_host_deleted", "host", "deleted"),
     sa.Index("ix_instances_updated_at", "updated_at"),
@@ -387,4 +390,36 @@ ec2_client_tokens = sa.Table(
     sa.Column("client_token", sa.String(64), nullable=False),
     sa.Column("reservation_id", sa.String(255), nullable=False),
     sa.UniqueConstraint("project_id", "client_token"),
+)
+
+migrations = sa.Table(
+    "migrations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *_timestamps(),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("instance_uuid", sa.String(36), nullable=False, index=True),
+    sa.Column("status", sa.String(255), nullable=False),
+    sa.Column("migration_type", sa.String(32), nullable=False),
+    sa.Column("source_compute", sa.String(255), nullable=True),
+    sa.Column("source_node", sa.String(255), nullable=True),
+    sa.Column("dest_compute", sa.String(255), nullable=True),
+    sa.Column("dest_node", sa.String(255), nullable=True),
+    sa.Column("dest_host", sa.String(255), nullable=True),
+    sa.Column("old_instance_type_id", sa.Integer, nullable=True),
+    sa.Column("new_instance_type_id", sa.Integer, nullable=True),
+    sa.Column("hidden", sa.Boolean, nullable=False, default=False),
+    sa.Column("memory_total", sa.BigInteger, nullable=True),
+    sa.Column("memory_processed", sa.BigInteger, nullable=True),
+    sa.Column("memory_remaining", sa.BigInteger, nullable=True),
+    sa.Column("disk_total", sa.BigInteger, nullable=True),
+    sa.Column("disk_processed", sa.BigInteger, nullable=True),
+    sa.Column("disk_remaining", sa.BigInteger, nullable=True),
+    sa.Column("user_id", sa.String(255), nullable=True),
+    sa.Column("project_id", sa.String(255), nullable=True),
+    sa.Column("cross_cell_move", sa.Boolean, nullable=False, default=False),
+    sa.Column("deleted", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_migrations_source_compute_status", "source_compute",
+             "status"),
+    sa.Index("ix_migrations_dest_compute_status", "dest_compute", "status"),
+    sa.Index("ix_migrations_updated_at", "updated_at"),
 )

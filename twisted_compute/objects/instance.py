@@ -67,6 +67,8 @@ class Instance(Record):
     security_groups: list[Any] = attrs.field(factory=list)
     system_metadata: dict[str, Any] = attrs.field(factory=dict)
     request_spec: dict[str, Any] = attrs.field(factory=dict)
+    #: While it moves: a ``MigrationContext`` in bus form, else None.
+    migration_context: dict[str, Any] | None = None
     created_at: datetime.datetime | None = None
     updated_at: datetime.datetime | None = None
     deleted_at: datetime.datetime | None = None

@@ -3,8 +3,14 @@ instance's migration context, as Nova has them.
 
 A migration says who owns which usage while an instance moves (resize,
 cold or live migration, evacuation); the migration context holds what
-the instance looks like on each side.  Nothing uses them yet: the move
-operations of the next issues do.
+the instance looks like on each side.
+
+Usage ownership while a move is in progress (the migration context is
+set on the instance): the source host holds the old flavor, the
+destination host holds the new one (both, on a resize to the same host);
+the instance's own usage is not counted besides.  Once confirmed, the
+destination holds the instance's (new) flavor; once reverted, the source
+holds the old one.
 """
 
 from __future__ import annotations
@@ -18,8 +24,14 @@ from twisted_compute.objects import Record
 
 #: Nova's migration statuses.
 STATUSES = ("pre-migrating", "migrating", "post-migrating", "finished",
-            "confirmed", "reverted", "error", "failed", "cancelled", "done",
-            "completed")
+            "confirming", "reverting", "confirmed", "reverted", "error",
+            "failed", "cancelled", "done", "completed", "accepted",
+            "queued", "preparing", "running")
+#: Statuses of a migration that is over (its claims are settled).
+DONE_STATUSES = ("confirmed", "reverted", "error", "failed", "cancelled",
+                 "done", "completed")
+#: Statuses of a migration still in progress.
+ACTIVE_STATUSES = tuple(s for s in STATUSES if s not in DONE_STATUSES)
 #: Nova's migration types.
 MIGRATION_TYPES = ("resize", "migration", "live-migration", "evacuation")
 
@@ -65,6 +77,10 @@ class Migration(Record):
     def is_resize(self) -> bool:
         return self.migration_type == "resize"
 
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
 
 @attrs.frozen
 class MigrationContext(Record):
@@ -79,3 +95,34 @@ class MigrationContext(Record):
     source_node: str | None = None
     dest_compute: str | None = None
     dest_node: str | None = None
+
+
+def flavor_usage(flavor: dict[str, Any]) -> tuple[int, int, int]:
+    """(vcpus, memory_mb, disk_gb) of a flavor snapshot."""
+    return (int(flavor.get("vcpus") or 0), int(flavor.get("memory_mb") or 0),
+            int(flavor.get("root_gb") or 0)
+            + int(flavor.get("ephemeral_gb") or 0))
+
+
+def usage_by_host(instances) -> dict[str, dict[str, tuple[int, int, int]]]:
+    """What each host holds, by key (the instance uuid; ``move:<uuid>``
+    for a destination's claim of a move), for instance records: the
+    ownership rule of this module's docstring."""
+    hosts: dict[str, dict[str, tuple[int, int, int]]] = {}
+    for inst in instances:
+        if inst.deleted or inst.vm_state in ("deleted", "shelved_offloaded"):
+            continue
+        ctx = inst.migration_context
+        if ctx:
+            if ctx.get("source_compute"):
+                hosts.setdefault(ctx["source_compute"], {})[inst.uuid] = \
+                    flavor_usage(ctx.get("old_flavor") or {})
+            if ctx.get("dest_compute"):
+                hosts.setdefault(ctx["dest_compute"], {})[
+                    "move:" + inst.uuid] = flavor_usage(
+                        ctx.get("new_flavor") or {})
+        elif inst.host:
+            hosts.setdefault(inst.host, {})[inst.uuid] = (
+                int(inst.vcpus or 0), int(inst.memory_mb or 0),
+                int(inst.root_gb or 0) + int(inst.ephemeral_gb or 0))
+    return hosts

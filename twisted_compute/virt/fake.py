@@ -82,6 +82,17 @@ class FakeDriver:
         #: When the fake host "booted" (its uptime counts from here).
         self.booted_at = reactor.seconds()
         self.spawn_count = 0
+        #: Move steps that fail here (injected), and how long each takes.
+        self.fail_move_steps: set[str] = set(
+            getattr(options, "fail_move_steps", None) or ())
+        self.move_step_delay: float = float(
+            getattr(options, "move_step_delay", 0.0) or 0.0)
+        #: Per-step delays overriding ``move_step_delay``.
+        self.move_step_delays: dict[str, float] = {}
+        #: Step names in the order they ran here.
+        self.move_steps: list[str] = []
+        #: Old guests of resizes on this same host, until confirm/revert.
+        self.reverting: dict[str, FakeGuest] = {}
 
     # --- helpers -------------------------------------------------------
 
@@ -354,6 +365,114 @@ class FakeDriver:
             memory_maximum=guest.memory_mb, memory_used=guest.memory_mb,
             memory_stats={"maximum": guest.memory_mb * 1024,
                           "actual": guest.memory_mb * 1024}))
+
+    # --- moves (resize, cold migration) ----------------------------------
+
+    def _step(self, name: str, work) -> defer.Deferred:
+        """Run a move step after its delay; an injected failure raises
+        :class:`~twisted_compute.exception.MigrationError`."""
+        def run():
+            self.move_steps.append(name)
+            if name in self.fail_move_steps:
+                raise exception.MigrationError(
+                    reason=f"injected failure of {name} on fake host "
+                           f"{self.host}")
+            return work()
+
+        delay = self.move_step_delays.get(name, self.move_step_delay)
+        if delay > 0:
+            return task.deferLater(self.reactor, delay, run)
+        return defer.maybeDeferred(run)
+
+    def check_move_claim(self, instance) -> defer.Deferred:
+        """The destination's driver check before its claim (a hook for
+        injected failures of ``prep_resize``)."""
+        return self._step("prep_resize", lambda: None)
+
+    def migrate_disk_and_power_off(self, context, instance, dest: str,
+                                   flavor, network_info=None,
+                                   block_device_info=None, timeout=0,
+                                   retry_interval=0):
+        def work():
+            guest = self._guest(instance)
+            guest.state = power_state.SHUTDOWN
+            self._log(guest, f"powered off; disk copied to {dest}")
+            return None
+        return self._step("migrate_disk_and_power_off", work)
+
+    def finish_migration(self, context, migration, instance, disk_info=None,
+                         network_info=None, image_meta=None,
+                         resize_instance=True, block_device_info=None,
+                         power_on=True):
+        def work():
+            old = self.guests.get(instance.uuid)
+            if old is not None:
+                # A resize on this same host: the old guest is kept for a
+                # revert.
+                self.reverting[instance.uuid] = old
+            guest = FakeGuest(
+                uuid=instance.uuid, name=instance.instance_name(
+                    self.conf.instance_name_template),
+                internal_id=str(uuidlib.uuid4()),
+                state=(power_state.RUNNING if power_on
+                       else power_state.SHUTDOWN),
+                vcpus=instance.vcpus, memory_mb=instance.memory_mb,
+                disk_gb=(instance.root_gb or 0)
+                + (instance.ephemeral_gb or 0))
+            self.guests[instance.uuid] = guest
+            self._log(guest, f"migration finished on {self.host}: "
+                             f"{guest.vcpus} vCPUs, {guest.memory_mb} MB")
+            return None
+        return self._step("finish_migration", work)
+
+    def confirm_migration(self, context, migration, instance,
+                          network_info=None):
+        def work():
+            kept = self.reverting.pop(instance.uuid, None)
+            if kept is None:
+                self.guests.pop(instance.uuid, None)
+            return None
+        return self._step("confirm_migration", work)
+
+    def revert_migration(self, context, instance, migration=None):
+        """On the destination: throw its copy away (Nova's ``destroy`` in
+        ``revert_resize``)."""
+        def work():
+            kept = self.reverting.pop(instance.uuid, None)
+            if kept is not None:
+                self.guests[instance.uuid] = kept
+            elif (migration or {}).get("source_compute") != self.host:
+                self.guests.pop(instance.uuid, None)
+            return None
+        return self._step("revert_migration", work)
+
+    def finish_revert_migration(self, context, instance, network_info=None,
+                                migration=None, block_device_info=None,
+                                power_on=True):
+        def work():
+            guest = self._guest(instance)
+            guest.state = (power_state.RUNNING if power_on
+                           else power_state.SHUTDOWN)
+            self._log(guest, f"revert finished on {self.host}")
+            return None
+        return self._step("finish_revert_migration", work)
+
+    def live_migration(self, context, instance, dest: str,
+                       migrate_data=None):
+        """The memory copy of a live migration (the guest keeps running
+        here until the source's cleanup); answers the progress counters
+        in bytes."""
+        def work():
+            guest = self._guest(instance)
+            memory = guest.memory_mb * 1024 * 1024
+            disk = guest.disk_gb * 1024 ** 3 if (migrate_data or {}).get(
+                "block_migration") else 0
+            self._log(guest, f"live migration to {dest}: {memory} bytes")
+            return {"memory_total": memory, "memory_processed": memory,
+                    "memory_remaining": 0, "disk_total": disk,
+                    "disk_processed": disk, "disk_remaining": 0}
+        return self._step("live_migration", work)
+
 
 
 __all__ = ["FakeDriver", "FakeGuest"]

@@ -17,6 +17,8 @@ from twisted_compute.api.openstack.compute import \
     absent_services as absent_controller
 from twisted_compute.api.openstack.compute import hosts as hosts_controller
 from twisted_compute.api.openstack.compute import \
+    migrations as migrations_controller
+from twisted_compute.api.openstack.compute import \
     server_actions as actions_controller
 from twisted_compute.api.openstack.compute.schemas import (
     aggregates as aggregates_schema, flavor_access as access_schema,
@@ -1096,6 +1098,49 @@ def operations() -> list[Operation]:
                   "file system service knows it)", {},
                   request=absent_controller.ATTACH_SHARE, errors=_BODY,
                   min_version="2.97", tag="shares"),
+        # migrations
+        Operation("GET", "/os-migrations", "listMigrations",
+                  "List migrations (admin)",
+                  {200: lambda v: obj({
+                      "migrations": array(ANY_OBJECT),
+                      "migrations_links": LINKS},
+                      optional=("migrations_links",))},
+                  query=(Param("host"), Param("status"),
+                         Param("instance_uuid"), Param("source_compute"),
+                         Param("migration_type", min_version="2.23"),
+                         Param("hidden"),
+                         Param("limit", _NON_NEGATIVE, min_version="2.59"),
+                         Param("marker", min_version="2.59"),
+                         Param("changes-since",
+                               {"type": "string", "format": "date-time"},
+                               min_version="2.59"),
+                         Param("changes-before",
+                               {"type": "string", "format": "date-time"},
+                               min_version="2.66"),
+                         Param("user_id", min_version="2.80"),
+                         Param("project_id", min_version="2.80")),
+                  tag="migrations"),
+        Operation("GET", "/servers/<server_id>/migrations",
+                  "listServerMigrations", "A server's running live "
+                  "migrations",
+                  {200: obj({"migrations": array(ANY_OBJECT)})},
+                  min_version="2.23", tag="migrations"),
+        Operation("GET", "/servers/<server_id>/migrations/<migration_id>",
+                  "showServerMigration", "A running live migration",
+                  {200: obj({"migration": ANY_OBJECT})},
+                  min_version="2.23", tag="migrations"),
+        Operation("POST",
+                  "/servers/<server_id>/migrations/<migration_id>/action",
+                  "forceCompleteMigration", "Force a live migration to "
+                  "complete",
+                  {202: None}, request=migrations_controller.FORCE_COMPLETE,
+                  min_version="2.22", errors=(409, 501) + _BODY,
+                  tag="migrations"),
+        Operation("DELETE",
+                  "/servers/<server_id>/migrations/<migration_id>",
+                  "abortMigration", "Abort a running live migration",
+                  {202: None}, min_version="2.24", errors=(409, 501),
+                  tag="migrations"),
         # quota classes, external events
         Operation("GET", "/os-quota-class-sets/<class_name>",
                   "showQuotaClassSet", "Show a quota class",

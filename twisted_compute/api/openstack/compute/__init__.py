@@ -46,6 +46,8 @@ CONTROLLERS = [
     "absent_services:VolumeAttachmentsController",
     "absent_services:SharesController",
     "extension_info:ExtensionInfoController",
+    "migrations:MigrationsController",
+    "migrations:ServerMigrationsController",
 ]
 
 

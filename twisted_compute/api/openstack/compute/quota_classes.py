@@ -48,7 +48,8 @@ class QuotaClassSetsController(Controller):
             ("2.57", None, schema.update_v257),
             ("2.50", "2.56", schema.update_v250),
             (None, "2.49", schema.update)]))
-        values = {ENFORCED[name]: int(value)
+        values = {ENFORCED[name]: common.bounded_int(
+                      value, f"quota_class_set/{name}", -1)
                   for name, value in body["quota_class_set"].items()
                   if name in ENFORCED}  # network quotas: not ours
         limits = await self.db.quotas.set_class_limits(self.conf,

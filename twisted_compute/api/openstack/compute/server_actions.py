@@ -21,12 +21,6 @@ from twisted_compute.api.openstack.compute.servers import instance_target
 
 #: Actions answered 501: action -> (schema, min version, why).
 UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
-    "resize": (schema.resize, None, "resizing needs a scheduler and "
-               "compute agents"),
-    "confirmResize": (schema.confirm_resize, None,
-                      "there is no resize to confirm"),
-    "revertResize": (schema.revert_resize, None,
-                     "there is no resize to revert"),
     "rebuild": (schema.rebuild, None, "rebuilding needs a compute agent"),
     "createImage": (schema.create_image, None,
                     "snapshots need a compute agent"),
@@ -38,9 +32,6 @@ UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
     "unshelve": (schema.unshelve, None, "shelving needs a compute agent"),
     "rescue": (schema.rescue, None, "rescue needs a compute agent"),
     "unrescue": (schema.unrescue, None, "rescue needs a compute agent"),
-    "migrate": (schema.migrate, None, "migration is not supported"),
-    "os-migrateLive": (schema.live_migrate, None,
-                       "live migration is not supported"),
     "evacuate": (schema.evacuate, None, "evacuation is not supported"),
     "changePassword": (schema.change_password, None,
                        "setting the password needs a guest agent"),
@@ -90,6 +81,11 @@ class ServerActionsController(Controller):
             "unlock": self._unlock,
             "os-resetState": self._reset_state,
             "os-getConsoleOutput": self._console_output,
+            "resize": self._resize,
+            "confirmResize": self._confirm_resize,
+            "revertResize": self._revert_resize,
+            "migrate": self._migrate,
+            "os-migrateLive": self._live_migrate,
         }
         for name in remote_consoles.LEGACY_ACTIONS:
             handlers[name] = self._legacy_console
@@ -189,6 +185,80 @@ class ServerActionsController(Controller):
         output = await self.compute_api.get_console_output(
             context, server_id, length)
         return json_response(request, {"output": output})
+
+    async def _resize(self, request, server_id, name, body):
+        common.validate(body, schema.resize)
+        context, _ = await self._instance(request, server_id,
+                                          "os_compute_api:servers:resize")
+        await self.compute_api.resize(context, server_id,
+                                      str(body["resize"]["flavorRef"]))
+        return json_response(request, None, 202)
+
+    async def _confirm_resize(self, request, server_id, name, body):
+        common.validate(body, schema.confirm_resize)
+        context, _ = await self._instance(
+            request, server_id, "os_compute_api:servers:confirm_resize")
+        await self.compute_api.confirm_resize(context, server_id)
+        return json_response(request, None, 204)
+
+    async def _revert_resize(self, request, server_id, name, body):
+        common.validate(body, schema.revert_resize)
+        context, _ = await self._instance(
+            request, server_id, "os_compute_api:servers:revert_resize")
+        await self.compute_api.revert_resize(context, server_id)
+        return json_response(request, None, 202)
+
+    async def _migrate(self, request, server_id, name, body):
+        common.validate(body, schema.migrate)
+        host = None
+        if common.is_at_least(request, "2.56"):
+            host = (body["migrate"] or {}).get("host")
+        elif body["migrate"]:
+            raise exception.ValidationError(
+                field="migrate", detail="Additional properties are not "
+                                        "allowed before microversion 2.56")
+        context, instance = await self._instance(
+            request, server_id, "os_compute_api:os-migrate-server:migrate")
+        if host:
+            self.services.policy.authorize(
+                context, "os_compute_api:os-migrate-server:migrate:host",
+                instance_target(instance))
+        await self.compute_api.resize(context, server_id, None, host=host)
+        return json_response(request, None, 202)
+
+    async def _live_migrate(self, request, server_id, name, body):
+        common.validate(body, schema.live_migrate)
+        args = body["os-migrateLive"]
+        block = args.get("block_migration")
+        if common.is_at_least(request, "2.25"):
+            if "disk_over_commit" in args:
+                raise exception.ValidationError(
+                    field="os-migrateLive", detail="disk_over_commit is "
+                    "not allowed from microversion 2.25")
+            if not (isinstance(block, bool) or block == "auto"):
+                raise exception.ValidationError(
+                    field="block_migration",
+                    detail="must be a boolean or 'auto'")
+        else:
+            if not isinstance(block, bool):
+                raise exception.ValidationError(
+                    field="block_migration",
+                    detail="must be a boolean before microversion 2.25")
+        force = bool(args.get("force", False))
+        if "force" in args and not common.is_at_least(request, "2.30"):
+            raise exception.ValidationError(
+                field="force", detail="force is accepted from microversion "
+                                      "2.30")
+        if "force" in args and common.is_at_least(request, "2.68"):
+            raise exception.ValidationError(
+                field="force", detail="force is not accepted from "
+                                      "microversion 2.68")
+        context, _ = await self._instance(
+            request, server_id,
+            "os_compute_api:os-migrate-server:migrate_live")
+        await self.compute_api.live_migrate(
+            context, server_id, args.get("host"), block, force)
+        return json_response(request, None, 202)
 
     async def _legacy_console(self, request, server_id, name, body):
         return await remote_consoles.legacy_action(

@@ -1,14 +1,14 @@
 """The EC2 API's tables: access keys (noauth) and RunInstances client
 tokens.
 
-Revision ID: 0005_ec2
-Revises: 0004 (0004_compute_node_uptime)
+Revision ID: 0006_ec2
+Revises: 0005 (0005_move)
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0005_ec2"
-down_revision = "0004"
+revision = "0006_ec2"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,316 @@
+"""Resize, cold migration, confirm and revert end to end on the fake
+driver and the local bus; usage stays consistent at every injected
+failure."""
+
+from __future__ import annotations
+
+from tests.conductor.move_stack import MoveStackTestCase
+from twisted_compute import exception
+from twisted_compute.db import actions as actions_db
+
+
+class ResizeFlowTests(MoveStackTestCase):
+
+    def resize(self, uuid, flavorid="big"):
+        return self.call(self.api.resize(self.ctx, uuid, flavorid))
+
+    def test_resize_and_confirm(self):
+        uuid = self.boot()
+        self.resize(uuid)
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.task_state),
+                         ("resized", None))
+        self.assertNotEqual(instance.host, "h1")
+        self.assertEqual(instance.flavor["flavorid"], "big")
+        self.assertEqual(instance.vcpus, 2)
+        migration = self.migration(uuid)
+        self.assertEqual(migration.status, "finished")
+        self.assertEqual(migration.migration_type, "resize")
+        dest = instance.host
+        # Both hosts hold usage until the confirm.
+        self.assertUsageConsistent("verify_resize")
+        self.assertEqual(self.tracked_usage()["h1"], (1, 512, 2))
+        self.assertEqual(self.tracked_usage()[dest], (2, 1024, 4))
+        self.assertIn(uuid, self.drivers["h1"].guests)
+        [resize] = [a for a in self.run_db(actions_db.get_actions, uuid)
+                    if a.action == "resize"]
+        resize = self.run_db(actions_db.get_action, uuid, resize.request_id)
+        self.assertEqual(
+            sorted(e.event for e in resize.events),
+            ["compute_finish_resize", "compute_prep_resize",
+             "compute_resize_instance", "conductor_migrate_server"])
+        self.assertTrue(all(e.result == "Success" for e in resize.events))
+        self.call(self.api.confirm_resize(self.ctx, uuid))
+        instance = self.get(uuid)
+        self.assertEqual(instance.vm_state, "active")
+        self.assertIsNone(instance.migration_context)
+        self.assertEqual(self.migration(uuid).status, "confirmed")
+        self.assertNotIn(uuid, self.drivers["h1"].guests)
+        self.assertEqual(self.tracked_usage()["h1"], (0, 0, 0))
+        self.assertUsageConsistent("confirmed")
+
+    def test_revert_gives_everything_back(self):
+        uuid = self.boot()
+        self.resize(uuid)
+        dest = self.get(uuid).host
+        self.call(self.api.revert_resize(self.ctx, uuid))
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.task_state,
+                          instance.host), ("active", None, "h1"))
+        self.assertEqual(instance.flavor["flavorid"], "small")
+        self.assertEqual(instance.vcpus, 1)
+        self.assertEqual(self.migration(uuid).status, "reverted")
+        self.assertNotIn(uuid, self.drivers[dest].guests)
+        self.assertEqual(self.drivers["h1"].guests[uuid].state, 1)
+        self.assertEqual(self.tracked_usage()[dest], (0, 0, 0))
+        self.assertUsageConsistent("reverted")
+
+    def test_cold_migrate_keeps_the_flavor(self):
+        uuid = self.boot()
+        self.call(self.api.resize(self.ctx, uuid, None, host="h3"))
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.host),
+                         ("resized", "h3"))
+        self.assertEqual(self.migration(uuid).migration_type, "migration")
+        self.assertEqual(instance.flavor["flavorid"], "small")
+        self.assertUsageConsistent("migrated")
+
+    def test_stopped_server_stays_stopped(self):
+        uuid = self.boot(vm_state="stopped")
+        self.resize(uuid)
+        self.assertEqual(self.get(uuid).vm_state, "resized")
+        self.call(self.api.confirm_resize(self.ctx, uuid))
+        self.assertEqual(self.get(uuid).vm_state, "stopped")
+
+    def test_refusals(self):
+        uuid = self.boot()
+        self.failureResultOf(self.defer(self.api.resize(self.ctx, uuid, "small")),
+                             exception.CannotResizeToSameFlavor)
+        self.failureResultOf(self.defer(self.api.resize(self.ctx, uuid, "tinydisk")),
+                             exception.CannotResizeDisk)
+        self.failureResultOf(self.defer(self.api.resize(self.ctx, uuid, "nope")),
+                             exception.Invalid)
+        self.failureResultOf(self.defer(self.api.confirm_resize(self.ctx, uuid)),
+                             exception.InstanceInvalidState)
+        self.resize(uuid)
+        # In VERIFY_RESIZE: no second resize.
+        self.failureResultOf(self.defer(self.api.resize(self.ctx, uuid, "big")),
+                             exception.InstanceInvalidState)
+
+    def test_no_room_anywhere_leaves_it_active(self):
+        uuid = self.boot()
+        self.resize(uuid, "huge")
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.task_state,
+                          instance.host), ("active", None, "h1"))
+        self.assertIsNone(instance.migration_context)
+        self.assertIsNotNone(instance.fault)
+        self.assertUsageConsistent("no valid host")
+
+    def test_same_host_when_allowed(self):
+        self.conf = self.conf.with_overrides(
+            DEFAULT={"allow_resize_to_same_host": True})
+        self.conductor.conf = self.conf
+        for host in ("h2", "h3"):
+            self.drivers[host].fail_move_steps = {"prep_resize"}
+        uuid = self.boot()
+        self.resize(uuid)
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.host),
+                         ("resized", "h1"))
+        self.assertEqual(self.tracked_usage()["h1"], (3, 1536, 6))
+        self.assertUsageConsistent("same host")
+        self.call(self.api.revert_resize(self.ctx, uuid))
+        self.assertEqual(self.tracked_usage()["h1"], (1, 512, 2))
+        self.assertEqual(self.drivers["h1"].guests[uuid].vcpus, 1)
+        self.assertUsageConsistent("same host reverted")
+
+
+class InjectedFailureTests(MoveStackTestCase):
+    """A failure at every step boundary: usage always adds up, and the
+    instance is back where it was (ERROR only when the rollback failed
+    too)."""
+
+    def run_resize(self, uuid):
+        self.call(self.api.resize(self.ctx, uuid, "big"), seconds=100)
+
+    def fail_everywhere(self, step, hosts=("h1", "h2", "h3")):
+        for host in hosts:
+            self.drivers[host].fail_move_steps.add(step)
+
+    def test_prep_fails_on_the_first_destination_then_reschedules(self):
+        uuid = self.boot()
+        self.drivers["h2"].fail_move_steps.add("prep_resize")
+        self.run_resize(uuid)
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.host),
+                         ("resized", "h3"))
+        self.assertUsageConsistent("rescheduled")
+
+    def test_each_step_fails(self):
+        for step in ("prep_resize", "migrate_disk_and_power_off",
+                     "finish_migration"):
+            uuid = self.boot()
+            self.fail_everywhere(step)
+            self.run_resize(uuid)
+            instance = self.get(uuid)
+            self.assertEqual((instance.vm_state, instance.task_state,
+                              instance.host), ("active", None, "h1"), step)
+            self.assertIsNone(instance.migration_context, step)
+            self.assertEqual(self.migration(uuid).status, "error", step)
+            self.assertIsNotNone(instance.fault, step)
+            self.assertEqual(self.drivers["h1"].guests[uuid].state, 1, step)
+            self.assertUsageConsistent(step)
+            for driver in self.drivers.values():
+                driver.fail_move_steps.clear()
+
+    def test_each_step_times_out(self):
+        for step in ("prep_resize", "migrate_disk_and_power_off",
+                     "finish_migration"):
+            uuid = self.boot()
+            for driver in self.drivers.values():
+                driver.move_step_delays = {step: 45}
+            self.run_resize(uuid)
+            instance = self.get(uuid)
+            self.assertEqual((instance.task_state, instance.host),
+                             (None, "h1"), step)
+            self.assertEqual(self.migration(uuid).status, "error", step)
+            self.assertUsageConsistent(step + " timeout")
+            for driver in self.drivers.values():
+                driver.move_step_delays = {}
+
+    def test_rollback_fails_too_error_with_fault(self):
+        uuid = self.boot()
+        self.fail_everywhere("finish_migration")
+        self.fail_everywhere("finish_revert_migration")
+        self.run_resize(uuid)
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.host), ("error", "h1"))
+        self.assertIsNotNone(instance.fault)
+        self.assertIsNone(instance.migration_context)
+        self.assertUsageConsistent("unrecoverable")
+
+    def test_confirm_fails_and_can_be_retried(self):
+        uuid = self.boot()
+        self.run_resize(uuid)
+        self.drivers["h1"].fail_move_steps.add("confirm_migration")
+        self.call(self.api.confirm_resize(self.ctx, uuid))
+        instance = self.get(uuid)
+        self.assertEqual(instance.vm_state, "resized")
+        self.assertEqual(self.migration(uuid).status, "finished")
+        self.assertUsageConsistent("confirm failed")
+        self.drivers["h1"].fail_move_steps.clear()
+        self.call(self.api.confirm_resize(self.ctx, uuid))
+        self.assertEqual(self.get(uuid).vm_state, "active")
+        self.assertUsageConsistent("confirm retried")
+
+    def test_revert_steps_fail(self):
+        for step in ("revert_migration", "finish_revert_migration"):
+            uuid = self.boot()
+            self.run_resize(uuid)
+            self.fail_everywhere(step)
+            self.call(self.api.revert_resize(self.ctx, uuid))
+            instance = self.get(uuid)
+            self.assertEqual((instance.vm_state, instance.host),
+                             ("error", "h1"), step)
+            self.assertIsNone(instance.migration_context)
+            self.assertUsageConsistent(step)
+            for driver in self.drivers.values():
+                driver.fail_move_steps.clear()
+
+    def test_auto_confirm_after_the_window(self):
+        self.conf = self.conf.with_overrides(
+            DEFAULT={"resize_confirm_window": 60})
+        self.conductor.conf = self.conf
+        uuid = self.boot()
+        self.run_resize(uuid)
+        d = self.defer(self.conductor.confirm_resizes())
+        self.settle()
+        self.assertEqual(self.successResultOf(d), 0)
+        self.clock.advance(61)
+        # The DB's timestamps are wall-clock: look 61 s ahead of them.
+        import datetime
+        real_now = self.conductor._now
+        self.conductor._now = lambda: datetime.datetime.utcnow() + \
+            datetime.timedelta(seconds=61)
+        d = self.defer(self.conductor.confirm_resizes())
+        self.settle()
+        self.assertEqual(self.successResultOf(d), 1)
+        self.conductor._now = real_now
+        self.assertEqual(self.get(uuid).vm_state, "active")
+        self.assertUsageConsistent("auto-confirmed")
+
+
+class UsageAuditTests(MoveStackTestCase):
+    def test_audit_finds_a_leak(self):
+        uuid = self.boot()
+        self.call(self.api.resize(self.ctx, uuid, "big"))
+        self.refresh()
+        report = self.successResultOf(self.defer(
+            self.conductor.audit_usage()))
+        self.assertEqual([r["host"] for r in report], ["h1", "h2", "h3"])
+        self.assertTrue(all(r["ok"] for r in report), report)
+        dest = self.get(uuid).host
+        # A claim nobody owns (what a leak looks like), reported.
+        self.agents[dest].tracker.move_claim("phantom", {"vcpus": 1})
+        self.refresh()
+        report = {r["host"]: r for r in self.successResultOf(self.defer(
+            self.conductor.audit_usage()))}
+        self.assertFalse(report[dest]["ok"])
+        self.assertEqual(report[dest]["reported"][0],
+                         report[dest]["expected"][0] + 1)
+        self.assertTrue(report["h1"]["ok"])
+
+
+class LiveMigrationTests(MoveStackTestCase):
+    def live(self, uuid, host=None, force=False, seconds=0.0):
+        return self.call(self.api.live_migrate(self.ctx, uuid, host, "auto",
+                                               force), seconds)
+
+    def test_live_migration_with_progress(self):
+        uuid = self.boot()
+        for driver in self.drivers.values():
+            driver.move_step_delays = {"live_migration": 5}
+        d = self.defer(self.api.live_migrate(self.ctx, uuid, "h3", False,
+                                             False))
+        self.settle()
+        self.successResultOf(d)
+        instance = self.get(uuid)
+        self.assertEqual(instance.task_state, "migrating")
+        running = self.migration(uuid)
+        self.assertEqual((running.status, running.migration_type),
+                         ("running", "live-migration"))
+        self.assertEqual(running.memory_remaining, 512 * 1024 * 1024)
+        self.assertUsageConsistent("live, running")
+        self.settle(seconds=10)
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.task_state,
+                          instance.host), ("active", None, "h3"))
+        done = self.migration(uuid)
+        self.assertEqual(done.status, "completed")
+        self.assertEqual(done.memory_processed, 512 * 1024 * 1024)
+        self.assertEqual(done.memory_remaining, 0)
+        self.assertNotIn(uuid, self.drivers["h1"].guests)
+        self.assertEqual(self.drivers["h3"].guests[uuid].state, 1)
+        self.assertUsageConsistent("live, done")
+
+    def test_live_migration_failure_keeps_the_guest_on_its_source(self):
+        for step in ("prep_resize", "live_migration", "finish_migration"):
+            uuid = self.boot()
+            for driver in self.drivers.values():
+                driver.fail_move_steps = {step}
+            self.live(uuid)
+            instance = self.get(uuid)
+            self.assertEqual((instance.vm_state, instance.task_state,
+                              instance.host), ("active", None, "h1"), step)
+            self.assertEqual(self.migration(uuid).status, "error", step)
+            self.assertEqual(self.drivers["h1"].guests[uuid].state, 1, step)
+            self.assertUsageConsistent(step)
+            for driver in self.drivers.values():
+                driver.fail_move_steps = set()
+
+    def test_state_checks(self):
+        uuid = self.boot(vm_state="stopped")
+        self.failureResultOf(self.defer(self.api.live_migrate(
+            self.ctx, uuid, None, "auto", False)),
+            exception.InstanceInvalidState)

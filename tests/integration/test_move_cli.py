@@ -1,0 +1,98 @@
+"""Moves with the ``openstack`` CLI, unchanged, against ``compute-all``
+with two fake agents: resize (confirm and revert), cold migration, the
+migration list."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from tests.integration.harness import TwistdTestCase, wait_until
+from tests.integration.test_all_in_one import (
+    CLI_TIMEOUT, FLAVOR, IMAGE, STATUS_TIMEOUT, short_intervals)
+from tests.integration.test_openstack_cli import OpenStackCLIMixin
+
+HOST = "mv-" + uuid.uuid4().hex[:6]
+
+
+class MoveCLITests(OpenStackCLIMixin, TwistdTestCase):
+    cli_timeout = CLI_TIMEOUT
+    agents = [f"{HOST}-fake-{i}" for i in (1, 2)]
+    shared = {"role": "compute-all", "apis": ("osapi_compute", "image"),
+              "options": short_intervals(HOST, fake_agents=2)}
+    shared["options"]["scheduler"] = {"host_state_refresh_interval": 0}
+
+    def setUp(self):
+        super().setUp()
+        self.clouds = os.path.join(self.proc.directory, "clouds.yaml")
+
+    def show(self, server_id):
+        return self.openstack("server", "show", server_id)
+
+    def wait_status(self, server_id, status):
+        def reached():
+            shown = self.show(server_id)
+            if shown["status"] == "ERROR":
+                self.fail(f"server {server_id} went to ERROR: {shown}")
+            if shown["status"] == status and \
+                    not shown.get("OS-EXT-STS:task_state"):
+                return shown
+            return None
+        return wait_until(reached, STATUS_TIMEOUT, interval=0.3,
+                          message=f"{server_id} to be {status}")
+
+    def create(self):
+        def both_up():
+            rows = self.openstack("compute", "service", "list") or []
+            return len([r for r in rows if r["Binary"] == "nova-compute"
+                        and r["State"] == "up"]) == 2
+        wait_until(both_up, STATUS_TIMEOUT, interval=0.5,
+                   message="two computes up")
+        server = self.openstack(
+            "server", "create", "--flavor", FLAVOR, "--image", IMAGE,
+            "--auto-network", "--wait", "mv-" + uuid.uuid4().hex[:8])
+        self.assertEqual(server["status"], "ACTIVE", server)
+        return server["id"]
+
+    def test_resize_confirm_and_revert(self):
+        server_id = self.create()
+        source = self.show(server_id)["OS-EXT-SRV-ATTR:host"]
+        self.openstack("server", "resize", "--flavor", "m1.small", "--wait",
+                       server_id, parse=False)
+        shown = self.wait_status(server_id, "VERIFY_RESIZE")
+        self.assertEqual(shown["flavor"].split(" ")[0]
+                         if isinstance(shown["flavor"], str)
+                         else shown["flavor"]["name"], "m1.small")
+        self.assertNotEqual(shown["OS-EXT-SRV-ATTR:host"], source)
+        self.openstack("server", "resize", "confirm", server_id, parse=False)
+        shown = self.wait_status(server_id, "ACTIVE")
+        self.assertIn("m1.small", str(shown["flavor"]))
+        moved_to = shown["OS-EXT-SRV-ATTR:host"]
+        # Resize again, then revert: back on the host, with m1.small.
+        self.openstack("server", "resize", "--flavor", "m1.medium", "--wait",
+                       server_id, parse=False)
+        self.wait_status(server_id, "VERIFY_RESIZE")
+        self.openstack("server", "resize", "revert", server_id, parse=False)
+        shown = self.wait_status(server_id, "ACTIVE")
+        self.assertIn("m1.small", str(shown["flavor"]))
+        self.assertEqual(shown["OS-EXT-SRV-ATTR:host"], moved_to)
+        listed = self.openstack("--os-compute-api-version", "2.80",
+                                "server", "migration", "list", "--server",
+                                server_id)
+        self.assertEqual(sorted(row["Status"] for row in listed),
+                         ["confirmed", "reverted"])
+        self.assertEqual({row["Type"] for row in listed}, {"resize"})
+
+    def test_cold_migrate(self):
+        server_id = self.create()
+        source = self.show(server_id)["OS-EXT-SRV-ATTR:host"]
+        self.openstack("server", "migrate", "--wait", server_id,
+                       parse=False)
+        shown = self.wait_status(server_id, "VERIFY_RESIZE")
+        self.assertNotEqual(shown["OS-EXT-SRV-ATTR:host"], source)
+        self.openstack("server", "resize", "confirm", server_id, parse=False)
+        self.wait_status(server_id, "ACTIVE")
+        listed = self.openstack("--os-compute-api-version", "2.80",
+                                "server", "migration", "list", "--server",
+                                server_id, "--type", "cold-migration")
+        self.assertEqual([row["Status"] for row in listed], ["confirmed"])
