@@ -593,3 +593,12 @@ class InvalidMigrationState(Conflict):
 
 class ComputeHostNotDown(Conflict):
     msg_fmt = "Compute service of %(host)s is still in use."
+
+
+class ImageUploadFailed(ComputeException):
+    msg_fmt = "Uploading image %(image_id)s failed: %(reason)s"
+
+
+class SnapshotTimeout(ComputeException):
+    msg_fmt = ("The snapshot of instance %(instance_uuid)s into image "
+               "%(image_id)s did not finish within %(timeout)d seconds")

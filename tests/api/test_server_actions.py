@@ -195,12 +195,7 @@ class ActionTests(ServersTestCase):
     def test_unsupported_actions_are_501_after_validation(self):
         server_id = self.active_server()
         for body in ({"rebuild": {"imageRef": random_uuid()}},
-                     {"createImage": {"name": "snap"}},
-                     {"createBackup": {"name": "b", "backup_type": "daily",
-                                       "rotation": 1}},
-                     {"shelve": None}, {"unshelve": None},
-                     {"shelveOffload": None}, {"rescue": None},
-                     {"unrescue": None},
+                     {"rescue": None}, {"unrescue": None},
                      {"evacuate": {}}, {"changePassword": {"adminPass": "x"}},
                      {"addSecurityGroup": {"name": "web"}},
                      {"removeSecurityGroup": {"name": "web"}},
@@ -215,5 +210,13 @@ class ActionTests(ServersTestCase):
         self.assertFault(self.action(server_id, {"createImage": {}}), 400,
                          "name")
         self.assertFault(self.action(random_uuid(), {"shelve": None}), 404)
+        # Without an agent layer, image actions are 501 and leave nothing.
+        for body in ({"createImage": {"name": "snap"}},
+                     {"createBackup": {"name": "b", "backup_type": "daily",
+                                       "rotation": 1}},
+                     {"shelve": None}):
+            fault = self.assertFault(self.action(server_id, body), 501)
+            self.assertIn("compute agent", fault["message"])
+        self.assertIsNone(self.row(server_id).task_state)
         self.assertFault(self.action(server_id, {"trigger_crash_dump": None},
                                      version="2.16"), 404)

@@ -42,7 +42,7 @@ from twisted.trial.unittest import SkipTest
 
 from tests.base import demanded, require_service
 from tests.integration.harness import (
-    COMPUTE_MANAGE, TwistdTestCase, run_command)
+    COMPUTE_MANAGE, TwistdTestCase, run_command, wait_until)
 from tests.integration.test_openstack_cli import (
     OpenStackCLIMixin, clouds_yaml)
 from tests.virt.libvirt import guest
@@ -445,3 +445,101 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
             chunk = ws.recv()
             data += chunk if isinstance(chunk, bytes) else chunk.encode()
         return data
+
+    # --- snapshots and shelving (issue 10) -------------------------------
+
+    def snapshot_while_watching(self, server_id: str, name: str) -> tuple:
+        """``server image create --wait`` while the domain's state is
+        sampled; returns (image, the states seen)."""
+        import subprocess
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("OS_")}
+        env["OS_CLIENT_CONFIG_FILE"] = self.clouds
+        env["HOME"] = self.proc.directory
+        from tests.integration.harness.processes import OPENSTACK
+        child = subprocess.Popen(
+            [OPENSTACK, "--os-cloud", "twisted-compute", "server", "image",
+             "create", "--wait", "--name", name, server_id, "-f", "json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env, cwd=self.proc.directory)
+        states = []
+        deadline = time.monotonic() + CLI_TIMEOUT
+        while child.poll() is None and time.monotonic() < deadline:
+            domain = libvirt_domain(server_id)
+            states.append(domain[1] if domain else None)
+            time.sleep(0.1)
+        out, err = child.communicate(timeout=CLI_TIMEOUT)
+        self.assertEqual(child.returncode, 0, err)
+        return json.loads(out), states
+
+    def test_snapshot_boot_from_it_shelve_and_unshelve(self):
+        import libvirt
+        marker = "m" + uuid.uuid4().hex[:10]
+        server = self.boot(cmdline=f"{GUEST_CMDLINE} "
+                                   f"tc_disk_marker={marker}")
+        server_id = server["id"]
+        output = self.check_running_guest(server)
+        self.assertIn(f"guest-disk-written: TCMARK:{marker}", output,
+                      output[-3000:])
+        # A snapshot of the running guest: it never stops, and its
+        # console goes on (a marker every 2 s) across the snapshot.
+        ticks_before = self.console_until(server_id, guest.SERIAL_MARKER) \
+            .count(guest.SERIAL_MARKER)
+        image, states = self.snapshot_while_watching(
+            server_id, "snap-" + uuid.uuid4().hex[:6])
+        self.addCleanup(self.openstack, "image", "delete", image["id"],
+                        parse=False, check=False)
+        self.assertEqual(image["status"], "active", image)
+        self.assertTrue(states)
+        self.assertEqual(set(states), {libvirt.VIR_DOMAIN_RUNNING}, states)
+        time.sleep(4.5)
+        ticks_after = self.openstack("console", "log", "show", server_id,
+                                     parse=False).stdout.count(
+            guest.SERIAL_MARKER)
+        self.assertGreater(ticks_after, ticks_before)
+        shown = self.openstack("image", "show", image["id"])
+        self.assertEqual(shown["disk_format"], "qcow2")
+        self.assertEqual(shown["properties"]["image_type"], "snapshot")
+        self.assertEqual(shown["properties"]["instance_uuid"], server_id)
+        # A second server from the snapshot finds the first's marker.
+        flavor = self.openstack("flavor", "create", "--ram", "256",
+                                "--disk", "1", "--vcpus", "1",
+                                "guest-" + uuid.uuid4().hex[:6])
+        second = self.openstack(
+            "server", "create", "--flavor", flavor["id"], "--image",
+            image["id"], "--auto-network", "--wait",
+            "guest-" + uuid.uuid4().hex[:6])
+        self.addCleanup(self._delete_quietly, second["id"])
+        self.assertEqual(second["status"], "ACTIVE", second)
+        output = self.console_until(second["id"], guest.DONE)
+        self.assertIn(f"guest-disk: TCMARK:{marker}", output,
+                      output[-3000:])
+        self.assertNotIn("guest-disk-written", output)
+        self.check_deleted_quietly(second["id"])
+        # Shelve (offloaded at once), unshelve: same uuid, same marker.
+        self.openstack("server", "shelve", "--wait", server_id,
+                       parse=False)
+        shown = wait_until(
+            lambda: (lambda s: s if s["status"] == "SHELVED_OFFLOADED"
+                     else None)(self.openstack("server", "show",
+                                               server_id)),
+            CLI_TIMEOUT, interval=1, message="the server to be offloaded")
+        self.assertFalse(shown.get("OS-EXT-SRV-ATTR:host"))
+        self.assertIsNone(libvirt_domain(server_id))
+        self.openstack("server", "unshelve", "--wait", server_id,
+                       parse=False)
+        shown = self.openstack("server", "show", server_id)
+        self.assertEqual(shown["status"], "ACTIVE", shown)
+        self.assertEqual(shown["id"], server_id)
+        domain = libvirt_domain(server_id)
+        self.assertEqual(domain[1], libvirt.VIR_DOMAIN_RUNNING)
+        output = self.console_until(server_id, f"guest-disk: TCMARK:{marker}")
+        self.assertIn(f"guest-disk: TCMARK:{marker}", output,
+                      output[-3000:])
+        self.assertIn(f"guest-uuid: {server_id}", output)
+
+    def check_deleted_quietly(self, server_id: str) -> None:
+        self.openstack("server", "delete", "--wait", server_id,
+                       parse=False)
+        self.deleted.add(server_id)
+        self.assertIsNone(libvirt_domain(server_id))

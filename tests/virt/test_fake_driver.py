@@ -298,11 +298,30 @@ class FakeDriverTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(two.get_available_nodes()),
                          ["b"])
 
-    def test_snapshot_not_implemented(self):
+    def test_snapshot_uploads_the_disk_and_walks_the_task_states(self):
         instance = make_instance()
         self.failureResultOf(
-            self.driver.snapshot(self.ctx, instance, "img", None),
-            exception.NotImplementedYet)
+            self.driver.snapshot(self.ctx, instance, "img", None, None),
+            exception.InstanceNotFound)
+        self.successResultOf(self.driver.spawn(
+            self.ctx, instance, {"id": "base"}, [], None, [], None))
+        states, uploads = [], []
+
+        def update(task_state, expected_state=None):
+            states.append((task_state, expected_state))
+            return defer.succeed(None)
+
+        def upload(data, disk_format, container_format="bare"):
+            uploads.append((data, disk_format))
+            return defer.succeed(None)
+        self.successResultOf(self.driver.snapshot(
+            self.ctx, instance, "img", update, upload))
+        self.assertEqual(states, [
+            ("image_pending_upload", "image_snapshot"),
+            ("image_uploading", "image_pending_upload")])
+        self.assertEqual(uploads, [(b"fake disk of image base\n", "raw")])
+        self.assertEqual(self.driver.guests[instance.uuid].state,
+                         power_state.RUNNING)
 
 
 class CapabilitiesTests(SynchronousTestCase):

@@ -31,6 +31,7 @@ import attrs
 from twisted.internet.defer import maybeDeferred
 
 from twisted_compute import exception, ids
+from twisted_compute.compute.api_snapshots import SnapshotAPIMixin
 from twisted_compute.log import Logger
 from twisted_compute.objects import vm_states
 from twisted_compute.objects.boot_request import BootRequest
@@ -310,7 +311,7 @@ class MoveAPIMixin:
         return migration
 
 
-class ComputeAPI(MoveAPIMixin):
+class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin):
     log = Logger()
 
     def __init__(self, conf, db_service, compute_task_api,

@@ -88,7 +88,9 @@ from twisted_compute.compute.common import (
 from twisted_compute.compute.init_host import (  # noqa: F401 - names of
     RESTART_BUILD_REASON, InitHostMixin)       # this module's API
 from twisted_compute.compute.move import MoveMixin
+from twisted_compute.compute.image_client import ImageClient
 from twisted_compute.compute.power_sync import PowerSyncMixin
+from twisted_compute.compute.snapshot import SnapshotMixin
 from twisted_compute.compute.instance_events import InstanceEvents
 from twisted_compute.compute.resource_tracker import ResourceTracker
 from twisted_compute.context import get_admin_context
@@ -103,7 +105,8 @@ from twisted_compute.virt.driver import HARD, SOFT
 _INSTANCE_FIELDS = frozenset(f.name for f in attrs.fields(Instance))
 
 
-class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin):
+class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
+                     SnapshotMixin):
     """The agent of one host: RPC endpoint, builds
     (:class:`~twisted_compute.compute.build.BuildMixin`), actions,
     periodic tasks (power sync:
@@ -115,17 +118,24 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin):
     #: and ``attempt``; the 1.0 form is served too; 1.2: ``get_console``;
     #: 1.3: diagnostics, external events, image pre-caching: new methods
     #: only, so older messages are served unchanged; 1.4: the move steps
-    #: of :mod:`twisted_compute.compute.move`).
-    RPC_API_VERSION = "1.4"
+    #: of :mod:`twisted_compute.compute.move`),
+    #: 1.5: snapshots, backups, shelving: new methods only).
+    RPC_API_VERSION = "1.5"
     target_version = RPC_API_VERSION
     log = Logger()
 
-    def __init__(self, conf, host: str, driver, conductor, reactor):
+    def __init__(self, conf, host: str, driver, conductor, reactor,
+                 images: ImageClient | None = None):
         self.conf = conf
         self.host = host
         self.driver = driver
         self.conductor = conductor
         self.reactor = reactor
+        #: The image API, for snapshots (uploads read files in the
+        #: driver's IO pool when it has one).
+        self.images = images if images is not None else \
+            ImageClient.from_conf(conf, reactor,
+                                  pool=getattr(driver, "io_pool", None))
         self.tracker = ResourceTracker(conf, host, driver)
         #: What builds in progress wait for (network-vif-plugged).
         self.instance_events = InstanceEvents(reactor)

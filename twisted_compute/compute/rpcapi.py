@@ -42,7 +42,9 @@ TOPIC = "compute"
 #: 1.4 - the move steps (calls): ``prep_resize``, ``resize_instance``,
 #:       ``finish_resize``, ``confirm_resize``, ``confirm_resize_dest``,
 #:       ``revert_resize``, ``finish_revert_resize``, ``live_migration``
-RPC_API_VERSION = "1.4"
+#: 1.5 - ``snapshot_instance``, ``backup_instance``, ``shelve_instance``,
+#:       ``shelve_offload_instance``, ``unshelve_instance`` (casts)
+RPC_API_VERSION = "1.5"
 #: The move steps (:mod:`twisted_compute.compute.move`), all calls.
 MOVE_STEPS = ("prep_resize", "resize_instance", "finish_resize",
               "confirm_resize", "confirm_resize_dest", "revert_resize",
@@ -54,7 +56,12 @@ NEW_METHODS = {"get_console": "1.2",
                "get_instance_diagnostics": "1.3",
                "external_instance_event": "1.3",
                "cache_images": "1.3",
-               **{step: "1.4" for step in MOVE_STEPS}}
+               **{step: "1.4" for step in MOVE_STEPS},
+               "snapshot_instance": "1.5",
+               "backup_instance": "1.5",
+               "shelve_instance": "1.5",
+               "shelve_offload_instance": "1.5",
+               "unshelve_instance": "1.5"}
 #: What every method but ``build_and_run_instance`` is sent as.
 BASE_VERSION = "1.0"
 #: Instance fields left out of a build message (the agent does not use
@@ -207,6 +214,50 @@ class ComputeAPIClient:
             return defer.fail()
         return client.cast(context, "cache_images",
                            image_ids=list(image_ids))
+
+    # --- images of servers (1.5) --------------------------------------
+
+    def _cast_new(self, context, instance: Instance, method: str,
+                  host: str | None = None, **kwargs):
+        try:
+            client = self._new_method(host or instance.host, method)
+        except exception.ComputeException:
+            return defer.fail()
+        return client.cast(context, method, instance=instance.to_dict(),
+                           **kwargs)
+
+    def snapshot_instance(self, context, instance, image_id: str):
+        """Copy the guest's disk into the queued image ``image_id``."""
+        return self._cast_new(context, instance, "snapshot_instance",
+                              image_id=image_id)
+
+    def backup_instance(self, context, instance, image_id: str,
+                        backup_type: str, rotation: int):
+        """A snapshot into ``image_id``, then the backups of
+        ``backup_type`` beyond ``rotation`` deleted, oldest first."""
+        return self._cast_new(context, instance, "backup_instance",
+                              image_id=image_id, backup_type=backup_type,
+                              rotation=rotation)
+
+    def shelve_instance(self, context, instance, image_id: str,
+                        clean_shutdown: bool = True):
+        return self._cast_new(context, instance, "shelve_instance",
+                              image_id=image_id,
+                              clean_shutdown=clean_shutdown)
+
+    def shelve_offload_instance(self, context, instance,
+                                clean_shutdown: bool = True):
+        return self._cast_new(context, instance, "shelve_offload_instance",
+                              clean_shutdown=clean_shutdown)
+
+    def unshelve_instance(self, context, instance, image_id=None,
+                          host: str | None = None, node: str | None = None,
+                          image: dict | None = None):
+        """Start a SHELVED guest again (no ``host``), or boot a
+        SHELVED_OFFLOADED one on ``host`` from ``image`` (the shelved
+        image's boot metadata)."""
+        return self._cast_new(context, instance, "unshelve_instance",
+                              host=host, node=node, image=image)
 
     # --- calls ---------------------------------------------------------
 

@@ -65,6 +65,11 @@ def agent_role(conf, reactor, transport, host: str | None = None,
             conf.image_cache_manager_interval > 0:
         periodic.append(("age_images", driver.age_images,
                          conf.image_cache_manager_interval))
+    if conf.shelved_offload_time > 0:
+        periodic.append(("offload_shelved_instances",
+                         lambda: manager._periodic(
+                             manager.offload_shelved_instances, None),
+                         conf.shelved_poll_interval))
     role = RPCRoleService(
         conf, reactor, transport, topic, host, COMPUTE_BINARY, [manager],
         periodic=periodic + [

@@ -64,3 +64,13 @@ class ComputeTaskAPI:
     def revert_resize(self, context, migration_id):
         return self._move("revert_resize", context, migration_id)
 
+    def unshelve_instance(self, context, instance, host=None):
+        """Hand a shelved-offloaded instance to the conductor to schedule
+        and boot again (a cast)."""
+        if self.conductor is None:
+            from twisted.internet.defer import fail
+            from twisted_compute import exception
+            return fail(exception.ComputeAgentUnavailable(
+                action="unshelve"))
+        return self.conductor.unshelve_instance(context, instance,
+                                                host=host)

@@ -80,7 +80,8 @@ class ConductorManager(MoveTaskMixin):
     #: 1.4 - ``migrate_server``, ``confirm_resize``, ``revert_resize``,
     #:       ``live_migrate_instance``
     #:       (casts: the moves of :mod:`twisted_compute.conductor.move`)
-    RPC_API_VERSION = "1.4"
+    #: 1.5 - ``unshelve_instance`` (a cast from the API)
+    RPC_API_VERSION = "1.5"
     log = Logger()
 
     def __init__(self, conf, db_service, scheduler, compute, clock,
@@ -312,6 +313,57 @@ class ConductorManager(MoveTaskMixin):
                 self.log.warn("{message} (host {host})", message=message,
                               host=host or "none")
         return failed
+
+    # --- unshelve -----------------------------------------------------
+
+    async def unshelve_instance(self, context, instance, host=None):
+        """RPC cast (1.4): schedule a SHELVED_OFFLOADED instance again
+        (its stored request spec, the zone it is pinned to now, ``host``
+        when an admin asked for one) and hand it to the chosen agent with
+        its shelved image; with no host, it stays offloaded with a
+        fault."""
+        context = _ctx(context)
+        instance = Instance.from_dict(instance)
+        uuid = instance.uuid
+        event = "conductor_unshelve_instance"
+        await self.db.actions.event_start(uuid, context.request_id, event,
+                                          self.host)
+        image_id = (instance.system_metadata or {}).get("shelved_image_id")
+        image = await self.db.images.boot_meta(image_id)
+        spec = RequestSpec.from_dict(instance.request_spec or {})
+        spec = attrs.evolve(
+            spec, num_instances=1, instance_uuids=(uuid,),
+            availability_zone=instance.availability_zone,
+            force_hosts=[host] if host else None, force_nodes=None,
+            ignore_hosts=(), image=image or spec.image)
+        try:
+            if image is None:
+                raise exception.ImageNotFound(image_id=image_id)
+            selections = await self.scheduler.select_destinations(
+                context, spec, [uuid], return_alternates=False)
+            selection = selections[0]
+            await self.compute.unshelve_instance(
+                context, instance, host=selection.host,
+                node=selection.node, image=image)
+        except Exception as error:  # noqa: BLE001 - every error ends here
+            reason = (error.format_message()
+                      if isinstance(error, exception.ComputeException)
+                      else f"Error while unshelving: {error}")
+            self.log.warn("Unshelve of {uuid} failed: {reason}", uuid=uuid,
+                          reason=reason)
+            await self.db.actions.add_fault(uuid, 500, reason, None, None)
+            try:
+                await self.db.instances.guarded_update(
+                    uuid, {"task_state": None},
+                    expected_task_state=[vm_states.UNSHELVING])
+            except exception.ComputeException:
+                pass
+            await self.db.actions.event_finish(
+                uuid, context.request_id, event, self.host, "Error",
+                None, details=reason)
+            return
+        await self.db.actions.event_finish(uuid, context.request_id, event,
+                                           self.host, "Success", None)
 
     # --- the agents' DB proxy -----------------------------------------
 

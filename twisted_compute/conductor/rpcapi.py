@@ -18,7 +18,7 @@ TOPIC = "conductor"
 #: The newest conductor RPC API this client speaks (see
 #: :attr:`twisted_compute.conductor.manager.ConductorManager.
 #: RPC_API_VERSION`).
-RPC_API_VERSION = "1.4"
+RPC_API_VERSION = "1.5"
 
 
 def _instance_or_none(values) -> Instance | None:
@@ -83,6 +83,13 @@ class ConductorAPIClient:
     def revert_resize(self, context, migration_id: int):
         return self.client.prepare(version="1.4").cast(
             context, "revert_resize", migration_id=migration_id)
+
+    def unshelve_instance(self, context, instance: Instance,
+                          host: str | None = None):
+        """Schedule a shelved-offloaded instance again (1.5)."""
+        return self.client.prepare(version="1.5").cast(
+            context, "unshelve_instance", instance=instance.to_dict(),
+            host=host)
 
     # --- the agents' DB proxy -----------------------------------------
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from twisted_compute.conf import (
     api, compute, conductor, console, database, default, fake_driver,
-    glance, keystone, libvirt, neutron, quota, rabbit, scheduler, service)
+    glance, keystone, libvirt, neutron, quota, rabbit, scheduler, service,
+    snapshots)
 from twisted_compute.conf.default import API_NAMES
 from twisted_compute.conf.opts import Opt, OptGroups
 from twisted_compute.conf.rabbit import DEFAULT_AMQP_SPEC
 
 #: The option modules, in the order of the sample file: ``[DEFAULT]``
 #: gathers the options of several of them, in this order.
-_MODULES = (default, service, conductor, compute, rabbit, database, api,
+_MODULES = (default, service, conductor, compute, snapshots, rabbit,
+            database, api,
             keystone, quota, neutron, glance, fake_driver, scheduler,
             libvirt, console)
 

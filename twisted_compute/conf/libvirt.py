@@ -3,7 +3,8 @@ pool (:mod:`twisted_compute.virt.libvirt.driver`)."""
 
 from __future__ import annotations
 
-from twisted_compute.conf.opts import OptGroups, float_opt, int_opt, str_opt
+from twisted_compute.conf.opts import (
+    OptGroups, bool_opt, float_opt, int_opt, str_opt)
 
 #: The guest CPU modes of libvirt's ``<cpu mode=...>``.
 CPU_MODES = ("host-model", "host-passthrough", "custom", "none")
@@ -38,6 +39,10 @@ LIBVIRT_OPTS = [
     float_opt("qemu_img_timeout", 600.0,
               "Seconds a qemu-img run (image info, overlay creation) may "
               "take before it is killed and the build fails", min=1),
+    bool_opt("live_snapshot", True,
+             "Snapshot running QEMU guests live (an external disk-only "
+             "snapshot, the copy, then a block commit); false: always "
+             "cold (the guest suspended to disk during the copy)"),
 ]
 
 

@@ -30,6 +30,7 @@ from twisted_compute.db import server_groups
 from twisted_compute.db.base import DBComponent
 from twisted_compute.objects import vm_states
 from twisted_compute.objects.flavor import Flavor
+from twisted_compute.objects.service import COMPUTE_BINARY
 from twisted_compute.objects.image import Image
 from twisted_compute.objects.instance import Instance, InstanceFault
 
@@ -626,6 +627,32 @@ def transition(conn, uuid: str, *, project_id: str | None,
     return get(conn, uuid)
 
 
+def unshelve(conn, conf, uuid: str, *, project_id: str | None,
+             check: Callable[[Instance], None], values: dict[str, Any],
+             zone: str | None, host: str | None,
+             action_values: dict[str, Any]) -> Instance:
+    """Start the unshelve of a shelved-offloaded server, in one
+    transaction: the zone asked for must exist (400), the host asked for
+    be a compute host (400), the cores and RAM the server gave back must
+    fit the project's quota again (403); then :func:`transition`."""
+    if zone is not None and zone not in aggregates.availability_zones(
+            conn, conf.default_availability_zone):
+        raise exception.InvalidAvailabilityZone()
+    if host is not None and conn.execute(sa.select(m.services.c.id).where(
+            m.services.c.host == host,
+            m.services.c.binary == COMPUTE_BINARY)).first() is None:
+        raise exception.Invalid(f"Compute host {host} could not be found.")
+    instance = get(conn, uuid, project_id)
+    check(instance)
+    quotas.lock_project(conn, instance.project_id)
+    quotas.check_deltas(conn, conf, instance.project_id, None,
+                        {"cores": instance.vcpus or 0,
+                         "ram": instance.memory_mb or 0})
+    return transition(conn, uuid, project_id=project_id, check=check,
+                      values=values, action="unshelve",
+                      action_values=action_values)
+
+
 def update(conn, uuid: str, values: dict[str, Any],
            project_id: str | None = None) -> Instance:
     """Write ``values`` (no state check: display fields)."""
@@ -1076,6 +1103,11 @@ class InstancesComponent(DBComponent):
         return self._write(transition, uuid, project_id=project_id,
                            check=check, values=values, action=action,
                            action_values=action_values)
+
+    def unshelve(self, conf, uuid: str, **kwargs: Any
+                 ) -> Deferred[Instance]:
+        """See :func:`unshelve`."""
+        return self._write(unshelve, conf, uuid, **kwargs)
 
     def set_pinned_zone(self, uuid: str, zone: str | None,
                         project_id: str | None) -> Deferred[Instance]:

@@ -118,8 +118,14 @@ def delete_limits(conn, project_id: str, user_id: str | None = None) -> None:
 
 def _count_instances_statement(by_user: bool):
     i = m.instances
+    # A shelved-offloaded server counts as an instance but holds no cores
+    # and no RAM (it gave them back when it left its host, as Nova's
+    # placement-based counting does); unshelve claims them again.
+    held = i.c.vm_state != "shelved_offloaded"
     query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(
-        i.c.vcpus), 0), sa.func.coalesce(sa.func.sum(i.c.memory_mb), 0)
+        sa.case((held, i.c.vcpus), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(
+            sa.case((held, i.c.memory_mb), else_=0)), 0)
     ).where(i.c.project_id == sa.bindparam("project_id"), i.c.deleted == 0)
     if by_user:
         query = query.where(i.c.user_id == sa.bindparam("user_id"))

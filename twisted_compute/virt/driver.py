@@ -140,9 +140,14 @@ class IComputeDriver(Interface):
         ``ConsoleNotSupported`` when the driver has no such console,
         ``InstanceNotFound`` for a guest it does not have."""
 
-    def snapshot(context, instance, image_id, update_task_state):
-        """Snapshot the guest's disk into image ``image_id`` (may fail
-        with ``NotImplementedYet``)."""
+    def snapshot(context, instance, image_id, update_task_state, upload):
+        """Copy the guest's disk into the queued image ``image_id``:
+        ``update_task_state(task_state, expected_state)`` (a Deferred)
+        for ``image_pending_upload`` once the copy is taken and
+        ``image_uploading`` before the upload; ``upload(source,
+        disk_format, container_format="bare")`` (a Deferred; ``source``
+        bytes or a file's path) streams it into the image API.  A
+        cancelled Deferred must leave the guest as it found it."""
 
 
 # Optional hooks a driver may have (the agent looks for them with

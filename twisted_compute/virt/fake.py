@@ -22,6 +22,7 @@ from zope.interface import implementer
 
 from twisted_compute import exception
 from twisted_compute.log import Logger
+from twisted_compute.objects import vm_states
 from twisted_compute.objects.console import ConsoleInfo
 from twisted_compute.virt import driver as driver_mod
 from twisted_compute.virt import fake_console, power_state
@@ -42,6 +43,8 @@ class FakeGuest:
     console: list[str] = attrs.field(factory=list)
     #: Listening ports of its in-process consoles, by console type.
     console_ports: dict = attrs.field(factory=dict)
+    #: Its root disk's bytes (what a snapshot uploads).
+    disk: bytearray = attrs.field(factory=bytearray)
 
 
 @implementer(IComputeDriver)
@@ -184,6 +187,8 @@ class FakeDriver:
             internal_id=str(uuidlib.uuid4()), state=power_state.NOSTATE,
             vcpus=instance.vcpus, memory_mb=instance.memory_mb,
             disk_gb=(instance.root_gb or 0) + (instance.ephemeral_gb or 0))
+        guest.disk += (f"fake disk of image "
+                       f"{(image_meta or {}).get('id')}\n").encode()
         self.guests[instance.uuid] = guest
         self._log(guest, f"fake hypervisor {self.nodename}: defining "
                          f"domain {guest.name} for instance {guest.uuid}")
@@ -323,9 +328,37 @@ class FakeDriver:
             port.stopListening()
         guest.console_ports.clear()
 
-    def snapshot(self, context, instance, image_id, update_task_state):
-        return defer.fail(exception.NotImplementedYet(
-            feature="Snapshots on the fake driver"))
+    #: Seconds a snapshot takes before its upload (a ``callLater``), and
+    #: whether it fails there (for the agent's failure paths).
+    snapshot_delay = 0.0
+    fail_snapshot = False
+
+    def snapshot(self, context, instance, image_id, update_task_state,
+                 upload):
+        """Uploads the guest's disk bytes as a raw image; the guest keeps
+        its power state."""
+        try:
+            guest = self._guest(instance)
+        except exception.InstanceNotFound:
+            return defer.fail()
+
+        async def run():
+            await update_task_state(vm_states.IMAGE_PENDING_UPLOAD,
+                                    vm_states.IMAGE_SNAPSHOT)
+            data = bytes(guest.disk)
+            self._log(guest, f"snapshot into image {image_id}: "
+                             f"{len(data)} bytes")
+            if self.snapshot_delay > 0:
+                await task.deferLater(self.reactor, self.snapshot_delay,
+                                      lambda: None)
+            if self.fail_snapshot:
+                raise exception.ImageUploadFailed(
+                    image_id=image_id, reason="injected failure")
+            await update_task_state(vm_states.IMAGE_UPLOADING,
+                                    vm_states.IMAGE_PENDING_UPLOAD)
+            await upload(data, "raw")
+
+        return defer.ensureDeferred(run())
 
     def cache_image(self, context, image_id: str):
         """Records the image as cached; ``"existing"`` the second time."""

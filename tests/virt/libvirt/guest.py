@@ -95,6 +95,31 @@ if mount -t iso9660 -o ro /dev/sr0 /mnt/config 2>/dev/null; then
     cat /mnt/config/openstack/latest/meta_data.json
     echo
 fi
+# The disk marker: the first 64 bytes of /dev/vda.  A disk without one
+# gets tc_disk_marker= of the command line (written once, so a guest
+# booted from a snapshot shows its origin's); the console shows it.
+disk_marker=
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in tc_disk_marker=*) disk_marker="${arg#tc_disk_marker=}" ;; esac
+done
+for try in 1 2 3 4 5; do
+    [ -b /dev/vda ] && break
+    sleep 1
+done
+if [ -b /dev/vda ]; then
+    found=$(dd if=/dev/vda bs=64 count=1 2>/dev/null | tr -dc 'A-Za-z0-9:_-')
+    case "$found" in
+        TCMARK:*) ;;
+        *)  if [ -n "$disk_marker" ]; then
+                printf 'TCMARK:%s' "$disk_marker" | \
+                    dd of=/dev/vda bs=64 count=1 conv=sync,notrunc 2>/dev/null
+                sync
+                found="TCMARK:$disk_marker"
+                echo "guest-disk-written: $found"
+            fi ;;
+    esac
+    echo "guest-disk: $found"
+fi
 metadata=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in tc_metadata=*) metadata="${arg#tc_metadata=}" ;; esac

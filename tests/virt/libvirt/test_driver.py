@@ -273,10 +273,10 @@ class LibvirtDriverTests(LibvirtFixture, SynchronousTestCase):
         self.successResultOf(driver.destroy(None, instance, []))
         self.assertIsNone(self.domain(instance))
 
-    def test_snapshot_not_implemented(self):
+    def test_snapshot_of_an_unknown_guest(self):
         self.failureResultOf(
-            self.driver.snapshot(None, make_instance(), "img", None),
-            exception.NotImplementedYet)
+            self.driver.snapshot(None, make_instance(), "img", None, None),
+            exception.InstanceNotFound)
 
     def test_domain_metadata_names_the_host(self):
         instance, d = self.spawn()

@@ -46,6 +46,7 @@ from twisted_compute.virt.driver import HARD, REBOOT_TYPES, \
     IComputeDriver, InstanceInfo, driver_capabilities
 from twisted_compute.virt.libvirt import config as vconfig
 from twisted_compute.virt.libvirt import imagecache
+from twisted_compute.virt.libvirt.snapshot import Snapshotter
 from twisted_compute.virt.libvirt.dhcp import DHCPReservations, mac_address
 from twisted_compute.virt.libvirt.host import Host, domain_power_state, \
     libvirt
@@ -104,6 +105,8 @@ class LibvirtDriver:
             response_timeout=conf.glance.image_response_timeout,
             deadline=conf.glance.image_download_deadline)
         self.qemu_img_timeout = conf.libvirt.qemu_img_timeout
+        self.snapshots = Snapshotter(self, reactor,
+                                     live=options.live_snapshot)
         self.dhcp = DHCPReservations()
         #: Serial console ports handed to guests being built (the live
         #: domains' ports are read from libvirt at each allocation).
@@ -693,9 +696,17 @@ class LibvirtDriver:
 
         return self._run(find)
 
-    def snapshot(self, context, instance, image_id, update_task_state):
-        return defer.fail(exception.NotImplementedYet(
-            feature="Snapshots on the libvirt driver"))
+    def snapshot(self, context, instance, image_id, update_task_state,
+                 upload):
+        """See :mod:`twisted_compute.virt.libvirt.snapshot`."""
+        return self.snapshots.snapshot(context, instance, image_id,
+                                       update_task_state, upload)
+
+    @property
+    def io_pool(self):
+        """The pool the agent reads snapshot files in (this driver's)."""
+        self._host.start()
+        return self._host.pool
 
     def events_to_wait_for(self, instance) -> list[str]:
         """A new guest waits for its NIC's ``network-vif-plugged`` (when

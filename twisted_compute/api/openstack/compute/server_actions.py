@@ -16,20 +16,13 @@ from twisted_compute.api.openstack import common, extensions
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute import remote_consoles
+from twisted_compute.api.openstack.compute import snapshot_actions
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.servers import instance_target
 
 #: Actions answered 501: action -> (schema, min version, why).
 UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
     "rebuild": (schema.rebuild, None, "rebuilding needs a compute agent"),
-    "createImage": (schema.create_image, None,
-                    "snapshots need a compute agent"),
-    "createBackup": (schema.create_backup, None,
-                     "backups need a compute agent"),
-    "shelve": (schema.shelve, None, "shelving needs a compute agent"),
-    "shelveOffload": (schema.shelve_offload, None,
-                      "shelving needs a compute agent"),
-    "unshelve": (schema.unshelve, None, "shelving needs a compute agent"),
     "rescue": (schema.rescue, None, "rescue needs a compute agent"),
     "unrescue": (schema.unrescue, None, "rescue needs a compute agent"),
     "evacuate": (schema.evacuate, None, "evacuation is not supported"),
@@ -86,6 +79,7 @@ class ServerActionsController(Controller):
             "revertResize": self._revert_resize,
             "migrate": self._migrate,
             "os-migrateLive": self._live_migrate,
+            **snapshot_actions.handlers(self),
         }
         for name in remote_consoles.LEGACY_ACTIONS:
             handlers[name] = self._legacy_console
