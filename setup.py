@@ -59,10 +59,12 @@ setup(
         # selenium drives Debian's chromium (noVNC through the console
         # proxy); websocket-client reads a real guest's serial console;
         # schemathesis fuzzes the API with its own OpenAPI document
-        # (tests/integration/test_fuzz.py).
+        # (tests/integration/test_fuzz.py); boto3 and awscli are real EC2
+        # clients (and botocore's signer and parser serve the in-memory
+        # EC2 tests).
         "test": ["python-openstackclient>=7", "libvirt-python>=10",
                  "selenium>=4", "websocket-client>=1.6",
-                 "schemathesis>=4.0"],
+                 "schemathesis>=4.0", "boto3>=1.34", "awscli>=1.32"],
     },
     entry_points={
         "console_scripts": [

@@ -20,7 +20,7 @@ from twisted_compute.api.openapi import compute as compute_table
 from twisted_compute.api.openapi import image as image_table
 from twisted_compute.api.openapi.jsonschema import to_openapi
 from twisted_compute.api.openapi.table import at
-from twisted_compute.api.openstack import api_version, common
+from twisted_compute.api.openstack import api_version, common, extensions
 from twisted_compute.api.openstack.api_version import APIVersion
 from twisted_compute.api.openstack.compute import CONTROLLERS, _load
 from twisted_compute.cmd import manage
@@ -39,7 +39,13 @@ def _routes(apps) -> set[tuple[str, str]]:
 
 
 def compute_routes() -> set[tuple[str, str]]:
-    return _routes(_load(spec).app for spec in CONTROLLERS)
+    """The built-in controllers' routes and those of the extensions
+    installed (the two shipped ones: os-simple-tenant-usage and
+    os-instance_usage_audit_log)."""
+    apps = [_load(spec).app for spec in CONTROLLERS]
+    for extension in extensions.discover():
+        apps.extend(cls.app for cls in extension.controllers())
+    return _routes(apps)
 
 
 def image_routes() -> set[tuple[str, str]]:
@@ -66,7 +72,7 @@ class RouteTests(SynchronousTestCase):
                          "routes documented but not served")
 
     def test_compute_routes(self):
-        self.check(compute_routes(), compute_table.operations())
+        self.check(compute_routes(), openapi.operations("compute"))
 
     def test_image_routes(self):
         self.check(image_routes(), image_table.operations())
@@ -433,3 +439,18 @@ class ManageTests(SynchronousTestCase):
                                     "x")
         self.assertEqual(code, 1)
         self.assertEqual(out, "")
+
+
+class ExtensionRouteTests(SynchronousTestCase):
+    def test_shipped_extensions_documented(self):
+        paths = openapi.document("compute", "2.40")["paths"]
+        self.assertIn("/os-simple-tenant-usage/{tenant_id}", paths)
+        self.assertIn("/os-instance_usage_audit_log/{before}", paths)
+        self.assertIn("/extensions/{alias}", paths)
+        params = {p["name"] for p in paths["/os-simple-tenant-usage"][
+            "get"].get("parameters", [])}
+        self.assertIn("marker", params)
+        before = openapi.document("compute", "2.39")["paths"]
+        params = {p["name"] for p in before["/os-simple-tenant-usage"][
+            "get"].get("parameters", [])}
+        self.assertNotIn("marker", params)

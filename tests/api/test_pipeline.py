@@ -86,7 +86,7 @@ class MiddlewareTests(APITestCase):
         # depth; only a served path below a foreign project id is a
         # malformed URL.
         for path in ("/v2.1/nothing-here/x", "/v2.1/os-volumes/detail",
-                     "/v2.1/os-simple-tenant-usage/x", "/v2.1/a/b/c/d",
+                     "/v2.1/os-no-such-extension/x", "/v2.1/a/b/c/d",
                      "/v3/"):
             self.assertFault(self.get(path), 404, "could not be found")
         self.assertFault(self.get("/v2.1/other/servers/detail",

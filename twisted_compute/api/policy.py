@@ -308,6 +308,15 @@ class Enforcer:
             except ValueError as exc:
                 raise ValueError(f"policy rule {name}: {exc}") from None
 
+    def add_defaults(self, rules: dict[str, str]) -> None:
+        """Default rules of an extension: a rule already known (built in
+        or from the policy file) stays as it is."""
+        parsed = {name: parse_rule(text) for name, text in rules.items()
+                  if name not in self.rules_text}
+        for name, rule in parsed.items():
+            self.rules_text[name] = rules[name]
+            self._rules[name] = rule
+
     @classmethod
     def from_file(cls, path: str | None) -> "Enforcer":
         if not path:

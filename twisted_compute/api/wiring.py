@@ -22,6 +22,10 @@ class APIServices:
     keystone: Any = None
     #: The image files, for the Compute API's image proxy (DELETE).
     image_store: Any = None
+    #: The loaded Compute API extensions (Twisted plugins).
+    extensions: list = attrs.Factory(list)
+    #: alias -> the values of the config options each extension declares.
+    extension_options: dict = attrs.Factory(dict)
 
 
 def build(conf: Config, reactor, db: DBService,
@@ -51,6 +55,9 @@ def build(conf: Config, reactor, db: DBService,
     services.compute_api = ComputeAPI(
         conf, db, compute_task_api or ComputeTaskAPI(conf),
         compute_rpcapi=compute_rpcapi, clock=reactor)
+    from twisted_compute.api.openstack import extensions
+    services.extensions = extensions.load(conf, policy)
+    services.extension_options = services.extensions.options
     if conf.api.auth_strategy == "keystone":
         from twisted_compute.api.middleware.auth import KeystoneClient
         services.keystone = KeystoneClient(conf, reactor)

@@ -7,6 +7,9 @@
     compute-manage [--config-file F ...] flavor list
     compute-manage [--config-file F ...] image import FILE --name NAME [--disk-format qcow2] [--public] [--property k=v]
     compute-manage [--config-file F ...] clouds-yaml [--all-in-one] [--cloud NAME]
+    compute-manage [--config-file F ...] ec2-credentials create --user U --project P
+    compute-manage [--config-file F ...] ec2-credentials list [--user U] [--project P]
+    compute-manage [--config-file F ...] ec2-credentials delete ACCESS
     compute-manage [--config-file F ...] network metadata-redirect [--network default] [--remove] [--dry-run]
     compute-manage api openapi [--api compute|image] [--microversion X.Y]
 
@@ -128,6 +131,35 @@ def cmd_image_import(conf, args) -> int:
         owner=args.owner, properties=properties, image_id=args.id)
     print(f"{image['id']} {image['name']} {image['size']} bytes "
           f"{image['checksum']}")
+    return 0
+
+
+# --- ec2-credentials ---------------------------------------------------------
+
+def cmd_ec2_credentials_create(conf, args) -> int:
+    """Prints the access key and its secret: the only time the secret is
+    shown."""
+    from twisted_compute.db import ec2_credentials
+    made = _transact(conf, ec2_credentials.create, args.user, args.project)
+    print(f"access {made.access}")
+    print(f"secret {made.secret}")
+    print(f"user {made.user_id}")
+    print(f"project {made.project_id}")
+    return 0
+
+
+def cmd_ec2_credentials_list(conf, args) -> int:
+    from twisted_compute.db import ec2_credentials
+    for item in _transact(conf, ec2_credentials.get_all, args.user,
+                          args.project):
+        print(f"{item.access}\t{item.user_id}\t{item.project_id}")
+    return 0
+
+
+def cmd_ec2_credentials_delete(conf, args) -> int:
+    from twisted_compute.db import ec2_credentials
+    _transact(conf, ec2_credentials.delete, args.access)
+    print(f"deleted {args.access}")
     return 0
 
 
@@ -326,6 +358,24 @@ def build_parser() -> argparse.ArgumentParser:
     openapi_cmd.add_argument("--microversion", default=None,
                              help="X.Y (default: the maximum)")
     openapi_cmd.set_defaults(func=cmd_api_openapi)
+    ec2 = commands.add_parser(
+        "ec2-credentials",
+        help="EC2 access keys of the noauth strategy (with keystone, use "
+             "'openstack ec2 credentials create')")
+    ec2_cmds = ec2.add_subparsers(dest="action", required=True)
+    ec2_create = ec2_cmds.add_parser(
+        "create", help="make an access key and secret (the secret is "
+        "printed once)")
+    ec2_create.add_argument("--user", required=True)
+    ec2_create.add_argument("--project", required=True)
+    ec2_create.set_defaults(func=cmd_ec2_credentials_create)
+    ec2_list = ec2_cmds.add_parser("list", help="access keys (no secrets)")
+    ec2_list.add_argument("--user")
+    ec2_list.add_argument("--project")
+    ec2_list.set_defaults(func=cmd_ec2_credentials_list)
+    ec2_delete = ec2_cmds.add_parser("delete", help="remove an access key")
+    ec2_delete.add_argument("access")
+    ec2_delete.set_defaults(func=cmd_ec2_credentials_delete)
 
     network = commands.add_parser("network", help="guest networking")
     network_cmds = network.add_subparsers(dest="action", required=True)

@@ -369,7 +369,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin):
 
     # --- create -------------------------------------------------------
 
-    async def create(self, context, server: dict[str, Any]
+    async def create(self, context, server: dict[str, Any],
+                     reservation_id: str | None = None
                      ) -> tuple[list[Instance], str, str]:
         """Create servers from ``server``, a validated, normalised
         ``POST /servers`` body (see :mod:`twisted_compute.api.openstack.
@@ -377,8 +378,9 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin):
         :class:`BootRequest`; returns (instances, reservation_id,
         admin password).  Quotas (instances, cores, ram, metadata_items,
         server_group_members) are checked in the transaction that inserts
-        the rows."""
-        reservation_id = generate_reservation_id()
+        the rows.  ``reservation_id``: one the caller made beforehand
+        (EC2's ClientToken claims it before the rows exist)."""
+        reservation_id = reservation_id or generate_reservation_id()
         admin_pass = server.get("admin_pass") or generate_password()
         max_count = server["max_count"]
         # Made as the rows are: quotas may let far fewer than max_count in.

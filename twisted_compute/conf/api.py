@@ -20,6 +20,9 @@ API_OPTS = [
              "Trust X-Forwarded-For for the remote address"),
     str_opt("vendordata_jsonfile_path", "",
             "JSON file of static vendor data"),
+    list_opt("extensions", ["all"],
+             "Compute API extensions (Twisted plugins providing "
+             "IComputeExtension) to load: all, or their names or aliases"),
     # --- the metadata API (twisted_compute/api/metadata) ---
     int_opt("metadata_cache_expiration", 15,
             "Seconds the metadata API keeps an instance's metadata; 0 "

@@ -11,8 +11,9 @@ from twisted_compute.conf.opts import (
     str_opt)
 
 #: The names ``enabled_apis`` may hold, each with its own listener.
-API_NAMES = ("osapi_compute", "metadata", "image")
-_API_PORTS = {"osapi_compute": 8774, "metadata": 8775, "image": 9292}
+API_NAMES = ("osapi_compute", "metadata", "image", "ec2")
+_API_PORTS = {"osapi_compute": 8774, "metadata": 8775, "image": 9292,
+              "ec2": 8773}
 
 
 def _api_opts() -> list[Opt]:
@@ -37,6 +38,12 @@ DEFAULT_OPTS = [
     list_opt("enabled_ssl_apis", [],
              "APIs served over TLS (needs [ssl] cert_file and key_file)"),
     *_api_opts(),
+    # --- the EC2 API (twisted_compute/api/ec2) ---
+    str_opt("ec2_region", "nova",
+            "Region name the EC2 API answers DescribeRegions with"),
+    int_opt("ec2_timestamp_expiry", 900,
+            "Seconds a signed EC2 request's timestamp may be off the "
+            "server's clock before it is RequestExpired", min=1),
     str_opt("host", socket.gethostname(),
             "Name of this host, as services and instances record it"),
     str_opt("state_path", "/var/lib/twisted-compute",

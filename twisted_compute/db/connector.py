@@ -14,6 +14,7 @@ from twisted_compute.db.aggregates import AggregatesComponent
 from twisted_compute.db.console_auth_tokens import \
     ConsoleAuthTokensComponent
 from twisted_compute.db.external_events import ExternalEventsComponent
+from twisted_compute.db.ec2_credentials import Ec2CredentialsComponent
 from twisted_compute.db.flavors import FlavorsComponent
 from twisted_compute.db.images import ImagesComponent
 from twisted_compute.db.instances import InstancesComponent
@@ -47,5 +48,7 @@ class DBConnector:
         self.console_auth_tokens = ConsoleAuthTokensComponent(db, priority)
         #: External events the instances received.
         self.external_events = ExternalEventsComponent(db, priority)
+        #: EC2 access keys (noauth) and RunInstances client tokens.
+        self.ec2_credentials = Ec2CredentialsComponent(db, priority)
         #: Migrations (moves) and the instances' migration contexts.
         self.migrations = MigrationsComponent(db, priority)

@@ -207,7 +207,7 @@ def _tags_clause(tag_list: Sequence[str], match_all: bool):
 
 #: Filters that compare a column with ``=`` (or ``IN`` for a list).
 EXACT_FILTERS = (
-    "uuid", "user_id", "project_id", "host", "node", "reservation_id",
+    "id", "uuid", "user_id", "project_id", "host", "node", "reservation_id",
     "image_ref", "instance_type_id", "key_name", "availability_zone",
     "power_state", "vm_state", "task_state", "hostname", "launch_index",
     "config_drive", "access_ip_v4", "access_ip_v6", "kernel_id",

@@ -368,6 +368,30 @@ console_auth_tokens = sa.Table(
     sa.Column("expires", sa.Integer, nullable=False, index=True),
 )
 
+# EC2 access keys of the noauth strategy (compute-manage ec2-credentials);
+# with keystone, Keystone keeps them.  The secret is stored as the client
+# presents it: Signature V4 needs it to recompute the signature.
+ec2_credentials = sa.Table(
+    "ec2_credentials", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *_timestamps(),
+    sa.Column("access", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("project_id", sa.String(255), nullable=False, index=True),
+)
+
+# RunInstances' ClientToken: one reservation per token and project.
+ec2_client_tokens = sa.Table(
+    "ec2_client_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *_timestamps(),
+    sa.Column("project_id", sa.String(255), nullable=False),
+    sa.Column("client_token", sa.String(64), nullable=False),
+    sa.Column("reservation_id", sa.String(255), nullable=False),
+    sa.UniqueConstraint("project_id", "client_token"),
+)
+
 migrations = sa.Table(
     "migrations", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

@@ -147,9 +147,21 @@ def parse_version(text: str | None) -> APIVersion:
     return version
 
 
+def extension_operations() -> list[Operation]:
+    """The operations of the Compute API extensions installed (Twisted
+    plugins), each as its ``openapi_operations()`` gives them."""
+    from twisted_compute.api.openstack import extensions
+    found = []
+    for extension in extensions.discover():
+        describe = getattr(extension, "openapi_operations", None)
+        if describe is not None:
+            found.extend(describe())
+    return found
+
+
 def operations(api: str) -> list[Operation]:
     if api == "compute":
-        return compute.operations()
+        return compute.operations() + extension_operations()
     if api == "image":
         return image.operations()
     raise ValueError(f"unknown API {api!r}; known: {', '.join(APIS)}")

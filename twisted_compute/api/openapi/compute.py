@@ -453,6 +453,32 @@ HOST_UPDATE = obj({"host": STRING,
                               "enum": ["enabled", "disabled"]}})
 
 
+# extensions
+
+EXTENSION = obj({"name": STRING, "alias": STRING, "description": STRING,
+                 "namespace": STRING, "updated": STRING,
+                 "links": array(ANY_OBJECT)})
+
+# the shipped extensions: os-simple-tenant-usage, os-instance_usage_audit_log
+
+_SERVER_USAGE = obj({
+    "ended_at": NULL_STRING, "flavor": NULL_STRING, "hours": NUMBER,
+    "instance_id": STRING, "local_gb": INTEGER, "memory_mb": INTEGER,
+    "name": STRING, "started_at": NULL_STRING, "state": STRING,
+    "tenant_id": STRING, "uptime": INTEGER, "vcpus": INTEGER})
+_TENANT_USAGE = obj({
+    "start": STRING, "stop": STRING, "tenant_id": STRING,
+    "total_hours": NUMBER, "total_local_gb_usage": NUMBER,
+    "total_memory_mb_usage": NUMBER, "total_vcpus_usage": NUMBER,
+    "server_usages": array(_SERVER_USAGE)}, optional=("server_usages",))
+_AUDIT_LOG = obj({
+    "hosts_not_run": STRINGS, "log": ANY_OBJECT, "num_hosts": INTEGER,
+    "num_hosts_done": INTEGER, "num_hosts_not_run": INTEGER,
+    "num_hosts_running": INTEGER, "overall_status": STRING,
+    "period_beginning": STRING, "period_ending": STRING,
+    "total_errors": INTEGER, "total_instances": INTEGER})
+
+
 # --- request bodies that are a choice of actions ----------------------------
 
 def server_action_schemas(v: V) -> dict[str, dict]:
@@ -1178,6 +1204,14 @@ def operations() -> list[Operation]:
         Operation("DELETE", "/images/<image_id>/metadata/<key>",
                   "deleteImageMetadataItem", "Delete an image metadata "
                   "item", {204: None}, max_version="2.35", tag="images"),
+        # the loaded extensions (Twisted plugins)
+        Operation("GET", "/extensions", "listExtensions",
+                  "List the loaded Compute API extensions",
+                  {200: obj({"extensions": array(EXTENSION)})},
+                  tag="extensions"),
+        Operation("GET", "/extensions/<alias>", "showExtension",
+                  "Show a loaded Compute API extension",
+                  {200: obj({"extension": EXTENSION})}, tag="extensions"),
         # hosts (until 2.42)
         Operation("GET", "/os-hosts", "listHosts", "List hosts",
                   {200: HOSTS}, query=(Param("zone"),),
@@ -1201,3 +1235,48 @@ def operations() -> list[Operation]:
 #: policy (403), an unknown resource or project id in the URL (404), a
 #: method the route does not serve (405).
 COMMON_ERRORS = (400, 401, 403, 404, 405, 406)
+
+
+_USAGE_QUERY = (
+    Param("start", {"type": "string"}, "ISO 8601 time (default: now)"),
+    Param("end", {"type": "string"}, "ISO 8601 time (default: now)"),
+    Param("detailed", {"type": "string", "enum": ["0", "1"]}),
+    Param("limit", _NON_NEGATIVE, min_version="2.40"),
+    Param("marker", min_version="2.40"),
+)
+
+
+def extension_operations() -> dict[str, list[Operation]]:
+    """The operations of the extensions shipped in the tree, by alias
+    (documented while the extension is installed: an out-of-tree one
+    documents its own with ``IComputeExtension.openapi_operations``)."""
+    return {
+        "os-simple-tenant-usage": [
+            Operation("GET", "/os-simple-tenant-usage", "listTenantUsages",
+                      "Usage of every project over start..end (admin)",
+                      {200: obj({"tenant_usages": array(_TENANT_USAGE),
+                                 "tenant_usages_links": LINKS},
+                                optional=("tenant_usages_links",))},
+                      query=_USAGE_QUERY, tag="os-simple-tenant-usage"),
+            Operation("GET", "/os-simple-tenant-usage/<tenant_id>",
+                      "showTenantUsage",
+                      "One project's usage over start..end",
+                      {200: obj({"tenant_usage": {"anyOf": [
+                          _TENANT_USAGE, obj({})]},
+                          "tenant_usage_links": LINKS},
+                          optional=("tenant_usage_links",))},
+                      query=_USAGE_QUERY, tag="os-simple-tenant-usage"),
+        ],
+        "os-instance_usage_audit_log": [
+            Operation("GET", "/os-instance_usage_audit_log",
+                      "listInstanceUsageAuditLogs",
+                      "The usage audit of the last whole month (admin)",
+                      {200: obj({"instance_usage_audit_logs": _AUDIT_LOG})},
+                      tag="os-instance_usage_audit_log"),
+            Operation("GET", "/os-instance_usage_audit_log/<before>",
+                      "showInstanceUsageAuditLog",
+                      "The usage audit of the month before a time (admin)",
+                      {200: obj({"instance_usage_audit_log": _AUDIT_LOG})},
+                      tag="os-instance_usage_audit_log"),
+        ],
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from twisted.web.resource import IResource, getChildForRequest
 from twisted.web.resource import Resource
@@ -44,6 +45,7 @@ CONTROLLERS = [
     "server_external_events:ServerExternalEventsController",
     "absent_services:VolumeAttachmentsController",
     "absent_services:SharesController",
+    "extension_info:ExtensionInfoController",
     "migrations:MigrationsController",
     "migrations:ServerMigrationsController",
 ]
@@ -74,6 +76,16 @@ class APIRouterV21(Resource):
             resource = controller.resource()
             for key in controller.collections:
                 self._routes[tuple(key)] = resource
+        # Extensions' resources (Twisted plugins): never a built-in's.
+        self._extension_routes: dict[tuple[str, ...], Any] = {}
+        for extension in services.extensions:
+            for cls in extension.controllers():
+                controller = cls(services)
+                resource = controller.resource()
+                for key in controller.collections:
+                    if tuple(key) not in self._routes:
+                        self._routes[tuple(key)] = resource
+                        self._extension_routes[tuple(key)] = extension
 
     def render(self, request):
         # The legacy v2 compatible API (/v2) ignores and echoes no
@@ -128,10 +140,25 @@ class APIRouterV21(Resource):
         if gone is not None:
             return faults.write_fault(request, 410, gone)
         resource = self._route(segments)
-        if resource is None:
+        if resource is None or not self._extension_serves(segments,
+                                                          request):
             return faults.write_fault(request, 404,
                                       "The resource could not be found.")
         return resource.render(request)
+
+    def _extension_serves(self, segments, request) -> bool:
+        """False when an extension's resource is asked for outside the
+        microversions it serves."""
+        keys = [(segments[0], segments[2])] if len(segments) >= 3 else []
+        keys.append((segments[0],))
+        for key in keys:
+            if key in self._routes:
+                extension = self._extension_routes.get(key)
+                if extension is None:
+                    return True
+                from twisted_compute.api.openstack import extensions
+                return extensions._serves(extension, request)
+        return True
 
     def _route(self, segments: list[str]) -> IResource | None:
         """The controller serving ``segments`` (below the API root and

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from twisted_compute import exception
-from twisted_compute.api.openstack import common
+from twisted_compute.api.openstack import common, extensions
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute import remote_consoles
@@ -96,6 +96,16 @@ class ServerActionsController(Controller):
             raise exception.Invalid("Malformed request body")
         handlers = self._handlers()
         name = next((key for key in body if key in handlers), None)
+        if name is None:
+            for key in body:
+                handler = extensions.server_action(self.services, request,
+                                                   key)
+                if handler is not None:
+                    context = common.get_context(request)
+                    instance = await self.compute_api.get(context,
+                                                          server_id)
+                    return await handler(self.services, request, context,
+                                         instance, body)
         if name is None:
             raise exception.InstanceUnknownAction(action=next(iter(body)))
         return await handlers[name](request, server_id, name, body)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted_compute import exception
-from twisted_compute.api.openstack import common
+from twisted_compute.api.openstack import common, extensions
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute import (
@@ -51,9 +51,11 @@ async def show_body(services, request, context, instance,
     if full and builder.host_status and instance.host:
         statuses = await services.compute_api.host_statuses(
             [instance.host])
-    return {"server": builder.show(instance, full=full,
-                                   server_groups=groups,
-                                   host_statuses=statuses)}
+    server = builder.show(instance, full=full, server_groups=groups,
+                          host_statuses=statuses)
+    extensions.extend_servers(services, request, context,
+                              [(instance, server)])
+    return {"server": server}
 
 
 class ServersController(Controller):
@@ -113,6 +115,8 @@ class ServersController(Controller):
                 [i.host for i in instances if i.host])
         body: dict[str, Any] = {"servers": [
             builder.show(i, host_statuses=statuses) for i in instances]}
+        extensions.extend_servers(self.services, request, context,
+                                  list(zip(instances, body["servers"])))
         links = common.next_link(request, "servers", body["servers"], limit)
         if links:
             body["servers_links"] = links
