@@ -87,6 +87,7 @@ from twisted_compute.compute.common import (
     bus_time, fault_code, message)
 from twisted_compute.compute.init_host import (  # noqa: F401 - names of
     RESTART_BUILD_REASON, InitHostMixin)       # this module's API
+from twisted_compute.compute.lifecycle import LifecycleMixin
 from twisted_compute.compute.power_sync import PowerSyncMixin
 from twisted_compute.compute.instance_events import InstanceEvents
 from twisted_compute.compute.resource_tracker import ResourceTracker
@@ -102,7 +103,8 @@ from twisted_compute.virt.driver import HARD, SOFT
 _INSTANCE_FIELDS = frozenset(f.name for f in attrs.fields(Instance))
 
 
-class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
+class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin,
+                     LifecycleMixin):
     """The agent of one host: RPC endpoint, builds
     (:class:`~twisted_compute.compute.build.BuildMixin`), actions,
     periodic tasks (power sync:
@@ -113,8 +115,9 @@ class ComputeManager(BuildMixin, PowerSyncMixin, InitHostMixin):
     #: ``build_and_run_instance`` takes ``image``, ``requested_networks``
     #: and ``attempt``; the 1.0 form is served too; 1.2: ``get_console``;
     #: 1.3: diagnostics, external events, image pre-caching: new methods
-    #: only, so older messages are served unchanged).
-    RPC_API_VERSION = "1.3"
+    #: only, so older messages are served unchanged; 1.4: rebuild, rescue,
+    #: soft delete, restore, crash dump, password: :mod:`.lifecycle`).
+    RPC_API_VERSION = "1.4"
     target_version = RPC_API_VERSION
     log = Logger()
 

@@ -39,14 +39,22 @@ TOPIC = "compute"
 #: 1.2 - ``get_console`` (a call: where a guest's console is)
 #: 1.3 - ``get_instance_diagnostics`` (call), ``external_instance_event``
 #:       and ``cache_images`` (casts)
-RPC_API_VERSION = "1.3"
+#: 1.4 - a server's life on its host: ``rebuild_instance``,
+#:       ``rescue_instance``, ``unrescue_instance``,
+#:       ``soft_delete_instance``, ``restore_instance``,
+#:       ``trigger_crash_dump`` (casts), ``set_admin_password`` (call)
+RPC_API_VERSION = "1.4"
 #: What ``build_and_run_instance`` is sent as (its 1.1 form).
 BUILD_VERSION = "1.1"
 #: The version of each method newer than 1.0 but build_and_run_instance.
 NEW_METHODS = {"get_console": "1.2",
                "get_instance_diagnostics": "1.3",
                "external_instance_event": "1.3",
-               "cache_images": "1.3"}
+               "cache_images": "1.3",
+               "rebuild_instance": "1.4", "rescue_instance": "1.4",
+               "unrescue_instance": "1.4", "soft_delete_instance": "1.4",
+               "restore_instance": "1.4", "trigger_crash_dump": "1.4",
+               "set_admin_password": "1.4"}
 #: What every method but ``build_and_run_instance`` is sent as.
 BASE_VERSION = "1.0"
 #: Instance fields left out of a build message (the agent does not use
@@ -199,6 +207,53 @@ class ComputeAPIClient:
             return defer.fail()
         return client.cast(context, "cache_images",
                            image_ids=list(image_ids))
+
+    # --- a server's life on its host (1.4) ----------------------------
+
+    def _cast_new(self, context, instance, method: str, **kwargs):
+        try:
+            client = self._new_method(instance.host, method)
+        except exception.ComputeException:
+            return defer.fail()
+        return client.cast(context, method, instance=instance.to_dict(),
+                           **kwargs)
+
+    def rebuild_instance(self, context, instance, image=None,
+                         admin_password=None, injected_files=(),
+                         preserve_ephemeral=False, orig_image_ref=None):
+        return self._cast_new(context, instance, "rebuild_instance",
+                              image=image, admin_password=admin_password,
+                              injected_files=list(injected_files or ()),
+                              preserve_ephemeral=bool(preserve_ephemeral),
+                              orig_image_ref=orig_image_ref)
+
+    def rescue_instance(self, context, instance, rescue_password=None,
+                        rescue_image=None):
+        return self._cast_new(context, instance, "rescue_instance",
+                              rescue_password=rescue_password,
+                              rescue_image=rescue_image)
+
+    def unrescue_instance(self, context, instance):
+        return self._cast_new(context, instance, "unrescue_instance")
+
+    def soft_delete_instance(self, context, instance):
+        return self._cast_new(context, instance, "soft_delete_instance")
+
+    def restore_instance(self, context, instance):
+        return self._cast_new(context, instance, "restore_instance")
+
+    def trigger_crash_dump(self, context, instance):
+        return self._cast_new(context, instance, "trigger_crash_dump")
+
+    def set_admin_password(self, context, instance, new_pass):
+        """A call: fires once the guest agent took the password (409
+        when the guest has no agent)."""
+        try:
+            client = self._new_method(instance.host, "set_admin_password")
+        except exception.ComputeException:
+            return defer.fail()
+        return client.call(context, "set_admin_password",
+                           instance=instance.to_dict(), new_pass=new_pass)
 
     # --- calls ---------------------------------------------------------
 

@@ -65,6 +65,11 @@ def agent_role(conf, reactor, transport, host: str | None = None,
             conf.image_cache_manager_interval > 0:
         periodic.append(("age_images", driver.age_images,
                          conf.image_cache_manager_interval))
+    if conf.reclaim_instance_interval > 0:
+        # As Nova: the reclaim runs at most once a minute.
+        periodic.append(("reclaim_queued_deletes",
+                         manager.reclaim_queued_deletes,
+                         min(60, conf.reclaim_instance_interval)))
     role = RPCRoleService(
         conf, reactor, transport, topic, host, COMPUTE_BINARY, [manager],
         periodic=periodic + [

@@ -5,6 +5,8 @@ field), then the server is looked up (404), the policy checked (403) and
 the work handed to the compute API layer, which checks lock and state
 (409).  Actions that need what twisted-compute does not have (volumes,
 images of servers, migrations, ...) answer 501 naming the action.
+Rebuild, rescue, deferred delete, crash dumps and passwords are in
+:mod:`.lifecycle_actions`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
-from twisted_compute.api.openstack.compute import remote_consoles
+from twisted_compute.api.openstack.compute import (
+    lifecycle_actions, remote_consoles)
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.servers import instance_target
 
@@ -27,7 +30,6 @@ UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
                       "there is no resize to confirm"),
     "revertResize": (schema.revert_resize, None,
                      "there is no resize to revert"),
-    "rebuild": (schema.rebuild, None, "rebuilding needs a compute agent"),
     "createImage": (schema.create_image, None,
                     "snapshots need a compute agent"),
     "createBackup": (schema.create_backup, None,
@@ -36,26 +38,14 @@ UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
     "shelveOffload": (schema.shelve_offload, None,
                       "shelving needs a compute agent"),
     "unshelve": (schema.unshelve, None, "shelving needs a compute agent"),
-    "rescue": (schema.rescue, None, "rescue needs a compute agent"),
-    "unrescue": (schema.unrescue, None, "rescue needs a compute agent"),
     "migrate": (schema.migrate, None, "migration is not supported"),
     "os-migrateLive": (schema.live_migrate, None,
                        "live migration is not supported"),
     "evacuate": (schema.evacuate, None, "evacuation is not supported"),
-    "changePassword": (schema.change_password, None,
-                       "setting the password needs a guest agent"),
     "addSecurityGroup": (schema.add_security_group, None,
                          "there is no network service"),
     "removeSecurityGroup": (schema.remove_security_group, None,
                             "there is no network service"),
-    "forceDelete": (schema.force_delete, None,
-                    "deferred delete is not enabled (servers are deleted "
-                    "at once)"),
-    "restore": (schema.restore, None,
-                "deferred delete is not enabled (servers are deleted at "
-                "once)"),
-    "trigger_crash_dump": (schema.trigger_crash_dump, "2.17",
-                           "crash dumps need a compute agent"),
     "injectNetworkInfo": (schema.inject_network_info, None,
                           "there is no network service"),
     "resetNetwork": (schema.reset_network, None,
@@ -91,6 +81,7 @@ class ServerActionsController(Controller):
             "os-resetState": self._reset_state,
             "os-getConsoleOutput": self._console_output,
         }
+        handlers.update(lifecycle_actions.handlers(self))
         for name in remote_consoles.LEGACY_ACTIONS:
             handlers[name] = self._legacy_console
         for name in _POWER:
