@@ -83,9 +83,14 @@ class LifecycleMixin:
                 context, uuid, {"task_state": vm_states.REBUILD_SPAWNING},
                 expected_task_state=[vm_states.REBUILD_BLOCK_DEVICE_MAPPING],
                 instance=instance)
-            await self._timed(self._driver_rebuild(
-                context, instance, image, injected_files, admin_password,
-                preserve_ephemeral), "rebuild", uuid)
+            try:
+                await self._timed(self._driver_rebuild(
+                    context, instance, image, injected_files,
+                    admin_password, preserve_ephemeral), "rebuild", uuid)
+            except exception.InstanceNotFound as gone:
+                # the guest, not the server, is missing: a failure
+                raise exception.InstanceSpawnFailure(
+                    instance_uuid=uuid, reason=message(gone)) from None
             if was_stopped:
                 await self._timed(self.driver.power_off(instance),
                                   "rebuild", uuid)
