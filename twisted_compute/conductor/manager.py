@@ -385,14 +385,15 @@ class ConductorManager:
         message = (error.format_message()
                    if isinstance(error, exception.ComputeException)
                    else f"Rebuild failed: {error}")
-        updates: dict[str, Any] = {"vm_state": vm_states.ERROR,
-                                   "task_state": None}
-        if orig_image_ref:
-            updates["image_ref"] = orig_image_ref
         try:
             await self.db.instances.guarded_update(
-                instance.uuid, updates,
+                instance.uuid, {"vm_state": vm_states.ERROR,
+                                "task_state": None},
                 expected_task_state=[vm_states.REBUILDING])
+            if orig_image_ref:
+                # the image it still runs
+                await self.db.instances.update(
+                    instance.uuid, {"image_ref": orig_image_ref})
         except (exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError):
             return
