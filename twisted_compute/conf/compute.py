@@ -51,7 +51,7 @@ LIFECYCLE_OPTS = [
             "Seconds a deleted server stays SOFT_DELETED (powered off, "
             "restorable with the restore action) before a periodic task "
             "of its agent deletes it for good; 0: servers are deleted at "
-            "once (forceDelete and restore then answer 409)", min=0),
+            "once (restore then has nothing to restore: 409)", min=0),
     int_opt("instance_action_timeout", 600,
             "Seconds an agent gives one lifecycle action of a guest "
             "(rebuild, rescue, unrescue, soft delete, restore, password) "
