@@ -752,7 +752,7 @@ class LibvirtDriver:
         directory = self.instance_dir(uuid)
         rescue_disk = os.path.join(directory, "disk.rescue")
         saved = os.path.join(directory, "unrescue.xml")
-        kernel = initrd = None
+        kernel = initrd = cmdline = None
         if image_meta.get("id"):
             base = await self.image_cache.fetch(image_meta)
             fmt = imagecache.qemu_format(image_meta.get("disk_format"))
@@ -765,6 +765,9 @@ class LibvirtDriver:
                 kernel = os.path.join(directory, "kernel.rescue")
                 await self._thread(shutil.copyfile, await self._fetch_by_id(
                     properties["kernel_id"]), kernel)
+            if kernel is not None:
+                cmdline = properties.get("os_command_line") or \
+                    self.kernel_cmdline
             if properties.get("ramdisk_id"):
                 initrd = os.path.join(directory, "ramdisk.rescue")
                 await self._thread(shutil.copyfile, await self._fetch_by_id(
@@ -781,7 +784,7 @@ class LibvirtDriver:
                     xml = handle.read()
             rescue_xml = rescue_domain_xml(
                 xml, rescue_disk if image_meta.get("id") else None,
-                kernel, initrd)
+                kernel, initrd, cmdline)
             if guest.isActive():
                 guest.destroy()
             conn.defineXML(rescue_xml).create()
@@ -996,11 +999,12 @@ def has_guest_agent(xml: str) -> bool:
 
 def rescue_domain_xml(xml: str, rescue_disk: str | None,
                       kernel: str | None = None,
-                      initrd: str | None = None) -> str:
+                      initrd: str | None = None,
+                      cmdline: str | None = None) -> str:
     """The domain of ``xml`` booting ``rescue_disk`` as ``vda`` with its
     own root disk attached second (``vdb``); a direct kernel boot of
-    ``kernel`` / ``initrd`` when the rescue image has them (its command
-    line kept), none otherwise."""
+    ``kernel`` / ``initrd`` with ``cmdline`` (None: the domain's) when
+    the rescue image has them, none otherwise."""
     root = ET.fromstring(xml)
     devices = root.find("devices")
     disks = [d for d in devices.findall("disk")
@@ -1030,11 +1034,14 @@ def rescue_domain_xml(xml: str, rescue_disk: str | None,
                 for child in os_element.findall(tag):
                     os_element.remove(child)
         else:
-            for tag, path in (("kernel", kernel), ("initrd", initrd)):
+            old_cmdline = os_element.findtext("cmdline")
+            for tag in ("kernel", "initrd", "cmdline"):
                 for child in os_element.findall(tag):
                     os_element.remove(child)
-                if path is not None:
-                    ET.SubElement(os_element, tag).text = path
+            for tag, value in (("kernel", kernel), ("initrd", initrd),
+                               ("cmdline", cmdline or old_cmdline)):
+                if value is not None:
+                    ET.SubElement(os_element, tag).text = value
     return ET.tostring(root, encoding="unicode")
 
 
