@@ -454,14 +454,19 @@ SECOND_IMAGE_MARKER = "tc_image=second"
 SECOND_CMDLINE = f"console=ttyS0 panic=-1 {SECOND_IMAGE_MARKER}"
 
 
-class RealGuestLifecycleTests(RealGuestCLITests):
-    """Rebuild and rescue of a real guest (the boot tests are the base
-    class's)."""
+class RealGuestLifecycleTests(OpenStackCLIMixin, TwistdTestCase):
+    """Rebuild and rescue of a real guest, with the process, images and
+    checks of :class:`RealGuestCLITests` (not its tests)."""
 
-    test_boot_console_delete = None
-    test_metadata_api_over_the_network = None
-    test_config_drive = None
-    test_serial_and_novnc_consoles_through_the_proxy = None
+    cli_timeout = CLI_TIMEOUT
+    setUp = RealGuestCLITests.setUp
+    register_guest = RealGuestCLITests.register_guest
+    console_until = RealGuestCLITests.console_until
+    boot = RealGuestCLITests.boot
+    _delete_quietly = RealGuestCLITests._delete_quietly
+    _remove_redirect = RealGuestCLITests._remove_redirect
+    check_running_guest = RealGuestCLITests.check_running_guest
+    check_deleted = RealGuestCLITests.check_deleted
 
     def console(self, server_id: str) -> str:
         return self.openstack("console", "log", "show", server_id,
