@@ -95,3 +95,41 @@ class RebuildTests(DBTestCase):
                              "req-build")
         self.assertEqual([(e.event, e.result) for e in action.events],
                          [("conductor_rebuild_instance", "Error")])
+
+
+class LifecycleTimeoutTests(DBTestCase):
+    def setUp(self):
+        super().setUp()
+        self.conf = make_conf(self.state_path)
+        self.manager = ConductorManager(self.conf, self.db, None, None,
+                                        self.reactor, host="cond1")
+
+    def stuck(self, task_state, age):
+        import datetime
+
+        def thd(conn):
+            row = insert_instance(conn, host="hv1")
+            conn.execute(m.instances.update().where(
+                m.instances.c.uuid == row["uuid"]).values(
+                task_state=task_state,
+                updated_at=m.utcnow() - datetime.timedelta(seconds=age)))
+            return row["uuid"]
+        return self.run_db(thd)
+
+    def test_lost_lifecycle_tasks_are_failed_with_a_fault(self):
+        self.reactor.advance(
+            __import__("time").time())  # the clock is the wall clock
+        limit = 2 * self.conf.instance_action_timeout
+        rebuild = self.stuck("rebuilding", limit + 60)
+        password = self.stuck("updating_password", limit + 60)
+        young = self.stuck("rescuing", 10)
+        failed = self.successResultOf(defer.ensureDeferred(
+            self.manager.check_lifecycle_timeouts()))
+        self.assertEqual(sorted(failed), sorted([rebuild, password]))
+        one = self.run_db(instances_db.get, rebuild)
+        self.assertEqual((one.vm_state, one.task_state), ("error", None))
+        self.assertIn("did not finish", one.fault.message)
+        two = self.run_db(instances_db.get, password)
+        self.assertEqual((two.vm_state, two.task_state), ("active", None))
+        three = self.run_db(instances_db.get, young)
+        self.assertEqual(three.task_state, "rescuing")

@@ -405,6 +405,32 @@ class ConductorManager:
                 instance.uuid, context.request_id, REBUILD_EVENT, self.host,
                 "Error", None, details=message)
 
+    #: Lifecycle tasks nobody may hold for ever, and the vm_state a lost
+    #: one leaves (None: unchanged).
+    LIFECYCLE_TASKS = {
+        vm_states.REBUILDING: vm_states.ERROR,
+        vm_states.REBUILD_BLOCK_DEVICE_MAPPING: vm_states.ERROR,
+        vm_states.REBUILD_SPAWNING: vm_states.ERROR,
+        vm_states.RESCUING: vm_states.ERROR,
+        vm_states.UNRESCUING: None, vm_states.SOFT_DELETING: None,
+        vm_states.RESTORING: None, vm_states.UPDATING_PASSWORD: None,
+    }
+
+    async def check_lifecycle_timeouts(self):
+        """Periodic: a rebuild, rescue, soft delete, restore or password
+        change whose task has not moved for twice
+        ``instance_action_timeout`` (the agent that had it died, or the
+        message was lost) is failed: a fault, the task cleared, ERROR
+        for a rebuild or rescue."""
+        timeout = 2 * self.conf.instance_action_timeout
+        failed = await self.db.instances.fail_stuck_tasks(
+            self.LIFECYCLE_TASKS,
+            self._now() - datetime.timedelta(seconds=timeout),
+            f"The action did not finish within {timeout} seconds")
+        for uuid in failed:
+            self.log.warn("{uuid}: lifecycle task timed out", uuid=uuid)
+        return failed
+
     # --- the agents' DB proxy -----------------------------------------
 
     async def instance_update(self, context, instance_uuid, updates,

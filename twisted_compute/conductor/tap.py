@@ -29,6 +29,9 @@ def conductor_role(conf, reactor, transport, db) -> RPCRoleService:
         conf, reactor, transport, TOPIC, conf.host, CONDUCTOR_BINARY,
         [manager],
         periodic=[("check_build_timeouts", manager.check_build_timeouts,
+                   conf.build_timeout_check_interval),
+                  ("check_lifecycle_timeouts",
+                   manager.check_lifecycle_timeouts,
                    conf.build_timeout_check_interval)],
         heartbeat=db_heartbeat(db, conf.host, CONDUCTOR_BINARY, TOPIC))
 
