@@ -602,3 +602,42 @@ class ImageUploadFailed(ComputeException):
 class SnapshotTimeout(ComputeException):
     msg_fmt = ("The snapshot of instance %(instance_uuid)s into image "
                "%(image_id)s did not finish within %(timeout)d seconds")
+
+
+# --- a server's life on its host (rebuild, rescue, soft delete, crash dumps,
+# passwords) -----------------------------------------------------------------
+
+class InstanceAgentNotEnabled(Conflict):
+    msg_fmt = ("The QEMU guest agent is not enabled for instance "
+               "%(instance_uuid)s: its image needs the property "
+               "hw_qemu_guest_agent=yes to change its password")
+    safe = True
+
+
+class InstancePasswordSetFailed(Conflict):
+    msg_fmt = ("Failed to set admin password on %(instance_uuid)s because "
+               "%(reason)s")
+    safe = True
+
+
+class InstanceNotRescuable(Invalid):
+    msg_fmt = "Instance %(instance_uuid)s cannot be rescued: %(reason)s"
+    safe = True
+
+
+class NMINotSupported(Invalid):
+    msg_fmt = "Injecting NMI is not supported"
+    safe = True
+
+
+class LifecycleActionTimeout(ComputeException):
+    msg_fmt = ("%(action)s of instance %(instance_uuid)s did not finish "
+               "within %(timeout)s seconds ([DEFAULT] "
+               "instance_action_timeout)")
+    code = 500
+    safe = True
+
+
+class RebuildHostDoesNotFit(NoValidHost):
+    msg_fmt = ("The host %(host)s of the server no longer fits its new "
+               "image %(image_id)s: %(reason)s")

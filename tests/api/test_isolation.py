@@ -108,8 +108,10 @@ SERVER_ROUTES = [
      {"remote_console": {"protocol": "vnc", "type": "novnc"}}, "2.79"),
 ] + [("POST", "/servers/{s}/action", body,
       ACTION_VERSIONS.get(name, "2.79"))
-     for name, body in ACTION_BODIES.items()] + [
+     for name, body in ACTION_BODIES.items() if name != "forceDelete"] + [
     ("DELETE", "/servers/{s}", None, "2.79"),
+    # it deletes at once (any vm_state, as Nova): last
+    ("POST", "/servers/{s}/action", ACTION_BODIES["forceDelete"], "2.79"),
 ]
 
 #: Routes of the Compute API's image proxy (until 2.35) on a private image.
@@ -197,6 +199,10 @@ class IsolationTests(ServersTestCase):
     def test_server_routes_answer_the_owner(self):
         """The same routes exist: the owner never gets a 404 for them."""
         for method, path, body, version in SERVER_ROUTES:
+            if (method, path) == ("DELETE", "/servers/{s}"):
+                # on a host, DELETE casts (the row stays): forceDelete,
+                # the last route, still finds the server
+                self.set_state(self.server_id, host="compute1")
             response = self.request(method, self.fill(path), body=body,
                                     token=OWNER, version=version)
             if path.endswith("/ips/private"):

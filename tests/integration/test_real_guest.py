@@ -132,6 +132,13 @@ def console_section(output: str, marker: str) -> tuple[str, str]:
     return status.group(1).strip(), body.group(1).strip()
 
 
+#: The second guest image: the same kernel and initramfs, a command line
+#: without ``quiet`` that names it, so that its boot shows on the console
+#: (the kernel's ``Command line:`` and its disks' ``[vdX]`` lines).
+SECOND_IMAGE_MARKER = "tc_image=second"
+SECOND_CMDLINE = f"console=ttyS0 panic=-1 {SECOND_IMAGE_MARKER}"
+
+
 class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
     """``openstack server create`` boots a real qemu guest."""
 
@@ -543,3 +550,79 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
                        parse=False)
         self.deleted.add(server_id)
         self.assertIsNone(libvirt_domain(server_id))
+
+    # --- rebuild and rescue (issue 10) ---------------------------------
+
+    def console(self, server_id: str) -> str:
+        return self.openstack("console", "log", "show", server_id,
+                              parse=False).stdout
+
+    def wait_server(self, server_id: str, status: str) -> dict:
+        deadline = time.monotonic() + CLI_TIMEOUT
+        while True:
+            shown = self.openstack("server", "show", server_id)
+            if shown["status"] == status and \
+                    not shown.get("OS-EXT-STS:task_state"):
+                return shown
+            if shown["status"] == "ERROR" or time.monotonic() > deadline:
+                self.fail(f"{server_id} did not reach {status}: {shown}")
+            time.sleep(1.0)
+
+    def console_count(self, server_id: str, text: str, count: int) -> str:
+        """The console once ``text`` appears ``count`` times on it."""
+        deadline = time.monotonic() + CONSOLE_TIMEOUT
+        while True:
+            output = self.console(server_id)
+            if output.count(text) >= count or time.monotonic() > deadline:
+                return output
+            time.sleep(1.0)
+
+    def test_rebuild_then_rescue_and_unrescue(self):
+        server = self.boot()
+        server_id = server["id"]
+        self.check_running_guest(server)
+        fixed_ip = self.fixed_ip
+        second = self.register_guest(SECOND_CMDLINE)
+
+        # rebuild: the new image boots, same uuid and fixed IP
+        self.openstack("server", "rebuild", "--image", second["id"],
+                       "--wait", server_id, parse=False)
+        shown = self.wait_server(server_id, "ACTIVE")
+        self.assertEqual(shown["id"], server_id)
+        self.assertIn(second["id"], str(shown["image"]))
+        output = self.console_count(server_id, guest.DONE, 2)
+        self.assertEqual(output.count(guest.DONE), 2, output[-3000:])
+        rebuilt = output[output.index(guest.DONE) + len(guest.DONE):]
+        self.assertIn(SECOND_IMAGE_MARKER, rebuilt, rebuilt[-3000:])
+        self.assertIn(f"guest-uuid: {server_id}", rebuilt)
+        self.assertIn(f"guest-ip: {fixed_ip}", rebuilt, rebuilt[-3000:])
+        self.assertIn(fixed_ip, str(shown["addresses"]))
+
+        # rebuild back to an image of its own (quiet), then rescue with
+        # the second image: it boots, the server's disk is its vdb
+        first = self.register_guest()
+        self.openstack("server", "rebuild", "--image", first["id"],
+                       "--wait", server_id, parse=False)
+        self.wait_server(server_id, "ACTIVE")
+        self.console_count(server_id, guest.DONE, 3)
+        self.openstack("server", "rescue", "--image", second["id"],
+                       server_id, parse=False)
+        self.wait_server(server_id, "RESCUE")
+        output = self.console_count(server_id, guest.DONE, 4)
+        self.assertEqual(output.count(guest.DONE), 4, output[-3000:])
+        rescued = output[output.rindex(guest.DONE, 0,
+                                       output.rindex(guest.DONE)):]
+        self.assertIn(SECOND_IMAGE_MARKER, rescued, rescued[-3000:])
+        self.assertIn("[vdb]", rescued, rescued[-3000:])
+        self.assertIn(f"guest-uuid: {server_id}", rescued)
+
+        # unrescue: the server's own disk and image again, no vdb
+        self.openstack("server", "unrescue", server_id, parse=False)
+        self.wait_server(server_id, "ACTIVE")
+        output = self.console_count(server_id, guest.DONE, 5)
+        self.assertEqual(output.count(guest.DONE), 5, output[-3000:])
+        again = output[output.rindex(guest.DONE, 0,
+                                     output.rindex(guest.DONE)):]
+        self.assertNotIn(SECOND_IMAGE_MARKER, again, again[-3000:])
+        self.assertNotIn("[vdb]", again)
+        self.check_deleted(server_id)

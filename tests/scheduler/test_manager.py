@@ -392,3 +392,32 @@ class QueryTests(SchedulerTestCase):
         self.assertEqual(host_state.epoch(datetime.datetime(1970, 1, 2)),
                          86400.0)
         self.assertIsNone(host_state.epoch(None))
+
+
+class RebuildCheckTests(SchedulerTestCase):
+    """Nova's rebuild check: the server's own host, forced; only the
+    filters that look at the image; nothing claimed."""
+
+    def rebuild_spec(self, host, **image_props):
+        return request_spec(
+            flavor=flavor(memory_mb=4096),
+            image={"id": "img-2", "properties": image_props},
+            requested_destination={"host": host, "node": host},
+            scheduler_hints={"_nova_check_type": ["rebuild"]})
+
+    def test_a_full_host_still_fits_its_own_server(self):
+        # the server's memory is already used on "a": no room for a new
+        # claim, but a rebuild claims nothing
+        self.add_host("a", memory_mb=4096, memory_mb_used=4096)
+        self.add_host("b", memory_mb=8192)
+        spec = self.rebuild_spec("a")
+        self.assertEqual(self.chosen(spec), ["a"])
+        self.assertEqual(self.chosen(spec), ["a"])  # nothing was claimed
+
+    def test_an_image_the_host_cannot_run_is_refused(self):
+        self.add_host("a", cpu_info={"arch": "x86_64"})
+        error = self.no_valid_host(self.rebuild_spec(
+            "a", hw_architecture="aarch64"))
+        self.assertIn("ImagePropertiesFilter", str(error))
+        self.assertEqual(self.chosen(self.rebuild_spec(
+            "a", hw_architecture="x86_64")), ["a"])

@@ -34,6 +34,7 @@ from twisted_compute import exception, ids
 from twisted_compute.compute.api_snapshots import SnapshotAPIMixin
 from twisted_compute.log import Logger
 from twisted_compute.objects import vm_states
+from twisted_compute.compute.lifecycle_api import LifecycleAPIMixin
 from twisted_compute.objects.boot_request import BootRequest
 from twisted_compute.objects.instance import Instance
 from twisted_compute.objects.request_spec import RequestSpec
@@ -311,7 +312,7 @@ class MoveAPIMixin:
         return migration
 
 
-class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin):
+class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
     log = Logger()
 
     def __init__(self, conf, db_service, compute_task_api,
@@ -575,6 +576,14 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin):
             uuid, zone, self._scope(context))
 
     async def delete(self, context, uuid: str) -> None:
+        """``DELETE``: a soft delete when ``reclaim_instance_interval`` is
+        set (:meth:`soft_delete`), else :meth:`hard_delete`."""
+        if self.deferred_delete_enabled() and \
+                await self.soft_delete(context, uuid):
+            return
+        await self.hard_delete(context, uuid)
+
+    async def hard_delete(self, context, uuid: str) -> None:
         """Delete a server: locally when no agent holds it (no host yet,
         or no compute RPC layer), else mark it ``deleting`` and ask its
         agent to terminate it."""

@@ -89,6 +89,7 @@ from twisted_compute.compute.init_host import (  # noqa: F401 - names of
     RESTART_BUILD_REASON, InitHostMixin)       # this module's API
 from twisted_compute.compute.move import MoveMixin
 from twisted_compute.compute.image_client import ImageClient
+from twisted_compute.compute.lifecycle import LifecycleMixin
 from twisted_compute.compute.power_sync import PowerSyncMixin
 from twisted_compute.compute.snapshot import SnapshotMixin
 from twisted_compute.compute.instance_events import InstanceEvents
@@ -106,7 +107,7 @@ _INSTANCE_FIELDS = frozenset(f.name for f in attrs.fields(Instance))
 
 
 class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
-                     SnapshotMixin):
+                     SnapshotMixin, LifecycleMixin):
     """The agent of one host: RPC endpoint, builds
     (:class:`~twisted_compute.compute.build.BuildMixin`), actions,
     periodic tasks (power sync:
@@ -119,8 +120,10 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
     #: 1.3: diagnostics, external events, image pre-caching: new methods
     #: only, so older messages are served unchanged; 1.4: the move steps
     #: of :mod:`twisted_compute.compute.move`),
-    #: 1.5: snapshots, backups, shelving: new methods only).
-    RPC_API_VERSION = "1.5"
+    #: 1.5: snapshots, backups, shelving: new methods only;
+    #: 1.6: rebuild, rescue, soft delete, restore, crash dump, password:
+    #: :mod:`.lifecycle`).
+    RPC_API_VERSION = "1.6"
     target_version = RPC_API_VERSION
     log = Logger()
 

@@ -44,7 +44,11 @@ TOPIC = "compute"
 #:       ``revert_resize``, ``finish_revert_resize``, ``live_migration``
 #: 1.5 - ``snapshot_instance``, ``backup_instance``, ``shelve_instance``,
 #:       ``shelve_offload_instance``, ``unshelve_instance`` (casts)
-RPC_API_VERSION = "1.5"
+#: 1.6 - a server's life on its host: ``rebuild_instance``,
+#:       ``rescue_instance``, ``unrescue_instance``,
+#:       ``soft_delete_instance``, ``restore_instance``,
+#:       ``trigger_crash_dump`` (casts), ``set_admin_password`` (call)
+RPC_API_VERSION = "1.6"
 #: The move steps (:mod:`twisted_compute.compute.move`), all calls.
 MOVE_STEPS = ("prep_resize", "resize_instance", "finish_resize",
               "confirm_resize", "confirm_resize_dest", "revert_resize",
@@ -61,7 +65,11 @@ NEW_METHODS = {"get_console": "1.2",
                "backup_instance": "1.5",
                "shelve_instance": "1.5",
                "shelve_offload_instance": "1.5",
-               "unshelve_instance": "1.5"}
+               "unshelve_instance": "1.5",
+               "rebuild_instance": "1.6", "rescue_instance": "1.6",
+               "unrescue_instance": "1.6", "soft_delete_instance": "1.6",
+               "restore_instance": "1.6", "trigger_crash_dump": "1.6",
+               "set_admin_password": "1.6"}
 #: What every method but ``build_and_run_instance`` is sent as.
 BASE_VERSION = "1.0"
 #: Instance fields left out of a build message (the agent does not use
@@ -258,6 +266,45 @@ class ComputeAPIClient:
         image's boot metadata)."""
         return self._cast_new(context, instance, "unshelve_instance",
                               host=host, node=node, image=image)
+
+    # --- a server's life on its host (1.6) ----------------------------
+
+    def rebuild_instance(self, context, instance, image=None,
+                         admin_password=None, injected_files=(),
+                         preserve_ephemeral=False, orig_image_ref=None):
+        return self._cast_new(context, instance, "rebuild_instance",
+                              image=image, admin_password=admin_password,
+                              injected_files=list(injected_files or ()),
+                              preserve_ephemeral=bool(preserve_ephemeral),
+                              orig_image_ref=orig_image_ref)
+
+    def rescue_instance(self, context, instance, rescue_password=None,
+                        rescue_image=None):
+        return self._cast_new(context, instance, "rescue_instance",
+                              rescue_password=rescue_password,
+                              rescue_image=rescue_image)
+
+    def unrescue_instance(self, context, instance):
+        return self._cast_new(context, instance, "unrescue_instance")
+
+    def soft_delete_instance(self, context, instance):
+        return self._cast_new(context, instance, "soft_delete_instance")
+
+    def restore_instance(self, context, instance):
+        return self._cast_new(context, instance, "restore_instance")
+
+    def trigger_crash_dump(self, context, instance):
+        return self._cast_new(context, instance, "trigger_crash_dump")
+
+    def set_admin_password(self, context, instance, new_pass):
+        """A call: fires once the guest agent took the password (409
+        when the guest has no agent)."""
+        try:
+            client = self._new_method(instance.host, "set_admin_password")
+        except exception.ComputeException:
+            return defer.fail()
+        return client.call(context, "set_admin_password",
+                           instance=instance.to_dict(), new_pass=new_pass)
 
     # --- calls ---------------------------------------------------------
 

@@ -70,6 +70,11 @@ def agent_role(conf, reactor, transport, host: str | None = None,
                          lambda: manager._periodic(
                              manager.offload_shelved_instances, None),
                          conf.shelved_poll_interval))
+    if conf.reclaim_instance_interval > 0:
+        # As Nova: the reclaim runs at most once a minute.
+        periodic.append(("reclaim_queued_deletes",
+                         manager.reclaim_queued_deletes,
+                         min(60, conf.reclaim_instance_interval)))
     role = RPCRoleService(
         conf, reactor, transport, topic, host, COMPUTE_BINARY, [manager],
         periodic=periodic + [

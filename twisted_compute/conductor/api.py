@@ -74,3 +74,16 @@ class ComputeTaskAPI:
                 action="unshelve"))
         return self.conductor.unshelve_instance(context, instance,
                                                 host=host)
+
+    def rebuild_instance(self, context, instance, orig_image_ref, image,
+                         admin_password, injected_files,
+                         preserve_ephemeral):
+        """Hand a rebuild to the conductor (a cast): it checks a new
+        image against the server's host, then asks the agent."""
+        if self.conductor is None:
+            from twisted_compute import exception
+            raise exception.ComputeAgentUnavailable(action="rebuild")
+        return self.conductor.rebuild_instance(
+            context, instance, orig_image_ref=orig_image_ref, image=image,
+            admin_password=admin_password, injected_files=injected_files,
+            preserve_ephemeral=preserve_ephemeral)

@@ -32,6 +32,7 @@ from twisted_compute.objects.request_spec import RequestSpec
 from twisted_compute.objects.selection import Selection
 
 BUILD_EVENT = "conductor_schedule_and_build_instances"
+REBUILD_EVENT = "conductor_rebuild_instance"
 
 
 def _placement(selection: Selection) -> dict[str, Any]:
@@ -81,7 +82,8 @@ class ConductorManager(MoveTaskMixin):
     #:       ``live_migrate_instance``
     #:       (casts: the moves of :mod:`twisted_compute.conductor.move`)
     #: 1.5 - ``unshelve_instance`` (a cast from the API)
-    RPC_API_VERSION = "1.5"
+    #: 1.6 - ``rebuild_instance`` (a cast from the API)
+    RPC_API_VERSION = "1.6"
     log = Logger()
 
     def __init__(self, conf, db_service, scheduler, compute, clock,
@@ -317,7 +319,7 @@ class ConductorManager(MoveTaskMixin):
     # --- unshelve -----------------------------------------------------
 
     async def unshelve_instance(self, context, instance, host=None):
-        """RPC cast (1.4): schedule a SHELVED_OFFLOADED instance again
+        """RPC cast (1.5): schedule a SHELVED_OFFLOADED instance again
         (its stored request spec, the zone it is pinned to now, ``host``
         when an admin asked for one) and hand it to the chosen agent with
         its shelved image; with no host, it stays offloaded with a
@@ -364,6 +366,126 @@ class ConductorManager(MoveTaskMixin):
             return
         await self.db.actions.event_finish(uuid, context.request_id, event,
                                            self.host, "Success", None)
+
+    # --- rebuild ------------------------------------------------------
+
+    async def rebuild_instance(self, context, instance, orig_image_ref=None,
+                               image=None, admin_password=None,
+                               injected_files=None,
+                               preserve_ephemeral=False):
+        """RPC cast (1.6): a rebuild on the server's own host.  A new image
+        is first checked against that host by the scheduler (Nova's
+        rebuild check: the host forced, only the filters that look at the
+        image, no resources claimed); when the host no longer fits, the
+        old image is written back and the server goes to ERROR with a
+        fault saying why.  Then the agent rebuilds."""
+        context = _ctx(context)
+        instance = Instance.from_dict(instance)
+        event = REBUILD_EVENT
+        await self.db.actions.event_start(instance.uuid, context.request_id,
+                                          event, self.host)
+        image_id = (image or {}).get("id")
+        if image_id and image_id != orig_image_ref:
+            try:
+                await self._rebuild_check(context, instance, image)
+            except exception.NoValidHost as error:
+                fault = exception.RebuildHostDoesNotFit(
+                    host=instance.host, image_id=image_id,
+                    reason=error.format_message())
+                self.log.warn("[{request_id}] rebuild of {uuid} refused: "
+                              "{why}", request_id=context.request_id,
+                              uuid=instance.uuid,
+                              why=fault.format_message())
+                await self._fail_rebuild(context, instance, orig_image_ref,
+                                         fault)
+                return
+            except Exception as error:  # noqa: BLE001 - a fault, not a hang
+                self.log.failure("[{request_id}] rebuild check of {uuid} "
+                                 "failed", request_id=context.request_id,
+                                 uuid=instance.uuid)
+                await self._fail_rebuild(context, instance, orig_image_ref,
+                                         error)
+                return
+        await self.db.actions.event_finish(instance.uuid, context.request_id,
+                                           event, self.host, "Success")
+        try:
+            await self.compute.rebuild_instance(
+                context, instance, image=image,
+                admin_password=admin_password,
+                injected_files=list(injected_files or ()),
+                preserve_ephemeral=bool(preserve_ephemeral),
+                orig_image_ref=orig_image_ref)
+        except Exception as error:  # noqa: BLE001
+            await self._fail_rebuild(context, instance, None, error,
+                                     event_done=True)
+
+    async def _rebuild_check(self, context, instance: Instance,
+                             image: dict) -> None:
+        stored = await self.db.instances.get(instance.uuid)
+        spec = RequestSpec.from_dict(stored.request_spec or {})
+        hints = dict(spec.scheduler_hints or {})
+        hints["_nova_check_type"] = ["rebuild"]
+        spec = attrs.evolve(
+            spec, image=image, num_instances=1,
+            instance_uuids=(instance.uuid,), force_hosts=None,
+            force_nodes=None, ignore_hosts=(), scheduler_hints=hints,
+            requested_destination={"host": instance.host,
+                                   "node": instance.node})
+        await self.scheduler.select_destinations(
+            context, spec, [instance.uuid], return_alternates=False)
+
+    async def _fail_rebuild(self, context, instance: Instance,
+                            orig_image_ref: str | None,
+                            error: BaseException,
+                            event_done: bool = False) -> None:
+        message = (error.format_message()
+                   if isinstance(error, exception.ComputeException)
+                   else f"Rebuild failed: {error}")
+        try:
+            await self.db.instances.guarded_update(
+                instance.uuid, {"vm_state": vm_states.ERROR,
+                                "task_state": None},
+                expected_task_state=[vm_states.REBUILDING])
+            if orig_image_ref:
+                # the image it still runs
+                await self.db.instances.update(
+                    instance.uuid, {"image_ref": orig_image_ref})
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError):
+            return
+        code = getattr(error, "code", 500)
+        await self.db.actions.add_fault(instance.uuid, code, message, None,
+                                        instance.host)
+        if not event_done:
+            await self.db.actions.event_finish(
+                instance.uuid, context.request_id, REBUILD_EVENT, self.host,
+                "Error", None, details=message)
+
+    #: Lifecycle tasks nobody may hold for ever, and the vm_state a lost
+    #: one leaves (None: unchanged).
+    LIFECYCLE_TASKS = {
+        vm_states.REBUILDING: vm_states.ERROR,
+        vm_states.REBUILD_BLOCK_DEVICE_MAPPING: vm_states.ERROR,
+        vm_states.REBUILD_SPAWNING: vm_states.ERROR,
+        vm_states.RESCUING: vm_states.ERROR,
+        vm_states.UNRESCUING: None, vm_states.SOFT_DELETING: None,
+        vm_states.RESTORING: None, vm_states.UPDATING_PASSWORD: None,
+    }
+
+    async def check_lifecycle_timeouts(self):
+        """Periodic: a rebuild, rescue, soft delete, restore or password
+        change whose task has not moved for twice
+        ``instance_action_timeout`` (the agent that had it died, or the
+        message was lost) is failed: a fault, the task cleared, ERROR
+        for a rebuild or rescue."""
+        timeout = 2 * self.conf.instance_action_timeout
+        failed = await self.db.instances.fail_stuck_tasks(
+            self.LIFECYCLE_TASKS,
+            self._now() - datetime.timedelta(seconds=timeout),
+            f"The action did not finish within {timeout} seconds")
+        for uuid in failed:
+            self.log.warn("{uuid}: lifecycle task timed out", uuid=uuid)
+        return failed
 
     # --- the agents' DB proxy -----------------------------------------
 

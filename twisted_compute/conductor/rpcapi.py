@@ -18,7 +18,7 @@ TOPIC = "conductor"
 #: The newest conductor RPC API this client speaks (see
 #: :attr:`twisted_compute.conductor.manager.ConductorManager.
 #: RPC_API_VERSION`).
-RPC_API_VERSION = "1.5"
+RPC_API_VERSION = "1.6"
 
 
 def _instance_or_none(values) -> Instance | None:
@@ -90,6 +90,19 @@ class ConductorAPIClient:
         return self.client.prepare(version="1.5").cast(
             context, "unshelve_instance", instance=instance.to_dict(),
             host=host)
+
+    def rebuild_instance(self, context, instance: Instance,
+                         orig_image_ref: str | None, image: dict | None,
+                         admin_password: str | None, injected_files=(),
+                         preserve_ephemeral: bool = False):
+        """1.6: rebuild ``instance`` (already in task_state rebuilding,
+        its new image written) on its host."""
+        return self.client.prepare(version="1.6").cast(
+            context, "rebuild_instance", instance=instance.to_dict(),
+            orig_image_ref=orig_image_ref, image=image,
+            admin_password=admin_password,
+            injected_files=list(injected_files or ()),
+            preserve_ephemeral=bool(preserve_ephemeral))
 
     # --- the agents' DB proxy -----------------------------------------
 

@@ -33,7 +33,10 @@ def conductor_role(conf, reactor, transport, db) -> RPCRoleService:
                   ("confirm_resizes", manager.confirm_resizes,
                    conf.resize_confirm_check_interval),
                   ("audit_usage", manager.audit_usage,
-                   conf.usage_audit_interval)],
+                   conf.usage_audit_interval),
+                  ("check_lifecycle_timeouts",
+                   manager.check_lifecycle_timeouts,
+                   conf.build_timeout_check_interval)],
         heartbeat=db_heartbeat(db, conf.host, CONDUCTOR_BINARY, TOPIC))
 
 

@@ -44,5 +44,22 @@ AGENT_OPTS = [
 ]
 
 
+#: A server's life on its host: deferred delete, and how long an agent
+#: gives a lifecycle action (rebuild, rescue, ...) before it fails it.
+LIFECYCLE_OPTS = [
+    int_opt("reclaim_instance_interval", 0,
+            "Seconds a deleted server stays SOFT_DELETED (powered off, "
+            "restorable with the restore action) before a periodic task "
+            "of its agent deletes it for good; 0: servers are deleted at "
+            "once (restore then has nothing to restore: 409)", min=0),
+    int_opt("instance_action_timeout", 600,
+            "Seconds an agent gives one lifecycle action of a guest "
+            "(rebuild, rescue, unrescue, soft delete, restore, password) "
+            "before it fails it: the server gets a fault and leaves its "
+            "task state", min=1),
+]
+
+
 def list_opts() -> OptGroups:
-    return [("DEFAULT", ALLOCATION_RATIO_OPTS + AGENT_OPTS)]
+    return [("DEFAULT", ALLOCATION_RATIO_OPTS + AGENT_OPTS +
+             LIFECYCLE_OPTS)]

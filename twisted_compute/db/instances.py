@@ -428,6 +428,34 @@ def building_too_long(conn, older_than: datetime.datetime,
     return [(r.uuid, r.host) for r in rows]
 
 
+def fail_stuck_tasks(conn, task_states: dict[str, str | None],
+                     older_than: datetime.datetime, message: str,
+                     limit: int = 500) -> list[str]:
+    """Live instances whose task (a key of ``task_states``) has not moved
+    since before ``older_than``: the task is cleared, the vm_state set to
+    ``task_states[task]`` when not None, and a fault recorded; returns
+    their uuids."""
+    rows = conn.execute(sa.select(I.c.uuid, I.c.host, I.c.task_state).where(
+        I.c.deleted == 0, I.c.task_state.in_(list(task_states)),
+        I.c.updated_at < older_than).limit(limit)).all()
+    failed = []
+    for row in rows:
+        values: dict[str, Any] = {"task_state": None,
+                                  "updated_at": m.utcnow()}
+        if task_states[row.task_state] is not None:
+            values["vm_state"] = task_states[row.task_state]
+        updated = conn.execute(I.update().where(
+            I.c.uuid == row.uuid, I.c.deleted == 0,
+            I.c.task_state == row.task_state,
+            I.c.updated_at < older_than).values(**values))
+        if updated.rowcount:
+            actions.add_fault(conn, row.uuid, 500,
+                              f"{message} (task {row.task_state})", None,
+                              row.host)
+            failed.append(row.uuid)
+    return failed
+
+
 def _fixed_addresses(addresses: Any):
     for entries in (addresses or {}).values():
         for entry in entries or ():
@@ -1069,6 +1097,13 @@ class InstancesComponent(DBComponent):
     def building_too_long(self, older_than: datetime.datetime,
                           limit: int = 500) -> Deferred[list[tuple]]:
         return self._read(building_too_long, older_than, limit)
+
+    def fail_stuck_tasks(self, task_states: dict[str, str | None],
+                         older_than: datetime.datetime, message: str
+                         ) -> Deferred[list[str]]:
+        """See :func:`fail_stuck_tasks`."""
+        return self._write(fail_stuck_tasks, task_states, older_than,
+                           message)
 
     def uuid_by_fixed_ip(self, address: str) -> Deferred[str | None]:
         return self._read(uuid_by_fixed_ip, address)

@@ -24,6 +24,15 @@ from twisted_compute.scheduler.host_state import (
 NOT_ENOUGH_HOSTS = "There are not enough hosts available."
 
 
+def is_rebuild(spec) -> bool:
+    """Whether ``spec`` asks Nova's rebuild check (the scheduler hint
+    ``_nova_check_type: ["rebuild"]``, which the conductor sets)."""
+    check = (spec.scheduler_hints or {}).get("_nova_check_type")
+    if isinstance(check, (list, tuple)):
+        return "rebuild" in check
+    return check == "rebuild"
+
+
 class SchedulerManager:
     """The ``scheduler`` topic's endpoint.
 
@@ -165,8 +174,11 @@ class SchedulerManager:
                            len(weighed))
                 pick = weighed[0] if size == 1 else self.random.choice(
                     weighed[:size])
-                claims.append((pick, self.host_manager.claim(pick, spec,
-                                                             uuid)))
+                if not is_rebuild(spec):
+                    # A rebuild stays on its host with the same flavor:
+                    # nothing new to claim.
+                    claims.append((pick, self.host_manager.claim(
+                        pick, spec, uuid)))
                 chosen.append(pick)
                 if spec.group_uuid:
                     spec.group_hosts[pick.host] = (
@@ -214,8 +226,15 @@ class SchedulerManager:
                           h.nodename == spec.requested_node)]
             if not hosts:
                 return [], "The requested destination is not a known host."
+        rebuild = is_rebuild(spec)
         for host_filter in self.filters:
-            if forced and not host_filter.limit_key:
+            if rebuild:
+                # Nova's rebuild check: the server already has its
+                # resources on this host; only what the image asks for
+                # is checked.
+                if not getattr(host_filter, "run_on_rebuild", False):
+                    continue
+            elif forced and not host_filter.limit_key:
                 continue
             if not host_filter.applies(spec):
                 continue

@@ -178,6 +178,17 @@ class IComputeDriver(Interface):
 #     Fires with the guest's
 #     :class:`~twisted_compute.objects.diagnostics.Diagnostics` (the
 #     agent answers 501 without it).
+# ``rebuild(context, instance, image_meta, injected_files, admin_password, preserve_ephemeral=False)``
+#     Reinstall the guest from ``image_meta`` keeping its identity (uuid,
+#     MAC, fixed IP); without it the agent destroys and spawns again.
+# ``rescue(context, instance, image_meta, rescue_password)`` / ``unrescue(context, instance)``
+#     Boot ``image_meta`` with the guest's own disk as its second disk /
+#     boot its own disk again (the agent refuses rescue without them).
+# ``inject_nmi(instance)``
+#     An NMI to the guest (trigger_crash_dump); ``NMINotSupported``.
+# ``set_admin_password(instance, new_pass)``
+#     Through the guest agent; ``InstanceAgentNotEnabled`` when the guest
+#     has none (the agent answers 501 without the hook).
 
 #: ``compute_driver`` values and where each driver lives.
 DRIVERS = {

@@ -45,6 +45,17 @@ class FakeGuest:
     console_ports: dict = attrs.field(factory=dict)
     #: Its root disk's bytes (what a snapshot uploads).
     disk: bytearray = attrs.field(factory=bytearray)
+    #: The image its root disk came from.
+    image_id: str | None = None
+    #: The disks it boots with, in order: image ids ("rescue:<id>" for a
+    #: rescue disk, the root disk's image otherwise).
+    disks: list = attrs.field(factory=list)
+    #: NMIs injected (trigger_crash_dump), and the last admin password
+    #: its guest agent was given.
+    nmi_count: int = 0
+    admin_password: str | None = None
+    #: Whether its image has the QEMU guest agent (hw_qemu_guest_agent).
+    guest_agent: bool = False
 
 
 @implementer(IComputeDriver)
@@ -189,6 +200,7 @@ class FakeDriver:
             disk_gb=(instance.root_gb or 0) + (instance.ephemeral_gb or 0))
         guest.disk += (f"fake disk of image "
                        f"{(image_meta or {}).get('id')}\n").encode()
+        self._set_image(guest, image_meta)
         self.guests[instance.uuid] = guest
         self._log(guest, f"fake hypervisor {self.nodename}: defining "
                          f"domain {guest.name} for instance {guest.uuid}")
@@ -359,6 +371,90 @@ class FakeDriver:
             await upload(data, "raw")
 
         return defer.ensureDeferred(run())
+
+    # --- a server's life on its host --------------------------------------
+
+    @staticmethod
+    def _set_image(guest: FakeGuest, image_meta) -> None:
+        image_meta = image_meta or {}
+        guest.image_id = image_meta.get("id")
+        guest.disks = [guest.image_id]
+        props = image_meta.get("properties") or {}
+        guest.guest_agent = str(props.get("hw_qemu_guest_agent", "")
+                                ).lower() in ("yes", "true", "1", "on")
+
+    def rebuild(self, context, instance, image_meta, injected_files,
+                admin_password, preserve_ephemeral=False):
+        """A new root disk from ``image_meta``, the same guest (uuid,
+        internal id, consoles) booted again."""
+        try:
+            guest = self._guest(instance)
+        except Exception:
+            return defer.fail()
+        guest.state = power_state.SHUTDOWN
+        self._set_image(guest, image_meta)
+        guest.name = instance.instance_name(self.conf.instance_name_template)
+        self._log(guest, f"rebuild: new root disk from image "
+                         f"{guest.image_id}")
+
+        def finish():
+            guest.state = power_state.RUNNING
+            self._log(guest, f"booting instance {guest.uuid} "
+                             f"({instance.display_name or guest.name}) "
+                             f"from image {guest.image_id}")
+        if self.spawn_delay > 0:
+            return task.deferLater(self.reactor, self.spawn_delay, finish)
+        return defer.maybeDeferred(finish)
+
+    def rescue(self, context, instance, image_meta, rescue_password):
+        """Boot ``image_meta`` with the root disk as the second disk."""
+        try:
+            guest = self._guest(instance)
+        except Exception:
+            return defer.fail()
+        rescue_id = (image_meta or {}).get("id") or guest.image_id
+        guest.disks = [f"rescue:{rescue_id}", guest.image_id]
+        guest.state = power_state.RUNNING
+        if rescue_password:
+            guest.admin_password = rescue_password
+        self._log(guest, f"rescue: booting image {rescue_id}, the root "
+                         f"disk attached second")
+        return defer.succeed(None)
+
+    def unrescue(self, context, instance):
+        try:
+            guest = self._guest(instance)
+        except Exception:
+            return defer.fail()
+        guest.disks = [guest.image_id]
+        guest.state = power_state.RUNNING
+        self._log(guest, "unrescue: booting the root disk again")
+        return defer.succeed(None)
+
+    def inject_nmi(self, instance):
+        try:
+            guest = self._guest(instance)
+            if guest.state != power_state.RUNNING:
+                raise exception.InstanceNotReady(instance_id=instance.uuid)
+        except Exception:
+            return defer.fail()
+        guest.nmi_count += 1
+        self._log(guest, "NMI received: kernel crash dump")
+        return defer.succeed(None)
+
+    def set_admin_password(self, instance, new_pass):
+        """Through the (fake) guest agent: refused, as libvirt's, when
+        the image did not ask for one."""
+        try:
+            guest = self._guest(instance)
+            if not guest.guest_agent:
+                raise exception.InstanceAgentNotEnabled(
+                    instance_uuid=instance.uuid)
+        except Exception:
+            return defer.fail()
+        guest.admin_password = new_pass
+        self._log(guest, "guest agent: admin password changed")
+        return defer.succeed(None)
 
     def cache_image(self, context, image_id: str):
         """Records the image as cached; ``"existing"`` the second time."""

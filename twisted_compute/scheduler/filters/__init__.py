@@ -20,6 +20,9 @@ class BaseHostFilter:
 
     #: Key this filter sets in a selection's ``limits`` (resource filters).
     limit_key: str | None = None
+    #: Whether Nova's rebuild check (a new image on the same host) runs
+    #: this filter: only those that look at the image do.
+    run_on_rebuild: bool = False
 
     def __init__(self, conf):
         self.conf = conf

@@ -69,6 +69,8 @@ def version_satisfies(version: int, requirement: str) -> bool:
 
 
 class ImagePropertiesFilter(BaseHostFilter):
+    #: Checked again when a server is rebuilt with a new image.
+    run_on_rebuild = True
 
     @staticmethod
     def _wanted(spec):

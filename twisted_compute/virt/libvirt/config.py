@@ -219,6 +219,9 @@ class Domain:
     metadata: dict[str, str] = attrs.field(factory=dict)
     #: Emulator binary; None lets libvirt pick one from its capabilities.
     emulator: str | None = None
+    #: A virtio channel for the QEMU guest agent (the image's
+    #: ``hw_qemu_guest_agent=yes``): passwords are set through it.
+    guest_agent: bool = False
 
     def to_xml(self) -> ET.Element:
         domain = ET.Element("domain", type=self.virt_type)
@@ -256,6 +259,11 @@ class Domain:
             devices.append(interface.to_xml())
         for serial in self.serials:
             devices.extend(serial.to_xml())
+        if self.guest_agent:
+            channel = ET.SubElement(devices, "channel", type="unix")
+            _text(channel, "source", None, mode="bind")
+            _text(channel, "target", None, type="virtio",
+                  name=GUEST_AGENT_CHANNEL)
         if self.graphics is not None:
             devices.append(self.graphics.to_xml())
         if self.virt_type != "test":
@@ -264,6 +272,9 @@ class Domain:
             _text(devices, "memballoon", None, model="virtio")
         return domain
 
+
+#: The name of the QEMU guest agent's virtio channel.
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
 
 #: XML namespace of the instance metadata in ``<metadata>``.
 NAMESPACE = "http://twisted-compute.invalid/xmlns/libvirt/instance/1.0"

@@ -363,7 +363,8 @@ class LibvirtDriver:
                       else None),
             metadata={"host": self.host, "display_name":
                       instance.display_name or "",
-                      "project_id": instance.project_id or ""})
+                      "project_id": instance.project_id or ""},
+            guest_agent=wants_guest_agent(image_meta))
         xml = vconfig.render(domain)
 
         def define_and_start(conn):
@@ -708,6 +709,166 @@ class LibvirtDriver:
         self._host.start()
         return self._host.pool
 
+    # --- a server's life on its host -----------------------------------
+
+    def rebuild(self, context, instance, image_meta, injected_files,
+                admin_password, preserve_ephemeral=False):
+        """Destroy the domain and its disks, keep its fixed IP (the DHCP
+        reservation of its MAC) and its console log, and spawn it again
+        from ``image_meta``: a new overlay, the same uuid, name and MAC,
+        a new config drive with the new image and user data."""
+        return defer.ensureDeferred(self._rebuild(
+            context, instance, image_meta or {}, injected_files or [],
+            admin_password))
+
+    async def _rebuild(self, context, instance, image_meta, injected_files,
+                       admin_password) -> None:
+        uuid = instance.uuid
+        directory = self.instance_dir(uuid)
+
+        def undefine(conn):
+            try:
+                guest = conn.lookupByUUIDString(uuid)
+            except libvirt.libvirtError as error:
+                if not _not_found(error):
+                    raise
+                return
+            if guest.isActive():
+                guest.destroy()
+            try:
+                guest.undefineFlags(
+                    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            except libvirt.libvirtError as error:
+                if not _not_found(error):
+                    raise
+
+        try:
+            await self._run(undefine)
+        except libvirt.libvirtError as error:
+            raise exception.HypervisorError(
+                action="rebuild", instance_uuid=uuid,
+                reason=error.get_error_message()) from None
+        await self._thread(_remove_disks, directory)
+        await self._spawn(context, instance, image_meta, injected_files,
+                          admin_password)
+
+    def rescue(self, context, instance, image_meta, rescue_password):
+        """Boot ``image_meta`` (a new overlay, ``disk.rescue``) with the
+        server's own disk attached as the second disk; the domain's XML
+        is kept in ``unrescue.xml`` for :meth:`unrescue`."""
+        return defer.ensureDeferred(self._rescue(instance, image_meta or {}))
+
+    async def _rescue(self, instance, image_meta) -> None:
+        uuid = instance.uuid
+        directory = self.instance_dir(uuid)
+        rescue_disk = os.path.join(directory, "disk.rescue")
+        saved = os.path.join(directory, "unrescue.xml")
+        kernel = initrd = cmdline = None
+        if image_meta.get("id"):
+            base = await self.image_cache.fetch(image_meta)
+            fmt = imagecache.qemu_format(image_meta.get("disk_format"))
+            await self._thread(_remove_file, rescue_disk)
+            await imagecache.create_overlay(
+                self.reactor, base, fmt, rescue_disk,
+                instance.root_gb or None, timeout=self.qemu_img_timeout)
+            properties = image_meta.get("properties") or {}
+            if properties.get("kernel_id"):
+                kernel = os.path.join(directory, "kernel.rescue")
+                await self._thread(shutil.copyfile, await self._fetch_by_id(
+                    properties["kernel_id"]), kernel)
+            if kernel is not None:
+                cmdline = properties.get("os_command_line") or \
+                    self.kernel_cmdline
+            if properties.get("ramdisk_id"):
+                initrd = os.path.join(directory, "ramdisk.rescue")
+                await self._thread(shutil.copyfile, await self._fetch_by_id(
+                    properties["ramdisk_id"]), initrd)
+
+        def swap(conn):
+            guest = self._lookup(conn, uuid)
+            xml = guest.XMLDesc(0)
+            if not os.path.exists(saved):
+                with open(saved, "w", encoding="utf-8") as handle:
+                    handle.write(xml)
+            else:
+                with open(saved, encoding="utf-8") as handle:
+                    xml = handle.read()
+            rescue_xml = rescue_domain_xml(
+                xml, rescue_disk if image_meta.get("id") else None,
+                kernel, initrd, cmdline)
+            if guest.isActive():
+                guest.destroy()
+            conn.defineXML(rescue_xml).create()
+
+        d = self._run(swap)
+        d.addErrback(self._wrap, "rescue", uuid)
+        await d
+
+    def unrescue(self, context, instance):
+        uuid = instance.uuid
+        directory = self.instance_dir(uuid)
+        saved = os.path.join(directory, "unrescue.xml")
+
+        def restore(conn):
+            guest = self._lookup(conn, uuid)
+            try:
+                with open(saved, encoding="utf-8") as handle:
+                    xml = handle.read()
+            except FileNotFoundError:
+                raise exception.InstanceInvalidState(
+                    action="unrescue", instance_uuid=uuid,
+                    attr="domain", state="not rescued") from None
+            if guest.isActive():
+                guest.destroy()
+            conn.defineXML(xml).create()
+            os.remove(saved)
+            for name in ("disk.rescue", "kernel.rescue", "ramdisk.rescue"):
+                _remove_file(os.path.join(directory, name))
+
+        d = self._run(restore)
+        d.addErrback(self._wrap, "unrescue", uuid)
+        return d
+
+    def inject_nmi(self, instance):
+        """An NMI to the guest (``virDomainInjectNMI``)."""
+        uuid = instance.uuid
+
+        def nmi(conn):
+            guest = self._lookup(conn, uuid)
+            if not guest.isActive():
+                raise exception.InstanceNotReady(instance_id=uuid)
+            try:
+                guest.injectNMI(0)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                    raise exception.NMINotSupported() from None
+                raise
+
+        d = self._run(nmi)
+        d.addErrback(self._wrap, "trigger_crash_dump", uuid)
+        return d
+
+    def set_admin_password(self, instance, new_pass):
+        """Through the QEMU guest agent (``virDomainSetUserPassword``):
+        only a guest whose domain has the agent's channel (its image's
+        ``hw_qemu_guest_agent=yes``); the user is the image's
+        ``os_admin_user``, else root (Administrator on Windows)."""
+        uuid = instance.uuid
+        sysmeta = instance.system_metadata or {}
+        user = sysmeta.get("image_os_admin_user") or (
+            "Administrator" if sysmeta.get("image_os_type") == "windows"
+            else "root")
+
+        def set_password(conn):
+            guest = self._lookup(conn, uuid)
+            if not has_guest_agent(guest.XMLDesc(0)):
+                raise exception.InstanceAgentNotEnabled(instance_uuid=uuid)
+            guest.setUserPassword(user, new_pass, 0)
+
+        d = self._run(set_password)
+        d.addErrback(self._wrap, "set_admin_password", uuid)
+        return d
+
     def events_to_wait_for(self, instance) -> list[str]:
         """A new guest waits for its NIC's ``network-vif-plugged`` (when
         ``vif_plugging_timeout`` is above 0)."""
@@ -833,6 +994,82 @@ class LibvirtDriver:
 
 
 # --- file system helpers (pool threads) ------------------------------------
+
+def wants_guest_agent(image_meta) -> bool:
+    """Whether the image asks for the QEMU guest agent's channel."""
+    props = (image_meta or {}).get("properties") or {}
+    return str(props.get("hw_qemu_guest_agent", "")).lower() in (
+        "yes", "true", "1", "on")
+
+
+def has_guest_agent(xml: str) -> bool:
+    root = ET.fromstring(xml)
+    return any(target.get("name") == vconfig.GUEST_AGENT_CHANNEL
+               for target in root.findall("devices/channel/target"))
+
+
+def rescue_domain_xml(xml: str, rescue_disk: str | None,
+                      kernel: str | None = None,
+                      initrd: str | None = None,
+                      cmdline: str | None = None) -> str:
+    """The domain of ``xml`` booting ``rescue_disk`` as ``vda`` with its
+    own root disk attached second (``vdb``); a direct kernel boot of
+    ``kernel`` / ``initrd`` with ``cmdline`` (None: the domain's) when
+    the rescue image has them, none otherwise."""
+    root = ET.fromstring(xml)
+    devices = root.find("devices")
+    disks = [d for d in devices.findall("disk")
+             if d.get("device") == "disk"]
+    original = None
+    for disk in disks:
+        target = disk.find("target")
+        if target is not None and target.get("dev") == "vda":
+            original = disk
+    if original is not None and rescue_disk is not None:
+        import copy
+        second = copy.deepcopy(original)
+        second.find("target").set("dev", "vdb")
+        for tag in ("address", "alias", "boot"):
+            for child in second.findall(tag):
+                second.remove(child)
+        original.find("source").set("file", rescue_disk)
+        for child in original.findall("backingStore"):
+            original.remove(child)
+        for child in second.findall("backingStore"):
+            second.remove(child)
+        devices.insert(list(devices).index(original) + 1, second)
+    os_element = root.find("os")
+    if os_element is not None:
+        if kernel is None:
+            for tag in ("kernel", "initrd", "cmdline"):
+                for child in os_element.findall(tag):
+                    os_element.remove(child)
+        else:
+            old_cmdline = os_element.findtext("cmdline")
+            for tag in ("kernel", "initrd", "cmdline"):
+                for child in os_element.findall(tag):
+                    os_element.remove(child)
+            for tag, value in (("kernel", kernel), ("initrd", initrd),
+                               ("cmdline", cmdline or old_cmdline)):
+                if value is not None:
+                    ET.SubElement(os_element, tag).text = value
+    return ET.tostring(root, encoding="unicode")
+
+
+def _remove_file(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_disks(directory: str) -> None:
+    """The disks of a guest being rebuilt (its console log stays)."""
+    for name in ("disk", "disk.config", "disk.info", "kernel", "ramdisk",
+                 "disk.rescue", "unrescue.xml", "kernel.rescue",
+                 "ramdisk.rescue"):
+        _remove_file(os.path.join(directory, name))
+
 
 def _prepare_dir(directory: str, console: str) -> None:
     os.makedirs(directory, mode=0o755, exist_ok=True)

@@ -5,6 +5,8 @@ field), then the server is looked up (404), the policy checked (403) and
 the work handed to the compute API layer, which checks lock and state
 (409).  Actions that need what twisted-compute does not have (volumes,
 images of servers, migrations, ...) answer 501 naming the action.
+Rebuild, rescue, deferred delete, crash dumps and passwords are in
+:mod:`.lifecycle_actions`.
 """
 
 from __future__ import annotations
@@ -15,31 +17,18 @@ from twisted_compute import exception
 from twisted_compute.api.openstack import common, extensions
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
-from twisted_compute.api.openstack.compute import remote_consoles
-from twisted_compute.api.openstack.compute import snapshot_actions
+from twisted_compute.api.openstack.compute import (
+    lifecycle_actions, remote_consoles, snapshot_actions)
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.servers import instance_target
 
 #: Actions answered 501: action -> (schema, min version, why).
 UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
-    "rebuild": (schema.rebuild, None, "rebuilding needs a compute agent"),
-    "rescue": (schema.rescue, None, "rescue needs a compute agent"),
-    "unrescue": (schema.unrescue, None, "rescue needs a compute agent"),
     "evacuate": (schema.evacuate, None, "evacuation is not supported"),
-    "changePassword": (schema.change_password, None,
-                       "setting the password needs a guest agent"),
     "addSecurityGroup": (schema.add_security_group, None,
                          "there is no network service"),
     "removeSecurityGroup": (schema.remove_security_group, None,
                             "there is no network service"),
-    "forceDelete": (schema.force_delete, None,
-                    "deferred delete is not enabled (servers are deleted "
-                    "at once)"),
-    "restore": (schema.restore, None,
-                "deferred delete is not enabled (servers are deleted at "
-                "once)"),
-    "trigger_crash_dump": (schema.trigger_crash_dump, "2.17",
-                           "crash dumps need a compute agent"),
     "injectNetworkInfo": (schema.inject_network_info, None,
                           "there is no network service"),
     "resetNetwork": (schema.reset_network, None,
@@ -81,6 +70,7 @@ class ServerActionsController(Controller):
             "os-migrateLive": self._live_migrate,
             **snapshot_actions.handlers(self),
         }
+        handlers.update(lifecycle_actions.handlers(self))
         for name in remote_consoles.LEGACY_ACTIONS:
             handlers[name] = self._legacy_console
         for name in _POWER:

@@ -332,6 +332,28 @@ rebuild = _action("rebuild", _obj({
     # 2.90 / 2.94 (rebuild answers 501 until it exists; then versioned)
     "hostname": fqdn},
     ["imageRef"]), nullable=False)
+#: Rebuild body fields and the microversion range they exist in
+#: (first, last; None: open).
+_REBUILD_FIELD_VERSIONS = {
+    "description": ("2.19", None), "key_name": ("2.54", None),
+    "personality": (None, "2.56"), "user_data": ("2.57", None),
+    "trusted_image_certificates": ("2.63", None), "hostname": ("2.90", None),
+}
+
+
+def rebuild_schema(version) -> dict:
+    """The rebuild body at microversion ``version`` (an object with
+    ``matches(min, max)``): a field outside its range is an unknown
+    property (400), as in Nova."""
+    inner = rebuild["properties"]["rebuild"]
+    properties = dict(inner["properties"])
+    for field, (first, last) in _REBUILD_FIELD_VERSIONS.items():
+        if not version.matches(first, last):
+            properties.pop(field, None)
+    return _action("rebuild", {**inner, "properties": properties},
+                   nullable=False)
+
+
 create_image = _action("createImage", _obj(
     {"name": name, "metadata": metadata}, ["name"]), nullable=False)
 create_backup = _action("createBackup", _obj(

@@ -1,0 +1,116 @@
+"""The libvirt driver's rebuild, rescue / unrescue, NMI and guest-agent
+password on test:///default, with real images from a loopback image API
+(as :mod:`.test_spawn_image`)."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.virt.libvirt.base import make_instance
+from twisted.trial.unittest import TestCase
+
+from tests.virt.libvirt import test_spawn_image
+from twisted_compute.virt.libvirt import config as vconfig
+from twisted_compute.virt.libvirt import driver as driver_mod
+
+
+class LifecycleWithImageTests(TestCase):
+    #: the image API, driver and qcow2 image of the spawn tests
+    setUp = test_spawn_image.SpawnWithImageTests.setUp
+
+    def xml(self, instance):
+        return ET.fromstring(
+            self.conn.lookupByUUIDString(instance.uuid).XMLDesc(0))
+
+    async def spawned(self, image):
+        instance = make_instance(root_gb=1)
+        await self.driver.spawn(None, instance, image, [], None, [], None)
+        self.addCleanup(self.driver.destroy, None, instance, [])
+        return instance
+
+    async def test_rebuild_keeps_uuid_mac_and_ip_with_a_new_overlay(self):
+        first = self.api.add(self.qcow2, disk_format="qcow2")
+        second = self.api.add(self.qcow2, disk_format="qcow2",
+                              properties={"hw_qemu_guest_agent": "yes"})
+        instance = await self.spawned(first)
+        before = await self.driver.get_instance_addresses(instance)
+        mac = self.xml(instance).find("devices/interface/mac").get(
+            "address")
+        await self.driver.rebuild(None, instance, second, [], None)
+        root = self.xml(instance)
+        self.assertEqual(root.findtext("uuid"), instance.uuid)
+        self.assertEqual(root.find("devices/interface/mac").get("address"),
+                         mac)
+        self.assertEqual(await self.driver.get_instance_addresses(instance),
+                         before)
+        from twisted.internet import reactor
+        info = await driver_mod.imagecache.image_info(
+            reactor,
+            os.path.join(self.driver.instance_dir(instance.uuid), "disk"),
+            "qcow2")
+        self.assertEqual(info["backing-filename"],
+                         self.driver.image_cache.path(second["id"]))
+        # the new image asks for the guest agent: its channel is there
+        self.assertTrue(driver_mod.has_guest_agent(
+            self.conn.lookupByUUIDString(instance.uuid).XMLDesc(0)))
+
+    async def test_rescue_boots_the_rescue_disk_first_and_unrescue_back(
+            self):
+        image = self.api.add(self.qcow2, disk_format="qcow2")
+        rescue = self.api.add(self.qcow2, disk_format="qcow2")
+        instance = await self.spawned(image)
+        directory = self.driver.instance_dir(instance.uuid)
+        await self.driver.rescue(None, instance, rescue, "pw")
+        disks = {d.find("target").get("dev"): d.find("source").get("file")
+                 for d in self.xml(instance).findall("devices/disk")
+                 if d.get("device") == "disk"}
+        self.assertEqual(disks, {
+            "vda": os.path.join(directory, "disk.rescue"),
+            "vdb": os.path.join(directory, "disk")})
+        self.assertTrue(self.conn.lookupByUUIDString(instance.uuid)
+                        .isActive())
+        await self.driver.unrescue(None, instance)
+        disks = {d.find("target").get("dev"): d.find("source").get("file")
+                 for d in self.xml(instance).findall("devices/disk")
+                 if d.get("device") == "disk"}
+        self.assertEqual(disks, {"vda": os.path.join(directory, "disk")})
+        self.assertFalse(os.path.exists(os.path.join(directory,
+                                                     "disk.rescue")))
+        self.assertFalse(os.path.exists(os.path.join(directory,
+                                                     "unrescue.xml")))
+
+
+class DomainXMLTests(SynchronousTestCase):
+    def test_guest_agent_channel(self):
+        domain = vconfig.Domain(virt_type="qemu", name="i", uuid="u" * 8,
+                                memory_mb=64, vcpus=1, guest_agent=True)
+        xml = vconfig.render(domain)
+        self.assertTrue(driver_mod.has_guest_agent(xml))
+        self.assertFalse(driver_mod.has_guest_agent(vconfig.render(
+            vconfig.Domain(virt_type="qemu", name="i", uuid="u" * 8,
+                           memory_mb=64, vcpus=1))))
+
+    def test_rescue_xml_swaps_disks_and_kernel(self):
+        domain = vconfig.Domain(
+            virt_type="qemu", name="i", uuid="u" * 8, memory_mb=64, vcpus=1,
+            os=vconfig.OS(arch="x86_64", kernel="/i/kernel",
+                          initrd="/i/ramdisk", cmdline="console=ttyS0"),
+            disks=[vconfig.Disk(source_path="/i/disk", target_dev="vda")])
+        xml = vconfig.render(domain)
+        root = ET.fromstring(driver_mod.rescue_domain_xml(
+            xml, "/i/disk.rescue", "/i/kernel.rescue", None))
+        self.assertEqual(
+            [(d.find("target").get("dev"), d.find("source").get("file"))
+             for d in root.findall("devices/disk")],
+            [("vda", "/i/disk.rescue"), ("vdb", "/i/disk")])
+        self.assertEqual(root.findtext("os/kernel"), "/i/kernel.rescue")
+        self.assertIsNone(root.find("os/initrd"))
+        self.assertEqual(root.findtext("os/cmdline"), "console=ttyS0")
+        plain = ET.fromstring(driver_mod.rescue_domain_xml(
+            xml, "/i/disk.rescue"))
+        self.assertIsNone(plain.find("os/kernel"))
+
+
