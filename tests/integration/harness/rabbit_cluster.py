@@ -357,6 +357,42 @@ class RabbitCluster:
         return self.node(info["leader"])
 
 
+class ClusterVhost:
+    """A vhost of its own on the cluster for one deployment, like
+    :class:`~tests.integration.harness.rabbitmq.RabbitVhost` on the system
+    node: :attr:`url` names every node; :meth:`url_for` puts one node
+    first, so that the processes of a deployment spread over the nodes."""
+
+    def __init__(self, cluster: RabbitCluster, name: str):
+        self.cluster = cluster
+        self.name = name
+        self.created = False
+
+    def create(self) -> "ClusterVhost":
+        self.cluster.add_vhost(self.name)
+        self.created = True
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.cluster.url(self.name)
+
+    def url_for(self, index: int) -> str:
+        nodes = self.cluster.nodes
+        return self.cluster.url(self.name, first=nodes[index % len(nodes)])
+
+    def list_queues(self) -> dict[str, int]:
+        return {name: info["messages"] or 0 for name, info in
+                self.cluster.queues(self.name).items()}
+
+    def delete(self) -> None:
+        if self.created:
+            if not self.cluster.ready():
+                self.cluster.start()
+            self.cluster.delete_vhost(self.name)
+            self.created = False
+
+
 _shared: RabbitCluster | None = None
 
 
