@@ -8,7 +8,9 @@ topic queues, while something fails:
 * two of the three nodes are stopped (no quorum) and started again;
 * the whole cluster is restarted;
 * one of two conductors, or one of two schedulers, is killed;
-* an agent is restarted while it builds.
+* an agent is restarted while it builds;
+* PostgreSQL (a private server: :mod:`.harness.private_pg`) is
+  restarted.
 
 Each test prints its figures: accepted (202), ACTIVE, lost (accepted but
 not ACTIVE), duplicated (built twice), and the seconds until RPC worked
@@ -349,6 +351,36 @@ class _LongerFailures:
 
     def test_kill_one_of_two_schedulers(self):
         self.kill_one_of_two("compute-scheduler", "scheduler")
+
+    def test_restart_postgresql(self):
+        """On a PostgreSQL of the test's own (the system one is shared):
+        restarted mid-stream, down for some seconds."""
+        from tests.integration.harness import private_pg
+        reason = private_pg.available()
+        if reason is not None:
+            raise AssertionError(reason)
+        pg = private_pg.PrivatePostgres().start()
+        self.addCleanup(pg.destroy)
+        deployment, api, flavor, image, probe = self.deploy(
+            database=pg.url, sync_database=True)
+        stream = BootStream(api, flavor, image, pause=0.1).start()
+        stream.wait_sent(BUILDS // 3)
+        down = time.monotonic()
+        pg.stop()
+        time.sleep(5)
+        pg.start()
+        back = time.monotonic()
+        rpc = self.seconds_until_rpc(api, probe, back)
+        stream.join(600)
+        result = self.figures(
+            f"PostgreSQL restarted (down {back - down:.1f} s)", deployment,
+            api, stream, rpc)
+        self.assertEveryBuildDone(result)
+        for code, _, seconds in stream.faults:
+            self.assertEqual(code, 503)
+            self.assertLess(seconds, 30)
+        self.assertEqual(stream.errors, [])
+        self.assertAllAlive(deployment)
 
     def test_restart_an_agent_while_it_builds(self):
         deployment, api, flavor, image, probe = self.deploy()

@@ -129,28 +129,43 @@ class BuildMixin:
             if self.tracker.resources is None:
                 await self.tracker.refresh()
             self._check_not_deleted(build)
+            spawning = {"vm_state": vm_states.BUILDING,
+                        "task_state": vm_states.SPAWNING,
+                        "host": self.host, "node": self.nodename,
+                        "launched_on": self.host}
             try:
-                instance = await self._update(context, uuid, {
-                    "vm_state": vm_states.BUILDING,
-                    "task_state": vm_states.SPAWNING,
-                    "host": self.host, "node": self.nodename,
-                    "launched_on": self.host,
-                }, expected_task_state=BUILD_TASK_STATES,
+                instance = await self._update(
+                    context, uuid, spawning,
+                    expected_task_state=BUILD_TASK_STATES,
                     expected_host=self.host, instance=instance,
                     event=self._event(context, event))
             except exception.UnexpectedDeletingTaskStateError:
                 raise
             except exception.UnexpectedTaskStateError as exc:
-                # A build request seen twice (a conductor died and its
-                # message went to another), or one that went stale (the
-                # instance was rescheduled elsewhere): the instance is
-                # not waiting for this host.  Leave it alone: no guest
-                # to destroy, nothing to report.
-                self.log.warn("[{request_id}] build request for {uuid} "
-                              "ignored on {host}: {reason}",
-                              request_id=context.request_id, uuid=uuid,
-                              host=self.host, reason=message(exc))
-                return
+                if (getattr(exc, "kwargs", {}) or {}).get("actual") \
+                        != vm_states.SPAWNING:
+                    # A build request seen twice (a conductor died and
+                    # its message went to another), or one that went
+                    # stale (the instance was rescheduled elsewhere): the
+                    # instance is not waiting for this host.  Leave it
+                    # alone: no guest to destroy, nothing to report.
+                    self.log.warn("[{request_id}] build request for {uuid} "
+                                  "ignored on {host}: {reason}",
+                                  request_id=context.request_id, uuid=uuid,
+                                  host=self.host, reason=message(exc))
+                    return
+                # Spawning on this very host, with no build of it
+                # running here (``builds`` says so): our own write, whose
+                # reply was lost while the broker failed over, the call
+                # then handled a second time.  Take the instance as it is.
+                self.log.info("[{request_id}] {uuid} was already marked "
+                              "spawning on {host} (a reply lost on the "
+                              "bus); building it", uuid=uuid,
+                              request_id=context.request_id, host=self.host)
+                instance = await self._update(
+                    context, uuid, spawning,
+                    expected_task_state=(vm_states.SPAWNING,),
+                    expected_host=self.host, instance=instance)
             # Checked here, on the host: two schedulers racing cannot
             # over-commit it (a refused claim reschedules the build).
             claim = self.tracker.claim(instance)
