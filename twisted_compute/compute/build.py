@@ -119,6 +119,46 @@ class BuildMixin:
         if build.deleted:
             raise _DeletedWhileBuilding()
 
+    async def _write_active(self, context, uuid: str, updates: dict,
+                            instance: Instance, event: str) -> Instance:
+        """The build's last write (spawning -> active), safe to repeat: a
+        reply lost in a broker failover (the call timed out, or was
+        handled twice and the second answer is a conflict) must not
+        destroy a guest the database already shows ACTIVE here."""
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._update(
+                    context, uuid, updates,
+                    expected_task_state=[vm_states.SPAWNING],
+                    instance=instance,
+                    event=self._event(context, event, SUCCESS))
+            except exception.MessagingTimeout:
+                if attempt == attempts:
+                    raise
+                # The write may have landed: the next try tells.
+            except exception.UnexpectedDeletingTaskStateError:
+                raise
+            except exception.UnexpectedTaskStateError as exc:
+                if (getattr(exc, "kwargs", {}) or {}).get("actual") \
+                        is not None:
+                    raise
+                current = await self.conductor.instance_update(
+                    context, uuid, {"host": self.host},
+                    expected_task_state=[None], expected_host=self.host,
+                    fetch=True)
+                if not current or current.get("vm_state") != \
+                        vm_states.ACTIVE:
+                    raise
+                self.log.info("[{request_id}] {uuid} was already active "
+                              "on {host} (a reply lost on the bus)",
+                              request_id=context.request_id, uuid=uuid,
+                              host=self.host)
+                return await self._update(
+                    context, uuid, updates, expected_task_state=[None],
+                    expected_host=self.host, instance=instance)
+        raise AssertionError("unreachable")
+
     async def _build_and_run(self, context, instance: Instance,
                              build: _Build, args: "_BuildArgs") -> None:
         uuid = instance.uuid
@@ -209,10 +249,8 @@ class BuildMixin:
                     updates["system_metadata"] = {
                         **(instance.system_metadata or {}),
                         "numa_topology": numa}
-            instance = await self._update(
-                context, uuid, updates,
-                expected_task_state=[vm_states.SPAWNING], instance=instance,
-                event=self._event(context, event, SUCCESS))
+            instance = await self._write_active(context, uuid, updates,
+                                                instance, event)
         except (exception.InstanceNotFound,
                 exception.UnexpectedDeletingTaskStateError,
                 _DeletedWhileBuilding, defer.CancelledError):
