@@ -51,7 +51,8 @@ from twisted_compute.rpc.amqp_connection import (
     ConnectionLost, Nacked, _BrokerRotation, _ClientFactory, _Connection, _Shared)
 from twisted_compute.rpc.amqp_spec import load_spec, property_names
 from twisted_compute.rpc.transport import (
-    EncodedReply, ITransport, RejectMessage, Target, TransportURL)
+    EncodedReply, ITransport, RejectMessage, RequeueMessage, Target,
+    TransportURL)
 
 JSON = "application/json"
 PERSISTENT = 2
@@ -598,14 +599,14 @@ class AMQPTransport:
 
     def _handle(self, conn, channel, consumer, delivery_tag, body,
                 props) -> None:
-        def settle(ack: bool) -> None:
+        def settle(ack: bool, requeue: bool = False) -> None:
             if conn.lost:
                 return  # the broker redelivers it to someone
             if ack:
                 d = channel.basic_ack(delivery_tag=delivery_tag)
             else:
                 d = channel.basic_reject(delivery_tag=delivery_tag,
-                                         requeue=False)
+                                         requeue=requeue)
             d.addErrback(_ignore)
 
         try:
@@ -639,6 +640,10 @@ class AMQPTransport:
             settle(True)
 
         def failed(failure):
+            if failure.check(RequeueMessage):
+                self.reactor.callLater(failure.value.delay, settle, False,
+                                       True)
+                return None
             if failure.check(RejectMessage):
                 self.log.error("rejected a message on {queue}: {reason}",
                                queue=consumer.queue,
