@@ -362,7 +362,8 @@ class _LongerFailures:
         self.addCleanup(pg.destroy)
         deployment, api, flavor, image, probe = self.deploy(
             database=pg.url, sync_database=True)
-        stream = BootStream(api, flavor, image, pause=0.1).start()
+        # Paced, so that the stream goes on after the database's return.
+        stream = BootStream(api, flavor, image, pause=1.0).start()
         stream.wait_sent(BUILDS // 3)
         down = time.monotonic()
         pg.stop()
