@@ -147,8 +147,11 @@ class BuildMixin:
                     context, uuid, {"host": self.host},
                     expected_task_state=[None], expected_host=self.host,
                     fetch=True)
-                if not current or current.get("vm_state") != \
-                        vm_states.ACTIVE:
+                # A record from the conductor's client (a dict from a
+                # test double).
+                state = (current.get("vm_state") if isinstance(current, dict)
+                         else getattr(current, "vm_state", None))
+                if state != vm_states.ACTIVE:
                     raise
                 self.log.info("[{request_id}] {uuid} was already active "
                               "on {host} (a reply lost on the bus)",
