@@ -246,6 +246,13 @@ class ServiceUnavailable(ComputeException):
     safe = True
 
 
+class DBUnavailable(ServiceUnavailable):
+    """The database refused or dropped the connection (restarting, down,
+    unreachable): the request may be retried later."""
+
+    msg_fmt = "Service unavailable: the database is unreachable (%(reason)s)"
+
+
 class DBQueryTimeout(ComputeException):
     msg_fmt = ("The database query %(query)s timed out after %(seconds)s "
                "seconds ([database] query_timeout), %(where)s")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import sqlalchemy as sa
 import os
 
 from tests.api.test_servers_base import (
@@ -60,6 +62,69 @@ class CreateTests(ServersTestCase):
         self.assertNotIn("admin_password", row.request_spec)
         self.assertEqual(self.show(server_id)["status"], "BUILD")
         self.assertEqual(self.actions(server_id), ["create"])
+
+    def handoff(self, result):
+        """The conductor seam answers every boot with ``result()``."""
+        def schedule_and_build_instances(context, boot_request):
+            self.task_api.calls.append(boot_request)
+            return result()
+        self.task_api.schedule_and_build_instances = \
+            schedule_and_build_instances
+
+    def instance_rows(self):
+        with self.db.engine.connect() as conn:
+            return conn.execute(sa.select(
+                m.instances.c.uuid, m.instances.c.vm_state,
+                m.instances.c.deleted)).all()
+
+    def test_a_bus_that_refuses_the_boot_means_503_and_no_server(self):
+        from twisted.internet import defer
+        from twisted_compute import exception
+        self.handoff(lambda: defer.fail(exception.ServiceUnavailable(
+            reason="no quorum")))
+        response = self.post("/v2.1/servers", self.server_body(),
+                             token="user:project", version="2.79")
+        self.assertFault(response, 503, "boot_handoff_timeout")
+        [row] = self.instance_rows()
+        self.assertEqual(row.vm_state, "deleted")
+        self.assertTrue(row.deleted)
+        listed = self.get("/v2.1/servers", token="user:project")
+        self.assertEqual(listed.json["servers"], [])
+
+    def test_a_bus_that_never_confirms_means_503_in_bounded_time(self):
+        from twisted.internet import defer
+        self.handoff(defer.Deferred)
+        d = self.http.request(
+            "POST", "http://localhost:8774/v2.1/servers",
+            headers={"X-Auth-Token": "user:project",
+                     "Content-Type": "application/json",
+                     "OpenStack-API-Version": "compute 2.79"},
+            data=json.dumps(self.server_body()).encode())
+        self.http.flush()
+        self.assertNoResult(d)
+        self.reactor.advance(self.conf.boot_handoff_timeout - 0.1)
+        self.assertNoResult(d)
+        self.reactor.advance(0.2)
+        self.http.flush()
+        response = self.successResultOf(d)
+        self.assertEqual(response.code, 503)
+        [row] = self.instance_rows()
+        self.assertEqual(row.vm_state, "deleted")
+
+    def test_a_boot_a_conductor_took_meanwhile_goes_on(self):
+        """The confirm was lost but the conductor got the boot and placed
+        it: the client gets its server, which is not withdrawn."""
+        from twisted.internet import defer
+
+        def taken():
+            for boot in self.task_api.calls:
+                for instance in boot.instances:
+                    self.set_state(instance.uuid, host="h1",
+                                   task_state="spawning")
+            return defer.fail(RuntimeError("connection lost"))
+        self.handoff(taken)
+        server_id = self.create_server()
+        self.assertEqual(self.row(server_id).vm_state, "building")
 
     def test_admin_pass_given_is_returned(self):
         response = self.post("/v2.1/servers", self.server_body(

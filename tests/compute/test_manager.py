@@ -343,6 +343,68 @@ class BuildTests(ManagerTestCase):
         self.assertEqual(self.driver.spawn_count, 1)
         self.assertEqual(self.db(instance)["vm_state"], vm_states.ACTIVE)
 
+    def test_spawning_write_whose_reply_was_lost_goes_on(self):
+        # The conductor wrote "spawning", the reply was lost while the
+        # broker failed over, and the call was handled a second time:
+        # its answer is a conflict naming the state we wrote ourselves.
+        instance = make_instance()
+        real = self.conductor.instance_update
+        seen = []
+
+        def handled_twice(context, uuid, updates, **kwargs):
+            if not seen and updates.get("task_state") == \
+                    vm_states.SPAWNING:
+                seen.append(uuid)
+                real(context, uuid, updates, **kwargs)
+            return real(context, uuid, updates, **kwargs)
+        self.conductor.instance_update = handled_twice
+        self.build(instance)
+        self.assertEqual(seen, [instance.uuid])
+        self.assertEqual(self.driver.spawn_count, 1)
+        row = self.db(instance)
+        self.assertEqual((row["vm_state"], row["task_state"], row["host"]),
+                         (vm_states.ACTIVE, None, HOST))
+
+    def test_active_write_whose_reply_was_lost_keeps_the_guest(self):
+        # The last write (spawning -> active) landed, its reply was lost
+        # and the call handled twice: the conflict names no task state.
+        # The guest stays, nothing is rescheduled.
+        instance = make_instance()
+        real = self.conductor.instance_update
+        seen = []
+
+        def handled_twice(context, uuid, updates, **kwargs):
+            if not seen and updates.get("vm_state") == vm_states.ACTIVE:
+                seen.append(uuid)
+                real(context, uuid, updates, **kwargs)
+            return real(context, uuid, updates, **kwargs)
+        self.conductor.instance_update = handled_twice
+        self.build(instance)
+        self.assertEqual(seen, [instance.uuid])
+        self.assertEqual(self.driver.spawn_count, 1)
+        self.assertIn(instance.uuid, self.driver.guests)
+        self.assertEqual(self.conductor.named("build_failed"), [])
+        self.assertEqual(self.db(instance)["vm_state"], vm_states.ACTIVE)
+
+    def test_active_write_that_timed_out_is_tried_again(self):
+        instance = make_instance()
+        real = self.conductor.instance_update
+        seen = []
+
+        def lost_reply(context, uuid, updates, **kwargs):
+            if not seen and updates.get("vm_state") == vm_states.ACTIVE:
+                seen.append(uuid)
+                real(context, uuid, updates, **kwargs)  # it landed
+                return defer.fail(exception.MessagingTimeout(
+                    method="instance_update"))
+            return real(context, uuid, updates, **kwargs)
+        self.conductor.instance_update = lost_reply
+        self.build(instance)
+        self.assertEqual(seen, [instance.uuid])
+        self.assertIn(instance.uuid, self.driver.guests)
+        self.assertEqual(self.conductor.named("build_failed"), [])
+        self.assertEqual(self.db(instance)["vm_state"], vm_states.ACTIVE)
+
     def test_build_request_after_the_build_is_ignored(self):
         # The same request again once the guest runs (a conductor died
         # and its message was redelivered): the guest is not touched,

@@ -231,6 +231,29 @@ class TimeoutTests(DBServiceTestCase):
         db.engine.dispose()
 
 
+class UnreachableDatabaseTests(DBServiceTestCase):
+
+    def test_a_lost_database_is_a_clear_503(self):
+        """A database that refuses connections (restarting, down) fails
+        queries with DBUnavailable (503), not a bare driver error."""
+        db = DBService("postgresql://nobody:x@127.0.0.1:1/none",
+                       self.reactor, threadpool=self.threads)
+        self.addCleanup(db.engine.dispose)
+        d = db.run(insert_flavor, "x")
+        self.settle()
+        error = self.failureResultOf(d, exception.DBUnavailable).value
+        self.assertEqual(error.code, 503)
+        self.assertIn("the database is unreachable", error.format_message())
+
+    def test_a_query_error_stays_what_it_is(self):
+        def bad(conn):
+            conn.exec_driver_sql("SELECT * FROM no_such_table")
+        d = self.db.run(bad)
+        self.settle()
+        failure = self.failureResultOf(d)
+        self.assertFalse(failure.check(exception.DBUnavailable))
+
+
 class ComponentsTests(SynchronousTestCase):
     def test_every_component_on_both_connectors(self):
         db = DBService("sqlite:///" + self.mktemp(), Clock(),

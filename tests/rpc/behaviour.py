@@ -31,6 +31,8 @@ class Manager:
         self.name = name
         self.casts: list = []
         self.calls: list = []
+        self.db_tries: dict = {}
+        self.db_done: list = []
 
     def echo(self, context, value):
         self.calls.append(value)
@@ -45,6 +47,14 @@ class Manager:
 
     def note(self, context, value):
         self.casts.append((value, context.request_id))
+
+    def flaky_db(self, context, value):
+        """The database is away for the first two tries."""
+        self.db_tries[value] = self.db_tries.get(value, 0) + 1
+        if self.db_tries[value] < 3:
+            raise exception.DBUnavailable(reason="restarting")
+        self.db_done.append(value)
+        return {"value": value, "tries": self.db_tries[value]}
 
     def never(self, context):
         return defer.Deferred()  # never answers
@@ -111,6 +121,19 @@ class BusBehaviour(BusHelpers):
     async def test_provides_interface(self):
         from zope.interface.verify import verifyObject
         self.assertTrue(verifyObject(ITransport, await self.make_transport()))
+
+    async def test_a_lost_database_requeues_the_message(self):
+        """A handler that meets a lost database has its message given
+        back to the queue, not answered with an error (nor dropped, for
+        a cast): it is handled once the database is back."""
+        manager = await self.serve("s1")
+        manager.server.requeue_delay = 0.05
+        client = await self.client()
+        result = await client.call(self.ctx, "flaky_db", value=3)
+        self.assertEqual(result, {"value": 3, "tries": 3})
+        await client.cast(self.ctx, "flaky_db", value=4)
+        await wait_until(lambda: manager.db_done == [3, 4])
+        self.assertEqual(manager.db_tries, {3: 3, 4: 3})
 
     async def test_call_returns_the_reply(self):
         await self.serve("s1")

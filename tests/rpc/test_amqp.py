@@ -276,6 +276,35 @@ class AMQPUnitTests(SynchronousTestCase):
         self.assertIsNone(self.successResultOf(d))
         fresh.publish.assert_called_once_with("x", "key", b"{}", {})
 
+    def test_tables_decode_every_rabbitmq_field_type(self):
+        """A quorum queue's redelivery carries ``x-delivery-count`` as an
+        int64 (``l``); dead-lettering adds arrays and timestamps.  txamqp
+        alone raises on those and drops the connection."""
+        import io
+        import struct
+
+        from txamqp.codec import Codec
+
+        def entry(key, kind, payload):
+            k = key.encode()
+            return bytes([len(k)]) + k + kind + payload
+        body = b"".join([
+            entry("x-delivery-count", b"l", struct.pack("!q", 3)),
+            entry("neg", b"s", struct.pack("!h", -2)),
+            entry("ok", b"t", b"\x01"),
+            entry("when", b"T", struct.pack("!Q", 1700000000)),
+            entry("ratio", b"d", struct.pack("!d", 0.5)),
+            entry("none", b"V", b""),
+            entry("s", b"S", struct.pack("!L", 2) + b"hi"),
+            entry("arr", b"A", struct.pack("!L", 10) + b"I"
+                  + struct.pack("!i", 7) + b"S" + struct.pack("!L", 0)),
+        ])
+        codec = Codec(io.BytesIO(struct.pack("!L", len(body)) + body))
+        self.assertEqual(codec.decode_table(), {
+            "x-delivery-count": 3, "neg": -2, "ok": True,
+            "when": 1700000000, "ratio": 0.5, "none": None, "s": "hi",
+            "arr": [7, ""]})
+
     def test_property_names_follow_the_spec_flavour(self):
         names = property_names(load_spec(DEFAULT_AMQP_SPEC))
         self.assertEqual(names["correlation-id"], "correlation-id")

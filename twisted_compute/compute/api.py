@@ -312,6 +312,10 @@ class MoveAPIMixin:
         return migration
 
 
+class _TakenMeanwhile(Exception):
+    """A conductor took an instance the API was about to withdraw."""
+
+
 class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
     log = Logger()
 
@@ -441,16 +445,49 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
             admin_password=admin_pass,
             injected_files=tuple(server.get("personality") or ()))
         try:
-            await maybeDeferred(
+            handed = maybeDeferred(
                 self.compute_task_api.schedule_and_build_instances,
                 context, boot_request)
-        except Exception:
-            # The rows exist and show BUILD; the conductor's build
-            # timeout puts them in ERROR.  The client still gets its ids.
-            self.log.failure("handing {n} instance(s) of {reservation} to "
-                             "the conductor failed", n=len(instances),
-                             reservation=reservation_id)
+            if self.clock is not None:
+                handed.addTimeout(conf.boot_handoff_timeout, self.clock)
+            await handed
+        except Exception as error:  # noqa: BLE001 - every error ends here
+            self.log.warn("handing {n} instance(s) of {reservation} to "
+                          "the conductor failed: {error!r}",
+                          n=len(instances), reservation=reservation_id,
+                          error=error)
+            await self._withdraw(instances, reservation_id)
         return instances, reservation_id, admin_pass
+
+    async def _withdraw(self, instances: list[Instance],
+                        reservation_id: str) -> None:
+        """The bus did not take a new boot in time: delete its instances
+        that no conductor touched yet and answer 503.  A conductor that
+        gets the boot later skips deleted instances; one that already
+        took them builds them, and the client gets its ids."""
+        def untouched(instance: Instance) -> None:
+            if (instance.vm_state != vm_states.BUILDING
+                    or instance.task_state != vm_states.SCHEDULING
+                    or instance.host):
+                raise _TakenMeanwhile()
+        withdrawn = 0
+        for instance in instances:
+            try:
+                await self.db.instances.soft_delete(
+                    instance.uuid, project_id=None, check=untouched)
+                withdrawn += 1
+            except (_TakenMeanwhile, exception.InstanceNotFound):
+                pass
+        if withdrawn < len(instances):
+            self.log.info("{n} instance(s) of {reservation} reached a "
+                          "conductor after all", reservation=reservation_id,
+                          n=len(instances) - withdrawn)
+            return
+        raise exception.ServiceUnavailable(
+            reason="the message bus did not accept the new server(s) "
+                   "within [DEFAULT] boot_handoff_timeout = "
+                   f"{self.conf.boot_handoff_timeout} s; nothing was "
+                   "created, try again later")
 
     @staticmethod
     def _check_flavor(flavor) -> None:

@@ -119,6 +119,49 @@ class BuildMixin:
         if build.deleted:
             raise _DeletedWhileBuilding()
 
+    async def _write_active(self, context, uuid: str, updates: dict,
+                            instance: Instance, event: str) -> Instance:
+        """The build's last write (spawning -> active), safe to repeat: a
+        reply lost in a broker failover (the call timed out, or was
+        handled twice and the second answer is a conflict) must not
+        destroy a guest the database already shows ACTIVE here."""
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._update(
+                    context, uuid, updates,
+                    expected_task_state=[vm_states.SPAWNING],
+                    instance=instance,
+                    event=self._event(context, event, SUCCESS))
+            except exception.MessagingTimeout:
+                if attempt == attempts:
+                    raise
+                # The write may have landed: the next try tells.
+            except exception.UnexpectedDeletingTaskStateError:
+                raise
+            except exception.UnexpectedTaskStateError as exc:
+                if (getattr(exc, "kwargs", {}) or {}).get("actual") \
+                        is not None:
+                    raise
+                current = await self.conductor.instance_update(
+                    context, uuid, {"host": self.host},
+                    expected_task_state=[None], expected_host=self.host,
+                    fetch=True)
+                # A record from the conductor's client (a dict from a
+                # test double).
+                state = (current.get("vm_state") if isinstance(current, dict)
+                         else getattr(current, "vm_state", None))
+                if state != vm_states.ACTIVE:
+                    raise
+                self.log.info("[{request_id}] {uuid} was already active "
+                              "on {host} (a reply lost on the bus)",
+                              request_id=context.request_id, uuid=uuid,
+                              host=self.host)
+                return await self._update(
+                    context, uuid, updates, expected_task_state=[None],
+                    expected_host=self.host, instance=instance)
+        raise AssertionError("unreachable")
+
     async def _build_and_run(self, context, instance: Instance,
                              build: _Build, args: "_BuildArgs") -> None:
         uuid = instance.uuid
@@ -129,28 +172,43 @@ class BuildMixin:
             if self.tracker.resources is None:
                 await self.tracker.refresh()
             self._check_not_deleted(build)
+            spawning = {"vm_state": vm_states.BUILDING,
+                        "task_state": vm_states.SPAWNING,
+                        "host": self.host, "node": self.nodename,
+                        "launched_on": self.host}
             try:
-                instance = await self._update(context, uuid, {
-                    "vm_state": vm_states.BUILDING,
-                    "task_state": vm_states.SPAWNING,
-                    "host": self.host, "node": self.nodename,
-                    "launched_on": self.host,
-                }, expected_task_state=BUILD_TASK_STATES,
+                instance = await self._update(
+                    context, uuid, spawning,
+                    expected_task_state=BUILD_TASK_STATES,
                     expected_host=self.host, instance=instance,
                     event=self._event(context, event))
             except exception.UnexpectedDeletingTaskStateError:
                 raise
             except exception.UnexpectedTaskStateError as exc:
-                # A build request seen twice (a conductor died and its
-                # message went to another), or one that went stale (the
-                # instance was rescheduled elsewhere): the instance is
-                # not waiting for this host.  Leave it alone: no guest
-                # to destroy, nothing to report.
-                self.log.warn("[{request_id}] build request for {uuid} "
-                              "ignored on {host}: {reason}",
-                              request_id=context.request_id, uuid=uuid,
-                              host=self.host, reason=message(exc))
-                return
+                if (getattr(exc, "kwargs", {}) or {}).get("actual") \
+                        != vm_states.SPAWNING:
+                    # A build request seen twice (a conductor died and
+                    # its message went to another), or one that went
+                    # stale (the instance was rescheduled elsewhere): the
+                    # instance is not waiting for this host.  Leave it
+                    # alone: no guest to destroy, nothing to report.
+                    self.log.warn("[{request_id}] build request for {uuid} "
+                                  "ignored on {host}: {reason}",
+                                  request_id=context.request_id, uuid=uuid,
+                                  host=self.host, reason=message(exc))
+                    return
+                # Spawning on this very host, with no build of it
+                # running here (``builds`` says so): our own write, whose
+                # reply was lost while the broker failed over, the call
+                # then handled a second time.  Take the instance as it is.
+                self.log.info("[{request_id}] {uuid} was already marked "
+                              "spawning on {host} (a reply lost on the "
+                              "bus); building it", uuid=uuid,
+                              request_id=context.request_id, host=self.host)
+                instance = await self._update(
+                    context, uuid, spawning,
+                    expected_task_state=(vm_states.SPAWNING,),
+                    expected_host=self.host, instance=instance)
             # Checked here, on the host: two schedulers racing cannot
             # over-commit it (a refused claim reschedules the build).
             claim = self.tracker.claim(instance)
@@ -194,10 +252,8 @@ class BuildMixin:
                     updates["system_metadata"] = {
                         **(instance.system_metadata or {}),
                         "numa_topology": numa}
-            instance = await self._update(
-                context, uuid, updates,
-                expected_task_state=[vm_states.SPAWNING], instance=instance,
-                event=self._event(context, event, SUCCESS))
+            instance = await self._write_active(context, uuid, updates,
+                                                instance, event)
         except (exception.InstanceNotFound,
                 exception.UnexpectedDeletingTaskStateError,
                 _DeletedWhileBuilding, defer.CancelledError):

@@ -81,6 +81,12 @@ DEFAULT_OPTS = [
     # --- the message bus (twisted_compute/rpc) ---
     int_opt("rpc_response_timeout", 60,
             "Seconds to wait for the reply to an RPC call", min=1),
+    int_opt("boot_handoff_timeout", 15,
+            "Seconds the API waits for the message bus to confirm that a "
+            "new boot reached the conductors' queue.  After that (a "
+            "RabbitMQ cluster without quorum, or no broker) the new "
+            "servers that no conductor took are deleted again and the "
+            "request is answered 503", min=1),
     int_opt("long_rpc_timeout", 1800,
             "Seconds to wait for the reply to a long RPC call (scheduling)",
             min=1),

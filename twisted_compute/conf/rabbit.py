@@ -36,6 +36,18 @@ RABBIT_OPTS = [
             "(x-expires)", min=1),
     bool_opt("amqp_durable_queues", True,
              "Whether topic queues and exchanges survive a broker restart"),
+    bool_opt("rabbit_quorum_queue", False,
+             "Declare the topic queues (conductor, scheduler, "
+             "compute.<host>) as quorum queues, replicated over the "
+             "cluster's nodes: they survive the loss of a minority of "
+             "them.  Implies durable topic queues.  Reply and fanout "
+             "queues stay classic and transient, and are declared again "
+             "on whichever node a process reconnects to.  An existing "
+             "classic queue of the same name must be deleted first"),
+    int_opt("rabbit_quorum_delivery_limit", 0,
+            "With quorum queues, how many times a message is delivered "
+            "before the broker drops it (x-delivery-limit); 0 means no "
+            "limit", min=0),
 ]
 
 

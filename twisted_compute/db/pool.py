@@ -150,6 +150,17 @@ URGENT = 0
 NORMAL = 10
 
 
+def _is_disconnect(error: "sa.exc.DBAPIError", dialect: str) -> bool:
+    """Whether ``error`` says the connection to the database failed (as
+    opposed to a query's own error: a constraint, a syntax error).
+    SQLite reports its query errors as OperationalError too, and has no
+    server to lose."""
+    if error.connection_invalidated:
+        return True
+    return dialect != "sqlite" and isinstance(
+        error, (sa.exc.OperationalError, sa.exc.InterfaceError))
+
+
 def _ignore(success, result):
     return None
 
@@ -290,8 +301,18 @@ class DBService(DBConnector, service.Service):
                 return  # cancelled or timed out while it waited
             job.state = _RUNNING
         try:
-            result = self._transact(job.thd, job.readonly, job.args,
-                                    job.kwargs)
+            try:
+                result = self._transact(job.thd, job.readonly, job.args,
+                                        job.kwargs)
+            except sa.exc.DBAPIError as error:
+                if not _is_disconnect(error, self.engine.dialect.name):
+                    raise
+                # A database restarting or down: a clear 503 for the
+                # API's clients, and a typed error for the bus.
+                raise exception.DBUnavailable(
+                    reason=str(error.orig or error).strip().splitlines()[0]
+                    if str(error.orig or error).strip() else
+                    type(error).__name__) from error
         except BaseException:
             self._reactor.callFromThread(self._deliver, job, Failure(),
                                          True)

@@ -15,10 +15,12 @@ from twisted_compute.rpc.errors import (
     UnsupportedVersion)
 from twisted_compute.rpc.server import RPCServer
 from twisted_compute.rpc.transport import (
-    ITransport, RejectMessage, Target, TransportURL, transport_for)
+    ITransport, RejectMessage, RequeueMessage, Target, TransportURL,
+    transport_for)
 
 __all__ = [
     "ITransport", "MalformedMessage", "NoSuchMethod", "RPCClient",
     "RPCServer", "RPCVersionCapError", "RejectMessage", "RemoteError",
+    "RequeueMessage",
     "Target", "TransportURL", "UnsupportedVersion", "transport_for",
 ]

@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 import attrs
 from twisted.application.internet import ClientService
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.python.failure import Failure
 from txamqp.client import Closed
 from zope.interface import implementer
@@ -48,10 +48,11 @@ from zope.interface import implementer
 from twisted_compute import exception, ids
 from twisted_compute.log import Logger
 from twisted_compute.rpc.amqp_connection import (
-    ConnectionLost, _BrokerRotation, _ClientFactory, _Connection, _Shared)
+    ConnectionLost, Nacked, _BrokerRotation, _ClientFactory, _Connection, _Shared)
 from twisted_compute.rpc.amqp_spec import load_spec, property_names
 from twisted_compute.rpc.transport import (
-    EncodedReply, ITransport, RejectMessage, Target, TransportURL)
+    EncodedReply, ITransport, RejectMessage, RequeueMessage, Target,
+    TransportURL)
 
 JSON = "application/json"
 PERSISTENT = 2
@@ -87,6 +88,7 @@ class AMQPTransport:
                  retry_interval: float = 0.2, retry_backoff: float = 2.0,
                  retry_max: float = 30.0, connect_timeout: float = 10.0,
                  transient_ttl: int = 1800, durable: bool = True,
+                 quorum: bool = False, quorum_delivery_limit: int = 0,
                  random: Callable[[], float] = _random.random):
         """``random`` is the source of the reconnection jitter: a callable
         returning a float in [0, 1), like :func:`random.random` or a
@@ -107,7 +109,10 @@ class AMQPTransport:
         self.retry_max = retry_max
         self.connect_timeout = connect_timeout
         self.transient_ttl = transient_ttl
-        self.durable = durable
+        self.quorum = quorum
+        self.quorum_delivery_limit = quorum_delivery_limit
+        # A quorum queue is always durable (the broker refuses others).
+        self.durable = durable or quorum
         self.process_id = uuid.uuid4().hex[:12]
         self.reply_queue = f"reply_{self.process_id}"
         self.endpoint = _BrokerRotation(reactor, url.hosts, connect_timeout)
@@ -136,7 +141,9 @@ class AMQPTransport:
             retry_max=rabbit.rabbit_interval_max,
             connect_timeout=rabbit.rabbit_connect_timeout,
             transient_ttl=rabbit.rabbit_transient_queues_ttl,
-            durable=rabbit.amqp_durable_queues)
+            durable=rabbit.amqp_durable_queues,
+            quorum=rabbit.rabbit_quorum_queue,
+            quorum_delivery_limit=rabbit.rabbit_quorum_delivery_limit)
         kwargs.update(overrides)
         return cls(reactor, url or TransportURL.parse(conf.transport_url),
                    **kwargs)
@@ -229,6 +236,16 @@ class AMQPTransport:
         client = protocol.delegate.client  # the AMQClient, not the proxy
         conn = _Connection(client)
         protocol.delegate.conn = conn
+        # ClientService has no transition for a disconnection while it
+        # prepares a connection (state Connecting) or after the
+        # preparation failed (Waiting): it raises NoTransition out of
+        # connectionLost.  Its retry follows from the failed preparation
+        # alone, so the disconnection is passed on only once prepared.
+        prepared = []
+        notify = getattr(protocol, "_lostNotification", None)
+        if notify is not None:
+            protocol._lostNotification = (
+                lambda reason: notify(reason) if prepared else None)
         # Small frames (acks, confirms, replies) must not wait for Nagle.
         client.transport.setTcpNoDelay(True)
         try:
@@ -240,6 +257,7 @@ class AMQPTransport:
                           broker=self.endpoint.current.host, error=exc)
             client.transport.abortConnection()
             raise
+        prepared.append(True)
         client.disconnected.wait().addCallback(
             lambda _: self._connection_lost(conn))
         if self._stopping:
@@ -325,7 +343,7 @@ class AMQPTransport:
                     await conn.sync(
                         "queue_declare",
                         queue=name, durable=self.durable, auto_delete=False,
-                        exclusive=False)
+                        exclusive=False, arguments=self.topic_queue_arguments)
                 if bind_to is not None:
                     await conn.sync(
                         "queue_bind",
@@ -335,6 +353,16 @@ class AMQPTransport:
             shared = conn.declared[key] = _Shared(
                 defer.ensureDeferred(declare()))
         return shared.wait()
+
+    @property
+    def topic_queue_arguments(self) -> dict:
+        """The ``queue.declare`` arguments of a topic queue."""
+        if not self.quorum:
+            return {}
+        arguments = {"x-queue-type": "quorum"}
+        if self.quorum_delivery_limit:
+            arguments["x-delivery-limit"] = self.quorum_delivery_limit
+        return arguments
 
     def fanout_exchange(self, topic: str) -> str:
         return f"{self.exchange}.{topic}_fanout"
@@ -351,7 +379,10 @@ class AMQPTransport:
     async def _publish(self, exchange: str, routing_key: str, body: bytes,
                        properties: dict, prepare=None) -> None:
         """Publish until the broker confirms, across reconnections; the
-        caller bounds the time by cancelling."""
+        caller bounds the time by cancelling.  A nacked message (a quorum
+        queue electing a leader, or without quorum) is sent again after a
+        short, growing pause."""
+        nacks = 0
         while True:
             conn = await self._wait_connected()
             try:
@@ -359,6 +390,23 @@ class AMQPTransport:
                     await prepare(conn)
                 await conn.publish(exchange, routing_key, body, properties)
                 return
+            except Nacked:
+                nacks += 1
+                if not conn.lost:
+                    # RabbitMQ 3.10: a channel whose publish to a quorum
+                    # queue was nacked during a leader election keeps
+                    # nacking that queue's messages long after the new
+                    # leader is elected, while a new channel is served.
+                    # So: a new connection (and channels).
+                    self.log.warn("the broker nacked a message to {key}; "
+                                  "reconnecting to send it again",
+                                  key=routing_key)
+                    self._connection_lost(conn)
+                    conn.client.transport.loseConnection()
+                await task.deferLater(self.reactor,
+                                      min(1.0, 0.05 * 2 ** nacks),
+                                      lambda: None)
+                continue
             except (ConnectionLost, Closed):
                 if self._stopping:
                     raise exception.ServiceUnavailable(
@@ -551,14 +599,14 @@ class AMQPTransport:
 
     def _handle(self, conn, channel, consumer, delivery_tag, body,
                 props) -> None:
-        def settle(ack: bool) -> None:
+        def settle(ack: bool, requeue: bool = False) -> None:
             if conn.lost:
                 return  # the broker redelivers it to someone
             if ack:
                 d = channel.basic_ack(delivery_tag=delivery_tag)
             else:
                 d = channel.basic_reject(delivery_tag=delivery_tag,
-                                         requeue=False)
+                                         requeue=requeue)
             d.addErrback(_ignore)
 
         try:
@@ -592,6 +640,10 @@ class AMQPTransport:
             settle(True)
 
         def failed(failure):
+            if failure.check(RequeueMessage):
+                self.reactor.callLater(failure.value.delay, settle, False,
+                                       True)
+                return None
             if failure.check(RejectMessage):
                 self.log.error("rejected a message on {queue}: {reason}",
                                queue=consumer.queue,

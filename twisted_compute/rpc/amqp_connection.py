@@ -42,12 +42,67 @@ warnings.filterwarnings(
 
 
 from txamqp.client import TwistedDelegate  # noqa: E402
+from txamqp.codec import Codec  # noqa: E402
 from txamqp.content import Content  # noqa: E402
 from txamqp.protocol import AMQClient  # noqa: E402
 
 
+# txamqp 0.8 decodes only the S, I, F and t field types of a table.
+# RabbitMQ sends others in message headers: a quorum queue adds
+# ``x-delivery-count`` (``l``, int64) to every redelivered message, and
+# dead-lettering adds arrays and timestamps.  An unknown type makes txamqp
+# raise inside dataReceived and drop the whole connection, so a consumer
+# would never get past a redelivery.  All of RabbitMQ's 0-9-1 field types
+# (its errata), decoded here instead.
+_FIXED = {b"b": "!b", b"B": "!B", b"s": "!h", b"u": "!H", b"I": "!i",
+          b"i": "!I", b"l": "!q", b"f": "!f", b"d": "!d", b"T": "!Q"}
+
+
+def _decode_value(codec: Codec, kind: bytes):
+    if kind in _FIXED:
+        return codec.unpack(_FIXED[kind])
+    if kind == b"S":
+        return codec.decode_longstr()
+    if kind == b"x":
+        return codec.decode_longbytes()
+    if kind == b"t":
+        return codec.decode_octet() != 0
+    if kind == b"F":
+        return _decode_table(codec)
+    if kind == b"V":
+        return None
+    if kind == b"D":
+        scale = codec.decode_octet()
+        return codec.unpack("!i") / (10 ** scale)
+    if kind == b"A":
+        size = codec.decode_long()
+        start, values = codec.nread, []
+        while codec.nread - start < size:
+            values.append(_decode_value(codec, codec.read(1)))
+        return values
+    raise ValueError(f"unknown AMQP field type {kind!r}")
+
+
+def _decode_table(codec: Codec) -> dict:
+    size = codec.decode_long()
+    start, result = codec.nread, {}
+    while codec.nread - start < size:
+        key = codec.decode_shortstr()
+        result[key] = _decode_value(codec, codec.read(1))
+    return result
+
+
+Codec.decode_table = _decode_table
+
+
 class ConnectionLost(Exception):
     """The AMQP connection dropped before the broker confirmed a publish."""
+
+
+class Nacked(exception.ServiceUnavailable):
+    """The broker refused a publish (``basic.nack``): a quorum queue that
+    lost its leader, or has no quorum, nacks what it could not commit.
+    The publisher sends it again."""
 
 
 
@@ -224,7 +279,7 @@ class _Connection:
             elif isinstance(ok, Failure):
                 d.errback(ok)
             else:
-                d.errback(exception.ServiceUnavailable(
+                d.errback(Nacked(
                     reason="the broker refused (nacked) a message"))
 
     def fail_unconfirmed(self) -> None:

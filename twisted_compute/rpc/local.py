@@ -21,7 +21,7 @@ from zope.interface import implementer
 from twisted_compute import exception, ids
 from twisted_compute.log import Logger
 from twisted_compute.rpc.transport import (
-    EncodedReply, ITransport, RejectMessage, Target)
+    EncodedReply, ITransport, RejectMessage, RequeueMessage, Target)
 
 
 def _round_trip(message: Any) -> Any:
@@ -179,9 +179,10 @@ class LocalTransport:
                         queue=key, error=str(exc))
                     continue
             self._handle(consumer, body, (sender, msg_id) if msg_id else
-                         None)
+                         None, key)
 
-    def _handle(self, consumer: _Consumer, body: dict, reply_to) -> None:
+    def _handle(self, consumer: _Consumer, body: dict, reply_to,
+                key: str | None = None) -> None:
         d = defer.maybeDeferred(consumer.handler, body)
 
         def done(result):
@@ -190,6 +191,15 @@ class LocalTransport:
                 sender._reply(msg_id, result)
 
         def failed(failure):
+            if failure.check(RequeueMessage) and key is not None:
+                sender, msg_id = reply_to if reply_to else (self, None)
+
+                def again():
+                    queue = self.broker.queue(key)
+                    queue.waiting.append((body, msg_id, sender, False))
+                    self._drain(key)
+                self.reactor.callLater(failure.value.delay, again)
+                return None
             if failure.check(RejectMessage):
                 self.log.error("rejected a message: {reason}",
                                reason=failure.value.reason)

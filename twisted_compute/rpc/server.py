@@ -19,11 +19,11 @@ from typing import Any, Sequence
 from twisted.internet import defer
 
 from twisted_compute.context import RequestContext
-from twisted_compute.exception import ComputeException
+from twisted_compute.exception import ComputeException, DBUnavailable
 from twisted_compute.log import Logger
 from twisted_compute.rpc import errors
 from twisted_compute.rpc.transport import (
-    EncodedReply, ITransport, RejectMessage)
+    EncodedReply, ITransport, RejectMessage, RequeueMessage)
 
 
 #: Methods called every few seconds (periodic tasks) or several times per
@@ -54,6 +54,8 @@ class RPCServer:
         self.endpoints = list(endpoints)
         self._consumers: list[Any] = []
         self.handled = 0
+        #: seconds before a message that met a lost database is retried
+        self.requeue_delay = 1.0
 
     async def start(self) -> None:
         self._consumers.append(
@@ -139,6 +141,15 @@ class RPCServer:
             except (TypeError, ValueError) as exc:
                 raise TypeError(
                     f"the result of {method} is not JSON: {exc}") from None
+        except DBUnavailable as exc:
+            # Nothing was written: the message goes back to the queue
+            # (until the caller's timeout, for a call) instead of being
+            # answered with an error, so a cast is not lost while the
+            # database restarts.
+            self.log.warn("[{request_id}] {topic}.{method}: {error}; "
+                          "requeued", request_id=context.request_id,
+                          topic=self.topic, method=method, error=exc)
+            raise RequeueMessage(str(exc), self.requeue_delay) from exc
         except Exception as exc:
             elapsed = (time.monotonic() - started) * 1000
             if isinstance(exc, ComputeException):

@@ -150,6 +150,18 @@ class RejectMessage(Exception):
         self.reply = reply
 
 
+class RequeueMessage(Exception):
+    """Raised by a consumer's handler: the message could not be handled
+    now, for a reason that passes (the database is restarting); give it
+    back to the queue after ``delay`` seconds, to this server or another.
+    Nothing was done, so handling it again is safe."""
+
+    def __init__(self, reason: str, delay: float = 1.0):
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
 def transport_for(conf, reactor, **kwargs) -> ITransport:
     """The transport that ``conf.transport_url`` names."""
     url = TransportURL.parse(conf.transport_url)

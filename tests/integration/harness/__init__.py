@@ -6,6 +6,10 @@
 * :mod:`.twistd`: one ``twistd ROLE`` process (:class:`TwistdProcess`)
   and the test case that runs them (:class:`TwistdTestCase`);
 * :mod:`.rabbitmq`: ``rabbitmqctl`` and a RabbitMQ vhost per test;
+* :mod:`.rabbit_cluster`: three RabbitMQ nodes joined into a cluster
+  beside the system node (``tools/rabbit-cluster``), a vhost on it;
+* :mod:`.private_pg`: a PostgreSQL server of a test's own, for tests
+  that restart the database;
 * :mod:`.deployment`: several roles on one database and one bus
   (:class:`Deployment`) and their compute API (``api_*``).
 

@@ -28,13 +28,16 @@ class Deployment:
     are unique across runs) and its own directory, log and ports.
 
     ``database``: ``"postgresql"``, ``"sqlite"`` (one migrated file for
-    all) or a URL; ``transport``: ``"rabbit"`` or ``"local"`` (only
-    meaningful for a single ``compute-all``).
+    all) or a URL (migrated here with ``sync_database``); ``transport``:
+    ``"rabbit"``, ``"rabbit-cluster"`` (a vhost on the three-node cluster
+    of :mod:`.rabbit_cluster`, quorum topic queues, each process's
+    ``transport_url`` naming the three nodes from a different first one)
+    or ``"local"`` (only meaningful for a single ``compute-all``).
     """
 
     def __init__(self, options: dict[str, dict[str, Any]] | None = None,
                  database: str = "postgresql", transport: str = "rabbit",
-                 register=None):
+                 register=None, sync_database: bool = False):
         self.run_id = os.urandom(3).hex()
         self.options = options or {}
         self.database = database
@@ -47,6 +50,7 @@ class Deployment:
         self.processes: list[TwistdProcess] = []
         self._register = register
         self._prepared = False
+        self._sync_database = sync_database
 
     def host_name(self, name: str) -> str:
         return f"{name}-{self.run_id}"
@@ -59,6 +63,12 @@ class Deployment:
             base.require_service("rabbitmq", port=RABBIT_PORT)
             self.vhost = RabbitVhost(
                 f"tc_it_{os.getpid()}_{self.run_id}").create()
+        elif self.transport == "rabbit-cluster":
+            from tests.integration.harness.rabbit_cluster import (
+                ClusterVhost, require_cluster)
+            self.vhost = ClusterVhost(
+                require_cluster(),
+                f"tc_it_{os.getpid()}_{self.run_id}").create()
         if self.database == "postgresql":
             self._pg_url = self.db_url = base.postgresql_url()
         elif self.database == "sqlite":
@@ -67,7 +77,7 @@ class Deployment:
             self.db_url = "sqlite:///" + path
         else:
             self.db_url = self.database
-        if self.database == "postgresql":
+        if self.database == "postgresql" or self._sync_database:
             conf = os.path.join(self.directory, "manage.conf")
             _write_ini(conf, {"DEFAULT": {"state_path": self.directory},
                               "database": {"connection": self.db_url}})
@@ -80,6 +90,8 @@ class Deployment:
                         "transport_url": (self.vhost.url if self.vhost
                                           else "local://"),
                         "periodic_fuzzy_delay": 0}}
+        if self.transport == "rabbit-cluster":
+            sections["oslo_messaging_rabbit"] = {"rabbit_quorum_queue": True}
         for section, values in self.options.items():
             sections.setdefault(section, {}).update(values)
         return sections
@@ -92,6 +104,9 @@ class Deployment:
         host = self.host_name(name)
         sections = self.base_options()
         sections["DEFAULT"]["host"] = host
+        if self.transport == "rabbit-cluster":
+            sections["DEFAULT"]["transport_url"] = self.vhost.url_for(
+                len(self.processes))
         for section, values in (options or {}).items():
             sections.setdefault(section, {}).update(values)
         pattern = ROLE_READY.get(role)

@@ -1,0 +1,469 @@
+"""A RabbitMQ cluster of three nodes on this machine, beside the system
+node (``rabbit@localhost`` on 5672, which it never touches).
+
+Each node has its own name (``tc1@localhost``...), AMQP port
+(``TC_RABBIT_CLUSTER_PORT`` + 0, 1, 2; 5701 by default), distribution
+port (AMQP port + 20000) and directory under ``TC_RABBIT_CLUSTER_DIR``
+(``/tmp/tc-rabbit-cluster``) holding its mnesia and log directories, pid
+file, config file, env file and (empty) plugin list, all owned by the
+``rabbitmq`` user.  Debian's ``rabbitmq-server -detached`` started as
+root drops to that user (``su`` keeps the ``RABBITMQ_*`` variables) and
+shares the system node's Erlang cookie, so ``rabbitmqctl -n tc1@localhost``
+works as it does for the system node.  Nodes 2 and 3 join node 1
+(``stop_app``, ``join_cluster``, ``start_app``).
+
+Command line (``tools/rabbit-cluster`` runs this file)::
+
+    python3 tests/integration/harness/rabbit_cluster.py start|stop|status|url|destroy
+
+Tests use :func:`shared_cluster`: the cluster ``.ci/run`` started, or one
+started for the test run and stopped when it ends.  Only the standard
+library is used, so this runs before the virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+CLUSTER_DIR = os.environ.get("TC_RABBIT_CLUSTER_DIR", "/tmp/tc-rabbit-cluster")
+BASE_PORT = int(os.environ.get("TC_RABBIT_CLUSTER_PORT", "5701"))
+SIZE = 3
+RABBITMQ_SERVER = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
+RABBITMQCTL = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT = 90.0
+
+
+def _port_open(port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _run(args: list[str], timeout: float = 60.0, env=None
+         ) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(args, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired as exc:
+        return subprocess.CompletedProcess(args, 124, exc.stdout or "",
+                                           f"timed out after {timeout}s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii",
+                  errors="replace") as handle:
+            data = handle.read()
+    except OSError:
+        return False
+    return data[data.rindex(")") + 2:].split()[0] not in ("Z", "X")
+
+
+class ClusterError(AssertionError):
+    """A node did not start, join or stop in bounded time."""
+
+
+class RabbitNode:
+    """One node of the cluster: its name, ports and files."""
+
+    def __init__(self, index: int, directory: str, amqp_port: int):
+        self.index = index
+        self.name = f"tc{index}@localhost"
+        self.amqp_port = amqp_port
+        self.dist_port = amqp_port + 20000
+        self.directory = os.path.join(directory, f"tc{index}")
+
+    def __repr__(self):
+        return f"<RabbitNode {self.name} amqp={self.amqp_port}>"
+
+    @property
+    def pid_file(self) -> str:
+        return os.path.join(self.directory, "pid")
+
+    def env(self) -> dict[str, str]:
+        d = self.directory
+        env = dict(os.environ)
+        # Our own env file: the system one names the system node.
+        env.update(
+            RABBITMQ_CONF_ENV_FILE=os.path.join(d, "rabbitmq-env.conf"),
+            RABBITMQ_NODENAME=self.name,
+            RABBITMQ_NODE_IP_ADDRESS=LOOPBACK,
+            RABBITMQ_NODE_PORT=str(self.amqp_port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=os.path.join(d, "mnesia"),
+            RABBITMQ_LOG_BASE=os.path.join(d, "log"),
+            RABBITMQ_PID_FILE=self.pid_file,
+            RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(d, "enabled_plugins"),
+            RABBITMQ_CONFIG_FILE=os.path.join(d, "rabbitmq.conf"))
+        return env
+
+    def prepare(self) -> None:
+        """Directories and files, owned by the ``rabbitmq`` user."""
+        d = self.directory
+        for sub in ("mnesia", "log"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        files = {
+            "enabled_plugins": "[].\n",
+            "rabbitmq.conf": (
+                f"listeners.tcp.default = {LOOPBACK}:{self.amqp_port}\n"),
+            "rabbitmq-env.conf": (
+                "ERL_EPMD_ADDRESS=127.0.0.1\n"
+                "export ERL_FLAGS=\"-kernel inet_dist_use_interface "
+                "{127,0,0,1}\"\n"),
+        }
+        for name, text in files.items():
+            with open(os.path.join(d, name), "w", encoding="ascii") as f:
+                f.write(text)
+        try:
+            user = pwd.getpwnam("rabbitmq")
+        except KeyError:
+            return
+        for root in (os.path.dirname(d), d):
+            os.chown(root, user.pw_uid, user.pw_gid)
+        for root, dirs, names in os.walk(d):
+            for name in dirs + names:
+                os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+
+    def pid(self) -> int | None:
+        try:
+            with open(self.pid_file, encoding="ascii") as handle:
+                pid = int(handle.read().strip() or 0)
+        except (OSError, ValueError):
+            return None
+        return pid if pid and _alive(pid) else None
+
+    def running(self) -> bool:
+        """The node's VM runs (the rabbit app may still be starting)."""
+        return self.pid() is not None
+
+    def amqp_open(self) -> bool:
+        return _port_open(self.amqp_port)
+
+    def ctl(self, *args: str, timeout: float = 60.0
+            ) -> subprocess.CompletedProcess:
+        return _run([RABBITMQCTL, "-n", self.name, *args], timeout=timeout)
+
+    def spawn(self) -> None:
+        """``rabbitmq-server -detached`` (returns at once)."""
+        if self.running():
+            return
+        self.prepare()
+        done = _run([RABBITMQ_SERVER, "-detached"], timeout=30,
+                    env=self.env())
+        if done.returncode != 0:
+            raise ClusterError(f"rabbitmq-server -detached for {self.name} "
+                               f"exited {done.returncode}: {done.stderr}")
+
+    def wait_started(self, timeout: float = START_TIMEOUT) -> None:
+        """Until the node runs its rabbit app and its AMQP port answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = max(1.0, deadline - time.monotonic())
+            done = self.ctl("await_startup", "--timeout",
+                            str(int(min(left, 30))), timeout=min(left, 35) + 5)
+            if done.returncode == 0 and self.amqp_open():
+                return
+            time.sleep(0.5)
+        raise ClusterError(f"{self.name} did not start within {timeout}s; "
+                           f"see {self.directory}/log")
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        self.spawn()
+        self.wait_started(timeout)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """A clean ``rabbitmqctl stop``; SIGKILL when it does not end in
+        ``timeout`` seconds."""
+        pid = self.pid()
+        if pid is None:
+            return
+        self.ctl("stop", timeout=timeout)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            self.kill()
+
+    def kill(self) -> None:
+        """``kill -9`` the node's VM (its epmd registration goes with
+        it)."""
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+class RabbitCluster:
+    """Three :class:`RabbitNode`\\ s joined into one cluster."""
+
+    def __init__(self, directory: str = CLUSTER_DIR,
+                 base_port: int = BASE_PORT, size: int = SIZE):
+        self.directory = directory
+        self.nodes = [RabbitNode(i + 1, directory, base_port + i)
+                      for i in range(size)]
+
+    @property
+    def ports(self) -> list[int]:
+        return [n.amqp_port for n in self.nodes]
+
+    def url(self, vhost: str = "", user: str = "guest",
+            password: str = "guest", first: "RabbitNode | None" = None
+            ) -> str:
+        """``rabbit://guest:guest@127.0.0.1:5701,...,/vhost``: every node,
+        ``first`` (the node a client tries first) at the head."""
+        nodes = list(self.nodes)
+        if first is not None:
+            at = nodes.index(first)
+            nodes = nodes[at:] + nodes[:at]
+        hosts = ",".join(f"{user}:{password}@{LOOPBACK}:{n.amqp_port}"
+                         for n in nodes)
+        return f"rabbit://{hosts}/{vhost}"
+
+    def node(self, name_or_index) -> RabbitNode:
+        for node in self.nodes:
+            if name_or_index in (node.index, node.name):
+                return node
+        raise KeyError(name_or_index)
+
+    def running_nodes(self) -> list[str]:
+        """The cluster's running members, as node 1 (or any up node)
+        sees them."""
+        for node in self.nodes:
+            if not node.running():
+                continue
+            done = node.ctl("eval",
+                            "rabbit_nodes:all_running().", timeout=20)
+            if done.returncode == 0:
+                return sorted(part.strip(" []'\n") for part in
+                              done.stdout.strip().strip("[]").split(",")
+                              if part.strip(" []'\n"))
+        return []
+
+    def members(self, node: RabbitNode) -> list[str]:
+        done = node.ctl("eval", "rabbit_nodes:all().", timeout=20)
+        if done.returncode != 0:
+            return []
+        return sorted(part.strip(" []'\n") for part in
+                      done.stdout.strip().strip("[]").split(",")
+                      if part.strip(" []'\n"))
+
+    def ready(self) -> bool:
+        names = sorted(n.name for n in self.nodes)
+        return (all(n.amqp_open() for n in self.nodes)
+                and self.running_nodes() == names)
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        """Start the nodes that are down (all at once: after a full stop
+        each waits for its peers), join the ones not yet in the cluster,
+        and wait until all three run as one cluster."""
+        first = self.nodes[0]
+        for node in self.nodes:
+            node.spawn()
+        for node in self.nodes:
+            node.wait_started(timeout)
+        for node in self.nodes[1:]:
+            if first.name in self.members(node):
+                continue
+            for args in (("stop_app",), ("reset",),
+                         ("join_cluster", first.name), ("start_app",)):
+                done = node.ctl(*args, timeout=timeout)
+                if done.returncode != 0:
+                    raise ClusterError(
+                        f"rabbitmqctl -n {node.name} {' '.join(args)}: "
+                        f"{done.stdout}{done.stderr}")
+            node.wait_started(timeout)
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the cluster is not ready after "
+                                   f"{timeout}s: {self.status()}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Stop every node cleanly (the last one last)."""
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def status(self) -> dict[str, dict]:
+        running = self.running_nodes()
+        return {n.name: {"pid": n.pid(), "amqp_port": n.amqp_port,
+                         "amqp": n.amqp_open(), "in_cluster":
+                         n.name in running} for n in self.nodes}
+
+    # --- what the tests need ------------------------------------------------
+
+    def any_up(self) -> RabbitNode:
+        for node in self.nodes:
+            if node.amqp_open():
+                return node
+        raise ClusterError("no node of the cluster is up")
+
+    def add_vhost(self, name: str, user: str = "guest") -> None:
+        node = self.any_up()
+        for args in (("add_vhost", name),
+                     ("set_permissions", "-p", name, user, ".*", ".*", ".*")):
+            done = node.ctl(*args)
+            if done.returncode != 0:
+                raise ClusterError(f"rabbitmqctl {' '.join(args)}: "
+                                   f"{done.stdout}{done.stderr}")
+
+    def delete_vhost(self, name: str) -> None:
+        try:
+            self.any_up().ctl("delete_vhost", name)
+        except ClusterError:
+            pass
+
+    def queues(self, vhost: str, node: RabbitNode | None = None
+               ) -> dict[str, dict]:
+        """``{queue: {"type", "leader", "messages"}}`` of ``vhost``."""
+        node = node or self.any_up()
+        done = node.ctl("list_queues", "-q", "--no-table-headers", "-p",
+                        vhost, "name", "type", "leader", "messages",
+                        timeout=30)
+        found = {}
+        for line in done.stdout.splitlines():
+            parts = [p.strip() for p in line.split("\t")]
+            if len(parts) == 4:
+                found[parts[0]] = {
+                    "type": parts[1], "leader": parts[2],
+                    "messages": (int(parts[3]) if parts[3].isdigit()
+                                 else None)}
+        return found
+
+    def leader_of(self, vhost: str, queue: str) -> RabbitNode:
+        info = self.queues(vhost).get(queue)
+        if not info or not info["leader"]:
+            raise ClusterError(f"no leader known for {queue} in {vhost}")
+        return self.node(info["leader"])
+
+
+class ClusterVhost:
+    """A vhost of its own on the cluster for one deployment, like
+    :class:`~tests.integration.harness.rabbitmq.RabbitVhost` on the system
+    node: :attr:`url` names every node; :meth:`url_for` puts one node
+    first, so that the processes of a deployment spread over the nodes."""
+
+    def __init__(self, cluster: RabbitCluster, name: str):
+        self.cluster = cluster
+        self.name = name
+        self.created = False
+
+    def create(self) -> "ClusterVhost":
+        self.cluster.add_vhost(self.name)
+        self.created = True
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.cluster.url(self.name)
+
+    def url_for(self, index: int) -> str:
+        nodes = self.cluster.nodes
+        return self.cluster.url(self.name, first=nodes[index % len(nodes)])
+
+    def list_queues(self) -> dict[str, int]:
+        return {name: info["messages"] or 0 for name, info in
+                self.cluster.queues(self.name).items()}
+
+    def delete(self) -> None:
+        if self.created:
+            if not self.cluster.ready():
+                self.cluster.start()
+            self.cluster.delete_vhost(self.name)
+            self.created = False
+
+
+_shared: RabbitCluster | None = None
+
+
+def shared_cluster() -> RabbitCluster:
+    """The cluster for this test run: started (and stopped when the run
+    ends) unless it already runs; restarts whichever nodes a previous test
+    left down."""
+    global _shared
+    if _shared is None:
+        cluster = RabbitCluster()
+        if not any(n.running() for n in cluster.nodes):
+            atexit.register(cluster.destroy)
+        _shared = cluster
+    if not _shared.ready():
+        _shared.start()
+    return _shared
+
+
+def available() -> str | None:
+    """Why this machine cannot run the cluster, or None."""
+    if not os.path.exists(RABBITMQ_SERVER):
+        return "rabbitmq-server is not installed"
+    if os.geteuid() != 0:
+        return "the RabbitMQ cluster needs root (rabbitmq-server drops to " \
+               "the rabbitmq user)"
+    return None
+
+
+def require_cluster() -> RabbitCluster:
+    """:func:`shared_cluster` for a test: skipped where the machine cannot
+    run it, unless ``TWISTED_COMPUTE_DEMAND`` names ``rabbitmq-cluster``
+    (or ``all``), in which case the test fails."""
+    reason = available()
+    if reason is not None:
+        wanted = os.environ.get("TWISTED_COMPUTE_DEMAND", "").replace(",", " ")
+        if {"all", "rabbitmq-cluster"} & set(wanted.lower().split()):
+            raise ClusterError(f"{reason}, and TWISTED_COMPUTE_DEMAND "
+                               f"demands rabbitmq-cluster")
+        raise unittest.SkipTest(reason)
+    return shared_cluster()
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "status"
+    cluster = RabbitCluster()
+    if command == "start":
+        started = time.monotonic()
+        cluster.start()
+        print(f"cluster {', '.join(n.name for n in cluster.nodes)} ready in "
+              f"{time.monotonic() - started:.1f} s: {cluster.url()}")
+    elif command == "stop":
+        cluster.stop()
+        print("cluster stopped")
+    elif command == "destroy":
+        cluster.destroy()
+        print(f"cluster stopped and {cluster.directory} removed")
+    elif command == "status":
+        status = cluster.status()
+        for name, info in status.items():
+            print(f"{name}: pid {info['pid']} amqp {info['amqp_port']} "
+                  f"{'open' if info['amqp'] else 'closed'}"
+                  f"{', in cluster' if info['in_cluster'] else ''}")
+        return 0 if cluster.ready() else 3
+    elif command == "url":
+        print(cluster.url())
+    else:
+        print(f"usage: {argv[0]} start|stop|destroy|status|url",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
