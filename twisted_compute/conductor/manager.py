@@ -76,7 +76,10 @@ class ConductorManager:
     #:       the request spec the agent was sent, ``_attempt`` in it)
     #: 1.3 - ``action_event_finish`` takes ``details`` (a failed event's
     #:       fault message, shown from microversion 2.84)
-    RPC_API_VERSION = "1.3"
+    #: 1.4 - the batched reports of a process of many (fake) agents:
+    #:       ``service_heartbeats``, ``compute_nodes_update`` and
+    #:       ``instances_on_hosts`` (new methods only)
+    RPC_API_VERSION = "1.4"
     log = Logger()
 
     def __init__(self, conf, db_service, scheduler, compute, clock,
@@ -341,6 +344,23 @@ class ConductorManager:
         return {"id": row["id"], "host": row["host"],
                 "binary": row["binary"], "disabled": bool(row["disabled"]),
                 "forced_down": bool(row["forced_down"])}
+
+    async def service_heartbeats(self, context, hosts, binary, topic):
+        """1.4: the heartbeats of every agent of one process, in one
+        transaction; how many hosts were recorded."""
+        return await self.db.services.heartbeats(list(hosts), binary, topic)
+
+    async def compute_nodes_update(self, context, nodes):
+        """1.4: the resource reports of many agents at once (each as
+        :meth:`compute_node_update` takes it); how many were written."""
+        return await self.db.services.update_nodes(
+            [_decode(values) for values in nodes])
+
+    async def instances_on_hosts(self, context, hosts):
+        """1.4: ``{host: [instance dict, ...]}`` for each of ``hosts``."""
+        found = await self.db.instances.on_hosts(list(hosts))
+        return {host: [i.to_dict() for i in instances]
+                for host, instances in found.items()}
 
     async def action_event_start(self, context, instance_uuid, request_id,
                                  event, host):

@@ -214,6 +214,51 @@ def heartbeat(conn, host: str, binary: str, topic: str,
     return dict(row._mapping)
 
 
+_SERVICE_HOSTS = sa.select(_svc.c.host).where(
+    _svc.c.binary == sa.bindparam("binary"),
+    _svc.c.host.in_(sa.bindparam("hosts", expanding=True)))
+_HEARTBEATS = _svc.update().where(
+    _svc.c.binary == sa.bindparam("b_binary"),
+    _svc.c.host.in_(sa.bindparam("b_hosts", expanding=True))).values(
+    report_count=_svc.c.report_count + 1,
+    last_seen_up=sa.bindparam("last_seen_up",
+                              type_=_svc.c.last_seen_up.type),
+    updated_at=sa.bindparam("updated_at", type_=_svc.c.updated_at.type),
+    topic=sa.bindparam("topic", type_=_svc.c.topic.type))
+
+#: How many hosts one statement of :func:`heartbeats` names at most
+#: (SQLite's older builds allow 999 parameters per statement).
+HEARTBEAT_CHUNK = 900
+
+
+def heartbeats(conn, hosts: Iterable[str], binary: str, topic: str,
+               version: int = 0) -> int:
+    """:func:`heartbeat` of many hosts in one transaction: one UPDATE
+    for those whose rows exist (per :data:`HEARTBEAT_CHUNK` hosts), one
+    INSERT per new host; the number of hosts recorded."""
+    hosts = sorted(set(hosts))
+    now = m.utcnow()
+    for start in range(0, len(hosts), HEARTBEAT_CHUNK):
+        chunk = hosts[start:start + HEARTBEAT_CHUNK]
+        known = set(conn.execute(_SERVICE_HOSTS, {
+            "binary": binary, "hosts": chunk}).scalars())
+        for host in chunk:
+            if host in known:
+                continue
+            try:
+                with conn.begin_nested():
+                    conn.execute(_svc.insert().values(
+                        uuid=str(uuidlib.uuid4()), host=host, binary=binary,
+                        topic=topic, report_count=0, last_seen_up=now,
+                        created_at=now, updated_at=now, version=version,
+                        disabled=False, forced_down=False))
+            except sa.exc.IntegrityError:
+                pass  # created concurrently: updated below
+        conn.execute(_HEARTBEATS, {"b_binary": binary, "b_hosts": chunk,
+                                   "last_seen_up": now, "updated_at": now,
+                                   "topic": topic})
+    return len(hosts)
+
 
 # --- compute nodes --------------------------------------------------------
 
@@ -358,6 +403,16 @@ def compute_node_update(conn, values: dict[str, Any]) -> int:
 
 
 
+def compute_nodes_update(conn, nodes: Iterable[dict[str, Any]]) -> int:
+    """:func:`compute_node_update` of each of ``nodes`` in one
+    transaction; how many were written."""
+    count = 0
+    for values in nodes:
+        compute_node_update(conn, values)
+        count += 1
+    return count
+
+
 # --- what the scheduler reads ---------------------------------------------
 
 #: Columns of a host row: the compute node's, then its service's
@@ -448,6 +503,16 @@ class ServicesComponent(DBComponent):
                   version: int = 0) -> Deferred[dict[str, Any]]:
         """See :func:`heartbeat`."""
         return self._write(heartbeat, host, binary, topic, version)
+
+    def heartbeats(self, hosts: Iterable[str], binary: str, topic: str,
+                   version: int = 0) -> Deferred[int]:
+        """See :func:`heartbeats`."""
+        return self._write(heartbeats, list(hosts), binary, topic, version)
+
+    def update_nodes(self, nodes: Iterable[dict[str, Any]]
+                     ) -> Deferred[int]:
+        """See :func:`compute_nodes_update`."""
+        return self._write(compute_nodes_update, list(nodes))
 
     def host_statuses(self, hosts: Iterable[str], down_after: int
                       ) -> Deferred[dict[str, str]]:
