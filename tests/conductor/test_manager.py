@@ -375,6 +375,8 @@ class ConductorTests(DBTestCase):
 
     def test_batched_node_reports_and_instances_on_hosts(self):
         manager = self.manager(lambda uuids: [])
+        self.successResultOf(defer.ensureDeferred(manager.service_heartbeats(
+            self.ctx, ["h1", "h2", "h3"], "nova-compute", "compute")))
         nodes = [{"host": h, "hypervisor_hostname": h + "-node",
                   "hypervisor_type": "fake", "vcpus": 8, "memory_mb": 8192,
                   "local_gb": 100, "vcpus_used": n}
@@ -385,9 +387,11 @@ class ConductorTests(DBTestCase):
         self.successResultOf(defer.ensureDeferred(
             manager.compute_nodes_update(self.ctx, nodes)))
         rows = self.run_db(lambda conn: conn.execute(sa.select(
-            m.compute_nodes.c.host, m.compute_nodes.c.vcpus_used)).all())
+            m.compute_nodes.c.host, m.compute_nodes.c.vcpus_used,
+            m.compute_nodes.c.service_id.isnot(None))).all())
         self.assertEqual(sorted(tuple(r) for r in rows),
-                         [("h1", 0), ("h2", 1), ("h3", 7)])
+                         [("h1", 0, True), ("h2", 1, True),
+                          ("h3", 7, True)])
         self.run_db(lambda conn: insert_instance(conn, host="h2"))
         found = self.successResultOf(defer.ensureDeferred(
             manager.instances_on_hosts(self.ctx, ["h1", "h2"])))

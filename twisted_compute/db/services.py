@@ -403,14 +403,44 @@ def compute_node_update(conn, values: dict[str, Any]) -> int:
 
 
 
+_COMPUTE_SERVICE_IDS = sa.select(_svc.c.host, _svc.c.id).where(
+    _svc.c.binary == COMPUTE_BINARY,
+    _svc.c.host.in_(sa.bindparam("hosts", expanding=True)))
+_NODE_IDS = sa.select(_cn.c.host, _cn.c.hypervisor_hostname, _cn.c.id).where(
+    _cn.c.deleted == 0, _cn.c.host.in_(sa.bindparam("hosts", expanding=True)))
+
+
 def compute_nodes_update(conn, nodes: Iterable[dict[str, Any]]) -> int:
     """:func:`compute_node_update` of each of ``nodes`` in one
-    transaction; how many were written."""
-    count = 0
-    for values in nodes:
-        compute_node_update(conn, values)
-        count += 1
-    return count
+    transaction: per :data:`HEARTBEAT_CHUNK` nodes, one read of their
+    services' and rows' ids and one UPDATE run with many parameter sets
+    (an INSERT for each new node); how many were written."""
+    columns = {c.name for c in m.compute_nodes.columns} - {
+        "id", "uuid", "created_at", "updated_at", "deleted", "service_id"}
+    nodes = list(nodes)
+    now = m.utcnow()
+    for start in range(0, len(nodes), HEARTBEAT_CHUNK):
+        chunk = nodes[start:start + HEARTBEAT_CHUNK]
+        hosts = sorted({values["host"] for values in chunk})
+        services = dict(conn.execute(_COMPUTE_SERVICE_IDS,
+                                     {"hosts": hosts}).all())
+        ids = {(r.host, r.hypervisor_hostname): r.id for r in
+               conn.execute(_NODE_IDS, {"hosts": hosts})}
+        updates: dict[frozenset, list[dict[str, Any]]] = {}
+        for values in chunk:
+            data = {k: v for k, v in values.items() if k in columns}
+            node_id = ids.get((data["host"], data["hypervisor_hostname"]))
+            if node_id is None:
+                compute_node_update(conn, values)
+                continue
+            service_id = services.get(data["host"])
+            if service_id is not None:
+                data["service_id"] = service_id
+            data.update(b_id=node_id, updated_at=now)
+            updates.setdefault(frozenset(data), []).append(data)
+        for parameters in updates.values():
+            conn.execute(_UPDATE_NODE, parameters)
+    return len(nodes)
 
 
 # --- what the scheduler reads ---------------------------------------------
