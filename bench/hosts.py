@@ -18,8 +18,11 @@ Modes (``--modes``, comma-separated):
   shared with anything else running on them).
 
     .venv/bin/python bench/hosts.py [--agents 1000] [--seconds 30]
-        [--settle 10] [--modes all,dist] [--report-interval 5]
+        [--settle 10] [--requests 20] [--modes all,dist] [--report-interval 5]
         [--resources-interval 60] [--url amqp://guest:guest@127.0.0.1:5672/]
+
+Then it times ``--requests`` ``GET /v2.1/os-hypervisors/detail`` (all
+N hypervisors; microversion 2.79) from one keep-alive client.
 
 Aim (issue 13): the idle compute-all with 1,000 fake agents under 5% of
 one core.
@@ -39,8 +42,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from bench.boot import (  # noqa: E402
-    ADMIN_TOKEN, COMMON_OPTIONS, Client, Deployment, SERVERS, cpu_seconds,
-    merged)
+    ADMIN_TOKEN, COMMON_OPTIONS, Client, Deployment, SERVERS, merged,
+    percentile)
 from tests import base  # noqa: E402
 from tests.integration.harness import TwistdProcess, db_sync  # noqa: E402
 
@@ -145,6 +148,27 @@ def measure(deployment: Deployment, seconds: float) -> dict:
     return {"wall": wall, "cpu": by_role}
 
 
+def time_hypervisors(deployment: Deployment, requests: int
+                     ) -> tuple[list[float], int]:
+    """Milliseconds of each of ``requests`` GET /os-hypervisors/detail
+    (after one warm-up), and how many hypervisors the answer listed."""
+    admin = Client(deployment.api.ports["osapi_compute"], ADMIN_TOKEN)
+    path = "/v2.1/os-hypervisors/detail"
+    try:
+        status, body = admin.request("GET", path)
+        if status != 200:
+            raise SystemExit(f"bench: {path} answered {status}: {body}")
+        count = len(body["hypervisors"])
+        times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            status, body = admin.request("GET", path)
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        admin.close()
+    return times, count
+
+
 def run_mode(mode: str, args) -> None:
     start = start_all if mode == "all" else start_dist
     t0 = time.monotonic()
@@ -157,6 +181,7 @@ def run_mode(mode: str, args) -> None:
               f"({up:.1f} s after the API answered)")
         time.sleep(args.settle)
         result = measure(deployment, args.seconds)
+        listing = time_hypervisors(deployment, args.requests)
     finally:
         deployment.cleanup()
     wall = result["wall"]
@@ -177,6 +202,12 @@ def run_mode(mode: str, args) -> None:
               f"core{extra}")
     print(f"  {'our processes':20} {ours:6.2f} CPU-s  "
           f"{100.0 * ours / wall:5.1f}% of a core (aim: under 5%)")
+    times, count = listing
+    p95 = percentile(times, 0.95)
+    print(f"[{deployment.name}] GET /v2.1/os-hypervisors/detail with "
+          f"{count} hypervisors, {len(times)} requests: p50 "
+          f"{percentile(times, 0.5):.0f} ms, p95 {p95:.0f} ms "
+          f"({'meets' if p95 < 200 else 'misses'} the 200 ms aim)")
 
 
 def main(argv=None) -> None:
@@ -184,6 +215,8 @@ def main(argv=None) -> None:
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--settle", type=float, default=10.0)
+    parser.add_argument("--requests", type=int, default=20,
+                        help="GET /os-hypervisors/detail requests timed")
     parser.add_argument("--modes", default="all")
     parser.add_argument("--report-interval", type=int, default=5)
     parser.add_argument("--resources-interval", type=int, default=60)

@@ -172,10 +172,10 @@ async def main(reactor, args):
         db.startService()
         base = config.load([]).with_overrides(
             DEFAULT={"state_path": directory,
-                     "service_down_time": 60})
+                     "service_down_time": 900})
         fresh = base.with_overrides(
             scheduler={"host_state_refresh_interval": 0.0})
-        print(f"filters: {', '.join(base.enabled_filters)}")
+        print(f"filters: {', '.join(base.filter_scheduler.enabled_filters)}")
         print(f"{'case':<14} {'inst':>4} {'p50 ms':>9} {'p95 ms':>9} "
               f"{'p99 ms':>9} "
               f"{'max ms':>9} {'cold ms':>9} {'hosts':>6} {'reads':>5}")
