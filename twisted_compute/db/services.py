@@ -41,14 +41,21 @@ def is_up(service: Any, now: datetime.datetime,
 def host_zones(conn) -> dict[str, str]:
     """Host -> availability zone, from aggregates' ``availability_zone``
     metadata (several zones of one host are joined by commas)."""
-    zones: dict[str, set[str]] = {}
-    rows = conn.execute(sa.select(
-        m.aggregate_hosts.c.host, m.aggregates.c.metadata).join(
-        m.aggregates, m.aggregates.c.id == m.aggregate_hosts.c.aggregate_id))
-    for host, metadata in rows:
+    # Each aggregate's metadata decoded once, not once per member host.
+    aggregate_zone = {}
+    for agg_id, metadata in conn.execute(sa.select(
+            m.aggregates.c.id, m.aggregates.c.metadata)):
         zone = (metadata or {}).get("availability_zone")
         if zone:
-            zones.setdefault(host, set()).add(zone)
+            aggregate_zone[agg_id] = zone
+    zones: dict[str, set[str]] = {}
+    if not aggregate_zone:
+        return {}
+    rows = conn.execute(sa.select(
+        m.aggregate_hosts.c.host, m.aggregate_hosts.c.aggregate_id).where(
+        m.aggregate_hosts.c.aggregate_id.in_(sorted(aggregate_zone))))
+    for host, agg_id in rows:
+        zones.setdefault(host, set()).add(aggregate_zone[agg_id])
     return {host: ",".join(sorted(z)) for host, z in zones.items()}
 
 
