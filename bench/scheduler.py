@@ -20,7 +20,7 @@ the real reactor with the real DB thread pool, request after request:
 The aim: under 20 ms per request for 1,000 hosts.
 
     .venv/bin/python bench/scheduler.py [--hosts 1000] [--requests 500]
-        [--multi 10]
+        [--multi 10] [--aggregates 20]
 """
 
 from __future__ import annotations
@@ -55,7 +55,11 @@ from twisted_compute.scheduler import manager as manager_mod  # noqa: E402
 ZONES = ("az1", "az2", "az3")
 
 
-def seed(url: str, hosts: int, rng: random.Random) -> None:
+def seed(url: str, hosts: int, rng: random.Random,
+         aggregates: int = 20) -> None:
+    """``hosts`` compute hosts in ``aggregates`` aggregates: three with an
+    availability zone, the others with plain metadata, each host in its
+    zone's and in two others."""
     engine = sa.create_engine(url)
     migration.upgrade(engine)
     now = m.utcnow()
@@ -95,6 +99,17 @@ def seed(url: str, hosts: int, rng: random.Random) -> None:
             conn.execute(m.aggregate_hosts.insert(), [
                 {"aggregate_id": agg_id, "host": h}
                 for h in members[zone]])
+        for number in range(max(0, aggregates - len(ZONES))):
+            agg_id = conn.execute(m.aggregates.insert().values(
+                uuid=str(uuid.uuid4()), name=f"agg-{number}",
+                metadata={"ssd": "true" if number % 2 else "false",
+                          "rack": f"r{number}"},
+                created_at=now)).inserted_primary_key[0]
+            conn.execute(m.aggregate_hosts.insert(), [
+                {"aggregate_id": agg_id, "host": f"compute-{index:04d}"}
+                for index in range(hosts)
+                if index % (aggregates - len(ZONES)) in (
+                    number, (number + 1) % (aggregates - len(ZONES)))])
         conn.execute(m.server_groups.insert().values(
             uuid="bench-group", name="bench", user_id="u",
             project_id="p", policy="anti-affinity", rules={},
@@ -136,11 +151,12 @@ async def run_case(reactor, db, conf, name, request, count, requests,
             await task.deferLater(reactor, pause, lambda: None)
     times.sort()
     p50 = statistics.median(times)
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-    print(f"{name:<14} {count:>4} {p50:>9.2f} {p99:>9.2f} "
+    print(f"{name:<14} {count:>4} {p50:>9.2f} {p95:>9.2f} {p99:>9.2f} "
           f"{times[-1]:>9.2f} {cold:>9.2f} {len(hosts_used):>6} "
           f"{manager.host_manager.refreshes:>5}")
-    return p50, p99
+    return p50, p99, p95 / count
 
 
 async def main(reactor, args):
@@ -148,18 +164,20 @@ async def main(reactor, args):
     try:
         url = "sqlite:///" + os.path.join(directory, "compute.sqlite")
         started = time.perf_counter()
-        seed(url, args.hosts, random.Random(42))
-        print(f"seeded {args.hosts} hosts in "
+        seed(url, args.hosts, random.Random(42), args.aggregates)
+        print(f"seeded {args.hosts} hosts, {args.aggregates} aggregates in "
               f"{time.perf_counter() - started:.1f} s "
               f"({url})")
         db = DBService(url, reactor)
         db.startService()
         base = config.load([]).with_overrides(
             DEFAULT={"state_path": directory,
-                     "service_down_time": 60})
+                     "service_down_time": 900})
         fresh = base.with_overrides(
             scheduler={"host_state_refresh_interval": 0.0})
-        print(f"{'case':<14} {'inst':>4} {'p50 ms':>9} {'p99 ms':>9} "
+        print(f"filters: {', '.join(base.filter_scheduler.enabled_filters)}")
+        print(f"{'case':<14} {'inst':>4} {'p50 ms':>9} {'p95 ms':>9} "
+              f"{'p99 ms':>9} "
               f"{'max ms':>9} {'cold ms':>9} {'hosts':>6} {'reads':>5}")
         figures = {}
         figures["warm"] = await run_case(reactor, db, base, "warm", spec(),
@@ -170,8 +188,9 @@ async def main(reactor, args):
             reactor, db, base.with_overrides(
                 scheduler={"host_state_refresh_interval": 0.25}),
             "sustained", spec(), 1, args.requests, pause=0.005)
-        await run_case(reactor, db, base, "multi", spec(), args.multi,
-                       max(20, args.requests // 10))
+        figures["multi"] = await run_case(
+            reactor, db, base, "multi", spec(), args.multi,
+            max(20, args.requests // 10))
         await run_case(reactor, db, base, "zone",
                        spec(availability_zone="az2"), 1, args.requests)
         await run_case(reactor, db, base, "anti-affinity",
@@ -180,16 +199,22 @@ async def main(reactor, args):
                                    "rules": {}}),
                        1, max(20, args.requests // 5))
         await db.stopService()
-        p50, p99 = figures["warm"]
-        s50, s99 = figures["sustained"]
+        p50, p99, warm95 = figures["warm"]
+        s50, s99, _ = figures["sustained"]
+        multi95 = figures["multi"][2]
         verdict = "meets" if max(p99, s99) < 20 else "misses"
         print(f"\n{args.hosts} hosts, one instance per request: p50 "
               f"{p50:.2f} ms, p99 {p99:.2f} ms; with background refreshes "
               f"every 0.25 s: p50 {s50:.2f} ms, p99 {s99:.2f} ms "
               f"({verdict} the 20 ms aim)")
+        worst = max(warm95, multi95)
+        print(f"p95 per instance: {warm95:.2f} ms (one per request), "
+              f"{multi95:.2f} ms ({args.multi} per request) with "
+              f"{args.aggregates} aggregates "
+              f"({'meets' if worst < 10 else 'misses'} the 10 ms aim)")
         print("reproduce: .venv/bin/python bench/scheduler.py "
               f"--hosts {args.hosts} --requests {args.requests} "
-              f"--multi {args.multi}")
+              f"--multi {args.multi} --aggregates {args.aggregates}")
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -199,6 +224,7 @@ def parse(argv):
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--multi", type=int, default=10)
+    parser.add_argument("--aggregates", type=int, default=20)
     return parser.parse_args(argv)
 
 

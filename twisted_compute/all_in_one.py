@@ -57,17 +57,16 @@ def embedded_defaults(conf):
 
 
 def agent_hosts(conf) -> list[str]:
-    count = conf.fake_agents if conf.compute_driver == "fake" else 1
-    if count <= 1:
-        return [conf.host] if count == 1 else []
-    return [f"{conf.host}-fake-{i}" for i in range(1, count + 1)]
+    """See :func:`twisted_compute.compute.tap.agent_hosts`."""
+    from twisted_compute.compute.tap import agent_hosts as hosts
+    return hosts(conf)
 
 
 def makeService(options):
     from twisted.internet import reactor
 
     from twisted_compute.api.listeners import add_api_listeners
-    from twisted_compute.compute.tap import agent_role
+    from twisted_compute.compute.tap import agent_services
     from twisted_compute.conductor.tap import conductor_role
     from twisted_compute.console.tap import console_proxy_role
     from twisted_compute.process import (
@@ -83,8 +82,8 @@ def makeService(options):
     TransportService(transport).setServiceParent(top)
     conductor_role(conf, reactor, transport, db).setServiceParent(top)
     scheduler_role(conf, reactor, transport, db).setServiceParent(top)
-    for host in agent_hosts(conf):
-        agent_role(conf, reactor, transport, host=host).setServiceParent(top)
+    for agent in agent_services(conf, reactor, transport):
+        agent.setServiceParent(top)
     console_proxy_role(conf, reactor, db).setServiceParent(top)
     lag_monitor(conf, reactor, "all-in-one").setServiceParent(top)
     top = add_api_listeners(conf, reactor, top, db, transport)

@@ -68,8 +68,10 @@ class PeriodicTask:
             self.log.failure("Periodic task {task} failed", failure,
                              task=self.name)
 
-        d.addErrback(failed).addBoth(done)
+        # Marked running before the callbacks: a run that finished
+        # already (synchronously) clears the mark at once.
         self._running = d
+        d.addErrback(failed).addBoth(done)
         # Never return the Deferred: the loop must not wait on a run that
         # may hang; overlapping runs are skipped instead.
         return None

@@ -340,5 +340,64 @@ class ConductorTests(DBTestCase):
         self.assertEqual(row.vcpus_used, 3)
         self.assertIsNotNone(row.service_id)
 
+    def test_batched_heartbeats_create_then_count(self):
+        """1.4: one call records every host, creating the rows the first
+        time and counting each report after."""
+        manager = self.manager(lambda uuids: [])
+        self.successResultOf(defer.ensureDeferred(manager.service_heartbeat(
+            self.ctx, "h0", "nova-compute", "compute")))
+        hosts = [f"h{i}" for i in range(5)]
+        for _ in range(2):
+            self.assertEqual(self.successResultOf(defer.ensureDeferred(
+                manager.service_heartbeats(self.ctx, hosts, "nova-compute",
+                                           "compute"))), 5)
+        rows = self.run_db(lambda conn: conn.execute(sa.select(
+            m.services.c.host, m.services.c.report_count,
+            m.services.c.last_seen_up)).all())
+        counts = {r.host: r.report_count for r in rows}
+        self.assertEqual(counts, {"h0": 3, "h1": 2, "h2": 2, "h3": 2,
+                                  "h4": 2})
+        self.assertTrue(all(r.last_seen_up is not None for r in rows))
+
+    def test_batched_heartbeats_beyond_one_statement(self):
+        from twisted_compute.db import services as services_db
+        manager = self.manager(lambda uuids: [])
+        hosts = [f"host-{i:04}" for i in
+                 range(services_db.HEARTBEAT_CHUNK + 7)]
+        for _ in range(2):
+            self.successResultOf(defer.ensureDeferred(
+                manager.service_heartbeats(self.ctx, hosts, "nova-compute",
+                                           "compute")))
+        counts = self.run_db(lambda conn: conn.execute(sa.select(
+            m.services.c.report_count, sa.func.count()).group_by(
+            m.services.c.report_count)).all())
+        self.assertEqual([tuple(r) for r in counts], [(2, len(hosts))])
+
+    def test_batched_node_reports_and_instances_on_hosts(self):
+        manager = self.manager(lambda uuids: [])
+        self.successResultOf(defer.ensureDeferred(manager.service_heartbeats(
+            self.ctx, ["h1", "h2", "h3"], "nova-compute", "compute")))
+        nodes = [{"host": h, "hypervisor_hostname": h + "-node",
+                  "hypervisor_type": "fake", "vcpus": 8, "memory_mb": 8192,
+                  "local_gb": 100, "vcpus_used": n}
+                 for n, h in enumerate(["h1", "h2", "h3"])]
+        self.assertEqual(self.successResultOf(defer.ensureDeferred(
+            manager.compute_nodes_update(self.ctx, nodes))), 3)
+        nodes[2]["vcpus_used"] = 7
+        self.successResultOf(defer.ensureDeferred(
+            manager.compute_nodes_update(self.ctx, nodes)))
+        rows = self.run_db(lambda conn: conn.execute(sa.select(
+            m.compute_nodes.c.host, m.compute_nodes.c.vcpus_used,
+            m.compute_nodes.c.service_id.isnot(None))).all())
+        self.assertEqual(sorted(tuple(r) for r in rows),
+                         [("h1", 0, True), ("h2", 1, True),
+                          ("h3", 7, True)])
+        self.run_db(lambda conn: insert_instance(conn, host="h2"))
+        found = self.successResultOf(defer.ensureDeferred(
+            manager.instances_on_hosts(self.ctx, ["h1", "h2"])))
+        self.assertEqual(sorted(found), ["h1", "h2"])
+        self.assertEqual(found["h1"], [])
+        self.assertEqual([i["host"] for i in found["h2"]], ["h2"])
+
 
 on_backends(ConductorTests, "postgresql", namespace=globals())

@@ -21,10 +21,23 @@ from twisted_compute.virt.driver import load_driver
 log = Logger()
 
 
+def agent_hosts(conf) -> list[str]:
+    """The hosts of the agents of one process: ``[DEFAULT] host``, or
+    with the fake driver and ``fake_agents = N`` above 1, N hosts
+    ``<host>-fake-1`` ... ``<host>-fake-N`` (none for 0)."""
+    count = conf.fake_agents if conf.compute_driver == "fake" else 1
+    if count <= 1:
+        return [conf.host] if count == 1 else []
+    return [f"{conf.host}-fake-{i}" for i in range(1, count + 1)]
+
+
 def agent_role(conf, reactor, transport, host: str | None = None,
-               driver=None) -> RPCRoleService:
+               driver=None, report: bool = True) -> RPCRoleService:
     """A compute agent for ``host``: no database, the conductor is its
-    only way to it."""
+    only way to it.  With ``report`` false the agent sends no heartbeat
+    and no periodic resource report of its own (a
+    :class:`~twisted_compute.compute.fleet.FleetReporter` sends them for
+    all the agents of the process)."""
     host = host or conf.host
     if driver is None:
         try:
@@ -61,6 +74,10 @@ def agent_role(conf, reactor, transport, host: str | None = None,
         return d
 
     periodic = []
+    if report:
+        periodic.append(("update_available_resource",
+                         manager.update_available_resource,
+                         conf.update_resources_interval))
     if getattr(driver, "age_images", None) and \
             conf.image_cache_manager_interval > 0:
         periodic.append(("age_images", driver.age_images,
@@ -78,21 +95,40 @@ def agent_role(conf, reactor, transport, host: str | None = None,
     role = RPCRoleService(
         conf, reactor, transport, topic, host, COMPUTE_BINARY, [manager],
         periodic=periodic + [
-            ("update_available_resource", manager.update_available_resource,
-             conf.update_resources_interval),
             ("sync_power_states", manager.sync_power_states,
              conf.sync_power_state_interval),
         ],
-        heartbeat=heartbeat, on_start=on_start)
+        heartbeat=heartbeat if report else None, on_start=on_start)
     role.manager = manager
     return role
+
+
+def agent_services(conf, reactor, transport,
+                   hosts: list[str] | None = None) -> list:
+    """The services of the agents of ``hosts`` (default
+    :func:`agent_hosts`): one agent alone reports by itself; several
+    report together, one RPC per interval, through a
+    :class:`~twisted_compute.compute.fleet.FleetReporter` (last in the
+    list)."""
+    hosts = agent_hosts(conf) if hosts is None else hosts
+    if len(hosts) <= 1:
+        return [agent_role(conf, reactor, transport, host=host)
+                for host in hosts]
+    from twisted_compute.compute.fleet import FleetReporter
+    roles = [agent_role(conf, reactor, transport, host=host, report=False)
+             for host in hosts]
+    conductor = ConductorAPIClient(transport,
+                                   timeout=conf.rpc_response_timeout)
+    return roles + [FleetReporter(conf, reactor, conductor,
+                                  [role.manager for role in roles])]
 
 
 def agent_process(conf, reactor) -> RoleProcess:
     top = RoleProcess()
     transport = make_transport(conf, reactor)
     TransportService(transport).setServiceParent(top)
-    agent_role(conf, reactor, transport).setServiceParent(top)
+    for agent in agent_services(conf, reactor, transport):
+        agent.setServiceParent(top)
     lag_monitor(conf, reactor, "agent").setServiceParent(top)
     return top
 

@@ -83,7 +83,10 @@ class ConductorManager(MoveTaskMixin):
     #:       (casts: the moves of :mod:`twisted_compute.conductor.move`)
     #: 1.5 - ``unshelve_instance`` (a cast from the API)
     #: 1.6 - ``rebuild_instance`` (a cast from the API)
-    RPC_API_VERSION = "1.6"
+    #: 1.7 - the batched reports of a process of many (fake) agents:
+    #:       ``service_heartbeats``, ``compute_nodes_update`` and
+    #:       ``instances_on_hosts`` (new methods only)
+    RPC_API_VERSION = "1.7"
     log = Logger()
 
     def __init__(self, conf, db_service, scheduler, compute, clock,
@@ -519,6 +522,23 @@ class ConductorManager(MoveTaskMixin):
         return {"id": row["id"], "host": row["host"],
                 "binary": row["binary"], "disabled": bool(row["disabled"]),
                 "forced_down": bool(row["forced_down"])}
+
+    async def service_heartbeats(self, context, hosts, binary, topic):
+        """1.4: the heartbeats of every agent of one process, in one
+        transaction; how many hosts were recorded."""
+        return await self.db.services.heartbeats(list(hosts), binary, topic)
+
+    async def compute_nodes_update(self, context, nodes):
+        """1.4: the resource reports of many agents at once (each as
+        :meth:`compute_node_update` takes it); how many were written."""
+        return await self.db.services.update_nodes(
+            [_decode(values) for values in nodes])
+
+    async def instances_on_hosts(self, context, hosts):
+        """1.4: ``{host: [instance dict, ...]}`` for each of ``hosts``."""
+        found = await self.db.instances.on_hosts(list(hosts))
+        return {host: [i.to_dict() for i in instances]
+                for host, instances in found.items()}
 
     async def action_event_start(self, context, instance_uuid, request_id,
                                  event, host):

@@ -18,7 +18,7 @@ TOPIC = "conductor"
 #: The newest conductor RPC API this client speaks (see
 #: :attr:`twisted_compute.conductor.manager.ConductorManager.
 #: RPC_API_VERSION`).
-RPC_API_VERSION = "1.6"
+RPC_API_VERSION = "1.7"
 
 
 def _instance_or_none(values) -> Instance | None:
@@ -134,6 +134,27 @@ class ConductorAPIClient:
     def service_heartbeat(self, context, host, binary, topic):
         return self.client.call(context, "service_heartbeat", host=host,
                                 binary=binary, topic=topic)
+
+    # --- the batched reports of many agents (1.7) ---------------------
+
+    def service_heartbeats(self, context, hosts, binary, topic):
+        """One heartbeat for every host of ``hosts``."""
+        return self.client.prepare(version="1.7").call(
+            context, "service_heartbeats", hosts=list(hosts), binary=binary,
+            topic=topic)
+
+    def compute_nodes_update(self, context, nodes):
+        """The resource reports (``compute_node_update`` values) of many
+        nodes."""
+        return self.client.prepare(version="1.7").call(
+            context, "compute_nodes_update", nodes=list(nodes))
+
+    def instances_on_hosts(self, context, hosts):
+        """Fires with ``{host: [Instance, ...]}``."""
+        return self.client.prepare(version="1.7").call(
+            context, "instances_on_hosts", hosts=list(hosts)).addCallback(
+            lambda found: {host: _instances(values)
+                           for host, values in found.items()})
 
     def action_event_start(self, context, instance_uuid, request_id, event,
                            host):

@@ -30,9 +30,11 @@ AGENT_OPTS = [
             "Seconds a cached image must have been unused before it is "
             "removed", min=0),
     int_opt("fake_agents", 1,
-            "compute-all: how many fake compute agents to run in the "
-            "process (hosts <host>-fake-1 ...; 1 means one agent named "
-            "<host>)", min=0, max=5000),
+            "compute-all and compute-agent with compute_driver = fake: "
+            "how many fake compute agents to run in the process (hosts "
+            "<host>-fake-1 ...; 1 means one agent named <host>); several "
+            "send their heartbeats and resource reports together, one "
+            "RPC per interval", min=0, max=5000),
     int_opt("vif_plugging_timeout", 0,
             "Seconds a build waits for the network-vif-plugged event of "
             "its guest (POST /os-server-external-events, sent by a "

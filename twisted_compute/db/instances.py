@@ -418,6 +418,20 @@ def on_host(conn, host: str) -> list[Instance]:
     return _records(conn, rows)
 
 
+def on_hosts(conn, hosts: Sequence[str]) -> dict[str, list[Instance]]:
+    """The live instances on each of ``hosts`` (one query for all; every
+    host asked for is a key, with an empty list when it has none)."""
+    result: dict[str, list[Instance]] = {host: [] for host in hosts}
+    if not result:
+        return result
+    rows = conn.execute(sa.select(I).where(
+        I.c.host.in_(sa.bindparam("hosts", expanding=True)),
+        I.c.deleted == 0), {"hosts": sorted(result)}).all()
+    for instance in _records(conn, rows):
+        result[instance.host].append(instance)
+    return result
+
+
 def building_too_long(conn, older_than: datetime.datetime,
                       limit: int = 500) -> list[tuple[str, str | None]]:
     """(uuid, host) of live instances still building since before
@@ -1093,6 +1107,11 @@ class InstancesComponent(DBComponent):
 
     def on_host(self, host: str) -> Deferred[list[Instance]]:
         return self._read(on_host, host)
+
+    def on_hosts(self, hosts: Sequence[str]
+                 ) -> Deferred[dict[str, list[Instance]]]:
+        """See :func:`on_hosts`."""
+        return self._read(on_hosts, hosts)
 
     def building_too_long(self, older_than: datetime.datetime,
                           limit: int = 500) -> Deferred[list[tuple]]:

@@ -41,14 +41,21 @@ def is_up(service: Any, now: datetime.datetime,
 def host_zones(conn) -> dict[str, str]:
     """Host -> availability zone, from aggregates' ``availability_zone``
     metadata (several zones of one host are joined by commas)."""
-    zones: dict[str, set[str]] = {}
-    rows = conn.execute(sa.select(
-        m.aggregate_hosts.c.host, m.aggregates.c.metadata).join(
-        m.aggregates, m.aggregates.c.id == m.aggregate_hosts.c.aggregate_id))
-    for host, metadata in rows:
+    # Each aggregate's metadata decoded once, not once per member host.
+    aggregate_zone = {}
+    for agg_id, metadata in conn.execute(sa.select(
+            m.aggregates.c.id, m.aggregates.c.metadata)):
         zone = (metadata or {}).get("availability_zone")
         if zone:
-            zones.setdefault(host, set()).add(zone)
+            aggregate_zone[agg_id] = zone
+    zones: dict[str, set[str]] = {}
+    if not aggregate_zone:
+        return {}
+    rows = conn.execute(sa.select(
+        m.aggregate_hosts.c.host, m.aggregate_hosts.c.aggregate_id).where(
+        m.aggregate_hosts.c.aggregate_id.in_(sorted(aggregate_zone))))
+    for host, agg_id in rows:
+        zones.setdefault(host, set()).add(aggregate_zone[agg_id])
     return {host: ",".join(sorted(z)) for host, z in zones.items()}
 
 
@@ -214,6 +221,51 @@ def heartbeat(conn, host: str, binary: str, topic: str,
     return dict(row._mapping)
 
 
+_SERVICE_HOSTS = sa.select(_svc.c.host).where(
+    _svc.c.binary == sa.bindparam("binary"),
+    _svc.c.host.in_(sa.bindparam("hosts", expanding=True)))
+_HEARTBEATS = _svc.update().where(
+    _svc.c.binary == sa.bindparam("b_binary"),
+    _svc.c.host.in_(sa.bindparam("b_hosts", expanding=True))).values(
+    report_count=_svc.c.report_count + 1,
+    last_seen_up=sa.bindparam("last_seen_up",
+                              type_=_svc.c.last_seen_up.type),
+    updated_at=sa.bindparam("updated_at", type_=_svc.c.updated_at.type),
+    topic=sa.bindparam("topic", type_=_svc.c.topic.type))
+
+#: How many hosts one statement of :func:`heartbeats` names at most
+#: (SQLite's older builds allow 999 parameters per statement).
+HEARTBEAT_CHUNK = 900
+
+
+def heartbeats(conn, hosts: Iterable[str], binary: str, topic: str,
+               version: int = 0) -> int:
+    """:func:`heartbeat` of many hosts in one transaction: one UPDATE
+    for those whose rows exist (per :data:`HEARTBEAT_CHUNK` hosts), one
+    INSERT per new host; the number of hosts recorded."""
+    hosts = sorted(set(hosts))
+    now = m.utcnow()
+    for start in range(0, len(hosts), HEARTBEAT_CHUNK):
+        chunk = hosts[start:start + HEARTBEAT_CHUNK]
+        known = set(conn.execute(_SERVICE_HOSTS, {
+            "binary": binary, "hosts": chunk}).scalars())
+        for host in chunk:
+            if host in known:
+                continue
+            try:
+                with conn.begin_nested():
+                    conn.execute(_svc.insert().values(
+                        uuid=str(uuidlib.uuid4()), host=host, binary=binary,
+                        topic=topic, report_count=0, last_seen_up=now,
+                        created_at=now, updated_at=now, version=version,
+                        disabled=False, forced_down=False))
+            except sa.exc.IntegrityError:
+                pass  # created concurrently: updated below
+        conn.execute(_HEARTBEATS, {"b_binary": binary, "b_hosts": chunk,
+                                   "last_seen_up": now, "updated_at": now,
+                                   "topic": topic})
+    return len(hosts)
+
 
 # --- compute nodes --------------------------------------------------------
 
@@ -358,6 +410,46 @@ def compute_node_update(conn, values: dict[str, Any]) -> int:
 
 
 
+_COMPUTE_SERVICE_IDS = sa.select(_svc.c.host, _svc.c.id).where(
+    _svc.c.binary == COMPUTE_BINARY,
+    _svc.c.host.in_(sa.bindparam("hosts", expanding=True)))
+_NODE_IDS = sa.select(_cn.c.host, _cn.c.hypervisor_hostname, _cn.c.id).where(
+    _cn.c.deleted == 0, _cn.c.host.in_(sa.bindparam("hosts", expanding=True)))
+
+
+def compute_nodes_update(conn, nodes: Iterable[dict[str, Any]]) -> int:
+    """:func:`compute_node_update` of each of ``nodes`` in one
+    transaction: per :data:`HEARTBEAT_CHUNK` nodes, one read of their
+    services' and rows' ids and one UPDATE run with many parameter sets
+    (an INSERT for each new node); how many were written."""
+    columns = {c.name for c in m.compute_nodes.columns} - {
+        "id", "uuid", "created_at", "updated_at", "deleted", "service_id"}
+    nodes = list(nodes)
+    now = m.utcnow()
+    for start in range(0, len(nodes), HEARTBEAT_CHUNK):
+        chunk = nodes[start:start + HEARTBEAT_CHUNK]
+        hosts = sorted({values["host"] for values in chunk})
+        services = dict(conn.execute(_COMPUTE_SERVICE_IDS,
+                                     {"hosts": hosts}).all())
+        ids = {(r.host, r.hypervisor_hostname): r.id for r in
+               conn.execute(_NODE_IDS, {"hosts": hosts})}
+        updates: dict[frozenset, list[dict[str, Any]]] = {}
+        for values in chunk:
+            data = {k: v for k, v in values.items() if k in columns}
+            node_id = ids.get((data["host"], data["hypervisor_hostname"]))
+            if node_id is None:
+                compute_node_update(conn, values)
+                continue
+            service_id = services.get(data["host"])
+            if service_id is not None:
+                data["service_id"] = service_id
+            data.update(b_id=node_id, updated_at=now)
+            updates.setdefault(frozenset(data), []).append(data)
+        for parameters in updates.values():
+            conn.execute(_UPDATE_NODE, parameters)
+    return len(nodes)
+
+
 # --- what the scheduler reads ---------------------------------------------
 
 #: Columns of a host row: the compute node's, then its service's
@@ -448,6 +540,16 @@ class ServicesComponent(DBComponent):
                   version: int = 0) -> Deferred[dict[str, Any]]:
         """See :func:`heartbeat`."""
         return self._write(heartbeat, host, binary, topic, version)
+
+    def heartbeats(self, hosts: Iterable[str], binary: str, topic: str,
+                   version: int = 0) -> Deferred[int]:
+        """See :func:`heartbeats`."""
+        return self._write(heartbeats, list(hosts), binary, topic, version)
+
+    def update_nodes(self, nodes: Iterable[dict[str, Any]]
+                     ) -> Deferred[int]:
+        """See :func:`compute_nodes_update`."""
+        return self._write(compute_nodes_update, list(nodes))
 
     def host_statuses(self, hosts: Iterable[str], down_after: int
                       ) -> Deferred[dict[str, str]]:

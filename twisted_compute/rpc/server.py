@@ -30,6 +30,8 @@ from twisted_compute.rpc.transport import (
 #: boot (the DB proxy): their successful handling is logged at debug level
 #: so that the log shows the work.
 QUIET_METHODS = frozenset({"service_heartbeat", "compute_node_update",
+                           "service_heartbeats", "compute_nodes_update",
+                           "instances_on_hosts",
                            "instances_on_host", "refresh_host_states",
                            # the agents' DB proxy: several per boot; the
                            # steps they serve log their own lines

@@ -213,7 +213,7 @@ class HostState:
         "total_disk_gb", "vcpus_used", "ram_used_mb", "disk_used_gb",
         "running_vms", "cpu_allocation_ratio", "ram_allocation_ratio",
         "disk_allocation_ratio", "service", "zones", "report_time",
-        "claims", "claimed_ram_mb", "claimed_disk_mb", "claimed_vcpus",
+        "seen_at", "claims", "claimed_ram_mb", "claimed_disk_mb", "claimed_vcpus",
         "num_instances", "free_ram_mb", "free_disk_mb", "free_vcpus",
         "ram_limit_mb", "disk_limit_mb", "vcpu_limit", "usable_ram_mb",
         "usable_disk_mb", "usable_vcpus",
@@ -238,6 +238,9 @@ class HostState:
         self.service: ServiceStatus | None = None
         self.zones: tuple[str, ...] = ()
         self.report_time = 0.0
+        #: Epoch seconds the compute service was last seen up (None:
+        #: no compute service, or forced down: never up).
+        self.seen_at: float | None = None
         self.claims: list[Claim] = []
         self.claimed_ram_mb = self.claimed_disk_mb = self.claimed_vcpus = 0
         self.num_instances = 0
@@ -296,6 +299,10 @@ class HostState:
                 last_seen_up=row["service_last_seen_up"],
                 created_at=row["service_created_at"],
                 updated_at=row["service_updated_at"])
+        service = self.service
+        self.seen_at = None if service is None or service.forced_down \
+            else epoch(service.last_seen_up or service.updated_at
+                       or service.created_at)
         self.zones = tuple(zones)
         self.report_time = epoch(row["updated_at"] or
                                     row["created_at"]) or 0.0

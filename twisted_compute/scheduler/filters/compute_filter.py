@@ -4,6 +4,7 @@ forced down."""
 from __future__ import annotations
 
 from twisted_compute.scheduler.filters import BaseHostFilter
+from twisted_compute.scheduler.host_state import epoch
 
 
 class ComputeFilter(BaseHostFilter):
@@ -18,8 +19,10 @@ class ComputeFilter(BaseHostFilter):
         return host.is_up(spec.now, self.conf.service_down_time)
 
     def filter_all(self, hosts, spec):
-        now = spec.now
+        # The same test as is_up, on the epoch seconds each host state
+        # keeps (1,000 hosts per request: no datetime arithmetic here).
+        now = epoch(spec.now)
         down_time = self.conf.service_down_time
         return [h for h in hosts
-                if h.service is not None and not h.service.disabled
-                and h.is_up(now, down_time)]
+                if h.seen_at is not None and not h.service.disabled
+                and abs(now - h.seen_at) <= down_time]
