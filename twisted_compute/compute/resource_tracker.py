@@ -242,29 +242,11 @@ class ResourceTracker:
     def claim(self, instance) -> Claim:
         """Hold the instance's resources, or raise
         :class:`ComputeResourcesUnavailable` naming what does not fit."""
-        limits = self.limits
         wanted = Usage.of(instance)
         uuid = instance.uuid
         usages = self._usages()
         usages.pop(uuid, None)  # a reclaim replaces the old one
-        problems = []
-        for name, unit, used, ask in (
-                ("vcpus", "VCPU", sum(u.vcpus for u in usages.values()),
-                 wanted.vcpus),
-                ("memory_mb", "MB of memory",
-                 sum(u.memory_mb for u in usages.values()),
-                 wanted.memory_mb),
-                ("disk_gb", "GB of disk",
-                 sum(u.disk_gb for u in usages.values()), wanted.disk_gb)):
-            free = limits[name] - used
-            if ask > free:
-                problems.append(
-                    f"{name}: asked {ask} {unit}, {max(free, 0):g} free of "
-                    f"{limits[name]:g}")
-        if problems:
-            raise exception.ComputeResourcesUnavailable(
-                reason=f"host {self.host} cannot hold instance {uuid} ("
-                       + "; ".join(problems) + ")")
+        self._check_fits(uuid, wanted, usages)
         claim = Claim(self, uuid, wanted,
                       previous=self.instances.pop(uuid, None))
         self.claims[uuid] = claim
