@@ -248,19 +248,30 @@ class DeferredDeleteTests(LifecycleTestCase):
                          ("terminate_instance", server_id))
         self.assertEqual(self.row(server_id).task_state, "deleting")
 
-    def test_soft_deleted_servers_do_not_count_and_restore_checks(self):
+    def test_soft_deleted_servers_count_until_force_deleted(self):
         self.use_rpc()
         self.put("/v2.1/os-quota-sets/project", {"quota_set": {
             "instances": 1}}, token="admin:admin")
         server_id = self.active_server()
         self.set_state(server_id, vm_state="soft-delete", task_state=None)
-        # the soft-deleted one does not count: a new one fits
-        other = self.active_server()
-        self.assertFault(self.action(server_id, {"restore": None}), 403,
-                         "instances")
-        self.set_state(server_id, vm_state="soft-delete", task_state=None)
-        self.set_state(other, deleted=1)
+        # the soft-deleted one still holds its host's resources: it counts
+        self.assertFault(self.create_server(name="second", expect=403),
+                         403, "instances")
+        usage = self.get("/v2.1/os-quota-sets/project/detail",
+                         token="user:project").json["quota_set"]
+        self.assertEqual(usage["instances"]["in_use"], 1)
+        self.assertEqual(usage["cores"]["in_use"],
+                         self.row(server_id).vcpus)
+        # so a restore needs no new check, even at the limit
         self.assertEqual(self.action(server_id, {"restore": None}).code, 202)
+        # forceDelete frees it
+        self.set_state(server_id, vm_state="soft-delete", task_state=None)
+        self.assertEqual(self.action(server_id,
+                                     {"forceDelete": None}).code, 202)
+        self.set_state(server_id, deleted=1)
+        usage = self.get("/v2.1/os-quota-sets/project/detail",
+                         token="user:project").json["quota_set"]
+        self.assertEqual(usage["instances"]["in_use"], 0)
 
     def test_a_server_without_host_is_deleted_at_once(self):
         server_id = self.create_server()

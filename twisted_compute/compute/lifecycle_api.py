@@ -265,15 +265,15 @@ class LifecycleAPIMixin:
         return True
 
     async def restore(self, context, uuid: str) -> Instance:
-        """Bring a SOFT_DELETED server back (quota checked again: a
-        soft-deleted server does not count, as in Nova)."""
+        """Bring a SOFT_DELETED server back.  No quota check: a
+        soft-deleted server still counts (its host holds its resources
+        until the reclaim, as Nova's placement-based counting sees it)."""
         from twisted_compute.compute.api import (
             _both, check_lock, check_state)
         checks = _both(check_lock(context),
                        check_state("restore", (vm_states.SOFT_DELETED,)))
         instance = await self.get(context, uuid)
         checks(instance)
-        await self.db.quotas.check_restore(self.conf, instance)
         if not instance.host or self.compute_rpcapi is None:
             return await self.db.instances.transition(
                 uuid, project_id=self._scope(context), check=checks,
