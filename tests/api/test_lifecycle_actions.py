@@ -90,6 +90,26 @@ class RebuildTests(LifecycleTestCase):
         # a second rebuild while this one runs is a conflict
         self.assertFault(self.rebuild(server_id), 409, "task_state")
 
+    def test_preserve_ephemeral_is_a_boolean_handed_on(self):
+        self.use_rpc()
+        for value in ("maybe", 2, None, {}):
+            server_id = self.active_server()
+            self.assertFault(self.rebuild(server_id,
+                                          preserve_ephemeral=value), 400,
+                             "preserve_ephemeral")
+        self.assertEqual(self.task_api.rebuilds, [])
+        for value, expected in ((True, True), ("on", True), ("No", False),
+                                (False, False)):
+            server_id = self.active_server()
+            response = self.rebuild(server_id, preserve_ephemeral=value)
+            self.assertEqual(response.code, 202, response)
+            self.assertIs(self.task_api.rebuilds[-1][1]
+                          ["preserve_ephemeral"], expected)
+        server_id = self.active_server()
+        self.rebuild(server_id)
+        self.assertIs(self.task_api.rebuilds[-1][1]["preserve_ephemeral"],
+                      False)
+
     def test_response_keys_are_nova_s_at_each_microversion(self):
         self.use_rpc()
         for version in ("2.1", "2.19", "2.26", "2.54", "2.57", "2.63",

@@ -338,3 +338,28 @@ class CapabilitiesTests(SynchronousTestCase):
         self.assertEqual(set(changed), set(CAPABILITIES))
         with self.assertRaises(ValueError):
             driver_capabilities(supports_teleport=True)
+
+
+class FakeRebuildTests(SynchronousTestCase):
+    def setUp(self):
+        self.driver = FakeDriver(config.load(), Clock(), host="hv1")
+        self.ctx = get_admin_context()
+
+    def test_rebuild_records_and_honours_preserve_ephemeral(self):
+        instance = make_instance(ephemeral_gb=5)
+        self.successResultOf(self.driver.spawn(
+            self.ctx, instance, {"id": "img-1"}, [], None, [], None))
+        guest = self.driver.guests[instance.uuid]
+        guest.ephemeral += b"user data on the ephemeral disk"
+        self.successResultOf(self.driver.rebuild(
+            self.ctx, instance, {"id": "img-2"}, [], None,
+            preserve_ephemeral=True))
+        self.assertTrue(guest.preserved_ephemeral)
+        self.assertEqual(bytes(guest.ephemeral),
+                         b"user data on the ephemeral disk")
+        self.assertEqual(guest.image_id, "img-2")
+        self.assertIn(b"img-2", bytes(guest.disk))
+        self.successResultOf(self.driver.rebuild(
+            self.ctx, instance, {"id": "img-3"}, [], None))
+        self.assertFalse(guest.preserved_ephemeral)
+        self.assertEqual(bytes(guest.ephemeral), b"")

@@ -56,6 +56,11 @@ class FakeGuest:
     admin_password: str | None = None
     #: Whether its image has the QEMU guest agent (hw_qemu_guest_agent).
     guest_agent: bool = False
+    #: Its ephemeral disk's bytes (None when its flavor has none); a
+    #: rebuild makes a new one unless asked to preserve it.
+    ephemeral: bytearray | None = None
+    #: Whether the last rebuild kept the ephemeral disk.
+    preserved_ephemeral: bool | None = None
 
 
 @implementer(IComputeDriver)
@@ -200,6 +205,8 @@ class FakeDriver:
             disk_gb=(instance.root_gb or 0) + (instance.ephemeral_gb or 0))
         guest.disk += (f"fake disk of image "
                        f"{(image_meta or {}).get('id')}\n").encode()
+        if instance.ephemeral_gb:
+            guest.ephemeral = bytearray()
         self._set_image(guest, image_meta)
         self.guests[instance.uuid] = guest
         self._log(guest, f"fake hypervisor {self.nodename}: defining "
@@ -386,13 +393,19 @@ class FakeDriver:
     def rebuild(self, context, instance, image_meta, injected_files,
                 admin_password, preserve_ephemeral=False):
         """A new root disk from ``image_meta``, the same guest (uuid,
-        internal id, consoles) booted again."""
+        internal id, consoles) booted again; its ephemeral disk is kept
+        when ``preserve_ephemeral``, else a new empty one."""
         try:
             guest = self._guest(instance)
         except Exception:
             return defer.fail()
         guest.state = power_state.SHUTDOWN
         self._set_image(guest, image_meta)
+        guest.disk = bytearray(f"fake disk of image {guest.image_id}\n"
+                               .encode())
+        guest.preserved_ephemeral = bool(preserve_ephemeral)
+        if not preserve_ephemeral:
+            guest.ephemeral = bytearray() if instance.ephemeral_gb else None
         guest.name = instance.instance_name(self.conf.instance_name_template)
         self._log(guest, f"rebuild: new root disk from image "
                          f"{guest.image_id}")

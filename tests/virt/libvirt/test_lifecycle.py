@@ -57,6 +57,37 @@ class LifecycleWithImageTests(TestCase):
         self.assertTrue(driver_mod.has_guest_agent(
             self.conn.lookupByUUIDString(instance.uuid).XMLDesc(0)))
 
+    async def test_rebuild_preserve_ephemeral_keeps_only_that_disk(self):
+        from twisted.internet import reactor
+        image = self.api.add(self.qcow2, disk_format="qcow2")
+        instance = make_instance(root_gb=1, ephemeral_gb=1)
+        await self.driver.spawn(None, instance, image, [], None, [], None)
+        self.addCleanup(self.driver.destroy, None, instance, [])
+        directory = self.driver.instance_dir(instance.uuid)
+        local = os.path.join(directory, "disk.local")
+        disks = {d.find("target").get("dev"): d.find("source").get("file")
+                 for d in self.xml(instance).findall("devices/disk")
+                 if d.get("device") == "disk"}
+        self.assertEqual(disks, {"vda": os.path.join(directory, "disk"),
+                                 "vdb": local})
+
+        async def size(path):
+            info = await driver_mod.imagecache.image_info(reactor, path,
+                                                          "qcow2")
+            return info["virtual-size"] >> 30
+        self.assertEqual(await size(local), 1)
+        # mark the ephemeral disk (a 2 GiB one stands for its data)
+        await driver_mod.imagecache.run_qemu_img(
+            reactor, "create", "-f", "qcow2", local, "2G")
+        await self.driver.rebuild(None, instance, image, [], None,
+                                  preserve_ephemeral=True)
+        self.assertEqual(await size(local), 2)
+        self.assertTrue(os.path.exists(os.path.join(directory, "disk")))
+        # without it the ephemeral disk is made again, empty
+        await self.driver.rebuild(None, instance, image, [], None,
+                                  preserve_ephemeral=False)
+        self.assertEqual(await size(local), 1)
+
     async def test_rescue_boots_the_rescue_disk_first_and_unrescue_back(
             self):
         image = self.api.add(self.qcow2, disk_format="qcow2")

@@ -8,6 +8,7 @@ code paths, without disks or processes behind them).
 Each instance has a directory ``<images_path>/<uuid>`` with ``disk`` (a
 qcow2 overlay of the cached image), ``console.log`` (the serial
 console), ``disk.config`` (the config drive, when there is one),
+``disk.local`` (the flavor's ephemeral disk, when it has one),
 ``kernel`` / ``ramdisk`` (direct kernel boot) and ``disk.info`` (which
 cached images it uses, for the image cache's ageing).
 
@@ -56,6 +57,8 @@ MAX_CONSOLE_BYTES = 100 * 1024
 
 VIR_ERR_NO_DOMAIN = 42
 
+#: The flavor's ephemeral disk in the instance directory (Nova's name).
+EPHEMERAL_DISK = "disk.local"
 
 
 
@@ -297,7 +300,8 @@ class LibvirtDriver:
             admin_password))
 
     async def _spawn(self, context, instance, image_meta, injected_files,
-                     admin_password) -> None:
+                     admin_password, preserve_ephemeral: bool = False
+                     ) -> None:
         uuid = instance.uuid
 
         def check_new(conn):
@@ -322,6 +326,9 @@ class LibvirtDriver:
                 boot = await self._prepare_disks(instance, image_meta,
                                                  directory, disks, boot,
                                                  used_images)
+            if instance.ephemeral_gb:
+                disks.append(await self._ephemeral_disk(
+                    instance, directory, preserve_ephemeral))
             await self._thread(_write_json,
                                os.path.join(directory, "disk.info"),
                                used_images)
@@ -417,6 +424,20 @@ class LibvirtDriver:
         cmdline = properties.get("os_command_line") or self.kernel_cmdline
         return vconfig.OS(arch=boot.arch, kernel=kernel_path,
                           initrd=ramdisk_path, cmdline=cmdline)
+
+    async def _ephemeral_disk(self, instance, directory: str,
+                              keep: bool) -> vconfig.Disk:
+        """The flavor's ephemeral disk, ``disk.local`` as ``vdb``: a blank
+        qcow2 of ``ephemeral_gb`` GiB (unformatted: the guest formats it),
+        or the one already there when ``keep`` (a rebuild with
+        ``preserve_ephemeral``)."""
+        path = os.path.join(directory, EPHEMERAL_DISK)
+        if not (keep and await self._thread(os.path.exists, path)):
+            await imagecache.run_qemu_img(
+                self.reactor, "create", "-f", "qcow2", path,
+                f"{int(instance.ephemeral_gb)}G",
+                timeout=self.qemu_img_timeout)
+        return vconfig.Disk(source_path=path, target_dev="vdb")
 
     async def _fetch_by_id(self, image_id: str) -> str:
         image = await self.image_cache.get_image(image_id)
@@ -716,13 +737,15 @@ class LibvirtDriver:
         """Destroy the domain and its disks, keep its fixed IP (the DHCP
         reservation of its MAC) and its console log, and spawn it again
         from ``image_meta``: a new overlay, the same uuid, name and MAC,
-        a new config drive with the new image and user data."""
+        a new config drive with the new image and user data.  With
+        ``preserve_ephemeral`` the ephemeral disk (``disk.local``) stays
+        as it is; only the root disk is made again."""
         return defer.ensureDeferred(self._rebuild(
             context, instance, image_meta or {}, injected_files or [],
-            admin_password))
+            admin_password, bool(preserve_ephemeral)))
 
     async def _rebuild(self, context, instance, image_meta, injected_files,
-                       admin_password) -> None:
+                       admin_password, preserve_ephemeral: bool) -> None:
         uuid = instance.uuid
         directory = self.instance_dir(uuid)
 
@@ -748,9 +771,10 @@ class LibvirtDriver:
             raise exception.HypervisorError(
                 action="rebuild", instance_uuid=uuid,
                 reason=error.get_error_message()) from None
-        await self._thread(_remove_disks, directory)
+        await self._thread(_remove_disks, directory,
+                           (EPHEMERAL_DISK,) if preserve_ephemeral else ())
         await self._spawn(context, instance, image_meta, injected_files,
-                          admin_password)
+                          admin_password, preserve_ephemeral)
 
     def rescue(self, context, instance, image_meta, rescue_password):
         """Boot ``image_meta`` (a new overlay, ``disk.rescue``) with the
@@ -1063,12 +1087,14 @@ def _remove_file(path: str) -> None:
         pass
 
 
-def _remove_disks(directory: str) -> None:
-    """The disks of a guest being rebuilt (its console log stays)."""
-    for name in ("disk", "disk.config", "disk.info", "kernel", "ramdisk",
-                 "disk.rescue", "unrescue.xml", "kernel.rescue",
-                 "ramdisk.rescue"):
-        _remove_file(os.path.join(directory, name))
+def _remove_disks(directory: str, keep: tuple[str, ...] = ()) -> None:
+    """The disks of a guest being rebuilt (its console log stays, and
+    the files named in ``keep``)."""
+    for name in ("disk", EPHEMERAL_DISK, "disk.config", "disk.info",
+                 "kernel", "ramdisk", "disk.rescue", "unrescue.xml",
+                 "kernel.rescue", "ramdisk.rescue", "disk.config.rescue"):
+        if name not in keep:
+            _remove_file(os.path.join(directory, name))
 
 
 def _prepare_dir(directory: str, console: str) -> None:

@@ -45,8 +45,10 @@ def _rebuild_fields(request, conf, body: dict[str, Any]) -> dict[str, Any]:
     if "OS-DCF:diskConfig" in body:
         fields["disk_config"] = body["OS-DCF:diskConfig"]
     if "preserve_ephemeral" in body:
-        fields["preserve_ephemeral"] = str(
-            body["preserve_ephemeral"]).lower() in ("true", "1", "yes")
+        # the schema allowed only Nova's boolean spellings
+        value = body["preserve_ephemeral"]
+        fields["preserve_ephemeral"] = value if isinstance(value, bool) \
+            else common.parse_bool(value, "preserve_ephemeral")
     if "description" in body:
         fields["description"] = body["description"]
     if "key_name" in body:
