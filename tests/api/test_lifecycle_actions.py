@@ -195,8 +195,9 @@ class RescueTests(LifecycleTestCase):
         self.assertEqual(self.row(server_id).task_state, "rescuing")
         name, uuid, kwargs = rpc.casts[-1]
         self.assertEqual((name, uuid), ("rescue_instance", server_id))
-        # by default the server's own image
-        self.assertEqual(kwargs["rescue_image"]["id"], IMAGE_ID)
+        # by default the agent picks ([libvirt] rescue_image_id, else the
+        # server's own image)
+        self.assertIsNone(kwargs["rescue_image"])
         self.assertEqual(self.actions(server_id)[0], "rescue")
         self.assertFault(self.action(server_id, {"rescue": None}), 409)
 
@@ -210,8 +211,57 @@ class RescueTests(LifecycleTestCase):
         self.assertEqual(rpc.casts[-1][2]["rescue_image"]["id"],
                          OTHER_IMAGE_ID)
         other = self.active_server()
+        missing = random_uuid()
         self.assertFault(self.action(other, {"rescue": {
-            "rescue_image_ref": random_uuid()}}), 400)
+            "rescue_image_ref": missing}}), 400,
+            f"Requested rescue image '{missing}' is not supported")
+        # another project's private image is the same as a missing one
+        self.assertFault(self.action(other, {"rescue": {
+            "rescue_image_ref": PRIVATE_IMAGE_ID}}), 400,
+            "is not supported")
+        # not a uuid: the schema's 400
+        self.assertFault(self.action(other, {"rescue": {
+            "rescue_image_ref": "nope"}}), 400)
+        self.assertIsNone(self.row(other).task_state)
+
+    def add_image(self, **properties):
+        image_id = random_uuid()
+        with self.db.engine.begin() as conn:
+            conn.execute(m.images.insert().values(
+                id=image_id, name="rescue", status="active",
+                visibility="public", owner="admin", properties=properties,
+                tags=[], disk_format="qcow2", container_format="bare",
+                size=1024, min_disk=0, min_ram=0, created_at=m.utcnow()))
+        return image_id
+
+    def test_stable_device_rescue_properties_are_checked(self):
+        rpc = self.use_rpc()
+        server_id = self.active_server()
+        stable = self.add_image(hw_rescue_device="cdrom",
+                                hw_rescue_bus="ide")
+        response = self.action(server_id, {"rescue": {
+            "rescue_image_ref": stable}}, version="2.87")
+        self.assertEqual(response.code, 200, response)
+        self.assertEqual(rpc.casts[-1][2]["rescue_image"]["properties"],
+                         {"hw_rescue_device": "cdrom",
+                          "hw_rescue_bus": "ide"})
+        other = self.active_server()
+        for properties, text in (
+                ({"hw_rescue_device": "floppy"},
+                 "rescue device 'floppy' is not supported"),
+                ({"hw_rescue_bus": "xen"}, "rescue bus 'xen'")):
+            self.assertFault(self.action(other, {"rescue": {
+                "rescue_image_ref": self.add_image(**properties)}}), 400,
+                text)
+        # a volume snapshot cannot be a rescue image (no volumes)
+        snapshot = self.add_image(img_block_device_mapping="[{}]")
+        self.assertFault(self.action(other, {"rescue": {
+            "rescue_image_ref": snapshot}}), 400, "is not supported")
+        # the server's own image's properties count for the default
+        self.set_state(other, system_metadata={
+            "image_base_image_ref": IMAGE_ID, "image_hw_rescue_bus": "fdc"})
+        self.assertFault(self.action(other, {"rescue": {}}), 400,
+                         "rescue bus 'fdc'")
 
     def test_unrescue_only_of_a_rescued_server(self):
         rpc = self.use_rpc()

@@ -363,3 +363,20 @@ class FakeRebuildTests(SynchronousTestCase):
             self.ctx, instance, {"id": "img-3"}, [], None))
         self.assertFalse(guest.preserved_ephemeral)
         self.assertEqual(bytes(guest.ephemeral), b"")
+
+    def test_rescue_legacy_or_stable_device(self):
+        instance = make_instance(config_drive="True")
+        self.successResultOf(self.driver.spawn(
+            self.ctx, instance, {"id": "img-1"}, [], None, [], None))
+        guest = self.driver.guests[instance.uuid]
+        self.successResultOf(self.driver.rescue(
+            self.ctx, instance, {"id": "r-1"}, "pw"))
+        self.assertEqual(guest.disks, ["rescue:r-1", "img-1"])
+        self.assertIsNone(guest.rescue_device)
+        self.assertTrue(guest.rescue_config_drive)
+        self.successResultOf(self.driver.unrescue(self.ctx, instance))
+        self.successResultOf(self.driver.rescue(
+            self.ctx, instance, {"id": "r-2", "properties": {
+                "hw_rescue_bus": "scsi"}}, "pw"))
+        self.assertEqual(guest.disks, ["img-1", "rescue:r-2"])
+        self.assertEqual(guest.rescue_device, ("disk", "scsi"))
