@@ -243,7 +243,9 @@ class LifecycleMixin:
                 await self._update(context, instance.uuid,
                                    {"task_state": vm_states.DELETING},
                                    expected_task_state=[None])
-                await self.driver.destroy(context, instance, [], None)
+                await self._timed(defer.maybeDeferred(
+                    self.driver.destroy, context, instance, [], None),
+                    "reclaim", instance.uuid)
             except (exception.InstanceNotFound,
                     exception.UnexpectedTaskStateError):
                 continue  # restored or deleted meanwhile
@@ -324,5 +326,8 @@ class LifecycleMixin:
             except Exception:
                 failure = Failure()
             await self._event_finish(context, uuid, event, failure)
+            # a fault, as Nova's (wrap_instance_fault); the message never
+            # holds the password
+            await self._fault(context, uuid, error, None)
             raise error
         await self._event_finish(context, uuid, event)
