@@ -223,6 +223,10 @@ class RescueTests(LifecycleTestCase):
         self.assertFault(self.action(other, {"rescue": {
             "rescue_image_ref": "nope"}}), 400)
         self.assertIsNone(self.row(other).task_state)
+        # the state is checked before the image, as Nova's
+        self.set_state(other, vm_state="rescued")
+        self.assertFault(self.action(other, {"rescue": {
+            "rescue_image_ref": missing}}), 409)
 
     def add_image(self, **properties):
         image_id = random_uuid()

@@ -182,8 +182,12 @@ class LifecycleAPIMixin:
         image with ``hw_rescue_device`` / ``hw_rescue_bus`` gets a stable
         device rescue (2.87: the server's disks stay where they are, the
         rescue disk is attached last and boots first)."""
-        from twisted_compute.compute.api import check_state
+        from twisted_compute.compute.api import (
+            _both, check_lock, check_state)
         instance = await self.get(context, uuid)
+        # lock and state first (409), as Nova's decorators, then the image
+        _both(check_lock(context),
+              check_state("rescue", RESCUE_VM_STATES))(instance)
         sysmeta = instance.system_metadata or {}
         image_meta = None
         if rescue_image_ref:
