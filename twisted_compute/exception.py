@@ -664,6 +664,12 @@ class InstanceQuiesceFailed(Invalid):
     safe = True
 
 
+class PreserveEphemeralNotSupported(Invalid):
+    msg_fmt = ("The current driver does not support preserving ephemeral "
+               "partitions.")
+    safe = True
+
+
 class NMINotSupported(Invalid):
     msg_fmt = "Injecting NMI is not supported"
     safe = True

@@ -112,6 +112,20 @@ class RebuildTests(LifecycleTestCase):
         self.assertEqual(self.driver.guests[instance.uuid].image_id, "img-2")
         self.assertEqual(self.db(instance)["vm_state"], vm_states.ACTIVE)
 
+    def test_without_a_driver_rebuild_preserve_ephemeral_is_a_fault(self):
+        instance = self.active()
+        self.driver.rebuild = None
+        current = self.with_task(instance, vm_states.REBUILDING)
+        self.successResultOf(self.manager.rebuild_instance(
+            self.ctx, instance=current.to_dict(), image=NEW_IMAGE,
+            preserve_ephemeral=True))
+        self.assertEqual(self.db(instance)["vm_state"], vm_states.ERROR)
+        [fault] = self.faults(instance.uuid)
+        self.assertIn("does not support preserving ephemeral",
+                      fault["message"])
+        # the guest was not touched
+        self.assertEqual(self.driver.guests[instance.uuid].image_id, "img")
+
     def test_a_rebuild_of_a_server_deleted_meanwhile_does_nothing(self):
         instance = self.active()
         current = self.with_task(instance, vm_states.DELETING)

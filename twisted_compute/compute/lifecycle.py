@@ -140,6 +140,10 @@ class LifecycleMixin:
             return rebuild(context, instance, image, injected_files,
                            admin_password, preserve_ephemeral)
 
+        if preserve_ephemeral:
+            # Nova's default rebuild cannot keep a disk either
+            return defer.fail(exception.PreserveEphemeralNotSupported())
+
         async def destroy_and_spawn():
             await self.driver.destroy(context, instance, [], None)
             await self.driver.spawn(context, instance, image, injected_files,
