@@ -109,15 +109,36 @@ class LifecycleDistributedCLITests(OpenStackCLIMixin, DeploymentTestCase):
 
     # --- helpers: actions by the CLI, waits over plain HTTP ---------------
 
-    def image(self, *properties: str) -> dict:
-        path = os.path.join(self.proc.directory, "img.raw")
-        with open(path, "wb") as handle:
-            handle.write(b"\0" * 4096)
-        args = ["image", "create", "--file", path, "--disk-format", "raw",
-                "--container-format", "bare", "--public"]
-        for prop in properties:
-            args += ["--property", prop]
-        return self.openstack(*args, "dist-img-" + uuid.uuid4().hex[:6])
+    # (the images, and what is only looked at, over plain HTTP: each CLI
+    # run costs more than a second of CPU on this machine)
+
+    def image(self, **properties: str) -> dict:
+        response = self.proc.post("/v2/images", dict(
+            properties, name="dist-img-" + uuid.uuid4().hex[:6],
+            disk_format="raw", container_format="bare",
+            visibility="public"), api="image", token=ADMIN)
+        self.assertEqual(response.code, 201, response)
+        image = response.json
+        response = self.proc.put(
+            f"/v2/images/{image['id']}/file", api="image", token=ADMIN,
+            raw=b"\0" * 4096,
+            headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual(response.code, 204, response)
+        return image
+
+    def console(self, server_id: str) -> str:
+        response = self.proc.post(f"/v2.1/servers/{server_id}/action",
+                                  {"os-getConsoleOutput": {}}, token=ADMIN,
+                                  version="2.79")
+        self.assertEqual(response.code, 200, response)
+        return response.json["output"]
+
+    def actions(self, server_id: str) -> set[str]:
+        response = self.proc.get(
+            f"/v2.1/servers/{server_id}/os-instance-actions", token=ADMIN,
+            version="2.79")
+        self.assertEqual(response.code, 200, response)
+        return {a["action"] for a in response.json["instanceActions"]}
 
     def boot(self, image: str) -> dict:
         # (no --wait: the CLI polls every 5 s, this every 0.3 s)
@@ -181,9 +202,9 @@ class LifecycleDistributedCLITests(OpenStackCLIMixin, DeploymentTestCase):
         snapshot = self.openstack("server", "image", "create", "--wait",
                                   "--name", "dist-snap", server_id)
         self.assertEqual(snapshot["status"], "active", snapshot)
-        shown = self.openstack("image", "show", snapshot["id"])
-        self.assertEqual(shown["properties"]["image_type"], "snapshot")
-        self.assertEqual(shown["properties"]["instance_uuid"], server_id)
+        shown = self.wait_image(snapshot["id"])
+        self.assertEqual(shown["image_type"], "snapshot")
+        self.assertEqual(shown["instance_uuid"], server_id)
 
         # rotation 1, twice: the older backup is deleted
         made = []
@@ -230,7 +251,7 @@ class LifecycleDistributedCLITests(OpenStackCLIMixin, DeploymentTestCase):
 
     def test_rebuild_rescue_dump_and_password(self):
         plain = self.image()
-        agent_image = self.image("hw_qemu_guest_agent=yes")
+        agent_image = self.image(hw_qemu_guest_agent="yes")
         server = self.boot(plain["id"])
         server_id = server["id"]
         before = self.show(server_id)
@@ -261,16 +282,11 @@ class LifecycleDistributedCLITests(OpenStackCLIMixin, DeploymentTestCase):
         self.openstack("--os-compute-api-version", "2.17", "server", "dump",
                        "create", server_id, parse=False)
 
-        def nmi():
-            text = self.openstack("console", "log", "show", server_id,
-                                  parse=False).stdout
-            return text if "NMI received" in text else None
-        wait_until(nmi, timeout=STATUS_TIMEOUT, message="the NMI")
-        actions = {row["Action"] for row in
-                   self.openstack("server", "event", "list", server_id)}
+        wait_until(lambda: "NMI received" in self.console(server_id),
+                   timeout=STATUS_TIMEOUT, interval=0.3, message="the NMI")
         self.assertLessEqual({"rebuild", "rescue", "unrescue",
                               "changePassword", "trigger_crash_dump"},
-                             actions)
+                             self.actions(server_id))
 
     def test_soft_delete_restore_and_forced_delete(self):
         server = self.boot(self.image()["id"])
