@@ -632,6 +632,44 @@ class InstanceNotRescuable(Invalid):
     safe = True
 
 
+class UnsupportedRescueImage(Invalid):
+    msg_fmt = "Requested rescue image '%(image)s' is not supported"
+    safe = True
+
+
+class UnsupportedRescueDevice(Invalid):
+    msg_fmt = "Requested rescue device '%(device)s' is not supported"
+    safe = True
+
+
+class UnsupportedRescueBus(Invalid):
+    msg_fmt = ("Requested rescue bus '%(bus)s' is not supported by the "
+               "%(virt)s virt driver")
+    safe = True
+
+
+class InstanceQuiesceNotSupported(Invalid):
+    msg_fmt = "Quiescing is not supported in instance %(instance_id)s"
+    safe = True
+
+
+class QemuGuestAgentNotEnabled(Invalid):
+    msg_fmt = "QEMU guest agent is not enabled"
+    safe = True
+
+
+class InstanceQuiesceFailed(Invalid):
+    msg_fmt = "Failed to quiesce instance: %(reason)s"
+    code = 409
+    safe = True
+
+
+class PreserveEphemeralNotSupported(Invalid):
+    msg_fmt = ("The current driver does not support preserving ephemeral "
+               "partitions.")
+    safe = True
+
+
 class NMINotSupported(Invalid):
     msg_fmt = "Injecting NMI is not supported"
     safe = True

@@ -140,6 +140,10 @@ class LifecycleMixin:
             return rebuild(context, instance, image, injected_files,
                            admin_password, preserve_ephemeral)
 
+        if preserve_ephemeral:
+            # Nova's default rebuild cannot keep a disk either
+            return defer.fail(exception.PreserveEphemeralNotSupported())
+
         async def destroy_and_spawn():
             await self.driver.destroy(context, instance, [], None)
             await self.driver.spawn(context, instance, image, injected_files,
@@ -243,7 +247,9 @@ class LifecycleMixin:
                 await self._update(context, instance.uuid,
                                    {"task_state": vm_states.DELETING},
                                    expected_task_state=[None])
-                await self.driver.destroy(context, instance, [], None)
+                await self._timed(defer.maybeDeferred(
+                    self.driver.destroy, context, instance, [], None),
+                    "reclaim", instance.uuid)
             except (exception.InstanceNotFound,
                     exception.UnexpectedTaskStateError):
                 continue  # restored or deleted meanwhile
@@ -324,5 +330,8 @@ class LifecycleMixin:
             except Exception:
                 failure = Failure()
             await self._event_finish(context, uuid, event, failure)
+            # a fault, as Nova's (wrap_instance_fault); the message never
+            # holds the password
+            await self._fault(context, uuid, error, None)
             raise error
         await self._event_finish(context, uuid, event)

@@ -185,8 +185,10 @@ class SnapshotMixin:
                 if await self._power_state(instance) != \
                         power_state.RUNNING:
                     # Paused or suspended guests stop from running.
-                    await self._wake(context, instance)
-                await self.driver.power_off(instance)
+                    await self._timed(defer.ensureDeferred(
+                        self._wake(context, instance)), "shelve", uuid)
+                await self._timed(defer.maybeDeferred(
+                    self.driver.power_off, instance), "shelve", uuid)
             left = await self._snapshot(context, instance, image_id,
                                         vm_states.SHELVING, shelving=True)
             sysmeta = dict(instance.system_metadata or {},
@@ -231,7 +233,9 @@ class SnapshotMixin:
         event = "compute_shelve_offload_instance"
         await self._event_start(context, uuid, event)
         try:
-            await self.driver.destroy(context, instance, [], None)
+            await self._timed(defer.maybeDeferred(
+                self.driver.destroy, context, instance, [], None),
+                "shelve_offload", uuid)
             await self._update(context, uuid, {
                 "vm_state": vm_states.SHELVED_OFFLOADED,
                 "task_state": None, "power_state": power_state.NOSTATE,
@@ -322,7 +326,9 @@ class SnapshotMixin:
                             f"{self.conf.snapshot_timeout} seconds")
                     ) from None
             else:
-                await self.driver.power_on(context, instance, [])
+                await self._timed(defer.maybeDeferred(
+                    self.driver.power_on, context, instance, []),
+                    "unshelve", uuid)
             for key in ("shelved_image_id", "shelved_at", "shelved_host"):
                 sysmeta.pop(key, None)
             state = await self._power_state(instance)

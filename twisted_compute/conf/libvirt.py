@@ -43,6 +43,17 @@ LIBVIRT_OPTS = [
              "Snapshot running QEMU guests live (an external disk-only "
              "snapshot, the copy, then a block commit); false: always "
              "cold (the guest suspended to disk during the copy)"),
+    str_opt("rescue_image_id", "",
+            "Image a rescue boots when the request names none "
+            "(rescue_image_ref); empty: the server's own image (Nova's "
+            "option)"),
+    str_opt("rescue_kernel_id", "",
+            "Kernel image a rescue boots directly when the rescue image "
+            "names none (its kernel_id property); empty: the server's "
+            "own kernel, if any"),
+    str_opt("rescue_ramdisk_id", "",
+            "Ramdisk image of a rescue when the rescue image names none "
+            "(its ramdisk_id property); empty: the server's own, if any"),
 ]
 
 

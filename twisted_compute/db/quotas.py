@@ -122,16 +122,18 @@ def _count_instances_statement(by_user: bool):
     # A shelved-offloaded server counts as an instance but holds no cores
     # and no RAM (it gave them back when it left its host, as Nova's
     # placement-based counting does); unshelve claims them again.
-    held = i.c.vm_state != "shelved_offloaded"
+    held = sa.or_(i.c.vm_state.is_(None),
+                  i.c.vm_state != vm_states.SHELVED_OFFLOADED)
     query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(
         sa.case((held, i.c.vcpus), else_=0)), 0),
         sa.func.coalesce(sa.func.sum(
             sa.case((held, i.c.memory_mb), else_=0)), 0)
-    ).where(i.c.project_id == sa.bindparam("project_id"), i.c.deleted == 0,
-            # As Nova: a soft-deleted server does not count (restoring it
-            # checks the quota again).
-            sa.or_(i.c.vm_state != vm_states.SOFT_DELETED,
-                   i.c.vm_state.is_(None)))
+    ).where(i.c.project_id == sa.bindparam("project_id"), i.c.deleted == 0)
+    # A soft-deleted server counts in full: its guest still holds its
+    # host's cores, RAM and disk until it is reclaimed (Nova's
+    # placement-based counting, ``count_usage_from_placement``, counts it
+    # too: its allocations stay until the reclaim).  So a restore needs
+    # no new check, and only forceDelete or the reclaim free it.
     if by_user:
         query = query.where(i.c.user_id == sa.bindparam("user_id"))
     return query
@@ -245,15 +247,6 @@ def check_deltas(conn, conf, project_id: str, user_id: str | None,
         allowed=", ".join(str(limits[o]) for o in overs))
 
 
-def check_restore(conn, conf, project_id: str, user_id: str | None,
-                  vcpus: int, memory_mb: int) -> None:
-    """Whether a soft-deleted server of this size may come back (403
-    when it would pass a limit)."""
-    lock_project(conn, project_id)
-    check_deltas(conn, conf, project_id, user_id,
-                 {"instances": 1, "cores": vcpus, "ram": memory_mb})
-
-
 def headroom(conn, conf, project_id: str, user_id: str | None,
              per_instance: dict[str, int],
              limits: dict[str, int] | None = None) -> int:
@@ -307,12 +300,6 @@ class QuotasComponent(DBComponent):
         """See :func:`update_limits`."""
         return self._write(update_limits, conf, project_id, user_id,
                            values, force)
-
-    def check_restore(self, conf, instance) -> Deferred[None]:
-        """See :func:`check_restore` (of a soft-deleted ``instance``)."""
-        return self._write(check_restore, conf, instance.project_id,
-                           instance.user_id, instance.vcpus or 0,
-                           instance.memory_mb or 0)
 
     def delete_limits(self, project_id: str,
                       user_id: str | None = None) -> Deferred[None]:

@@ -56,6 +56,15 @@ class FakeGuest:
     admin_password: str | None = None
     #: Whether its image has the QEMU guest agent (hw_qemu_guest_agent).
     guest_agent: bool = False
+    #: Its ephemeral disk's bytes (None when its flavor has none); a
+    #: rebuild makes a new one unless asked to preserve it.
+    ephemeral: bytearray | None = None
+    #: Whether the last rebuild kept the ephemeral disk.
+    preserved_ephemeral: bool | None = None
+    #: (device, bus) of a stable device rescue, None for a legacy one;
+    #: whether the rescue had a config drive.
+    rescue_device: tuple | None = None
+    rescue_config_drive: bool = False
 
 
 @implementer(IComputeDriver)
@@ -200,6 +209,8 @@ class FakeDriver:
             disk_gb=(instance.root_gb or 0) + (instance.ephemeral_gb or 0))
         guest.disk += (f"fake disk of image "
                        f"{(image_meta or {}).get('id')}\n").encode()
+        if instance.ephemeral_gb:
+            guest.ephemeral = bytearray()
         self._set_image(guest, image_meta)
         self.guests[instance.uuid] = guest
         self._log(guest, f"fake hypervisor {self.nodename}: defining "
@@ -386,13 +397,19 @@ class FakeDriver:
     def rebuild(self, context, instance, image_meta, injected_files,
                 admin_password, preserve_ephemeral=False):
         """A new root disk from ``image_meta``, the same guest (uuid,
-        internal id, consoles) booted again."""
+        internal id, consoles) booted again; its ephemeral disk is kept
+        when ``preserve_ephemeral``, else a new empty one."""
         try:
             guest = self._guest(instance)
         except Exception:
             return defer.fail()
         guest.state = power_state.SHUTDOWN
         self._set_image(guest, image_meta)
+        guest.disk = bytearray(f"fake disk of image {guest.image_id}\n"
+                               .encode())
+        guest.preserved_ephemeral = bool(preserve_ephemeral)
+        if not preserve_ephemeral:
+            guest.ephemeral = bytearray() if instance.ephemeral_gb else None
         guest.name = instance.instance_name(self.conf.instance_name_template)
         self._log(guest, f"rebuild: new root disk from image "
                          f"{guest.image_id}")
@@ -407,18 +424,41 @@ class FakeDriver:
         return defer.maybeDeferred(finish)
 
     def rescue(self, context, instance, image_meta, rescue_password):
-        """Boot ``image_meta`` with the root disk as the second disk."""
+        """Boot ``image_meta`` (empty: the server's own image) with the
+        root disk attached: second (legacy), or, when the image (or the
+        server's own, for the default) has ``hw_rescue_device`` /
+        ``hw_rescue_bus``, last with the rescue disk booting first
+        (stable device rescue, recorded in ``rescue_device``)."""
         try:
             guest = self._guest(instance)
         except Exception:
             return defer.fail()
-        rescue_id = (image_meta or {}).get("id") or guest.image_id
-        guest.disks = [f"rescue:{rescue_id}", guest.image_id]
+        image_meta = image_meta or {}
+        rescue_id = image_meta.get("id") or guest.image_id
+        if image_meta.get("id"):
+            properties = image_meta.get("properties") or {}
+        else:
+            properties = {key[len("image_"):]: value for key, value in
+                          (instance.system_metadata or {}).items()
+                          if key.startswith("image_hw_rescue_")}
+        if "hw_rescue_device" in properties or \
+                "hw_rescue_bus" in properties:
+            device = properties.get("hw_rescue_device") or "disk"
+            guest.rescue_device = (device, properties.get(
+                "hw_rescue_bus") or ("ide" if device == "cdrom"
+                                     else "virtio"))
+            guest.disks = [guest.image_id, f"rescue:{rescue_id}"]
+        else:
+            guest.rescue_device = None
+            guest.disks = [f"rescue:{rescue_id}", guest.image_id]
+        guest.rescue_config_drive = str(instance.config_drive or "").lower() \
+            in ("true", "1", "yes", "on") or self.conf.force_config_drive
         guest.state = power_state.RUNNING
         if rescue_password:
             guest.admin_password = rescue_password
         self._log(guest, f"rescue: booting image {rescue_id}, the root "
-                         f"disk attached second")
+                         f"disk attached "
+                         f"{'last' if guest.rescue_device else 'second'}")
         return defer.succeed(None)
 
     def unrescue(self, context, instance):

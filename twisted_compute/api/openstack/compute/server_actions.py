@@ -18,7 +18,7 @@ from twisted_compute.api.openstack import common, extensions
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute import (
-    lifecycle_actions, remote_consoles, snapshot_actions)
+    action_handlers, lifecycle_actions, remote_consoles, snapshot_actions)
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.servers import instance_target
 
@@ -48,6 +48,18 @@ _POWER = {
 }
 
 
+
+def _power_call(action: str):
+    return lambda api, context, server_id, args: api.power_action(
+        context, server_id, action)
+
+
+_POWER_HANDLERS = {
+    name: action_handlers.simple_action(action_schema, rule,
+                                        _power_call(action))
+    for name, (action, action_schema, rule) in _POWER.items()}
+
+
 class ServerActionsController(Controller):
     app = make_app()
     collections = (("servers", "action"),)
@@ -73,8 +85,7 @@ class ServerActionsController(Controller):
         handlers.update(lifecycle_actions.handlers(self))
         for name in remote_consoles.LEGACY_ACTIONS:
             handlers[name] = self._legacy_console
-        for name in _POWER:
-            handlers[name] = self._power
+        handlers.update(action_handlers.bound(self, _POWER_HANDLERS))
         for name in UNSUPPORTED:
             handlers[name] = self._unsupported
         return handlers
@@ -109,13 +120,6 @@ class ServerActionsController(Controller):
         return context, instance
 
     # --- handled here -------------------------------------------------
-
-    async def _power(self, request, server_id, name, body):
-        action, action_schema, rule = _POWER[name]
-        common.validate(body, action_schema)
-        context, _ = await self._instance(request, server_id, rule)
-        await self.compute_api.power_action(context, server_id, action)
-        return json_response(request, None, 202)
 
     async def _reboot(self, request, server_id, name, body):
         common.validate(body, schema.reboot)
