@@ -33,6 +33,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted_compute import exception, ids
 from twisted_compute.compute.api_snapshots import SnapshotAPIMixin
 from twisted_compute.log import Logger
+from twisted_compute.notifications import NOOP, Publisher
 from twisted_compute.objects import vm_states
 from twisted_compute.compute.lifecycle_api import LifecycleAPIMixin
 from twisted_compute.objects.boot_request import BootRequest
@@ -318,6 +319,8 @@ class _TakenMeanwhile(Exception):
 
 class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
     log = Logger()
+    #: Nova's versioned notifications of the API (``nova-api:<host>``).
+    notifier: Publisher = NOOP
 
     def __init__(self, conf, db_service, compute_task_api,
                  compute_rpcapi=None, clock=None):
@@ -631,10 +634,12 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
         if instance.host and self.compute_rpcapi is not None:
             if instance.task_state == vm_states.DELETING:
                 return
+            before = instance
             instance = await self.db.instances.transition(
                 uuid, project_id=scope, check=lock,
                 values={"task_state": vm_states.DELETING},
                 action="delete", action_values=self._action_values(context))
+            self.notifier.instance_update(context, before, instance)
             try:
                 await maybeDeferred(self.compute_rpcapi.terminate_instance,
                                     context, instance, bdms=[])
@@ -644,9 +649,16 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
                 # here, as Nova does when the compute service is down.
                 self.log.failure("terminate_instance cast for {uuid} "
                                  "failed; deleting locally", uuid=uuid)
+        # As Nova: a server no agent holds is deleted by the API, which
+        # sends its delete notifications.
+        self.notifier.instance_action(context, instance, "delete", "start")
         await self.db.instances.soft_delete(
             uuid, project_id=scope, check=lock,
             action_values=self._action_values(context))
+        self.notifier.instance_action(
+            context, attrs.evolve(instance, vm_state=vm_states.DELETED,
+                                  task_state=None),
+            "delete", "end")
 
     # --- actions done in the DB ---------------------------------------
 
@@ -710,10 +722,12 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
         rpcapi = self._rpc(action)
         if not instance.host:
             raise exception.InstanceNotReady(instance_id=uuid)
+        before = instance
         instance = await self.db.instances.transition(
             uuid, project_id=scope, check=checks,
             values={"task_state": task_state}, action=action,
             action_values=self._action_values(context))
+        self.notifier.instance_update(context, before, instance)
         try:
             await maybeDeferred(getattr(rpcapi, rpc_method), context,
                                 instance, **rpc_kwargs)

@@ -13,9 +13,13 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from twisted_compute.virt import power_state
-
 NAMESPACE = "nova"
+
+#: Nova's names of the power states (the numbers of
+#: :mod:`twisted_compute.virt.power_state`, which the API process, that
+#: emits notifications too, does not import).
+POWER_STATES = {0: "pending", 1: "running", 3: "paused", 4: "shutdown",
+                6: "crashed", 7: "suspended"}
 
 #: Versions of the payload objects, as Nova's of the same fields.
 VERSIONS = {
@@ -148,7 +152,8 @@ def _instance_fields(context, instance) -> dict[str, Any]:
         "deleted_at": timestamp(instance.deleted_at),
         "updated_at": timestamp(instance.updated_at),
         "state": instance.vm_state,
-        "power_state": power_state.name(instance.power_state or 0),
+        "power_state": POWER_STATES.get(instance.power_state or 0,
+                                        "pending"),
         "task_state": instance.task_state,
         "progress": instance.progress,
         "ip_addresses": ip_payloads(instance.addresses),
