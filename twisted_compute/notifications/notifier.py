@@ -157,7 +157,7 @@ class Notifier:
         self._running = False
         self._draining: defer.Deferred | None = None
         self._sleep: defer.Deferred | None = None
-        self._last_warning: float | None = None
+        self._last_warning: dict[str, float] = {}
 
     @classmethod
     def noop(cls, clock=None) -> "Notifier":
@@ -240,16 +240,17 @@ class Notifier:
             for _ in range(over):
                 self.pending.popleft()
             self.dropped += over
-            self._warn("dropped {count} notifications (the oldest): the "
+            self._warn("dropped", "dropped {count} notifications (the oldest): the "
                        "queue of {size} is full, the broker is away; "
                        "{dropped} dropped since start", count=over,
                        size=self.queue_size, dropped=self.dropped)
 
-    def _warn(self, fmt: str, **kwargs) -> None:
+    def _warn(self, kind: str, fmt: str, **kwargs) -> None:
+        """A warning of ``kind``, at most one every ``warn_interval``."""
         now = self.clock.seconds()
-        if (self._last_warning is None
-                or now - self._last_warning >= self.warn_interval):
-            self._last_warning = now
+        last = self._last_warning.get(kind)
+        if last is None or now - last >= self.warn_interval:
+            self._last_warning[kind] = now
             self.log.warn(fmt, **kwargs)
 
     # --- draining ------------------------------------------------------
@@ -282,7 +283,7 @@ class Notifier:
             if not failed:
                 continue
             reason = next(r for ok, r in results if not ok)
-            self._warn("could not send {count} notifications "
+            self._warn("failed", "could not send {count} notifications "
                        "({error}); retrying", count=len(failed),
                        error=reason.getErrorMessage())
             self.pending.extendleft(reversed(failed))
