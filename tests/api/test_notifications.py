@@ -52,6 +52,13 @@ class ServerNotificationTests(NotificationTestCase):
         self.assertEqual(self.seen(updates=False), [
             ("instance.snapshot.start", f"nova-compute:{HOST}"),
             ("instance.snapshot.end", f"nova-compute:{HOST}")])
+        # the API set the task: its instance.update comes first
+        first = self.sink.messages()[0]
+        self.assertEqual((first["event_type"], first["publisher_id"]),
+                         ("instance.update", "nova-api:api1"))
+        self.assertEqual(first["payload"]["nova_object.data"][
+            "state_update"]["nova_object.data"]["new_task_state"],
+            "image_snapshot")
         end = self.data("instance.snapshot.end")
         self.assertEqual(end["uuid"], server_id)
         code, image = self.image(end["snapshot_image_id"])
@@ -69,6 +76,20 @@ class ServerNotificationTests(NotificationTestCase):
                          "shelved_offloaded")
         self.assertEqual(self.data("instance.unshelve.end")["state"],
                          "active")
+
+    def test_reset_state_is_an_update_from_the_api(self):
+        server_id = self.running_server()
+        response = self.action(server_id, {"os-resetState": {
+            "state": "error"}}, token="admin:admin")
+        self.assertEqual(response.code, 202, response)
+        self.assertEqual(self.seen(), [("instance.update", "nova-api:api1")])
+        self.assertEqual(self.data("instance.update")["state_update"][
+            "nova_object.data"]["state"], "error")
+
+    def test_a_change_without_a_state_change_is_not_an_update(self):
+        server_id = self.running_server()
+        self.assertEqual(self.action(server_id, {"lock": None}).code, 202)
+        self.assertEqual(self.seen(), [])
 
     def test_a_server_no_agent_holds_is_deleted_by_the_api(self):
         server_id = self.create_server()
