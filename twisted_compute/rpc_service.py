@@ -4,8 +4,9 @@ random part of ``periodic_fuzzy_delay`` so that many processes started
 together do not fire together), and its heartbeat every
 ``report_interval``.  With a notifier, Nova's ``service.update`` is
 emitted after the first heartbeat and whenever one shows the service's
-``disabled`` or ``forced_down`` changed.  Stopping it waits for a periodic task under way
-for ``periodic_task_stop_timeout`` seconds at most, then cancels it.
+``disabled`` or ``forced_down`` changed.  Stopping it waits for a
+periodic task under way for ``periodic_task_stop_timeout`` seconds at
+most, then cancels it.
 """
 
 from __future__ import annotations

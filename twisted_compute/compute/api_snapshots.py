@@ -145,8 +145,8 @@ class SnapshotAPIMixin:
 
         try:
             instance = await self._transition(
-                context, uuid, project_id=scope, check=checks, values=new_values,
-                action=action, action_values=self._action_values(context))
+                context, uuid, project_id=scope, check=checks,
+                values=new_values, action=action, action_values=self._action_values(context))
         except Exception:
             await self._drop_image(image.id)
             raise

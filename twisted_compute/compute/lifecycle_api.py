@@ -250,7 +250,8 @@ class LifecycleAPIMixin:
                     attr="task_state", state=current.task_state)
 
         instance = await self._transition(
-            context, uuid, project_id=self._scope(context), check=_both(lock, check),
+            context, uuid, project_id=self._scope(context),
+            check=_both(lock, check),
             values={"task_state": vm_states.SOFT_DELETING,
                     "deleted_at": self._utcnow()},
             action="delete", action_values=self._action_values(context))

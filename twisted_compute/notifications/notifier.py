@@ -240,7 +240,8 @@ class Notifier:
             for _ in range(over):
                 self.pending.popleft()
             self.dropped += over
-            self._warn("dropped", "dropped {count} notifications (the oldest): the "
+            self._warn("dropped",
+                       "dropped {count} notifications (the oldest): the "
                        "queue of {size} is full, the broker is away; "
                        "{dropped} dropped since start", count=over,
                        size=self.queue_size, dropped=self.dropped)
