@@ -33,6 +33,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted_compute import exception, ids
 from twisted_compute.compute.api_snapshots import SnapshotAPIMixin
 from twisted_compute.log import Logger
+from twisted_compute.notifications import NOOP, Publisher
 from twisted_compute.objects import vm_states
 from twisted_compute.compute.lifecycle_api import LifecycleAPIMixin
 from twisted_compute.objects.boot_request import BootRequest
@@ -209,8 +210,8 @@ class MoveAPIMixin:
             await maybeDeferred(migrate, context, uuid, flavor=new_flavor,
                                 host=host)
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance
@@ -233,8 +234,8 @@ class MoveAPIMixin:
                                                 "this deployment")
         if block_migration == "auto":
             block_migration = False  # no shared storage to detect: none
-        instance = await self.db.instances.transition(
-            uuid, project_id=self._scope(context), check=checks,
+        instance = await self._transition(
+            context, uuid, project_id=self._scope(context), check=checks,
             values={"task_state": vm_states.MIGRATING},
             action="live-migration",
             action_values=self._action_values(context))
@@ -243,8 +244,8 @@ class MoveAPIMixin:
                                 block_migration=bool(block_migration),
                                 force=bool(force))
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance
@@ -318,6 +319,8 @@ class _TakenMeanwhile(Exception):
 
 class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
     log = Logger()
+    #: Nova's versioned notifications of the API (``nova-api:<host>``).
+    notifier: Publisher = NOOP
 
     def __init__(self, conf, db_service, compute_task_api,
                  compute_rpcapi=None, clock=None):
@@ -331,6 +334,27 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
         self.compute_rpcapi = compute_rpcapi
 
     # --- helpers ------------------------------------------------------
+
+    async def _transition(self, context, uuid: str, **kwargs: Any
+                          ) -> Instance:
+        """:meth:`db.instances.transition`, then Nova's
+        ``instance.update`` when it changed the vm or task state."""
+        if not self.notifier.enabled:
+            return await self.db.instances.transition(uuid, **kwargs)
+        values = kwargs["values"]
+        before: list[Instance] = []
+
+        def recording(current: Instance) -> dict[str, Any]:
+            # Run in the DB thread, in the transaction: the instance as
+            # it was just before the write.
+            before.append(current)
+            return values(current) if callable(values) else values
+
+        kwargs["values"] = recording
+        instance = await self.db.instances.transition(uuid, **kwargs)
+        if before:
+            self.notifier.instance_update(context, before[-1], instance)
+        return instance
 
     @staticmethod
     def _scope(context) -> str | None:
@@ -631,8 +655,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
         if instance.host and self.compute_rpcapi is not None:
             if instance.task_state == vm_states.DELETING:
                 return
-            instance = await self.db.instances.transition(
-                uuid, project_id=scope, check=lock,
+            instance = await self._transition(
+                context, uuid, project_id=scope, check=lock,
                 values={"task_state": vm_states.DELETING},
                 action="delete", action_values=self._action_values(context))
             try:
@@ -644,9 +668,16 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
                 # here, as Nova does when the compute service is down.
                 self.log.failure("terminate_instance cast for {uuid} "
                                  "failed; deleting locally", uuid=uuid)
+        # As Nova: a server no agent holds is deleted by the API, which
+        # sends its delete notifications.
+        self.notifier.instance_action(context, instance, "delete", "start")
         await self.db.instances.soft_delete(
             uuid, project_id=scope, check=lock,
             action_values=self._action_values(context))
+        self.notifier.instance_action(
+            context, attrs.evolve(instance, vm_state=vm_states.DELETED,
+                                  task_state=None),
+            "delete", "end")
 
     # --- actions done in the DB ---------------------------------------
 
@@ -666,8 +697,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
                 raise _AlreadyLocked(instance)
 
         try:
-            return await self.db.instances.transition(
-                uuid, project_id=scope, check=check,
+            return await self._transition(
+                context, uuid, project_id=scope, check=check,
                 values=values, action="lock",
                 action_values=self._action_values(context))
         except _AlreadyLocked as already:
@@ -682,8 +713,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
         return instance.locked_by == expected
 
     async def unlock(self, context, uuid: str) -> Instance:
-        return await self.db.instances.transition(
-            uuid, project_id=self._scope(context),
+        return await self._transition(
+            context, uuid, project_id=self._scope(context),
             check=None,
             values={"locked": False, "locked_by": None,
                     "locked_reason": None},
@@ -691,8 +722,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
 
     async def reset_state(self, context, uuid: str, state: str) -> Instance:
         """Admin: force vm_state (active or error), clearing the task."""
-        return await self.db.instances.transition(
-            uuid, project_id=None, check=None,
+        return await self._transition(
+            context, uuid, project_id=None, check=None,
             values={"vm_state": state, "task_state": None},
             action="resetState", action_values=self._action_values(context))
 
@@ -710,8 +741,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
         rpcapi = self._rpc(action)
         if not instance.host:
             raise exception.InstanceNotReady(instance_id=uuid)
-        instance = await self.db.instances.transition(
-            uuid, project_id=scope, check=checks,
+        instance = await self._transition(
+            context, uuid, project_id=scope, check=checks,
             values={"task_state": task_state}, action=action,
             action_values=self._action_values(context))
         try:
@@ -719,8 +750,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
                                 instance, **rpc_kwargs)
         except Exception:
             # Nothing will clear the task: undo it, then report.
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance

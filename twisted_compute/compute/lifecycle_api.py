@@ -147,8 +147,8 @@ class LifecycleAPIMixin:
                     else None
             return new
 
-        instance = await self.db.instances.transition(
-            uuid, project_id=scope, check=checks, values=values,
+        instance = await self._transition(
+            context, uuid, project_id=scope, check=checks, values=values,
             action="rebuild", action_values=self._action_values(context))
         if "metadata" in fields:
             await self.db.instances.update_metadata(
@@ -164,8 +164,8 @@ class LifecycleAPIMixin:
                 injected_files=list(fields.get("personality") or ()),
                 preserve_ephemeral=bool(fields.get("preserve_ephemeral")))
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance
@@ -238,8 +238,8 @@ class LifecycleAPIMixin:
         rpcapi = self._rpc("trigger_crash_dump")
         if not instance.host:
             raise exception.InstanceNotReady(instance_id=uuid)
-        instance = await self.db.instances.transition(
-            uuid, project_id=self._scope(context), check=checks,
+        instance = await self._transition(
+            context, uuid, project_id=self._scope(context), check=checks,
             values={}, action="trigger_crash_dump",
             action_values=self._action_values(context))
         await maybeDeferred(rpcapi.trigger_crash_dump, context, instance)
@@ -290,8 +290,9 @@ class LifecycleAPIMixin:
                     action="soft_delete", instance_uuid=uuid,
                     attr="task_state", state=current.task_state)
 
-        instance = await self.db.instances.transition(
-            uuid, project_id=self._scope(context), check=_both(lock, check),
+        instance = await self._transition(
+            context, uuid, project_id=self._scope(context),
+            check=_both(lock, check),
             values={"task_state": vm_states.SOFT_DELETING,
                     "deleted_at": self._utcnow()},
             action="delete", action_values=self._action_values(context))
@@ -299,8 +300,8 @@ class LifecycleAPIMixin:
             await maybeDeferred(self.compute_rpcapi.soft_delete_instance,
                                 context, instance)
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None, "deleted_at": None})
             raise
         return True
@@ -316,22 +317,22 @@ class LifecycleAPIMixin:
         instance = await self.get(context, uuid)
         checks(instance)
         if not instance.host or self.compute_rpcapi is None:
-            return await self.db.instances.transition(
-                uuid, project_id=self._scope(context), check=checks,
+            return await self._transition(
+                context, uuid, project_id=self._scope(context), check=checks,
                 values={"vm_state": vm_states.ACTIVE, "task_state": None,
                         "deleted_at": None},
                 action="restore",
                 action_values=self._action_values(context))
-        instance = await self.db.instances.transition(
-            uuid, project_id=self._scope(context), check=checks,
+        instance = await self._transition(
+            context, uuid, project_id=self._scope(context), check=checks,
             values={"task_state": vm_states.RESTORING, "deleted_at": None},
             action="restore", action_values=self._action_values(context))
         try:
             await maybeDeferred(self.compute_rpcapi.restore_instance,
                                 context, instance)
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance

@@ -56,6 +56,10 @@ def _with_flavor(instance: Instance, flavor: dict[str, Any]) -> Instance:
         ephemeral_gb=int(flavor.get("ephemeral_gb") or 0))
 
 
+def _is_live(migration: dict[str, Any] | None) -> bool:
+    return (migration or {}).get("migration_type") == "live-migration"
+
+
 class MoveMixin:
     """Move steps of :class:`ComputeManager`.  Uses its ``driver``,
     ``tracker``, ``host``, ``nodename``, ``_power_state`` and the event
@@ -70,20 +74,48 @@ class MoveMixin:
                        f"{name}")
         return await defer.maybeDeferred(call, *args, **kwargs)
 
+    async def _noted(self, context, instance: Instance, action: str, run,
+                     end: bool = True, **payload):
+        """``await run()`` between Nova's ``instance.<action>.start`` and
+        ``.end`` notifications (``.error`` with the fault when it
+        fails; no ``.end`` when ``end`` is false)."""
+        self._notify(context, instance, action, "start", **payload)
+        try:
+            result = await run()
+        except Exception as exc:
+            self._notify(context, instance, action, "error", exc=exc,
+                         **payload)
+            raise
+        if end:
+            self._notify(context, instance, action, "end", **payload)
+        return result
+
     async def prep_resize(self, context, instance, new_flavor, migration,
                           **kwargs) -> dict[str, Any]:
         instance = Instance.from_dict(instance)
         if self.tracker.resources is None:
             await self.tracker.refresh()
-        claim = self.tracker.move_claim(instance.uuid, new_flavor)
-        check = getattr(self.driver, "check_move_claim", None)
-        try:
-            if check is not None:
-                await defer.maybeDeferred(check, instance)
-        except Exception:
-            claim.abort()
-            raise
-        claim.finish()
+
+        async def claim_it():
+            claim = self.tracker.move_claim(instance.uuid, new_flavor)
+            check = getattr(self.driver, "check_move_claim", None)
+            try:
+                if check is not None:
+                    await defer.maybeDeferred(check, instance)
+            except Exception:
+                claim.abort()
+                raise
+            claim.finish()
+
+        from twisted_compute.notifications import payloads
+        if _is_live(migration):
+            await self._noted(context, instance, "live_migration_pre",
+                              claim_it)
+        else:
+            await self._noted(
+                context, instance, "resize_prep", claim_it,
+                name="InstanceActionResizePrepPayload",
+                new_flavor=payloads.flavor_payload(new_flavor))
         self.log.info("[{request_id}] move of {uuid} claimed on {host}",
                       request_id=context.request_id, uuid=instance.uuid,
                       host=self.host)
@@ -92,23 +124,30 @@ class MoveMixin:
     async def resize_instance(self, context, instance, migration,
                               new_flavor, **kwargs) -> None:
         instance = Instance.from_dict(instance)
-        await self._driver_step(
-            "migrate_disk_and_power_off", context, instance,
-            migration.get("dest_host") or migration.get("dest_compute"),
-            new_flavor)
+        await self._noted(context, instance, "resize", lambda: (
+            self._driver_step(
+                "migrate_disk_and_power_off", context, instance,
+                migration.get("dest_host") or migration.get("dest_compute"),
+                new_flavor)))
 
     async def finish_resize(self, context, instance, migration, new_flavor,
                             power_on=True, **kwargs) -> dict[str, Any]:
         instance = _with_flavor(Instance.from_dict(instance), new_flavor)
-        await self._driver_step("finish_migration", context, migration,
-                                instance, power_on=power_on)
+        action = ("live_migration_post_dest" if _is_live(migration)
+                  else "resize_finish")
+        await self._noted(context, instance, action, lambda: (
+            self._driver_step("finish_migration", context, migration,
+                              instance, power_on=power_on)))
         return {"power_state": await self._power_state(instance)}
 
     async def confirm_resize(self, context, instance, migration,
                              **kwargs) -> None:
         instance = Instance.from_dict(instance)
-        await self._driver_step("confirm_migration", context, migration,
-                                instance)
+        action = ("live_migration_post" if _is_live(migration)
+                  else "resize_confirm")
+        await self._noted(context, instance, action, lambda: (
+            self._driver_step("confirm_migration", context, migration,
+                              instance)))
         self.tracker.drop_source_usage(instance.uuid)
         if migration.get("dest_compute") == self.host:
             self.tracker.adopt_move(instance.uuid)
@@ -119,9 +158,14 @@ class MoveMixin:
     async def revert_resize(self, context, instance, migration,
                             **kwargs) -> None:
         instance = Instance.from_dict(instance)
+        # As Nova: the destination starts the revert, the source ends it.
+        action = ("live_migration_rollback_dest" if _is_live(migration)
+                  else "resize_revert")
         try:
-            await self._driver_step("revert_migration", context, instance,
-                                    migration)
+            await self._noted(
+                context, instance, action, lambda: self._driver_step(
+                    "revert_migration", context, instance, migration),
+                end=_is_live(migration))
         finally:
             # Whatever the driver says, this host no longer holds the
             # move: the instance goes back to (or stays on) its source.
@@ -132,9 +176,15 @@ class MoveMixin:
                                    **kwargs) -> dict[str, Any]:
         instance = _with_flavor(Instance.from_dict(instance),
                                 old_flavor or {})
-        await self._driver_step("finish_revert_migration", context,
-                                instance, migration=migration,
-                                power_on=power_on)
+        try:
+            await self._driver_step("finish_revert_migration", context,
+                                    instance, migration=migration,
+                                    power_on=power_on)
+        except Exception as exc:
+            self._notify(context, instance, "resize_revert", "error",
+                         exc=exc)
+            raise
+        self._notify(context, instance, "resize_revert", "end")
         return {"power_state": await self._power_state(instance)}
 
     async def live_migration(self, context, instance, migration,
@@ -143,6 +193,9 @@ class MoveMixin:
         """Source: the driver's live migration; answers its progress
         counters (bytes)."""
         instance = Instance.from_dict(instance)
+        # No notification of its own, as Nova: the destination's claim
+        # was instance.live_migration_pre, the ends to come are
+        # live_migration_post_dest and live_migration_post.
         counters = await self._driver_step(
             "live_migration", context, instance,
             migration.get("dest_compute"),
