@@ -234,6 +234,44 @@ def stuck(conn, older_than: datetime.datetime) -> list[Migration]:
     return [_record(r) for r in rows]
 
 
+def begin_evacuate(conn, uuid: str, *, project_id: str | None, check,
+                   action_values: dict[str, Any]) -> Migration:
+    """An evacuation accepted: the instance's check, task_state
+    rebuilding and action ``evacuate``, and its migration (type
+    evacuation, status accepted, no destination yet: the conductor
+    picks it) with the migration context, in one transaction."""
+    from twisted_compute.objects import vm_states
+    instance = instances.transition(
+        conn, uuid, project_id=project_id, check=check,
+        values={"task_state": vm_states.REBUILDING}, action="evacuate",
+        action_values=action_values)
+    flavor = dict(instance.flavor or {})
+    return start(conn, uuid, migration_type="evacuation",
+                 source_compute=instance.host, source_node=instance.node,
+                 dest_compute=None, dest_node=None, old_flavor=flavor,
+                 new_flavor=flavor, user_id=instance.user_id,
+                 project_id=instance.project_id, status="accepted")
+
+
+def evacuations_from_host(conn, host: str) -> list[Migration]:
+    """Evacuations away from ``host`` that its agent has not cleaned up
+    (Nova's filter: accepted, pre-migrating, done)."""
+    rows = conn.execute(sa.select(M).where(
+        M.c.source_compute == host, M.c.migration_type == "evacuation",
+        M.c.status.in_(["accepted", "pre-migrating", "done"]),
+        M.c.deleted == 0).order_by(M.c.id))
+    return [_record(r) for r in rows]
+
+
+def set_status_if(conn, migration_id: int, status: str,
+                  expected: Sequence[str]) -> bool:
+    """``status`` only while the migration is in one of ``expected``
+    (an abort racing the conductor's own progress); whether written."""
+    return conn.execute(M.update().where(
+        M.c.id == migration_id, M.c.status.in_(list(expected))).values(
+        status=status, updated_at=m.utcnow())).rowcount > 0
+
+
 def all_placed(conn) -> list:
     """Every live instance (what the usage audit adds up)."""
     rows = conn.execute(sa.select(I).where(I.c.deleted == 0)).all()
@@ -346,6 +384,17 @@ class MigrationsComponent(DBComponent):
 
     def all_placed(self) -> Deferred[list]:
         return self._read(all_placed)
+
+    def begin_evacuate(self, uuid: str, **kwargs) -> Deferred[Migration]:
+        return self._write(begin_evacuate, uuid, **kwargs)
+
+    def evacuations_from_host(self, host: str) -> Deferred[list[Migration]]:
+        return self._read(evacuations_from_host, host)
+
+    def set_status_if(self, migration_id: int, status: str,
+                      expected: Sequence[str]) -> Deferred[bool]:
+        return self._write(set_status_if, migration_id, status, expected)
+
     def transition_with_quota(self, conf, uuid: str, **kwargs):
         return self._write(transition_with_quota, conf, uuid, **kwargs)
 
