@@ -530,3 +530,36 @@ class LiveMigrationControlTests(MoveStackTestCase):
         self.assertEqual(self.migration(uuid).status, "cancelled")
         self.assertNotIn(uuid, self.drivers["h3"].guests)
         self.assertUsageConsistent("aborted while preparing")
+
+
+class ResizeQuotaRaceTests(MoveStackTestCase):
+    def test_two_resizes_cannot_both_take_the_last_headroom(self):
+        from twisted.internet import defer
+        from twisted_compute.db import quotas as quotas_db
+        first, second = self.boot(), self.boot()
+        # 2 cores used, 3 allowed: room for one resize to "big" (+1).
+        self.run_db(quotas_db.update_limits, self.conf, "p", None,
+                    {"cores": 3}, True)
+        self.heartbeat()
+        both = defer.DeferredList([
+            self.defer(self.api.resize(self.ctx, uuid, "big"))
+            for uuid in (first, second)], consumeErrors=True)
+        self.settle()
+        results = self.successResultOf(both)
+        self.assertEqual(sorted(ok for ok, _ in results), [False, True])
+        [failure] = [value for ok, value in results if not ok]
+        failure.trap(exception.TooManyInstances)
+        self.settle(seconds=10)
+        self.assertEqual(sorted(self.get(u).vm_state
+                                for u in (first, second)),
+                         ["active", "resized"])
+        # The growth counts while the resize is in VERIFY_RESIZE (the new
+        # flavor is the instance's), and is given back by a revert.
+        [resized] = [u for u in (first, second)
+                     if self.get(u).vm_state == "resized"]
+        [other] = [u for u in (first, second) if u != resized]
+        self.failureResultOf(self.defer(self.api.resize(
+            self.ctx, other, "big")), exception.TooManyInstances)
+        self.call(self.api.revert_resize(self.ctx, resized))
+        self.call(self.api.resize(self.ctx, other, "big"))
+        self.assertEqual(self.get(other).vm_state, "resized")

@@ -278,14 +278,26 @@ def all_placed(conn) -> list:
     return instances._records(conn, rows)
 
 
+#: The key of an instance's ``system_metadata`` holding the growth in
+#: cores and RAM of its resize in progress (counted against the quota
+#: until the new flavor is the instance's own, see
+#: :func:`twisted_compute.db.quotas.count_instances`).
+RESIZE_GROWTH = "resize_growth"
+
+
 def transition_with_quota(conn, conf, uuid: str, *, project_id: str | None,
                           check, values: dict[str, Any], action: str,
                           action_values: dict[str, Any],
                           deltas: dict[str, int]):
     """:func:`instances.transition` after checking that ``deltas``
     (cores, ram: a resize's growth) fit the instance's project's quota,
-    in one transaction (the project lock held: two resizes cannot both
-    take the last headroom)."""
+    in one transaction (the project lock held), and recording the growth
+    on the instance: until the resize's new flavor is written the
+    instance's own columns still hold the old one, so without it a
+    second resize would be checked against usage that does not count
+    the first's growth, and both could take the last headroom.  The
+    growth is re-checked after it is written (Nova's recheck): the
+    project's usage with it must still fit."""
     from twisted_compute.db import quotas
     instance = instances.get(conn, uuid, project_id)
     growth = {k: v for k, v in deltas.items() if v > 0}
@@ -293,9 +305,22 @@ def transition_with_quota(conn, conf, uuid: str, *, project_id: str | None,
         quotas.lock_project(conn, instance.project_id)
         quotas.check_deltas(conn, conf, instance.project_id,
                             instance.user_id, growth)
-    return instances.transition(conn, uuid, project_id=project_id,
-                                check=check, values=values, action=action,
-                                action_values=action_values)
+
+    def with_growth(current):
+        sysmeta = {k: v for k, v in (current.system_metadata or {}).items()
+                   if k != RESIZE_GROWTH}
+        if growth:
+            sysmeta[RESIZE_GROWTH] = {"cores": int(growth.get("cores", 0)),
+                                      "ram": int(growth.get("ram", 0))}
+        return {**values, "system_metadata": sysmeta}
+
+    moved = instances.transition(conn, uuid, project_id=project_id,
+                                 check=check, values=with_growth,
+                                 action=action, action_values=action_values)
+    if growth:
+        quotas.recheck(conn, conf, instance.project_id, instance.user_id,
+                       growth)
+    return moved
 
 
 def begin_settle(conn, uuid: str, *, project_id: str | None, check,
