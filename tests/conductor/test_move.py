@@ -563,3 +563,80 @@ class ResizeQuotaRaceTests(MoveStackTestCase):
         self.call(self.api.revert_resize(self.ctx, resized))
         self.call(self.api.resize(self.ctx, other, "big"))
         self.assertEqual(self.get(other).vm_state, "resized")
+
+
+class StuckMoveTests(MoveStackTestCase):
+    """A conductor that dies mid-move: another one (or itself, restarted)
+    settles the move once it has been still for 4 x move_step_timeout."""
+
+    def other_conductor(self):
+        from twisted_compute.conductor.manager import ConductorManager
+        other = ConductorManager(self.conf, self.db, self.conductor.scheduler,
+                                 self.conductor.compute, self.clock,
+                                 host="cond2")
+        other.log = self.conductor.log
+        return other
+
+    def die_at(self, step):
+        """The conductor's call of ``step`` never returns (it died)."""
+        from twisted.internet import defer
+        real = self.conductor.compute.move_step
+
+        def move_step(context, name, *args, **kwargs):
+            if name == step:
+                return defer.Deferred()
+            return real(context, name, *args, **kwargs)
+        self.conductor.compute.move_step = move_step
+
+    def reap(self, conductor, ahead):
+        import datetime
+        self.clock.advance(ahead)
+        conductor._now = lambda: datetime.datetime.utcnow() + \
+            datetime.timedelta(seconds=ahead)
+        d = self.defer(conductor.reap_stuck_moves())
+        self.settle()
+        return self.successResultOf(d)
+
+    def test_a_move_left_in_resize_migrating_is_rolled_back(self):
+        uuid = self.boot()
+        self.die_at("resize_instance")
+        self.call(self.api.resize(self.ctx, uuid, "big"))
+        instance = self.get(uuid)
+        self.assertEqual(instance.task_state, "resize_migrating")
+        other = self.other_conductor()
+        # Not yet: a live move touches its migration within the bound.
+        self.assertEqual(self.reap(other, 60), [])
+        self.assertEqual(self.get(uuid).task_state, "resize_migrating")
+        [reaped] = self.reap(other, 4 * 30 + 1)
+        self.assertEqual(reaped, self.migration(uuid).id)
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.task_state,
+                          instance.host), ("active", None, "h1"))
+        self.assertIsNone(instance.migration_context)
+        self.assertEqual(self.migration(uuid).status, "error")
+        self.assertIn("made no progress", instance.fault["message"]
+                      if isinstance(instance.fault, dict)
+                      else instance.fault.message)
+        self.assertEqual(self.drivers["h1"].guests[uuid].state, 1)
+        self.assertUsageConsistent("reaped")
+
+    def test_unrecoverable_goes_to_error(self):
+        uuid = self.boot()
+        self.die_at("finish_resize")
+        self.call(self.api.resize(self.ctx, uuid, "big"))
+        for driver in self.drivers.values():
+            driver.fail_move_steps = {"finish_revert_migration"}
+        self.reap(self.other_conductor(), 4 * 30 + 1)
+        instance = self.get(uuid)
+        self.assertEqual((instance.vm_state, instance.task_state,
+                          instance.host), ("error", None, "h1"))
+        self.assertIsNotNone(instance.fault)
+        self.assertEqual(self.migration(uuid).status, "error")
+        self.assertUsageConsistent("reaped, error")
+
+    def test_periodic_runs_at_conductor_start(self):
+        from twisted_compute.conductor import tap
+        role = tap.conductor_role(self.conf, self.clock, self.transport,
+                                  self.db)
+        [reaper] = [t for t in role.tasks if t.name == "reap_stuck_moves"]
+        self.assertEqual(reaper.interval, 60)

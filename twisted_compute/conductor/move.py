@@ -704,6 +704,63 @@ class MoveTaskMixin:
                                  "failed", id=migration.id)
         return done
 
+    #: How many step timeouts a move may go without touching its
+    #: migration before it counts as stuck: a step, plus the rollback of
+    #: a reschedule or of the move (two steps), with one to spare.
+    STUCK_STEPS = 4
+
+    async def reap_stuck_moves(self) -> list[int]:
+        """Periodic (and once at start): moves whose migration has not
+        changed for ``STUCK_STEPS`` x ``move_step_timeout`` (the
+        conductor driving them died: every live move touches its
+        migration within that bound) are settled.  A confirm or revert is
+        run again; a move in flight is rolled back (the destination's
+        claim dropped, the source's guest started again); an evacuation
+        drops the destination's claim.  The instance gets a fault; it goes
+        to ERROR only when the rollback fails.  The migration ids
+        settled."""
+        seconds = self.STUCK_STEPS * self._step_timeout
+        stuck = await self.db.migrations.stuck(
+            self._now() - datetime.timedelta(seconds=seconds))
+        reaped = []
+        for migration in stuck:
+            try:
+                await self._reap(migration, seconds)
+                reaped.append(migration.id)
+            except Exception:  # noqa: BLE001 - the next one still goes
+                self.log.failure("could not settle stuck migration {id}",
+                                 id=migration.id)
+        return reaped
+
+    async def _reap(self, migration: Migration, seconds: float) -> None:
+        context = get_admin_context()
+        error = exception.MigrationStuck(
+            migration_id=migration.id, instance_uuid=migration.instance_uuid,
+            seconds=int(seconds), status=migration.status)
+        self.log.warn("{why}", why=str(error))
+        try:
+            instance = await self.db.instances.get(migration.instance_uuid)
+        except exception.InstanceNotFound:
+            await self.db.migrations.set_status(migration.id, "error")
+            return
+        if migration.status == "confirming":
+            await self.confirm_resize(context, migration.id)
+            return
+        if migration.status == "reverting":
+            await self.revert_resize(context, migration.id)
+            return
+        if migration.migration_type == "evacuation":
+            if migration.dest_compute:
+                await self._quietly(context, "revert_resize",
+                                    migration.dest_compute, instance,
+                                    migration)
+            await self._fault(instance.uuid, error)
+            await self.db.migrations.set_status(
+                migration.id, "error", {"task_state": None},
+                clear_context=True)
+            return
+        await self._roll_back(context, instance, migration, error)
+
     async def audit_usage(self) -> list[dict[str, Any]]:
         """Periodic: log each host whose reported usage differs from the
         flavors the database places on it (``compute-manage audit

@@ -34,6 +34,8 @@ def conductor_role(conf, reactor, transport, db) -> RPCRoleService:
                    conf.resize_confirm_check_interval),
                   ("audit_usage", manager.audit_usage,
                    conf.usage_audit_interval),
+                  ("reap_stuck_moves", manager.reap_stuck_moves,
+                   conf.stuck_move_check_interval),
                   ("check_lifecycle_timeouts",
                    manager.check_lifecycle_timeouts,
                    conf.build_timeout_check_interval)],
