@@ -103,6 +103,9 @@ class FakeDriver:
             getattr(options, "move_step_delay", 0.0) or 0.0)
         #: Per-step delays overriding ``move_step_delay``.
         self.move_step_delays: dict[str, float] = {}
+        live = float(getattr(options, "live_migration_delay", -1.0))
+        if live >= 0:
+            self.move_step_delays["live_migration"] = live
         #: Step names in the order they ran here.
         self.move_steps: list[str] = []
         #: Old guests of resizes on this same host, until confirm/revert.
