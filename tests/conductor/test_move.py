@@ -640,3 +640,34 @@ class StuckMoveTests(MoveStackTestCase):
                                   self.db)
         [reaper] = [t for t in role.tasks if t.name == "reap_stuck_moves"]
         self.assertEqual(reaper.interval, 60)
+
+
+class LiveMigrationAbortFailureTests(MoveStackTestCase):
+    """Aborts at every phase with the destination's clean-up failing too:
+    usage still adds up (the claim goes whatever the driver says)."""
+
+    start = LiveMigrationControlTests.start
+
+    def test_abort_with_failing_clean_up(self):
+        for phase in ("preparing", "running"):
+            uuid = self.boot()
+            if phase == "preparing":
+                for driver in self.drivers.values():
+                    driver.move_step_delays = {"prep_resize": 5}
+                self.call(self.api.live_migrate(self.ctx, uuid, "h3", False,
+                                                False))
+            else:
+                self.start(uuid, delay=20)
+            self.drivers["h3"].fail_move_steps = {"revert_migration"}
+            migration = self.migration(uuid)
+            self.assertEqual(migration.status, phase)
+            self.call(self.api.live_migration_abort(
+                self.ctx, self.get(uuid), migration,
+                ("running", "queued", "preparing")), seconds=10)
+            instance = self.get(uuid)
+            self.assertEqual((instance.task_state, instance.host),
+                             (None, "h1"), phase)
+            self.assertEqual(self.migration(uuid).status, "cancelled")
+            self.assertUsageConsistent("abort " + phase)
+            for driver in self.drivers.values():
+                driver.fail_move_steps, driver.move_step_delays = set(), {}
