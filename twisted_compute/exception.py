@@ -602,6 +602,26 @@ class ComputeHostNotDown(Conflict):
     msg_fmt = "Compute service of %(host)s is still in use."
 
 
+class ComputeServiceInUse(Invalid):
+    """Evacuate of a server whose host is up (Nova answers 400)."""
+
+    msg_fmt = "Compute service of %(host)s is still in use."
+
+
+class LiveMigrationAborted(ComputeException):
+    msg_fmt = "Live migration of instance %(instance_uuid)s was aborted"
+    code = 500
+    safe = True
+
+
+class MigrationStuck(ComputeException):
+    msg_fmt = ("Migration %(migration_id)s of instance %(instance_uuid)s "
+               "made no progress for %(seconds)s seconds (status "
+               "%(status)s): rolled back")
+    code = 500
+    safe = True
+
+
 class ImageUploadFailed(ComputeException):
     msg_fmt = "Uploading image %(image_id)s failed: %(reason)s"
 

@@ -281,26 +281,106 @@ class MoveAPIMixin:
 
     async def live_migration_force_complete(self, context, instance,
                                             migration) -> None:
-        """Nova's 400/409 answers: only a running live migration can be
-        forced, and there are none until live migration exists."""
-        self._check_live_running(instance, migration, "force_complete")
-        raise exception.NotImplementedYet(
-            feature="Forcing a live migration to complete")
+        """Nova's rules: the server in task_state migrating (409), a live
+        migration (400) that is running (409); then a cast to the source,
+        whose driver finishes the copy now."""
+        self._check_live_running(instance, migration, "force_complete",
+                                 ("running",))
+        cast = getattr(self.compute_rpcapi, "live_migration_force_complete",
+                       None)
+        if cast is None:
+            raise exception.ComputeAgentUnavailable(
+                action="force_complete")
+        await maybeDeferred(cast, context, instance, migration.id)
 
-    async def live_migration_abort(self, context, instance,
-                                   migration) -> None:
-        self._check_live_running(instance, migration, "abort")
-        raise exception.NotImplementedYet(
-            feature="Aborting a live migration")
+    async def live_migration_abort(self, context, instance, migration,
+                                   allowed=("running",)) -> None:
+        """Abort (2.24; ``allowed`` adds queued and preparing from 2.65):
+        a running copy is cancelled by its source's driver (the
+        conductor then rolls back and sets "cancelled"); one not yet
+        running is marked cancelled here and the conductor rolls back
+        before the copy starts."""
+        self._check_live_running(instance, migration, "abort", allowed)
+        if migration.status in ("queued", "preparing", "accepted"):
+            if await self.db.migrations.set_status_if(
+                    migration.id, "cancelled",
+                    ("queued", "preparing", "accepted")):
+                return
+            migration = await self.db.migrations.get(migration.id)
+            if migration.status != "running":
+                raise exception.InvalidMigrationState(
+                    migration_id=migration.id, instance_uuid=instance.uuid,
+                    state=migration.status, method="abort")
+        cast = getattr(self.compute_rpcapi, "live_migration_abort", None)
+        if cast is None:
+            raise exception.ComputeAgentUnavailable(action="abort")
+        await maybeDeferred(cast, context, instance, migration.id)
+
+    # --- evacuation ---------------------------------------------------
+
+    async def evacuate(self, context, uuid: str, host: str | None,
+                       admin_password: str | None, force: bool = False,
+                       on_shared_storage: bool | None = None,
+                       target_state: str | None = None):
+        """Nova's evacuate: ``host`` must be a compute host (404) other
+        than the server's (400), the server's own compute service must be
+        down (forced down or its heartbeat stale: 400 "still in use"),
+        the server ACTIVE, STOPPED or ERROR with no task (409); then the
+        migration (type evacuation, accepted) and task_state rebuilding,
+        and a cast to the conductor."""
+        instance = await self.get(context, uuid)
+        checks = _both(check_lock(context), check_state(
+            "evacuate", (vm_states.ACTIVE, vm_states.STOPPED,
+                         vm_states.ERROR), (None,)))
+        if host is not None:
+            try:
+                await self.db.services.get_by_host_binary(
+                    self.conf, host, "nova-compute")
+            except exception.NotFound:
+                raise exception.ComputeHostNotFound(host=host)
+        if instance.host == host:
+            raise exception.Invalid(
+                reason="The target host can't be the same one.")
+        checks(instance)
+        if not instance.host:
+            raise exception.InstanceNotReady(instance_id=uuid)
+        statuses = await self.db.services.host_statuses(
+            [instance.host], self.conf.service_down_time)
+        if statuses.get(instance.host) in ("UP", "MAINTENANCE"):
+            raise exception.ComputeServiceInUse(host=instance.host)
+        cast = getattr(self.compute_task_api, "evacuate_instance", None)
+        if cast is None:
+            raise exception.ServerActionNotSupported(
+                action="evacuate", reason="there is no conductor in this "
+                                          "deployment")
+        migration = await self.db.migrations.begin_evacuate(
+            uuid, project_id=self._scope(context), check=checks,
+            action_values=self._action_values(context))
+        try:
+            await maybeDeferred(cast, context, uuid, host=host,
+                                force=bool(force),
+                                admin_password=admin_password,
+                                on_shared_storage=on_shared_storage,
+                                target_state=target_state)
+        except Exception:
+            await self.db.migrations.set_status(
+                migration.id, "error", {"task_state": None},
+                clear_context=True)
+            raise
+        return migration
 
     @staticmethod
-    def _check_live_running(instance, migration, method) -> None:
+    def _check_live_running(instance, migration, method,
+                            allowed=("running",)) -> None:
+        if instance.task_state != vm_states.MIGRATING:
+            raise exception.InstanceInvalidState(
+                action=method, instance_uuid=instance.uuid,
+                attr="task_state", state=instance.task_state)
         if migration.migration_type != "live-migration":
             raise exception.Invalid(
                 reason=f"Migration {migration.id} for instance "
                        f"{instance.uuid} is not a live migration")
-        if migration.status not in ("running", "preparing", "queued",
-                                    "accepted"):
+        if migration.status not in allowed:
             raise exception.InvalidMigrationState(
                 migration_id=migration.id, instance_uuid=instance.uuid,
                 state=migration.status, method=method)

@@ -123,8 +123,9 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
     #: of :mod:`twisted_compute.compute.move`),
     #: 1.5: snapshots, backups, shelving: new methods only;
     #: 1.6: rebuild, rescue, soft delete, restore, crash dump, password:
-    #: :mod:`.lifecycle`).
-    RPC_API_VERSION = "1.6"
+    #: :mod:`.lifecycle`); 1.7: ``evacuate_spawn``,
+    #: ``live_migration_force_complete``, ``live_migration_abort``).
+    RPC_API_VERSION = "1.7"
     target_version = RPC_API_VERSION
     log = Logger()
     #: Nova's versioned notifications (``nova-compute:<host>``); the

@@ -87,7 +87,10 @@ class ConductorManager(MoveTaskMixin):
     #: 1.7 - the batched reports of a process of many (fake) agents:
     #:       ``service_heartbeats``, ``compute_nodes_update`` and
     #:       ``instances_on_hosts`` (new methods only)
-    RPC_API_VERSION = "1.7"
+    #: 1.8 - ``evacuate_instance`` (a cast from the API), and for the
+    #:       agents ``evacuations_from_host``, ``evacuation_cleaned`` and
+    #:       ``migration_progress`` (calls)
+    RPC_API_VERSION = "1.8"
     log = Logger()
     #: Nova's versioned notifications (``nova-conductor:<host>``).
     notifier = NOOP

@@ -145,12 +145,29 @@ _COUNT_INSTANCES = {by_user: _count_instances_statement(by_user)
                     for by_user in (False, True)}
 
 
+#: Task states of a resize whose new flavor is not yet the instance's
+#: own (its growth is counted from its system metadata meanwhile).
+_RESIZING = (vm_states.RESIZE_PREP, vm_states.RESIZE_MIGRATING,
+             vm_states.RESIZE_MIGRATED, vm_states.RESIZE_FINISH)
+
+
 def count_instances(conn, project_id: str,
                     user_id: str | None = None) -> dict[str, int]:
-    """Instances, cores and ram a project (or one of its users) uses."""
+    """Instances, cores and ram a project (or one of its users) uses,
+    with the growth of its resizes in progress."""
     instances, cores, ram = conn.execute(
         _COUNT_INSTANCES[user_id is not None],
         {"project_id": project_id, "user_id": user_id}).one()
+    i = m.instances
+    resizing = sa.select(i.c.system_metadata).where(
+        i.c.project_id == project_id, i.c.deleted == 0,
+        i.c.task_state.in_(_RESIZING))
+    if user_id is not None:
+        resizing = resizing.where(i.c.user_id == user_id)
+    for (sysmeta,) in conn.execute(resizing):
+        growth = (sysmeta or {}).get("resize_growth") or {}
+        cores += int(growth.get("cores") or 0)
+        ram += int(growth.get("ram") or 0)
     return {"instances": int(instances), "cores": int(cores),
             "ram": int(ram)}
 
@@ -245,6 +262,25 @@ def check_deltas(conn, conf, project_id: str, user_id: str | None,
         req=", ".join(str(deltas[o]) for o in overs),
         used=", ".join(str(usage.get(o, 0)) for o in overs),
         allowed=", ".join(str(limits[o]) for o in overs))
+
+
+def recheck(conn, conf, project_id: str, user_id: str | None,
+            deltas: dict[str, int]) -> None:
+    """After the write (Nova's ``recheck_quota``): the usage that now
+    includes ``deltas`` must still be within the limits of the resources
+    named in ``deltas`` (403 otherwise, and the transaction is rolled
+    back)."""
+    limits = get_limits(conn, conf, project_id, user_id)
+    usage = count_usage(conn, project_id)
+    overs = [name for name in deltas
+             if limits.get(name, -1) >= 0 and usage.get(name, 0) >
+             limits[name]]
+    if overs:
+        raise exception.TooManyInstances(
+            overs=", ".join(overs),
+            req=", ".join(str(deltas[o]) for o in overs),
+            used=", ".join(str(usage.get(o, 0) - deltas[o]) for o in overs),
+            allowed=", ".join(str(limits[o]) for o in overs))
 
 
 def headroom(conn, conf, project_id: str, user_id: str | None,
