@@ -69,3 +69,42 @@ class MoveNotificationTests(MoveStackTestCase):
             ("instance.live_migration_post_dest.end", "h3"),
             ("instance.live_migration_post.start", "h1"),
             ("instance.live_migration_post.end", "h1")])
+
+    def test_live_migration_abort_and_force_complete(self):
+        for driver in self.drivers.values():
+            driver.move_step_delays = {"live_migration": 20}
+        uuid = self.boot()
+        self.call(self.api.live_migrate(self.ctx, uuid, "h3", False, False))
+        self.settle(seconds=5)
+        self.sink.clear()
+        self.call(self.api.live_migration_abort(
+            self.ctx, self.get(uuid), self.migration(uuid)))
+        seen = self.seen()
+        self.assertIn(("instance.live_migration_abort.start", "h1"), seen)
+        self.assertIn(("instance.live_migration_abort.end", "h1"), seen)
+        self.assertEqual(self.get(uuid).host, "h1")
+
+        self.call(self.api.live_migrate(self.ctx, uuid, "h3", False, False))
+        self.sink.clear()
+        self.call(self.api.live_migration_force_complete(
+            self.ctx, self.get(uuid), self.migration(uuid)))
+        seen = self.seen()
+        self.assertIn(("instance.live_migration_force_complete.start", "h1"),
+                      seen)
+        self.assertIn(("instance.live_migration_force_complete.end", "h1"),
+                      seen)
+        self.assertEqual(self.get(uuid).host, "h3")
+
+    def test_evacuate_is_one_event_on_the_destination(self):
+        from twisted_compute.db import models as m
+        uuid = self.boot()
+        self.heartbeat()
+        self.run_db(lambda conn: conn.execute(m.services.update().where(
+            m.services.c.host == "h1").values(forced_down=True)))
+        self.sink.clear()
+        d = self.defer(self.api.evacuate(self.ctx, uuid, None, "pw"))
+        self.settle()
+        self.successResultOf(d)
+        dest = self.get(uuid).host
+        self.assertNotEqual(dest, "h1")
+        self.assertIn(("instance.evacuate", dest), self.seen())

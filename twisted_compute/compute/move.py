@@ -293,14 +293,23 @@ class MoveMixin:
             self.log.warn("the {driver} driver cannot {name}",
                           driver=type(self.driver).__name__, name=name)
             return defer.succeed(None)
+        # Nova's instance.live_migration_force_complete / _abort
+        # .start, .end (.error when the driver fails).
+        action = name
+        self._notify(context, instance, action, "start")
         d = defer.maybeDeferred(call, instance)
 
+        def done(_):
+            self._notify(context, instance, action, "end")
+
         def failed(failure):
+            self._notify(context, instance, action, "error",
+                         exc=failure.value)
             self.log.warn("[{request_id}] {name} of {uuid} failed: {why}",
                           request_id=context.request_id, name=name,
                           uuid=instance.uuid,
                           why=message(failure.value))
-        return d.addErrback(failed)
+        return d.addCallbacks(done, failed)
 
     # --- evacuation ----------------------------------------------------
 
@@ -312,6 +321,8 @@ class MoveMixin:
         destroys what was made here (the claim is the conductor's to
         drop, with ``revert_resize``)."""
         instance = Instance.from_dict(instance)
+        # Nova's instance.evacuate: one event, on the destination.
+        self._notify(context, instance, "evacuate", "")
         try:
             await defer.maybeDeferred(
                 self.driver.spawn, context, instance, image or {}, [],
