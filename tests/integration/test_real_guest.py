@@ -714,6 +714,7 @@ class RealGuestMoveTests(DeploymentTestCase):
         images = ",".join(f"{hosts[n]}={p}" for n, p in self.paths.items())
         self.second_uri = self.second_libvirtd()
         api = deployment.add("compute-api", "api")
+        api.prepare()  # its ports, for the agents' [glance] api_servers
         self.proc = api
         started = [api,
                    deployment.add("compute-conductor", "cond1"),

@@ -238,8 +238,9 @@ class LibvirtDriver(LibvirtMovesMixin):
         running = 0
         for domain in conn.listAllDomains(
                 libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-            vcpus_used += domain.info()[3]
+            # Another agent's guests on a shared libvirtd are its own.
             if self._ours(domain):
+                vcpus_used += domain.info()[3]
                 running += 1
         os.makedirs(self.images_path, mode=0o755, exist_ok=True)
         stat = os.statvfs(self.images_path)
