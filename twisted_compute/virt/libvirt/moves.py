@@ -553,7 +553,13 @@ def _is_copy_of(directory: str, source_host: str | None,
 def _copy_local(files: list[str], dest_dir: str) -> None:
     os.makedirs(dest_dir, mode=0o755, exist_ok=True)
     for path in files:
-        shutil.copy2(path, os.path.join(dest_dir, os.path.basename(path)))
+        # Not copy2: its extended attributes would carry libvirt's
+        # ownership records (trusted.libvirt.security.*) of a disk in use
+        # to the copy, and the destination's libvirtd would refuse it
+        # ("Setting different DAC user or group ... already in use").
+        target = os.path.join(dest_dir, os.path.basename(path))
+        shutil.copyfile(path, target)
+        shutil.copymode(path, target)
 
 
 def _set_aside(directory: str, resize_dir: str) -> None:
