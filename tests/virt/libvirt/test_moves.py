@@ -409,6 +409,27 @@ class QemuImgTests(TestCase):
         self.assertEqual(info["virtual-size"], 1024 ** 3)
 
 
+    @defer.inlineCallbacks
+    def test_adopt_backing_copies_the_base_to_the_other_cache(self):
+        run = self.imagecache.run_qemu_img
+        base = os.path.join(self.path, "a", "_base", "img")
+        os.makedirs(os.path.dirname(base))
+        yield defer.ensureDeferred(run(self.reactor, "create", "-f", "raw",
+                                       base, "8M"))
+        disk = os.path.join(self.path, "b", "uuid", "disk")
+        os.makedirs(os.path.dirname(disk))
+        yield defer.ensureDeferred(self.imagecache.create_overlay(
+            self.reactor, base, "raw", disk, None))
+        other = os.path.join(self.path, "b", "_base")
+        yield defer.ensureDeferred(self.driver.adopt_backing(disk, other))
+        info = yield defer.ensureDeferred(self.imagecache.image_info(
+            self.reactor, disk, "qcow2"))
+        self.assertEqual(info["backing-filename"],
+                         os.path.join(other, "img"))
+        self.assertEqual(info["backing-filename-format"], "raw")
+        self.assertEqual(os.listdir(other), ["img"])
+
+
 # --- live migration against a stand-in ---------------------------------------
 
 class StandInDomain:
@@ -556,6 +577,14 @@ class LiveMigrationTests(SynchronousTestCase):
         self.host = StandInHost(StandInConnection(self.domain))
         self.driver._host = self.host
         self.directory = directory
+        #: the overlays given a backing file in the destination's cache
+        #: (the qemu-img part is QemuImgTests')
+        self.adopted = []
+
+        async def adopt(disk, base_dir):
+            self.adopted.append((disk, base_dir))
+
+        self.driver.adopt_backing = adopt
 
     def start(self, **migrate_data):
         return self.driver.live_migration(None, self.instance, "hostb",
@@ -584,6 +613,9 @@ class LiveMigrationTests(SynchronousTestCase):
         self.assertEqual(sorted(os.listdir(dest_dir)),
                          ["console.log", "disk", "disk.info", "kernel",
                           vmigration.MARKER])
+        self.assertEqual(self.adopted, [(os.path.join(dest_dir, "disk"),
+                                         os.path.join(self.images_b,
+                                                      "_base"))])
         # progress as the job goes on; the downtime set once
         self.reactor.advance(1.0)
         first = self.driver.live_migration_progress(self.instance)

@@ -462,6 +462,34 @@ class LibvirtMovesMixin:
             await self._copy_files(dest, files, dest_dir)
         finally:
             await self._thread(shutil.rmtree, staging, True)
+        if block and self._transport(dest) == "local":
+            await self.adopt_backing(
+                os.path.join(dest_dir, "disk"),
+                os.path.join(self.images_path_of(dest), "_base"))
+
+    async def adopt_backing(self, disk: str, base_dir: str) -> None:
+        """Give the copied overlay ``disk`` a backing file in the image
+        cache ``base_dir`` (the destination's, on this machine): the
+        cached image copied there unless it is, then ``qemu-img rebase
+        -u``, so that the moved guest does not depend on this host's
+        cache (which ages images no guest here uses)."""
+        if not await self._thread(os.path.exists, disk):
+            return
+        timeout = self.qemu_img_timeout
+        info = await imagecache.image_info(self.reactor, disk, "qcow2",
+                                           timeout=timeout)
+        backing = info.get("full-backing-filename") or \
+            info.get("backing-filename")
+        if not backing:
+            return
+        target = os.path.join(base_dir, os.path.basename(backing))
+        if os.path.realpath(target) == os.path.realpath(backing):
+            return
+        await self._thread(_copy_once, backing, target)
+        fmt = info.get("backing-filename-format") or "raw"
+        await imagecache.run_qemu_img(
+            self.reactor, "rebase", "-u", "-F", fmt, "-b", target,
+            "-f", "qcow2", disk, timeout=timeout)
 
     async def _watch(self, uuid, running, started) -> None:
         """Poll the job's counters until it ends; the downtime set once
@@ -560,6 +588,18 @@ def _copy_local(files: list[str], dest_dir: str) -> None:
         target = os.path.join(dest_dir, os.path.basename(path))
         shutil.copyfile(path, target)
         shutil.copymode(path, target)
+
+
+def _copy_once(source: str, target: str) -> None:
+    """``source`` at ``target`` unless it is there (whole or not at all:
+    a temporary name, then a rename)."""
+    if os.path.exists(target):
+        return
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    partial = f"{target}.part-{os.getpid()}"
+    shutil.copyfile(source, partial)
+    shutil.copymode(source, partial)
+    os.rename(partial, target)
 
 
 def _set_aside(directory: str, resize_dir: str) -> None:
