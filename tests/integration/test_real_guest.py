@@ -865,6 +865,13 @@ class RealGuestMoveTests(DeploymentTestCase):
         self.assertGreater(self.console(server_id).count(
             guest.SERIAL_MARKER), ticks)
         self.assertIn(fixed_ip, str(shown["addresses"]))
+        # the source's files are gone; the guest's backing image is in the
+        # destination's own cache
+        for leftover in (server_id, server_id + "_resize"):
+            self.assertFalse(os.path.exists(os.path.join(
+                self.paths[name[moved_to]], leftover)))
+        self.assertTrue(os.listdir(os.path.join(self.paths["lvC"],
+                                                "_base")))
         self.openstack("server", "delete", "--wait", server_id, parse=False)
         self.deleted.add(server_id)
 
