@@ -587,8 +587,11 @@ class LiveMigrationTests(SynchronousTestCase):
         self.driver.adopt_backing = adopt
 
     def start(self, **migrate_data):
+        #: the counters given to the agent's progress callable
+        self.reported = []
         return self.driver.live_migration(None, self.instance, "hostb",
-                                          migrate_data)
+                                          migrate_data,
+                                          progress=self.reported.append)
 
     def test_migrate_to_uri3_with_the_options_and_progress(self):
         lv = self.libvirt
@@ -625,6 +628,10 @@ class LiveMigrationTests(SynchronousTestCase):
         second = self.driver.live_migration_progress(self.instance)
         self.assertGreater(second["memory_processed"],
                            first["memory_processed"])
+        # each read went to the agent too, the first before the copy
+        self.assertEqual(self.reported[0]["memory_processed"], 0)
+        self.assertEqual(self.reported[-1], second)
+        self.assertEqual(len(self.reported), 3)
         self.assertEqual([c for c in self.domain.calls
                           if c[0] == "migrateSetMaxDowntime"],
                          [("migrateSetMaxDowntime", 300)])
@@ -650,9 +657,17 @@ class LiveMigrationTests(SynchronousTestCase):
         self.assertIn(("abortJob",), self.domain.calls)
         self.host.finish(self.libvirt.libvirtError("operation aborted"))
         self.reactor.advance(1.0)
-        self.failureResultOf(d, exception.MigrationError)
+        self.failureResultOf(d, getattr(exception, "LiveMigrationAborted",
+                                        exception.MigrationError))
         # a failed migration leaves the source's files where they are
         self.assertTrue(os.path.isdir(self.directory))
+
+    def test_a_failed_job_is_a_migration_error(self):
+        d = self.start()
+        self.host.finish(self.libvirt.libvirtError("connection refused"))
+        self.reactor.advance(1.0)
+        failure = self.failureResultOf(d, exception.MigrationError)
+        self.assertIn("connection refused", str(failure.value))
 
     def test_force_complete_pauses_without_post_copy(self):
         d = self.start()

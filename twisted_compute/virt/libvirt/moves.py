@@ -323,17 +323,23 @@ class LibvirtMovesMixin:
 
     # --- live migration (source) --------------------------------------------
 
+    #: The agent passes ``progress`` to :meth:`live_migration`.
+    reports_live_migration_progress = True
+
     def live_migration(self, context, instance, dest: str,
-                       migrate_data=None):
+                       migrate_data=None, progress=None):
         """``virDomainMigrateToURI3`` to ``dest`` (peer to peer, the
         domain persisted there and undefined here), with the
         ``live_migration_*`` options; block migration
         (``VIR_MIGRATE_NON_SHARED_INC``) when ``block_migration``.  The
         progress counters are read every
         ``live_migration_progress_interval`` (:meth:`live_migration_progress`)
-        and answered at the end."""
+        and given to ``progress`` (a callable taking the counters) as
+        they change, and answered at the end.  An abort
+        (:meth:`live_migration_abort`, or the timeout action) fails it
+        with LiveMigrationAborted."""
         return defer.ensureDeferred(self._live_migration(
-            instance, dest, dict(migrate_data or {})))
+            instance, dest, dict(migrate_data or {}), progress))
 
     def live_migration_progress(self, instance) -> dict[str, int] | None:
         """The running live migration's counters (bytes), or None."""
@@ -355,9 +361,12 @@ class LibvirtMovesMixin:
                 reason=f"no live migration of {uuid} runs on {self.host}"))
         post_copy = self.conf.libvirt.live_migration_permit_post_copy
 
+        running = self._live_migrations[uuid]
+
         def act(conn):
             guest = self._lookup(conn, uuid)
             if not force:
+                running.aborted = True
                 guest.abortJob()
             elif post_copy:
                 guest.migrateStartPostCopy(0)
@@ -369,7 +378,8 @@ class LibvirtMovesMixin:
                      uuid)
         return d
 
-    async def _live_migration(self, instance, dest, migrate_data):
+    async def _live_migration(self, instance, dest, migrate_data,
+                              progress=None):
         options = self.conf.libvirt
         uuid = instance.uuid
         block = bool(migrate_data.get("block_migration"))
@@ -406,8 +416,10 @@ class LibvirtMovesMixin:
         params = vmigration.live_migration_params(
             libvirt, options, dest, dest_xml, ["vda"] if block else [])
         running = _LiveMigration(progress=vmigration.Progress(
-            memory_total=int(instance.memory_mb or 0) * 1024 * 1024))
+            memory_total=int(instance.memory_mb or 0) * 1024 * 1024),
+            report=progress)
         self._live_migrations[uuid] = running
+        running.report_now()
 
         def migrate(conn):
             guest = self._lookup(conn, uuid)
@@ -425,9 +437,12 @@ class LibvirtMovesMixin:
             if isinstance(result, Exception):
                 raise result
         except libvirt.libvirtError as error:
+            aborted = getattr(exception, "LiveMigrationAborted", None)
+            if running.aborted and aborted is not None:
+                raise aborted(instance_uuid=uuid) from None
             raise exception.MigrationError(
                 reason=f"live migration of {uuid} to {dest} failed: "
-                       f"{error.get_error_message()}") from None
+                       f"{error.get_error_message() or error}") from None
         finally:
             self._live_migrations.pop(uuid, None)
         running.progress.completed()
@@ -519,6 +534,7 @@ class LibvirtMovesMixin:
             except (libvirt.libvirtError, exception.InstanceNotFound):
                 continue  # the domain left this host: the job ends
             running.progress.update(stats)
+            running.report_now()
             downtime_set = downtime_set or active
             deadline = vmigration.completion_deadline(
                 options, running.progress.memory_total,
@@ -548,9 +564,22 @@ class _Ref:
 class _LiveMigration:
     """A running live migration: its counters, whether its job ended."""
 
-    def __init__(self, progress: vmigration.Progress):
+    def __init__(self, progress: vmigration.Progress, report=None):
         self.progress = progress
         self.done = False
+        #: Whether this host asked libvirt to abort the job.
+        self.aborted = False
+        self._report = report
+
+    def report_now(self) -> None:
+        """Give the counters to the agent's progress callable (its
+        failures are its own: the migration goes on)."""
+        if self._report is None:
+            return
+        try:
+            self._report(self.progress.to_dict())
+        except Exception:  # noqa: BLE001
+            pass
 
     def finished(self, result):
         self.done = True
