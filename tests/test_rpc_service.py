@@ -86,3 +86,42 @@ class RoleServiceTests(SynchronousTestCase):
         role = self.role(self.conf(periodic_task_stop_timeout=3),
                          heartbeat=lambda: None)
         self.assertEqual([t.stop_timeout for t in role.tasks], [3, 3, 3])
+
+
+class ServiceUpdateTests(SynchronousTestCase):
+    """``service.update`` after the first heartbeat and whenever one shows
+    a new status."""
+
+    def test_first_heartbeat_and_each_change(self):
+        from twisted_compute.notifications import MemorySink, Notifier
+
+        clock = Clock()
+        sink = MemorySink()
+        publisher = Notifier(clock, sink, drivers=["messagingv2"]).prepare(
+            "nova-compute:h")
+        rows = iter([
+            {"id": 1, "host": "h", "binary": "nova-compute",
+             "disabled": False, "forced_down": False, "report_count": 1},
+            {"id": 1, "host": "h", "binary": "nova-compute",
+             "disabled": False, "forced_down": False, "report_count": 2},
+            {"id": 1, "host": "h", "binary": "nova-compute",
+             "disabled": True, "disabled_reason": "maint",
+             "forced_down": False, "report_count": 3},
+            None])  # a failed beat tells nothing
+        role = service.RPCRoleService(
+            RoleServiceTests().conf(periodic_fuzzy_delay=0), clock,
+            transport=None, topic="compute", host="h",
+            binary="nova-compute", endpoints=[],
+            heartbeat=lambda: defer.succeed(next(rows)), notifier=publisher)
+        [beat] = [t for t in role.tasks if t.name == "heartbeat"]
+        for _ in range(4):
+            self.successResultOf(defer.maybeDeferred(beat.func))
+        messages = sink.messages()
+        self.assertEqual([m["event_type"] for m in messages],
+                         ["service.update"] * 2)
+        self.assertEqual(messages[0]["publisher_id"], "nova-compute:h")
+        data = [m["payload"]["nova_object.data"] for m in messages]
+        self.assertEqual([(d["disabled"], d["disabled_reason"],
+                           d["report_count"], d["topic"]) for d in data],
+                         [(False, None, 1, "compute"),
+                          (True, "maint", 3, "compute")])

@@ -70,7 +70,8 @@ def makeService(options):
     from twisted_compute.conductor.tap import conductor_role
     from twisted_compute.console.tap import console_proxy_role
     from twisted_compute.process import (
-        RoleProcess, TransportService, lag_monitor, make_db, make_transport)
+        RoleProcess, TransportService, add_notifier, lag_monitor, make_db,
+        make_transport)
     from twisted_compute.scheduler.tap import scheduler_role
 
     conf = embedded_defaults(load_config(options))
@@ -80,13 +81,19 @@ def makeService(options):
     seed_defaults(conf, db.engine)
     transport = make_transport(conf, reactor)
     TransportService(transport).setServiceParent(top)
-    conductor_role(conf, reactor, transport, db).setServiceParent(top)
-    scheduler_role(conf, reactor, transport, db).setServiceParent(top)
-    for agent in agent_services(conf, reactor, transport):
+    notifier = add_notifier(conf, reactor, top, transport)
+    top.notifier = notifier
+    conductor_role(conf, reactor, transport, db,
+                   notifier).setServiceParent(top)
+    scheduler_role(conf, reactor, transport, db,
+                   notifier).setServiceParent(top)
+    for agent in agent_services(conf, reactor, transport,
+                                notifier=notifier):
         agent.setServiceParent(top)
     console_proxy_role(conf, reactor, db).setServiceParent(top)
     lag_monitor(conf, reactor, "all-in-one").setServiceParent(top)
-    top = add_api_listeners(conf, reactor, top, db, transport)
+    top = add_api_listeners(conf, reactor, top, db, transport,
+                            notifier=notifier)
     CloudsYamlNotice(conf, clouds_yaml.write(conf)).setServiceParent(top)
     return top
 

@@ -602,6 +602,26 @@ class ComputeHostNotDown(Conflict):
     msg_fmt = "Compute service of %(host)s is still in use."
 
 
+class ComputeServiceInUse(Invalid):
+    """Evacuate of a server whose host is up (Nova answers 400)."""
+
+    msg_fmt = "Compute service of %(host)s is still in use."
+
+
+class LiveMigrationAborted(ComputeException):
+    msg_fmt = "Live migration of instance %(instance_uuid)s was aborted"
+    code = 500
+    safe = True
+
+
+class MigrationStuck(ComputeException):
+    msg_fmt = ("Migration %(migration_id)s of instance %(instance_uuid)s "
+               "made no progress for %(seconds)s seconds (status "
+               "%(status)s): rolled back")
+    code = 500
+    safe = True
+
+
 class ImageUploadFailed(ComputeException):
     msg_fmt = "Uploading image %(image_id)s failed: %(reason)s"
 
@@ -629,6 +649,44 @@ class InstancePasswordSetFailed(Conflict):
 
 class InstanceNotRescuable(Invalid):
     msg_fmt = "Instance %(instance_uuid)s cannot be rescued: %(reason)s"
+    safe = True
+
+
+class UnsupportedRescueImage(Invalid):
+    msg_fmt = "Requested rescue image '%(image)s' is not supported"
+    safe = True
+
+
+class UnsupportedRescueDevice(Invalid):
+    msg_fmt = "Requested rescue device '%(device)s' is not supported"
+    safe = True
+
+
+class UnsupportedRescueBus(Invalid):
+    msg_fmt = ("Requested rescue bus '%(bus)s' is not supported by the "
+               "%(virt)s virt driver")
+    safe = True
+
+
+class InstanceQuiesceNotSupported(Invalid):
+    msg_fmt = "Quiescing is not supported in instance %(instance_id)s"
+    safe = True
+
+
+class QemuGuestAgentNotEnabled(Invalid):
+    msg_fmt = "QEMU guest agent is not enabled"
+    safe = True
+
+
+class InstanceQuiesceFailed(Invalid):
+    msg_fmt = "Failed to quiesce instance: %(reason)s"
+    code = 409
+    safe = True
+
+
+class PreserveEphemeralNotSupported(Invalid):
+    msg_fmt = ("The current driver does not support preserving ephemeral "
+               "partitions.")
     safe = True
 
 

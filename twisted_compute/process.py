@@ -11,6 +11,8 @@ the API listeners.  ``MultiService`` stops its children in reverse order.
 * :func:`lag_monitor` and :class:`ReactorLagMonitor`: measures how late
   the reactor runs a periodic call and logs the worst lag of each minute.
 * :func:`db_heartbeat`: the heartbeat of a role that has the database.
+* :func:`add_notifier`: the process's notifier (Nova's versioned
+  notifications), started after the transport and stopped before it.
 """
 
 from __future__ import annotations
@@ -63,6 +65,16 @@ def make_transport(conf, reactor):
     except ValueError as exc:
         raise SystemExit(
             f"twisted-compute: [DEFAULT] transport_url: {exc}") from None
+
+
+def add_notifier(conf, reactor, top: service.MultiService, transport):
+    """The process's :class:`~twisted_compute.notifications.Notifier`,
+    run by a service added to ``top`` now (so after the transport, and
+    stopped before it)."""
+    from twisted_compute.notifications import NotifierService, make_notifier
+    notifier = make_notifier(conf, reactor, transport)
+    NotifierService(notifier).setServiceParent(top)
+    return notifier
 
 
 def db_heartbeat(db, host: str, binary: str, topic: str):

@@ -2,8 +2,11 @@
 (and ``<topic>.<host>``), its periodic tasks (first run delayed by a
 random part of ``periodic_fuzzy_delay`` so that many processes started
 together do not fire together), and its heartbeat every
-``report_interval``.  Stopping it waits for a periodic task under way
-for ``periodic_task_stop_timeout`` seconds at most, then cancels it.
+``report_interval``.  With a notifier, Nova's ``service.update`` is
+emitted after the first heartbeat and whenever one shows the service's
+``disabled`` or ``forced_down`` changed.  Stopping it waits for a
+periodic task under way for ``periodic_task_stop_timeout`` seconds at
+most, then cancels it.
 """
 
 from __future__ import annotations
@@ -119,7 +122,8 @@ class RPCRoleService(service.Service):
                  = (),
                  heartbeat: Callable[[], Any] | None = None,
                  on_start: Callable[[], Any] | None = None,
-                 random: Callable[[], float] = _random.random):
+                 random: Callable[[], float] = _random.random,
+                 notifier=None):
         """``random`` is the source of the periodic tasks' start jitter:
         a callable returning a float in [0, 1), like
         :func:`random.random` or a seeded :class:`random.Random`'s
@@ -140,11 +144,42 @@ class RPCRoleService(service.Service):
                          initial_delay=fuzz * random() if fuzz else 0.0,
                          stop_timeout=stop_timeout)
             for name, func, interval in periodic]
+        self.notifier = notifier
+        self._status: tuple | None = None
+        if heartbeat is not None and notifier is not None:
+            heartbeat = self._watched(heartbeat)
         if heartbeat is not None:
             self.tasks.append(PeriodicTask("heartbeat", heartbeat,
                                            conf.report_interval, clock,
                                            stop_timeout=stop_timeout))
         self._started: defer.Deferred | None = None
+
+    def _watched(self, heartbeat: Callable[[], Any]) -> Callable[[], Any]:
+        """``heartbeat``, followed by ``service.update`` when the row it
+        returns shows a new status (the first one included)."""
+        def beat():
+            d = defer.maybeDeferred(heartbeat)
+            d.addCallback(self._heartbeat_done)
+            return d
+        return beat
+
+    def _heartbeat_done(self, row):
+        try:
+            if isinstance(row, dict) and "disabled" in row:
+                status = (bool(row.get("disabled")),
+                          bool(row.get("forced_down")),
+                          row.get("disabled_reason"))
+                if status != self._status:
+                    self._status = status
+                    values = dict(row)
+                    values.setdefault("host", self.host)
+                    values.setdefault("binary", self.binary)
+                    values.setdefault("topic", self.topic)
+                    self.notifier.service_update(None, values)
+        except Exception:
+            self.log.failure("could not notify the status of {binary} on "
+                             "{host}", binary=self.binary, host=self.host)
+        return row
 
     def startService(self):
         super().startService()

@@ -90,6 +90,26 @@ class RebuildTests(LifecycleTestCase):
         # a second rebuild while this one runs is a conflict
         self.assertFault(self.rebuild(server_id), 409, "task_state")
 
+    def test_preserve_ephemeral_is_a_boolean_handed_on(self):
+        self.use_rpc()
+        for value in ("maybe", 2, None, {}):
+            server_id = self.active_server()
+            self.assertFault(self.rebuild(server_id,
+                                          preserve_ephemeral=value), 400,
+                             "preserve_ephemeral")
+        self.assertEqual(self.task_api.rebuilds, [])
+        for value, expected in ((True, True), ("on", True), ("No", False),
+                                (False, False)):
+            server_id = self.active_server()
+            response = self.rebuild(server_id, preserve_ephemeral=value)
+            self.assertEqual(response.code, 202, response)
+            self.assertIs(self.task_api.rebuilds[-1][1]
+                          ["preserve_ephemeral"], expected)
+        server_id = self.active_server()
+        self.rebuild(server_id)
+        self.assertIs(self.task_api.rebuilds[-1][1]["preserve_ephemeral"],
+                      False)
+
     def test_response_keys_are_nova_s_at_each_microversion(self):
         self.use_rpc()
         for version in ("2.1", "2.19", "2.26", "2.54", "2.57", "2.63",
@@ -175,8 +195,9 @@ class RescueTests(LifecycleTestCase):
         self.assertEqual(self.row(server_id).task_state, "rescuing")
         name, uuid, kwargs = rpc.casts[-1]
         self.assertEqual((name, uuid), ("rescue_instance", server_id))
-        # by default the server's own image
-        self.assertEqual(kwargs["rescue_image"]["id"], IMAGE_ID)
+        # by default the agent picks ([libvirt] rescue_image_id, else the
+        # server's own image)
+        self.assertIsNone(kwargs["rescue_image"])
         self.assertEqual(self.actions(server_id)[0], "rescue")
         self.assertFault(self.action(server_id, {"rescue": None}), 409)
 
@@ -190,8 +211,61 @@ class RescueTests(LifecycleTestCase):
         self.assertEqual(rpc.casts[-1][2]["rescue_image"]["id"],
                          OTHER_IMAGE_ID)
         other = self.active_server()
+        missing = random_uuid()
         self.assertFault(self.action(other, {"rescue": {
-            "rescue_image_ref": random_uuid()}}), 400)
+            "rescue_image_ref": missing}}), 400,
+            f"Requested rescue image '{missing}' is not supported")
+        # another project's private image is the same as a missing one
+        self.assertFault(self.action(other, {"rescue": {
+            "rescue_image_ref": PRIVATE_IMAGE_ID}}), 400,
+            "is not supported")
+        # not a uuid: the schema's 400
+        self.assertFault(self.action(other, {"rescue": {
+            "rescue_image_ref": "nope"}}), 400)
+        self.assertIsNone(self.row(other).task_state)
+        # the state is checked before the image, as Nova's
+        self.set_state(other, vm_state="rescued")
+        self.assertFault(self.action(other, {"rescue": {
+            "rescue_image_ref": missing}}), 409)
+
+    def add_image(self, **properties):
+        image_id = random_uuid()
+        with self.db.engine.begin() as conn:
+            conn.execute(m.images.insert().values(
+                id=image_id, name="rescue", status="active",
+                visibility="public", owner="admin", properties=properties,
+                tags=[], disk_format="qcow2", container_format="bare",
+                size=1024, min_disk=0, min_ram=0, created_at=m.utcnow()))
+        return image_id
+
+    def test_stable_device_rescue_properties_are_checked(self):
+        rpc = self.use_rpc()
+        server_id = self.active_server()
+        stable = self.add_image(hw_rescue_device="cdrom",
+                                hw_rescue_bus="ide")
+        response = self.action(server_id, {"rescue": {
+            "rescue_image_ref": stable}}, version="2.87")
+        self.assertEqual(response.code, 200, response)
+        self.assertEqual(rpc.casts[-1][2]["rescue_image"]["properties"],
+                         {"hw_rescue_device": "cdrom",
+                          "hw_rescue_bus": "ide"})
+        other = self.active_server()
+        for properties, text in (
+                ({"hw_rescue_device": "floppy"},
+                 "rescue device 'floppy' is not supported"),
+                ({"hw_rescue_bus": "xen"}, "rescue bus 'xen'")):
+            self.assertFault(self.action(other, {"rescue": {
+                "rescue_image_ref": self.add_image(**properties)}}), 400,
+                text)
+        # a volume snapshot cannot be a rescue image (no volumes)
+        snapshot = self.add_image(img_block_device_mapping="[{}]")
+        self.assertFault(self.action(other, {"rescue": {
+            "rescue_image_ref": snapshot}}), 400, "is not supported")
+        # the server's own image's properties count for the default
+        self.set_state(other, system_metadata={
+            "image_base_image_ref": IMAGE_ID, "image_hw_rescue_bus": "fdc"})
+        self.assertFault(self.action(other, {"rescue": {}}), 400,
+                         "rescue bus 'fdc'")
 
     def test_unrescue_only_of_a_rescued_server(self):
         rpc = self.use_rpc()
@@ -248,19 +322,30 @@ class DeferredDeleteTests(LifecycleTestCase):
                          ("terminate_instance", server_id))
         self.assertEqual(self.row(server_id).task_state, "deleting")
 
-    def test_soft_deleted_servers_do_not_count_and_restore_checks(self):
+    def test_soft_deleted_servers_count_until_force_deleted(self):
         self.use_rpc()
         self.put("/v2.1/os-quota-sets/project", {"quota_set": {
             "instances": 1}}, token="admin:admin")
         server_id = self.active_server()
         self.set_state(server_id, vm_state="soft-delete", task_state=None)
-        # the soft-deleted one does not count: a new one fits
-        other = self.active_server()
-        self.assertFault(self.action(server_id, {"restore": None}), 403,
-                         "instances")
-        self.set_state(server_id, vm_state="soft-delete", task_state=None)
-        self.set_state(other, deleted=1)
+        # the soft-deleted one still holds its host's resources: it counts
+        self.assertFault(self.create_server(name="second", expect=403),
+                         403, "instances")
+        usage = self.get("/v2.1/os-quota-sets/project/detail",
+                         token="user:project").json["quota_set"]
+        self.assertEqual(usage["instances"]["in_use"], 1)
+        self.assertEqual(usage["cores"]["in_use"],
+                         self.row(server_id).vcpus)
+        # so a restore needs no new check, even at the limit
         self.assertEqual(self.action(server_id, {"restore": None}).code, 202)
+        # forceDelete frees it
+        self.set_state(server_id, vm_state="soft-delete", task_state=None)
+        self.assertEqual(self.action(server_id,
+                                     {"forceDelete": None}).code, 202)
+        self.set_state(server_id, deleted=1)
+        usage = self.get("/v2.1/os-quota-sets/project/detail",
+                         token="user:project").json["quota_set"]
+        self.assertEqual(usage["instances"]["in_use"], 0)
 
     def test_a_server_without_host_is_deleted_at_once(self):
         server_id = self.create_server()

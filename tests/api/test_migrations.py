@@ -192,11 +192,21 @@ class MigrationsListTests(ServersTestCase):
                                   token="admin:admin", version="2.23"), 404)
         self.assertFault(self.get(f"{path}/9999", token="admin:admin",
                                   version="2.23"), 404)
-        # A cold migration cannot be forced; a live one: 501 for now.
+        # Only a server in task_state migrating (Nova's 409) ...
         self.assertFault(self.post(f"{path}/{self.rows[1].id}/action",
                                    {"force_complete": None},
                                    token="admin:admin", version="2.22"),
-                         400)
+                         409, "task_state")
+        self.assertFault(self.delete(f"{path}/{self.rows[2].id}",
+                                     token="admin:admin", version="2.24"),
+                         409, "task_state")
+        # ... and only a live migration (400) can be forced or aborted.
+        self.set_state(self.server_id, task_state="migrating")
+        self.assertFault(self.post(f"{path}/{self.rows[1].id}/action",
+                                   {"force_complete": None},
+                                   token="admin:admin", version="2.22"),
+                         400, "not a live migration")
+        # Without an agent layer: 501, nothing changed.
         self.assertFault(self.delete(f"{path}/{self.rows[2].id}",
                                      token="admin:admin", version="2.24"),
                          501)

@@ -194,8 +194,7 @@ class ActionTests(ServersTestCase):
 
     def test_unsupported_actions_are_501_after_validation(self):
         server_id = self.active_server()
-        for body in ({"evacuate": {}},
-                     {"addSecurityGroup": {"name": "web"}},
+        for body in ({"addSecurityGroup": {"name": "web"}},
                      {"removeSecurityGroup": {"name": "web"}},
                      {"injectNetworkInfo": None}, {"resetNetwork": None}):
             name = next(iter(body))
@@ -216,3 +215,112 @@ class ActionTests(ServersTestCase):
         self.assertIsNone(self.row(server_id).task_state)
         self.assertFault(self.action(server_id, {"trigger_crash_dump": None},
                                      version="2.16"), 404)
+
+
+class EvacuateTests(ServersTestCase):
+    """``evacuate``: Nova's checks and bodies per microversion (the
+    conductor's part is in tests.conductor.test_move)."""
+
+    def setUp(self):
+        super().setUp()
+        from twisted_compute.db import models as m
+        self.m = m
+        self.evacuations = []
+        test = self
+
+        from tests.api.test_servers_base import RecordingTaskAPI
+
+        class TaskAPI(RecordingTaskAPI):
+            def evacuate_instance(self, context, uuid, **kwargs):
+                test.evacuations.append((uuid, kwargs))
+
+        self.services.compute_api.compute_task_api = TaskAPI()
+        with self.db.engine.begin() as conn:
+            for host, down in (("compute1", False), ("compute2", False)):
+                conn.execute(m.services.insert().values(
+                    uuid=random_uuid(), host=host, binary="nova-compute",
+                    topic="compute", report_count=1, disabled=False,
+                    forced_down=down, last_seen_up=m.utcnow(), version=1,
+                    created_at=m.utcnow()))
+        self.server_id = self.create_server(token="admin:admin")
+        self.set_state(self.server_id, vm_state="active", task_state=None,
+                       host="compute1", node="compute1", power_state=1)
+
+    def force_down(self, host="compute1", down=True):
+        with self.db.engine.begin() as conn:
+            conn.execute(self.m.services.update().where(
+                self.m.services.c.host == host).values(forced_down=down))
+
+    def evacuate(self, body, version="2.14", token="admin:admin"):
+        return self.action(self.server_id, {"evacuate": body}, token=token,
+                           version=version)
+
+    def test_host_up_is_400_still_in_use(self):
+        self.assertFault(self.evacuate({}), 400,
+                         "Compute service of compute1 is still in use.")
+        self.assertEqual(self.evacuations, [])
+        self.assertEqual(self.row(self.server_id).task_state, None)
+
+    def test_checks(self):
+        self.force_down()
+        self.assertFault(self.evacuate({}, token="bob:admin"), 403)
+        self.assertFault(self.evacuate({"host": "nowhere"}), 404,
+                         "Compute host nowhere could not be found")
+        self.assertFault(self.evacuate({"host": "compute1"}), 400,
+                         "The target host can't be the same one.")
+        # onSharedStorage: required until 2.13, refused from 2.14.
+        self.assertFault(self.evacuate({}, version="2.13"), 400,
+                         "onSharedStorage")
+        self.assertFault(self.evacuate({"onSharedStorage": False}), 400)
+        self.assertFault(self.evacuate(
+            {"onSharedStorage": True, "adminPass": "x"}, version="2.13"),
+            400, "admin password can't be changed on existing disk")
+        # force: 2.29 to 2.67, and only with a host.
+        self.assertFault(self.evacuate({"force": True}, version="2.28"), 400)
+        self.assertFault(self.evacuate({"force": True}, version="2.29"), 400,
+                         "Can't force to a non-provided destination")
+        self.assertFault(self.evacuate({"host": "compute2", "force": True},
+                                       version="2.68"), 400)
+        self.set_state(self.server_id, vm_state="paused")
+        self.assertFault(self.evacuate({}), 409, "vm_state paused")
+        self.assertEqual(self.evacuations, [])
+
+    def test_accepted_records_the_migration_and_the_action(self):
+        self.force_down()
+        response = self.evacuate({"onSharedStorage": False}, version="2.13")
+        self.assertEqual(response.code, 200)
+        password = response.json["adminPass"]
+        self.assertEqual(len(password), 12)
+        [(uuid, kwargs)] = self.evacuations
+        self.assertEqual((uuid, kwargs["host"], kwargs["admin_password"],
+                          kwargs["target_state"]),
+                         (self.server_id, None, password, None))
+        row = self.row(self.server_id)
+        self.assertEqual(row.task_state, "rebuilding")
+        self.assertIn("evacuate", self.actions(self.server_id))
+        migrations = self.get("/v2.1/os-migrations", token="admin:admin",
+                              version="2.23").json["migrations"]
+        self.assertEqual([(x["migration_type"], x["status"],
+                           x["source_compute"]) for x in migrations],
+                         [("evacuation", "accepted", "compute1")])
+        # Busy now: a second evacuate is 409.
+        self.assertFault(self.evacuate({}), 409)
+
+    def test_no_password_from_2_14_and_stopped_from_2_95(self):
+        self.force_down()
+        response = self.evacuate({"host": "compute2", "adminPass": "pw"},
+                                 version="2.95")
+        self.assertEqual((response.code, response.body), (200, b""))
+        [(uuid, kwargs)] = self.evacuations
+        self.assertEqual((kwargs["host"], kwargs["force"],
+                          kwargs["admin_password"], kwargs["target_state"]),
+                         ("compute2", False, "pw", "stopped"))
+
+    def test_stale_heartbeat_counts_as_down(self):
+        import datetime
+        with self.db.engine.begin() as conn:
+            conn.execute(self.m.services.update().where(
+                self.m.services.c.host == "compute1").values(
+                last_seen_up=self.m.utcnow() - datetime.timedelta(
+                    hours=1)))
+        self.assertEqual(self.evacuate({}).code, 200)

@@ -112,6 +112,20 @@ class RebuildTests(LifecycleTestCase):
         self.assertEqual(self.driver.guests[instance.uuid].image_id, "img-2")
         self.assertEqual(self.db(instance)["vm_state"], vm_states.ACTIVE)
 
+    def test_without_a_driver_rebuild_preserve_ephemeral_is_a_fault(self):
+        instance = self.active()
+        self.driver.rebuild = None
+        current = self.with_task(instance, vm_states.REBUILDING)
+        self.successResultOf(self.manager.rebuild_instance(
+            self.ctx, instance=current.to_dict(), image=NEW_IMAGE,
+            preserve_ephemeral=True))
+        self.assertEqual(self.db(instance)["vm_state"], vm_states.ERROR)
+        [fault] = self.faults(instance.uuid)
+        self.assertIn("does not support preserving ephemeral",
+                      fault["message"])
+        # the guest was not touched
+        self.assertEqual(self.driver.guests[instance.uuid].image_id, "img")
+
     def test_a_rebuild_of_a_server_deleted_meanwhile_does_nothing(self):
         instance = self.active()
         current = self.with_task(instance, vm_states.DELETING)
@@ -260,6 +274,142 @@ class CrashDumpAndPasswordTests(LifecycleTestCase):
             exception.InstancePasswordSetFailed)
         self.assertNotIn("s3cret", str(failure.value))
         self.assertIsNone(self.db(instance)["task_state"])
+
+
+class TimeoutTests(LifecycleTestCase):
+    """Every driver step of issue 10's actions is bounded by
+    ``instance_action_timeout``: a driver call that never answers ends in
+    a fault, the task state cleared (and the vm_state Nova gives a
+    failure), driven on the clock."""
+
+    def hang(self, *names):
+        for name in names:
+            setattr(self.driver, name, lambda *a, **k: defer.Deferred())
+
+    def expire(self, d):
+        self.assertNoResult(d)
+        self.clock.advance(self.conf.instance_action_timeout + 1)
+        return d
+
+    def assert_timed_out(self, instance, vm_state, event=None):
+        row = self.db(instance)
+        self.assertEqual((row["vm_state"], row["task_state"]),
+                         (vm_state, None))
+        faults = self.faults(instance.uuid)
+        self.assertTrue(faults, "no fault")
+        if event is not None:
+            self.assertEqual(self.events(instance.uuid)[-1],
+                             ("finish", event, "Error"))
+        return faults[-1]
+
+    def test_rescue(self):
+        instance = self.active()
+        self.hang("rescue")
+        d = self.expire(self.manager.rescue_instance(
+            self.ctx, instance=self.with_task(
+                instance, vm_states.RESCUING).to_dict(),
+            rescue_password="pw", rescue_image=None))
+        self.failureResultOf(d, exception.LifecycleActionTimeout)
+        fault = self.assert_timed_out(instance, vm_states.ERROR,
+                                      "compute_rescue_instance")
+        self.assertIn("instance_action_timeout", fault["message"])
+
+    def test_unrescue(self):
+        instance = self.active()
+        self.hang("unrescue")
+        current = self.with_task(instance, vm_states.UNRESCUING,
+                                 vm_state=vm_states.RESCUED)
+        d = self.expire(self.manager.unrescue_instance(
+            self.ctx, instance=current.to_dict()))
+        self.failureResultOf(d, exception.LifecycleActionTimeout)
+        self.assert_timed_out(instance, vm_states.RESCUED,
+                              "compute_unrescue_instance")
+
+    def test_soft_delete_and_restore(self):
+        instance = self.active()
+        self.hang("power_off")
+        d = self.expire(self.manager.soft_delete_instance(
+            self.ctx, instance=self.with_task(
+                instance, vm_states.SOFT_DELETING).to_dict()))
+        self.failureResultOf(d, exception.LifecycleActionTimeout)
+        self.assert_timed_out(instance, vm_states.ACTIVE,
+                              "compute_soft_delete_instance")
+        self.driver.guests[instance.uuid].state = power_state.SHUTDOWN
+        self.hang("power_on")
+        current = self.with_task(instance, vm_states.RESTORING,
+                                 vm_state=vm_states.SOFT_DELETED)
+        d = self.expire(self.manager.restore_instance(
+            self.ctx, instance=current.to_dict()))
+        self.failureResultOf(d, exception.LifecycleActionTimeout)
+        self.assert_timed_out(instance, vm_states.SOFT_DELETED,
+                              "compute_restore_instance")
+
+    def test_reclaim(self):
+        self.manager.conf = self.conf = self.conf.with_overrides(
+            DEFAULT={"reclaim_instance_interval": 60})
+        instance = self.active()
+        self.db(instance).update(vm_state=vm_states.SOFT_DELETED,
+                                 deleted_at=self.manager.now())
+        self.clock.advance(61)
+        self.hang("destroy")
+        d = self.expire(self.manager.reclaim_queued_deletes(self.ctx))
+        self.assertEqual(self.successResultOf(d), [])
+        self.assert_timed_out(instance, vm_states.ERROR)
+
+    def test_crash_dump(self):
+        instance = self.active()
+        self.hang("inject_nmi")
+        d = self.expire(self.manager.trigger_crash_dump(
+            self.ctx, instance=self.db(instance)))
+        self.successResultOf(d)
+        self.assert_timed_out(instance, vm_states.ACTIVE,
+                              "compute_trigger_crash_dump")
+
+    def test_admin_password(self):
+        instance = self.active()
+        self.hang("set_admin_password")
+        current = self.with_task(instance, vm_states.UPDATING_PASSWORD)
+        d = self.expire(defer.ensureDeferred(self.manager.set_admin_password(
+            self.ctx, instance=current.to_dict(), new_pass="s3cret")))
+        failure = self.failureResultOf(d, exception.InstancePasswordSetFailed)
+        self.assertNotIn("s3cret", str(failure.value))
+        fault = self.assert_timed_out(instance, vm_states.ACTIVE,
+                                      "compute_set_admin_password")
+        self.assertNotIn("s3cret", fault["message"])
+
+    def test_shelve_power_off(self):
+        instance = self.active()
+        self.hang("power_off")
+        d = self.expire(self.manager.shelve_instance(
+            self.ctx, instance=self.with_task(
+                instance, vm_states.SHELVING).to_dict(), image_id="img-s"))
+        self.successResultOf(d)
+        fault = self.assert_timed_out(instance, vm_states.ACTIVE,
+                                      "compute_shelve_instance")
+        self.assertIn("shelve", fault["message"])
+
+    def test_shelve_offload(self):
+        instance = self.active()
+        self.hang("destroy")
+        current = self.with_task(instance, vm_states.SHELVING_OFFLOADING,
+                                 vm_state=vm_states.SHELVED)
+        d = self.expire(self.manager.shelve_offload_instance(
+            self.ctx, instance=current.to_dict()))
+        self.successResultOf(d)
+        self.assert_timed_out(instance, vm_states.SHELVED,
+                              "compute_shelve_offload_instance")
+
+    def test_unshelve_on_its_host(self):
+        instance = self.active()
+        self.driver.guests[instance.uuid].state = power_state.SHUTDOWN
+        self.hang("power_on")
+        current = self.with_task(instance, vm_states.UNSHELVING,
+                                 vm_state=vm_states.SHELVED)
+        d = self.expire(self.manager.unshelve_instance(
+            self.ctx, instance=current.to_dict()))
+        self.successResultOf(d)
+        self.assert_timed_out(instance, vm_states.SHELVED,
+                              "compute_unshelve_instance")
 
 
 class RPCClientTests(LifecycleTestCase):

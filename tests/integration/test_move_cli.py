@@ -1,6 +1,7 @@
 """Moves with the ``openstack`` CLI, unchanged, against ``compute-all``
 with two fake agents: resize (confirm and revert), cold migration, the
-migration list."""
+migration list, evacuation, and a live migration shown, aborted and
+forced to complete."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class MoveCLITests(OpenStackCLIMixin, TwistdTestCase):
     shared = {"role": "compute-all", "apis": ("osapi_compute", "image"),
               "options": short_intervals(HOST, fake_agents=2)}
     shared["options"]["scheduler"] = {"host_state_refresh_interval": 0}
+    # A live migration runs long enough to be seen, aborted and forced.
+    shared["options"]["fake_driver"] = {"live_migration_delay": 20}
 
     def setUp(self):
         super().setUp()
@@ -96,3 +99,71 @@ class MoveCLITests(OpenStackCLIMixin, TwistdTestCase):
                                 "server", "migration", "list", "--server",
                                 server_id, "--type", "cold-migration")
         self.assertEqual([row["Status"] for row in listed], ["confirmed"])
+
+    def test_evacuate(self):
+        server_id = self.create()
+        source = self.show(server_id)["OS-EXT-SRV-ATTR:host"]
+        [other] = [a for a in self.agents if a != source]
+        self.openstack("--os-compute-api-version", "2.11", "compute",
+                       "service", "set", "--down", source, "nova-compute",
+                       parse=False)
+        try:
+            self.openstack("--os-compute-api-version", "2.29", "server",
+                           "evacuate", "--host", other, server_id,
+                           parse=False)
+            shown = self.wait_status(server_id, "ACTIVE")
+        finally:
+            self.openstack("--os-compute-api-version", "2.11", "compute",
+                           "service", "set", "--up", source, "nova-compute",
+                           parse=False)
+        self.assertEqual(shown["OS-EXT-SRV-ATTR:host"], other)
+        listed = self.openstack("--os-compute-api-version", "2.80",
+                                "server", "migration", "list", "--server",
+                                server_id)
+        self.assertEqual([(row["Type"], row["Status"]) for row in listed],
+                         [("evacuation", "done")])
+
+    def running_live_migration(self, server_id, host):
+        self.openstack("server", "migrate", "--live-migration", "--host",
+                       host, server_id, parse=False)
+
+        def running():
+            rows = self.openstack("--os-compute-api-version", "2.80",
+                                  "server", "migration", "list", "--server",
+                                  server_id, "--type", "live-migration")
+            return [r for r in rows or [] if r["Status"] == "running"]
+        [row] = wait_until(running, STATUS_TIMEOUT, interval=0.3,
+                           message="a running live migration")
+        return row["Id"], row["UUID"]
+
+    def test_live_migration_abort_and_force_complete(self):
+        server_id = self.create()
+        source = self.show(server_id)["OS-EXT-SRV-ATTR:host"]
+        [other] = [a for a in self.agents if a != source]
+        migration_id, migration_uuid = self.running_live_migration(
+            server_id, other)
+        # By uuid (2.59): this openstackclient's show by id swaps the
+        # server and the migration in the URL.
+        shown = self.openstack("--os-compute-api-version", "2.59", "server",
+                               "migration", "show", server_id,
+                               migration_uuid)
+        self.assertEqual(shown["Status"], "running")
+        self.assertEqual(shown["Memory Total Bytes"], 512 * 1024 * 1024)
+        self.assertLess(shown["Memory Processed Bytes"], 512 * 1024 * 1024)
+        self.openstack("--os-compute-api-version", "2.24", "server",
+                       "migration", "abort", server_id, str(migration_id),
+                       parse=False)
+        shown = self.wait_status(server_id, "ACTIVE")
+        self.assertEqual(shown["OS-EXT-SRV-ATTR:host"], source)
+        # Again, forced to complete this time.
+        migration_id, _ = self.running_live_migration(server_id, other)
+        self.openstack("--os-compute-api-version", "2.22", "server",
+                       "migration", "force", "complete", server_id,
+                       str(migration_id), parse=False)
+        shown = self.wait_status(server_id, "ACTIVE")
+        self.assertEqual(shown["OS-EXT-SRV-ATTR:host"], other)
+        listed = self.openstack("--os-compute-api-version", "2.80",
+                                "server", "migration", "list", "--server",
+                                server_id, "--type", "live-migration")
+        self.assertEqual(sorted(row["Status"] for row in listed),
+                         ["cancelled", "completed"])

@@ -338,3 +338,45 @@ class CapabilitiesTests(SynchronousTestCase):
         self.assertEqual(set(changed), set(CAPABILITIES))
         with self.assertRaises(ValueError):
             driver_capabilities(supports_teleport=True)
+
+
+class FakeRebuildTests(SynchronousTestCase):
+    def setUp(self):
+        self.driver = FakeDriver(config.load(), Clock(), host="hv1")
+        self.ctx = get_admin_context()
+
+    def test_rebuild_records_and_honours_preserve_ephemeral(self):
+        instance = make_instance(ephemeral_gb=5)
+        self.successResultOf(self.driver.spawn(
+            self.ctx, instance, {"id": "img-1"}, [], None, [], None))
+        guest = self.driver.guests[instance.uuid]
+        guest.ephemeral += b"user data on the ephemeral disk"
+        self.successResultOf(self.driver.rebuild(
+            self.ctx, instance, {"id": "img-2"}, [], None,
+            preserve_ephemeral=True))
+        self.assertTrue(guest.preserved_ephemeral)
+        self.assertEqual(bytes(guest.ephemeral),
+                         b"user data on the ephemeral disk")
+        self.assertEqual(guest.image_id, "img-2")
+        self.assertIn(b"img-2", bytes(guest.disk))
+        self.successResultOf(self.driver.rebuild(
+            self.ctx, instance, {"id": "img-3"}, [], None))
+        self.assertFalse(guest.preserved_ephemeral)
+        self.assertEqual(bytes(guest.ephemeral), b"")
+
+    def test_rescue_legacy_or_stable_device(self):
+        instance = make_instance(config_drive="True")
+        self.successResultOf(self.driver.spawn(
+            self.ctx, instance, {"id": "img-1"}, [], None, [], None))
+        guest = self.driver.guests[instance.uuid]
+        self.successResultOf(self.driver.rescue(
+            self.ctx, instance, {"id": "r-1"}, "pw"))
+        self.assertEqual(guest.disks, ["rescue:r-1", "img-1"])
+        self.assertIsNone(guest.rescue_device)
+        self.assertTrue(guest.rescue_config_drive)
+        self.successResultOf(self.driver.unrescue(self.ctx, instance))
+        self.successResultOf(self.driver.rescue(
+            self.ctx, instance, {"id": "r-2", "properties": {
+                "hw_rescue_bus": "scsi"}}, "pw"))
+        self.assertEqual(guest.disks, ["img-1", "rescue:r-2"])
+        self.assertEqual(guest.rescue_device, ("disk", "scsi"))

@@ -266,13 +266,15 @@ class WorkerPoolService(service.Service):
 
 def add_api_listeners(conf: config_mod.Config, reactor,
                       top: service.MultiService, db: DBService,
-                      transport) -> service.MultiService:
+                      transport, notifier=None) -> service.MultiService:
     """Add a listener (or a pool of workers) to ``top`` for each API of
     ``enabled_apis``, serving through ``db`` and the bus ``transport``
-    (SystemExit with a message when nothing can be served)."""
+    (SystemExit with a message when nothing can be served); ``notifier``
+    gets the notifications of the API (as ``nova-api:<host>``)."""
     from twisted_compute.api import wiring
 
-    services = wiring.build(conf, reactor, db, transport=transport)
+    services = wiring.build(conf, reactor, db, transport=transport,
+                            notifier=notifier)
     top.api_services = services
     paste = conf.find_file(conf.wsgi.api_paste_config)
     if paste is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from twisted_compute.api.listeners import add_api_listeners
 from twisted_compute.process import (
-    RoleProcess, TransportService, lag_monitor, make_db, make_transport)
+    RoleProcess, TransportService, add_notifier, lag_monitor, make_db,
+    make_transport)
 from twisted_compute.tap import Options, load_config  # noqa: F401
 
 
@@ -20,7 +21,9 @@ def api_process(conf, reactor) -> APIProcess:
     db.setServiceParent(top)
     transport = make_transport(conf, reactor)
     TransportService(transport).setServiceParent(top)
-    return add_api_listeners(conf, reactor, top, db, transport)
+    notifier = add_notifier(conf, reactor, top, transport)
+    return add_api_listeners(conf, reactor, top, db, transport,
+                             notifier=notifier)
 
 
 def makeService(options):

@@ -26,10 +26,13 @@ class APIServices:
     extensions: list = attrs.Factory(list)
     #: alias -> the values of the config options each extension declares.
     extension_options: dict = attrs.Factory(dict)
+    #: Nova's versioned notifications of the API (``nova-api:<host>``).
+    notifier: Any = None
 
 
 def build(conf: Config, reactor, db: DBService,
-          compute_task_api=None, transport=None) -> APIServices:
+          compute_task_api=None, transport=None,
+          notifier=None) -> APIServices:
     """Wire the API's shared objects for ``conf``.
 
     With a bus ``transport``, new servers are handed to the conductor and
@@ -41,7 +44,11 @@ def build(conf: Config, reactor, db: DBService,
 
     policy_file = conf.find_file(conf.oslo_policy.policy_file)
     policy = Enforcer.from_file(policy_file)
-    services = APIServices(conf=conf, reactor=reactor, db=db, policy=policy)
+    from twisted_compute.notifications import NOOP, publisher_id
+    services = APIServices(
+        conf=conf, reactor=reactor, db=db, policy=policy,
+        notifier=(notifier.prepare(publisher_id("nova-api", conf.host))
+                  if notifier is not None else NOOP))
     from twisted_compute.api.image.store import ImageStore
     services.image_store = ImageStore(conf, reactor)
     compute_rpcapi = None
@@ -55,6 +62,7 @@ def build(conf: Config, reactor, db: DBService,
     services.compute_api = ComputeAPI(
         conf, db, compute_task_api or ComputeTaskAPI(conf),
         compute_rpcapi=compute_rpcapi, clock=reactor)
+    services.compute_api.notifier = services.notifier
     from twisted_compute.api.openstack import extensions
     services.extensions = extensions.load(conf, policy)
     services.extension_options = services.extensions.options

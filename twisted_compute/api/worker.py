@@ -102,7 +102,10 @@ def main(argv=None) -> int:
                    recycle=conf.database.connection_recycle_time,
                    query_timeout=conf.database.query_timeout)
     transport = make_transport(conf, reactor)
-    services = wiring.build(conf, reactor, db, transport=transport)
+    from twisted_compute.notifications import make_notifier
+    notifier = make_notifier(conf, reactor, transport)
+    services = wiring.build(conf, reactor, db, transport=transport,
+                            notifier=notifier)
     paste = conf.find_file(conf.wsgi.api_paste_config)
     resource = pipeline.load_api(paste, args.api,
                                  {"conf": conf, "services": services})
@@ -110,6 +113,7 @@ def main(argv=None) -> int:
     sock = socket.socket(fileno=args.fd)
     db.startService()
     transport.start()
+    notifier.start()
     port = reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
     sock.close()  # the reactor has its own duplicate
     log.info("worker {index} serving {api}", index=args.index, api=args.api)
@@ -117,6 +121,7 @@ def main(argv=None) -> int:
     async def _shutdown():
         from twisted.internet.defer import maybeDeferred
         await maybeDeferred(port.stopListening)
+        await notifier.stop()
         await maybeDeferred(transport.stop)
         await maybeDeferred(db.stopService)
 

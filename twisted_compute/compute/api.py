@@ -33,6 +33,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted_compute import exception, ids
 from twisted_compute.compute.api_snapshots import SnapshotAPIMixin
 from twisted_compute.log import Logger
+from twisted_compute.notifications import NOOP, Publisher
 from twisted_compute.objects import vm_states
 from twisted_compute.compute.lifecycle_api import LifecycleAPIMixin
 from twisted_compute.objects.boot_request import BootRequest
@@ -209,8 +210,8 @@ class MoveAPIMixin:
             await maybeDeferred(migrate, context, uuid, flavor=new_flavor,
                                 host=host)
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance
@@ -233,8 +234,8 @@ class MoveAPIMixin:
                                                 "this deployment")
         if block_migration == "auto":
             block_migration = False  # no shared storage to detect: none
-        instance = await self.db.instances.transition(
-            uuid, project_id=self._scope(context), check=checks,
+        instance = await self._transition(
+            context, uuid, project_id=self._scope(context), check=checks,
             values={"task_state": vm_states.MIGRATING},
             action="live-migration",
             action_values=self._action_values(context))
@@ -243,8 +244,8 @@ class MoveAPIMixin:
                                 block_migration=bool(block_migration),
                                 force=bool(force))
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance
@@ -280,26 +281,106 @@ class MoveAPIMixin:
 
     async def live_migration_force_complete(self, context, instance,
                                             migration) -> None:
-        """Nova's 400/409 answers: only a running live migration can be
-        forced, and there are none until live migration exists."""
-        self._check_live_running(instance, migration, "force_complete")
-        raise exception.NotImplementedYet(
-            feature="Forcing a live migration to complete")
+        """Nova's rules: the server in task_state migrating (409), a live
+        migration (400) that is running (409); then a cast to the source,
+        whose driver finishes the copy now."""
+        self._check_live_running(instance, migration, "force_complete",
+                                 ("running",))
+        cast = getattr(self.compute_rpcapi, "live_migration_force_complete",
+                       None)
+        if cast is None:
+            raise exception.ComputeAgentUnavailable(
+                action="force_complete")
+        await maybeDeferred(cast, context, instance, migration.id)
 
-    async def live_migration_abort(self, context, instance,
-                                   migration) -> None:
-        self._check_live_running(instance, migration, "abort")
-        raise exception.NotImplementedYet(
-            feature="Aborting a live migration")
+    async def live_migration_abort(self, context, instance, migration,
+                                   allowed=("running",)) -> None:
+        """Abort (2.24; ``allowed`` adds queued and preparing from 2.65):
+        a running copy is cancelled by its source's driver (the
+        conductor then rolls back and sets "cancelled"); one not yet
+        running is marked cancelled here and the conductor rolls back
+        before the copy starts."""
+        self._check_live_running(instance, migration, "abort", allowed)
+        if migration.status in ("queued", "preparing", "accepted"):
+            if await self.db.migrations.set_status_if(
+                    migration.id, "cancelled",
+                    ("queued", "preparing", "accepted")):
+                return
+            migration = await self.db.migrations.get(migration.id)
+            if migration.status != "running":
+                raise exception.InvalidMigrationState(
+                    migration_id=migration.id, instance_uuid=instance.uuid,
+                    state=migration.status, method="abort")
+        cast = getattr(self.compute_rpcapi, "live_migration_abort", None)
+        if cast is None:
+            raise exception.ComputeAgentUnavailable(action="abort")
+        await maybeDeferred(cast, context, instance, migration.id)
+
+    # --- evacuation ---------------------------------------------------
+
+    async def evacuate(self, context, uuid: str, host: str | None,
+                       admin_password: str | None, force: bool = False,
+                       on_shared_storage: bool | None = None,
+                       target_state: str | None = None):
+        """Nova's evacuate: ``host`` must be a compute host (404) other
+        than the server's (400), the server's own compute service must be
+        down (forced down or its heartbeat stale: 400 "still in use"),
+        the server ACTIVE, STOPPED or ERROR with no task (409); then the
+        migration (type evacuation, accepted) and task_state rebuilding,
+        and a cast to the conductor."""
+        instance = await self.get(context, uuid)
+        checks = _both(check_lock(context), check_state(
+            "evacuate", (vm_states.ACTIVE, vm_states.STOPPED,
+                         vm_states.ERROR), (None,)))
+        if host is not None:
+            try:
+                await self.db.services.get_by_host_binary(
+                    self.conf, host, "nova-compute")
+            except exception.NotFound:
+                raise exception.ComputeHostNotFound(host=host)
+        if instance.host == host:
+            raise exception.Invalid(
+                reason="The target host can't be the same one.")
+        checks(instance)
+        if not instance.host:
+            raise exception.InstanceNotReady(instance_id=uuid)
+        statuses = await self.db.services.host_statuses(
+            [instance.host], self.conf.service_down_time)
+        if statuses.get(instance.host) in ("UP", "MAINTENANCE"):
+            raise exception.ComputeServiceInUse(host=instance.host)
+        cast = getattr(self.compute_task_api, "evacuate_instance", None)
+        if cast is None:
+            raise exception.ServerActionNotSupported(
+                action="evacuate", reason="there is no conductor in this "
+                                          "deployment")
+        migration = await self.db.migrations.begin_evacuate(
+            uuid, project_id=self._scope(context), check=checks,
+            action_values=self._action_values(context))
+        try:
+            await maybeDeferred(cast, context, uuid, host=host,
+                                force=bool(force),
+                                admin_password=admin_password,
+                                on_shared_storage=on_shared_storage,
+                                target_state=target_state)
+        except Exception:
+            await self.db.migrations.set_status(
+                migration.id, "error", {"task_state": None},
+                clear_context=True)
+            raise
+        return migration
 
     @staticmethod
-    def _check_live_running(instance, migration, method) -> None:
+    def _check_live_running(instance, migration, method,
+                            allowed=("running",)) -> None:
+        if instance.task_state != vm_states.MIGRATING:
+            raise exception.InstanceInvalidState(
+                action=method, instance_uuid=instance.uuid,
+                attr="task_state", state=instance.task_state)
         if migration.migration_type != "live-migration":
             raise exception.Invalid(
                 reason=f"Migration {migration.id} for instance "
                        f"{instance.uuid} is not a live migration")
-        if migration.status not in ("running", "preparing", "queued",
-                                    "accepted"):
+        if migration.status not in allowed:
             raise exception.InvalidMigrationState(
                 migration_id=migration.id, instance_uuid=instance.uuid,
                 state=migration.status, method=method)
@@ -318,6 +399,8 @@ class _TakenMeanwhile(Exception):
 
 class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
     log = Logger()
+    #: Nova's versioned notifications of the API (``nova-api:<host>``).
+    notifier: Publisher = NOOP
 
     def __init__(self, conf, db_service, compute_task_api,
                  compute_rpcapi=None, clock=None):
@@ -331,6 +414,27 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
         self.compute_rpcapi = compute_rpcapi
 
     # --- helpers ------------------------------------------------------
+
+    async def _transition(self, context, uuid: str, **kwargs: Any
+                          ) -> Instance:
+        """:meth:`db.instances.transition`, then Nova's
+        ``instance.update`` when it changed the vm or task state."""
+        if not self.notifier.enabled:
+            return await self.db.instances.transition(uuid, **kwargs)
+        values = kwargs["values"]
+        before: list[Instance] = []
+
+        def recording(current: Instance) -> dict[str, Any]:
+            # Run in the DB thread, in the transaction: the instance as
+            # it was just before the write.
+            before.append(current)
+            return values(current) if callable(values) else values
+
+        kwargs["values"] = recording
+        instance = await self.db.instances.transition(uuid, **kwargs)
+        if before:
+            self.notifier.instance_update(context, before[-1], instance)
+        return instance
 
     @staticmethod
     def _scope(context) -> str | None:
@@ -631,8 +735,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
         if instance.host and self.compute_rpcapi is not None:
             if instance.task_state == vm_states.DELETING:
                 return
-            instance = await self.db.instances.transition(
-                uuid, project_id=scope, check=lock,
+            instance = await self._transition(
+                context, uuid, project_id=scope, check=lock,
                 values={"task_state": vm_states.DELETING},
                 action="delete", action_values=self._action_values(context))
             try:
@@ -644,9 +748,16 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
                 # here, as Nova does when the compute service is down.
                 self.log.failure("terminate_instance cast for {uuid} "
                                  "failed; deleting locally", uuid=uuid)
+        # As Nova: a server no agent holds is deleted by the API, which
+        # sends its delete notifications.
+        self.notifier.instance_action(context, instance, "delete", "start")
         await self.db.instances.soft_delete(
             uuid, project_id=scope, check=lock,
             action_values=self._action_values(context))
+        self.notifier.instance_action(
+            context, attrs.evolve(instance, vm_state=vm_states.DELETED,
+                                  task_state=None),
+            "delete", "end")
 
     # --- actions done in the DB ---------------------------------------
 
@@ -666,8 +777,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
                 raise _AlreadyLocked(instance)
 
         try:
-            return await self.db.instances.transition(
-                uuid, project_id=scope, check=check,
+            return await self._transition(
+                context, uuid, project_id=scope, check=check,
                 values=values, action="lock",
                 action_values=self._action_values(context))
         except _AlreadyLocked as already:
@@ -682,8 +793,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
         return instance.locked_by == expected
 
     async def unlock(self, context, uuid: str) -> Instance:
-        return await self.db.instances.transition(
-            uuid, project_id=self._scope(context),
+        return await self._transition(
+            context, uuid, project_id=self._scope(context),
             check=None,
             values={"locked": False, "locked_by": None,
                     "locked_reason": None},
@@ -691,8 +802,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
 
     async def reset_state(self, context, uuid: str, state: str) -> Instance:
         """Admin: force vm_state (active or error), clearing the task."""
-        return await self.db.instances.transition(
-            uuid, project_id=None, check=None,
+        return await self._transition(
+            context, uuid, project_id=None, check=None,
             values={"vm_state": state, "task_state": None},
             action="resetState", action_values=self._action_values(context))
 
@@ -710,8 +821,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
         rpcapi = self._rpc(action)
         if not instance.host:
             raise exception.InstanceNotReady(instance_id=uuid)
-        instance = await self.db.instances.transition(
-            uuid, project_id=scope, check=checks,
+        instance = await self._transition(
+            context, uuid, project_id=scope, check=checks,
             values={"task_state": task_state}, action=action,
             action_values=self._action_values(context))
         try:
@@ -719,8 +830,8 @@ class ComputeAPI(MoveAPIMixin, SnapshotAPIMixin, LifecycleAPIMixin):
                                 instance, **rpc_kwargs)
         except Exception:
             # Nothing will clear the task: undo it, then report.
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance

@@ -144,9 +144,9 @@ class SnapshotAPIMixin:
             return update
 
         try:
-            instance = await self.db.instances.transition(
-                uuid, project_id=scope, check=checks, values=new_values,
-                action=action, action_values=self._action_values(context))
+            instance = await self._transition(
+                context, uuid, project_id=scope, check=checks,
+                values=new_values, action=action, action_values=self._action_values(context))
         except Exception:
             await self._drop_image(image.id)
             raise
@@ -154,8 +154,8 @@ class SnapshotAPIMixin:
             await maybeDeferred(getattr(rpcapi, rpc_method), context,
                                 instance, image_id=image.id, **rpc_kwargs)
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             await self._drop_image(image.id)
             raise
@@ -275,8 +275,8 @@ class SnapshotAPIMixin:
                 values=values, zone=zone if zone is not ... else None,
                 host=host, action_values=self._action_values(context))
         else:
-            instance = await self.db.instances.transition(
-                uuid, project_id=scope, check=checks, values=values,
+            instance = await self._transition(
+                context, uuid, project_id=scope, check=checks, values=values,
                 action="unshelve",
                 action_values=self._action_values(context))
         try:
@@ -288,8 +288,8 @@ class SnapshotAPIMixin:
                 await maybeDeferred(rpcapi.unshelve_instance, context,
                                     instance, image_id=None)
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance

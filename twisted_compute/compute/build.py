@@ -209,6 +209,8 @@ class BuildMixin:
                     context, uuid, spawning,
                     expected_task_state=(vm_states.SPAWNING,),
                     expected_host=self.host, instance=instance)
+            self._notify(context, instance, "create", "start",
+                         name="InstanceCreatePayload")
             # Checked here, on the host: two schedulers racing cannot
             # over-commit it (a refused claim reschedules the build).
             claim = self.tracker.claim(instance)
@@ -279,6 +281,9 @@ class BuildMixin:
             if claim is not None:
                 claim.abort()
             await self._event_finish(context, uuid, event, failure)
+            self._notify(context, instance, "create", "error", exc=exc,
+                         traceback=failure.getTraceback(),
+                         name="InstanceCreatePayload")
             if build.deleted:
                 return
             await self.conductor.build_failed(
@@ -286,6 +291,8 @@ class BuildMixin:
                 args.image, args.requested_networks)
             return
         claim.finish()
+        self._notify(context, instance, "create", "end",
+                     name="InstanceCreatePayload")
         self.log.info("[{request_id}] instance {uuid} is active on {host}",
                       request_id=context.request_id, uuid=uuid,
                       host=self.host)

@@ -54,6 +54,9 @@ class InitHostMixin:
     async def _init_host(self, context) -> None:
         await self.driver.init_host(self.host)
         await self.tracker.refresh()
+        # Servers evacuated while this host was down run elsewhere now:
+        # their guests here go first (Nova's _destroy_evacuated_instances).
+        await self.destroy_evacuated_instances(context)
         instances = await self.conductor.instances_on_host(context,
                                                            self.host)
         guests = set(await self.driver.list_instance_uuids())

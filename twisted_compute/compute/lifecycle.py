@@ -78,6 +78,9 @@ class LifecycleMixin:
                           "{why}", request_id=context.request_id, uuid=uuid,
                           why=message(why))
             return
+        self._notify(context, instance, "rebuild", "start",
+                     name="InstanceActionRebuildPayload",
+                     trusted_image_certificates=None)
         try:
             instance = await self._update(
                 context, uuid, {"task_state": vm_states.REBUILD_SPAWNING},
@@ -106,10 +109,14 @@ class LifecycleMixin:
                 addresses = await get_addresses(instance)
                 if addresses:
                     updates["addresses"] = addresses
-            await self._update(
+            instance = await self._update(
                 context, uuid, updates,
                 expected_task_state=[vm_states.REBUILD_SPAWNING],
-                event=self._event(context, REBUILD_EVENT, SUCCESS))
+                event=self._event(context, REBUILD_EVENT, SUCCESS),
+                instance=instance)
+            self._notify(context, instance, "rebuild", "end",
+                         name="InstanceActionRebuildPayload",
+                         trusted_image_certificates=None)
         except (exception.InstanceNotFound,
                 exception.UnexpectedDeletingTaskStateError) as why:
             self.log.info("[{request_id}] {uuid} was deleted while "
@@ -124,11 +131,16 @@ class LifecycleMixin:
             await self._event_finish(context, uuid, REBUILD_EVENT, failure)
             await self._fault(context, uuid, exc, failure.getTraceback())
             try:
-                await self._update(context, uuid, {
+                instance = await self._update(context, uuid, {
                     "vm_state": vm_states.ERROR, "task_state": None,
-                    "power_state": await self._power_state(instance)})
+                    "power_state": await self._power_state(instance)},
+                    instance=instance)
             except exception.InstanceNotFound:
                 pass
+            self._notify(context, instance, "rebuild", "error", exc=exc,
+                         traceback=failure.getTraceback(),
+                         name="InstanceActionRebuildPayload",
+                         trusted_image_certificates=None)
 
     def _driver_rebuild(self, context, instance, image, injected_files,
                         admin_password, preserve_ephemeral
@@ -139,6 +151,10 @@ class LifecycleMixin:
         if rebuild is not None:
             return rebuild(context, instance, image, injected_files,
                            admin_password, preserve_ephemeral)
+
+        if preserve_ephemeral:
+            # Nova's default rebuild cannot keep a disk either
+            return defer.fail(exception.PreserveEphemeralNotSupported())
 
         async def destroy_and_spawn():
             await self.driver.destroy(context, instance, [], None)
@@ -168,7 +184,10 @@ class LifecycleMixin:
         return defer.ensureDeferred(self._action(
             context, instance, "compute_rescue_instance", call,
             vm_states.RESCUED, [vm_states.RESCUING],
-            lambda state: vm_states.ERROR))
+            lambda state: vm_states.ERROR, notification="rescue",
+            notification_payload=(
+                "InstanceActionRescuePayload",
+                {"rescue_image_ref": (rescue_image or {}).get("id")})))
 
     def unrescue_instance(self, context, instance, **kwargs):
         """Cast (1.6): boot the server's own disk again; ACTIVE."""
@@ -180,7 +199,8 @@ class LifecycleMixin:
 
         return defer.ensureDeferred(self._action(
             context, instance, "compute_unrescue_instance", call,
-            vm_states.ACTIVE, [vm_states.UNRESCUING]))
+            vm_states.ACTIVE, [vm_states.UNRESCUING],
+            notification="unrescue"))
 
     # --- soft delete, restore, reclaim ---------------------------------
 
@@ -195,7 +215,8 @@ class LifecycleMixin:
 
         return defer.ensureDeferred(self._action(
             context, instance, "compute_soft_delete_instance", call,
-            vm_states.SOFT_DELETED, [vm_states.SOFT_DELETING]))
+            vm_states.SOFT_DELETED, [vm_states.SOFT_DELETING],
+            notification="soft_delete"))
 
     def restore_instance(self, context, instance, **kwargs):
         """Cast (1.6): power a SOFT_DELETED guest on again; ACTIVE."""
@@ -207,7 +228,8 @@ class LifecycleMixin:
 
         return defer.ensureDeferred(self._action(
             context, instance, "compute_restore_instance", call,
-            vm_states.ACTIVE, [vm_states.RESTORING]))
+            vm_states.ACTIVE, [vm_states.RESTORING],
+            notification="restore"))
 
     def _power_on_if_off(self, context, instance) -> defer.Deferred:
         async def run():
@@ -240,10 +262,14 @@ class LifecycleMixin:
                           "{deleted_at}", uuid=instance.uuid,
                           deleted_at=instance.deleted_at)
             try:
-                await self._update(context, instance.uuid,
-                                   {"task_state": vm_states.DELETING},
-                                   expected_task_state=[None])
-                await self.driver.destroy(context, instance, [], None)
+                instance = await self._update(
+                    context, instance.uuid,
+                    {"task_state": vm_states.DELETING},
+                    expected_task_state=[None], instance=instance)
+                self._notify(context, instance, "delete", "start")
+                await self._timed(defer.maybeDeferred(
+                    self.driver.destroy, context, instance, [], None),
+                    "reclaim", instance.uuid)
             except (exception.InstanceNotFound,
                     exception.UnexpectedTaskStateError):
                 continue  # restored or deleted meanwhile
@@ -255,7 +281,9 @@ class LifecycleMixin:
                     "vm_state": vm_states.ERROR, "task_state": None})
                 continue
             self.tracker.drop(instance.uuid)
-            await self._finish_delete(context, instance.uuid)
+            deleted = await self._finish_delete(context, instance.uuid,
+                                                instance)
+            self._notify(context, deleted or instance, "delete", "end")
             reclaimed.append(instance.uuid)
         return reclaimed
 
@@ -271,6 +299,7 @@ class LifecycleMixin:
         event = "compute_trigger_crash_dump"
         uuid = instance.uuid
         await self._event_start(context, uuid, event)
+        self._notify(context, instance, "trigger_crash_dump", "start")
         try:
             inject = getattr(self.driver, "inject_nmi", None)
             if inject is None:
@@ -280,8 +309,11 @@ class LifecycleMixin:
             failure = Failure()
             await self._event_finish(context, uuid, event, failure)
             await self._fault(context, uuid, exc, failure.getTraceback())
+            self._notify(context, instance, "trigger_crash_dump", "error",
+                         exc=exc, traceback=failure.getTraceback())
             return
         await self._event_finish(context, uuid, event)
+        self._notify(context, instance, "trigger_crash_dump", "end")
 
     async def set_admin_password(self, context, instance, new_pass,
                                  **kwargs) -> None:
@@ -324,5 +356,8 @@ class LifecycleMixin:
             except Exception:
                 failure = Failure()
             await self._event_finish(context, uuid, event, failure)
+            # a fault, as Nova's (wrap_instance_fault); the message never
+            # holds the password
+            await self._fault(context, uuid, error, None)
             raise error
         await self._event_finish(context, uuid, event)

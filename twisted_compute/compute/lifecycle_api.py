@@ -55,6 +55,24 @@ def image_system_metadata(system_metadata: dict[str, Any],
     return kept
 
 
+#: The rescue devices and buses of a stable device rescue (Nova's
+#: ``hw_rescue_device`` and ``hw_rescue_bus`` values the libvirt driver
+#: can attach a file to).
+RESCUE_DEVICES = ("disk", "cdrom")
+RESCUE_BUSES = ("virtio", "scsi", "sata", "ide", "usb")
+
+
+def check_rescue_properties(properties: dict[str, Any]) -> None:
+    """400 for a ``hw_rescue_device`` / ``hw_rescue_bus`` no driver here
+    can attach."""
+    device = properties.get("hw_rescue_device")
+    if device is not None and device not in RESCUE_DEVICES:
+        raise exception.UnsupportedRescueDevice(device=device)
+    bus = properties.get("hw_rescue_bus")
+    if bus is not None and bus not in RESCUE_BUSES:
+        raise exception.UnsupportedRescueBus(bus=bus, virt="libvirt")
+
+
 class LifecycleAPIMixin:
     """Uses the ComputeAPI's ``conf``, ``db``, ``compute_task_api``,
     ``_scope``, ``_action_values``, ``_rpc``, ``get``, ``_cast`` and
@@ -129,8 +147,8 @@ class LifecycleAPIMixin:
                     else None
             return new
 
-        instance = await self.db.instances.transition(
-            uuid, project_id=scope, check=checks, values=values,
+        instance = await self._transition(
+            context, uuid, project_id=scope, check=checks, values=values,
             action="rebuild", action_values=self._action_values(context))
         if "metadata" in fields:
             await self.db.instances.update_metadata(
@@ -146,8 +164,8 @@ class LifecycleAPIMixin:
                 injected_files=list(fields.get("personality") or ()),
                 preserve_ephemeral=bool(fields.get("preserve_ephemeral")))
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance
@@ -156,22 +174,45 @@ class LifecycleAPIMixin:
 
     async def rescue(self, context, uuid: str, rescue_image_ref: str | None,
                      admin_pass: str) -> Instance:
-        """Boot the rescue image (by default the server's own) with the
-        server's disk as its second disk; the server goes to RESCUE."""
-        from twisted_compute.compute.api import check_state
+        """Boot the rescue image with the server's disk attached; the
+        server goes to RESCUE.  ``rescue_image_ref`` names the image
+        (400 UnsupportedRescueImage when it cannot be found or is a
+        volume snapshot, as Nova); without it the agent picks, as Nova's:
+        ``[libvirt] rescue_image_id``, else the server's own image.  An
+        image with ``hw_rescue_device`` / ``hw_rescue_bus`` gets a stable
+        device rescue (2.87: the server's disks stay where they are, the
+        rescue disk is attached last and boots first)."""
+        from twisted_compute.compute.api import (
+            _both, check_lock, check_state)
         instance = await self.get(context, uuid)
-        image_id = rescue_image_ref or instance.image_ref or (
-            instance.system_metadata or {}).get("image_base_image_ref")
-        if not image_id:
-            raise exception.InstanceNotRescuable(
-                instance_uuid=uuid, reason="it has no image to rescue "
-                "it with; name one with rescue_image_ref")
-        try:
-            await self.db.images.get(image_id, self._scope(context))
-        except exception.ImageNotFound:
-            raise exception.ImageNotFoundForBoot(image_id=image_id) \
-                from None
-        image_meta = await self.db.images.boot_meta(image_id)
+        # lock and state first (409), as Nova's decorators, then the image
+        _both(check_lock(context),
+              check_state("rescue", RESCUE_VM_STATES))(instance)
+        sysmeta = instance.system_metadata or {}
+        image_meta = None
+        if rescue_image_ref:
+            try:
+                await self.db.images.get(rescue_image_ref,
+                                         self._scope(context))
+            except exception.ImageNotFound:
+                raise exception.UnsupportedRescueImage(
+                    image=rescue_image_ref) from None
+            image_meta = await self.db.images.boot_meta(rescue_image_ref)
+            properties = image_meta.get("properties") or {}
+            if properties.get("img_block_device_mapping"):
+                # a volume snapshot: there are no volumes to boot it from
+                raise exception.UnsupportedRescueImage(
+                    image=rescue_image_ref)
+        else:
+            if not (instance.image_ref
+                    or sysmeta.get("image_base_image_ref")):
+                raise exception.InstanceNotRescuable(
+                    instance_uuid=uuid, reason="it has no image to rescue "
+                    "it with; name one with rescue_image_ref")
+            properties = {key[len("image_"):]: value
+                          for key, value in sysmeta.items()
+                          if key.startswith("image_hw_rescue_")}
+        check_rescue_properties(properties)
         return await self._cast(
             context, uuid, "rescue", check_state("rescue", RESCUE_VM_STATES),
             vm_states.RESCUING, "rescue_instance",
@@ -197,8 +238,8 @@ class LifecycleAPIMixin:
         rpcapi = self._rpc("trigger_crash_dump")
         if not instance.host:
             raise exception.InstanceNotReady(instance_id=uuid)
-        instance = await self.db.instances.transition(
-            uuid, project_id=self._scope(context), check=checks,
+        instance = await self._transition(
+            context, uuid, project_id=self._scope(context), check=checks,
             values={}, action="trigger_crash_dump",
             action_values=self._action_values(context))
         await maybeDeferred(rpcapi.trigger_crash_dump, context, instance)
@@ -249,8 +290,9 @@ class LifecycleAPIMixin:
                     action="soft_delete", instance_uuid=uuid,
                     attr="task_state", state=current.task_state)
 
-        instance = await self.db.instances.transition(
-            uuid, project_id=self._scope(context), check=_both(lock, check),
+        instance = await self._transition(
+            context, uuid, project_id=self._scope(context),
+            check=_both(lock, check),
             values={"task_state": vm_states.SOFT_DELETING,
                     "deleted_at": self._utcnow()},
             action="delete", action_values=self._action_values(context))
@@ -258,39 +300,39 @@ class LifecycleAPIMixin:
             await maybeDeferred(self.compute_rpcapi.soft_delete_instance,
                                 context, instance)
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None, "deleted_at": None})
             raise
         return True
 
     async def restore(self, context, uuid: str) -> Instance:
-        """Bring a SOFT_DELETED server back (quota checked again: a
-        soft-deleted server does not count, as in Nova)."""
+        """Bring a SOFT_DELETED server back.  No quota check: a
+        soft-deleted server still counts (its host holds its resources
+        until the reclaim, as Nova's placement-based counting sees it)."""
         from twisted_compute.compute.api import (
             _both, check_lock, check_state)
         checks = _both(check_lock(context),
                        check_state("restore", (vm_states.SOFT_DELETED,)))
         instance = await self.get(context, uuid)
         checks(instance)
-        await self.db.quotas.check_restore(self.conf, instance)
         if not instance.host or self.compute_rpcapi is None:
-            return await self.db.instances.transition(
-                uuid, project_id=self._scope(context), check=checks,
+            return await self._transition(
+                context, uuid, project_id=self._scope(context), check=checks,
                 values={"vm_state": vm_states.ACTIVE, "task_state": None,
                         "deleted_at": None},
                 action="restore",
                 action_values=self._action_values(context))
-        instance = await self.db.instances.transition(
-            uuid, project_id=self._scope(context), check=checks,
+        instance = await self._transition(
+            context, uuid, project_id=self._scope(context), check=checks,
             values={"task_state": vm_states.RESTORING, "deleted_at": None},
             action="restore", action_values=self._action_values(context))
         try:
             await maybeDeferred(self.compute_rpcapi.restore_instance,
                                 context, instance)
         except Exception:
-            await self.db.instances.transition(
-                uuid, project_id=None, check=None,
+            await self._transition(
+                context, uuid, project_id=None, check=None,
                 values={"task_state": None})
             raise
         return instance

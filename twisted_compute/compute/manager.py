@@ -96,6 +96,7 @@ from twisted_compute.compute.instance_events import InstanceEvents
 from twisted_compute.compute.resource_tracker import ResourceTracker
 from twisted_compute.context import get_admin_context
 from twisted_compute.log import Logger
+from twisted_compute.notifications import NOOP, Publisher
 from twisted_compute.objects import _decode, vm_states
 from twisted_compute.objects.instance import Instance
 from twisted_compute.virt import power_state
@@ -122,10 +123,14 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
     #: of :mod:`twisted_compute.compute.move`),
     #: 1.5: snapshots, backups, shelving: new methods only;
     #: 1.6: rebuild, rescue, soft delete, restore, crash dump, password:
-    #: :mod:`.lifecycle`).
-    RPC_API_VERSION = "1.6"
+    #: :mod:`.lifecycle`); 1.7: ``evacuate_spawn``,
+    #: ``live_migration_force_complete``, ``live_migration_abort``).
+    RPC_API_VERSION = "1.7"
     target_version = RPC_API_VERSION
     log = Logger()
+    #: Nova's versioned notifications (``nova-compute:<host>``); the
+    #: agent's process gives it its own.
+    notifier: Publisher = NOOP
 
     def __init__(self, conf, host: str, driver, conductor, reactor,
                  images: ImageClient | None = None):
@@ -177,9 +182,19 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
             expected_host=expected_host, fetch=False, event=event)
         if instance is None:
             return None
-        return attrs.evolve(instance, **{
+        updated = attrs.evolve(instance, **{
             k: v for k, v in _decode(updates).items()
             if k in _INSTANCE_FIELDS})
+        self.notifier.instance_update(context, instance, updated)
+        return updated
+
+    def _notify(self, context, instance: Instance | None, action: str,
+                phase: str, exc: BaseException | None = None,
+                **kwargs) -> None:
+        """Nova's ``instance.<action>.<phase>`` notification (never
+        raises, never waits)."""
+        self.notifier.instance_action(context, instance, action, phase,
+                                      exc=exc, **kwargs)
 
     def _event(self, context, event: str, result: str | None = None
                ) -> dict[str, Any]:
@@ -256,6 +271,7 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
         uuid = instance.uuid
         event = "compute_terminate_instance"
         await self._event_start(context, uuid, event)
+        self._notify(context, instance, "delete", "start")
         build = self.builds.get(uuid)
         if build is not None:
             build.deleted = True
@@ -270,24 +286,33 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
             await self._fault(context, uuid, exc, failure.getTraceback())
             try:
                 await self._update(context, uuid, {
-                    "vm_state": vm_states.ERROR, "task_state": None})
+                    "vm_state": vm_states.ERROR, "task_state": None},
+                    instance=instance)
             except exception.InstanceNotFound:
                 pass
             raise
         self.tracker.drop(uuid)
-        await self._finish_delete(context, uuid)
+        deleted = await self._finish_delete(context, uuid, instance)
         await self._event_finish(context, uuid, event)
+        self._notify(context, deleted or instance, "delete", "end")
 
-    async def _finish_delete(self, context, instance_uuid: str) -> None:
+    async def _finish_delete(self, context, instance_uuid: str,
+                             instance: Instance | None = None
+                             ) -> Instance | None:
+        """The deleted instance (``instance`` as written) when given."""
         try:
-            await self._update(context, instance_uuid, {
+            deleted = await self._update(context, instance_uuid, {
                 "vm_state": vm_states.DELETED, "task_state": None,
                 "power_state": power_state.NOSTATE,
-                "terminated_at": bus_time(self.now())})
+                "terminated_at": bus_time(self.now())}, instance=instance)
             await self.conductor.instance_destroyed(context, instance_uuid)
+            if deleted is not None:
+                deleted = attrs.evolve(deleted, deleted_at=self.now())
+            return deleted
         except exception.InstanceNotFound:
             self.log.info("instance {uuid} was already deleted",
                           uuid=instance_uuid)
+            return None
 
     # --- actions -------------------------------------------------------
 
@@ -295,13 +320,28 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
                       call: Callable[[Instance], defer.Deferred],
                       vm_state: str, expected_task_state: list,
                       error_vm_state: Callable[[int], str | None] = (
-                          lambda state: None)) -> None:
+                          lambda state: None),
+                      notification: str | None = None,
+                      notification_payload: tuple[str, dict] | None = None
+                      ) -> None:
         """Run one driver action the way Nova does: event recorded; on
         success the new vm_state and power_state with no task; on a driver
         error a fault, the task_state reset and, where ``error_vm_state``
-        says so, a new vm_state; the error is re-raised."""
+        says so, a new vm_state; the error is re-raised.  With
+        ``notification`` (Nova's action name, ``power_off``), its
+        ``.start`` and ``.end`` notifications, or ``.error``;
+        ``notification_payload`` names their payload and its extra
+        fields (``("InstanceActionRescuePayload", {...})``)."""
         uuid = instance.uuid
+        name, extra = notification_payload or ("InstanceActionPayload", {})
+
+        def notify(record, phase, **kwargs):
+            if notification:
+                self._notify(context, record, notification, phase,
+                             name=name, **extra, **kwargs)
+
         await self._event_start(context, uuid, event)
+        notify(instance, "start")
         try:
             await call(instance)
         except Exception as exc:
@@ -318,18 +358,25 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
             if new_vm_state is not None:
                 revert["vm_state"] = new_vm_state
             try:
-                await self._update(context, uuid, revert,
-                                   expected_task_state=expected_task_state)
+                reverted = await self._update(
+                    context, uuid, revert,
+                    expected_task_state=expected_task_state,
+                    instance=instance)
             except (exception.InstanceNotFound,
                     exception.UnexpectedTaskStateError) as why:
+                reverted = instance
                 self.log.info("not resetting the task of {uuid}: {why}",
                               uuid=uuid, why=message(why))
+            notify(reverted, "error", exc=exc,
+                   traceback=failure.getTraceback())
             failure.raiseException()
         state = await self._power_state(instance)
+        done = instance
         try:
-            await self._update(context, uuid, {
+            done = await self._update(context, uuid, {
                 "vm_state": vm_state, "power_state": state,
-                "task_state": None}, expected_task_state=expected_task_state)
+                "task_state": None}, expected_task_state=expected_task_state,
+                instance=instance)
         except (exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError) as why:
             # Deleted, or another task took over meanwhile: theirs wins.
@@ -338,19 +385,21 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
                           request_id=context.request_id, event=event,
                           uuid=uuid, why=message(why))
         await self._event_finish(context, uuid, event)
+        notify(done, "end")
 
     def stop_instance(self, context, instance, clean_shutdown=True,
                       **kwargs):
         return defer.ensureDeferred(self._action(
             context, Instance.from_dict(instance), "compute_stop_instance",
             lambda i: self.driver.power_off(i), vm_states.STOPPED,
-            [vm_states.POWERING_OFF]))
+            [vm_states.POWERING_OFF], notification="power_off"))
 
     def start_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
             context, Instance.from_dict(instance), "compute_start_instance",
             lambda i: self.driver.power_on(context, i, []),
-            vm_states.ACTIVE, [vm_states.POWERING_ON]))
+            vm_states.ACTIVE, [vm_states.POWERING_ON],
+            notification="power_on"))
 
     def reboot_instance(self, context, instance, reboot_type=SOFT,
                         **kwargs):
@@ -365,30 +414,34 @@ class ComputeManager(BuildMixin, MoveMixin, PowerSyncMixin, InitHostMixin,
         return defer.ensureDeferred(self._action(
             context, Instance.from_dict(instance), "compute_reboot_instance",
             lambda i: self.driver.reboot(context, i, [], reboot_type),
-            vm_states.ACTIVE, expected, error_vm_state))
+            vm_states.ACTIVE, expected, error_vm_state,
+            notification="reboot"))
 
     def pause_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
             context, Instance.from_dict(instance), "compute_pause_instance",
-            self.driver.pause, vm_states.PAUSED, [vm_states.PAUSING]))
+            self.driver.pause, vm_states.PAUSED, [vm_states.PAUSING],
+            notification="pause"))
 
     def unpause_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
             context, Instance.from_dict(instance), "compute_unpause_instance",
-            self.driver.unpause, vm_states.ACTIVE, [vm_states.UNPAUSING]))
+            self.driver.unpause, vm_states.ACTIVE, [vm_states.UNPAUSING],
+            notification="unpause"))
 
     def suspend_instance(self, context, instance, **kwargs):
         return defer.ensureDeferred(self._action(
             context, Instance.from_dict(instance), "compute_suspend_instance",
             lambda i: self.driver.suspend(context, i), vm_states.SUSPENDED,
-            [vm_states.SUSPENDING]))
+            [vm_states.SUSPENDING], notification="suspend"))
 
     def resume_instance(self, context, instance, **kwargs):
         # As Nova: a failed resume puts the instance in ERROR.
         return defer.ensureDeferred(self._action(
             context, Instance.from_dict(instance), "compute_resume_instance",
             lambda i: self.driver.resume(context, i, []), vm_states.ACTIVE,
-            [vm_states.RESUMING], lambda state: vm_states.ERROR))
+            [vm_states.RESUMING], lambda state: vm_states.ERROR,
+            notification="resume"))
 
     async def get_console_output(self, context, instance, tail_length=None,
                                  **kwargs) -> str:

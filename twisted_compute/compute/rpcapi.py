@@ -48,11 +48,14 @@ TOPIC = "compute"
 #:       ``rescue_instance``, ``unrescue_instance``,
 #:       ``soft_delete_instance``, ``restore_instance``,
 #:       ``trigger_crash_dump`` (casts), ``set_admin_password`` (call)
-RPC_API_VERSION = "1.6"
+#: 1.7 - evacuation and live-migration control: the move step
+#:       ``evacuate_spawn`` (call), ``live_migration_force_complete`` and
+#:       ``live_migration_abort`` (casts to the source)
+RPC_API_VERSION = "1.7"
 #: The move steps (:mod:`twisted_compute.compute.move`), all calls.
 MOVE_STEPS = ("prep_resize", "resize_instance", "finish_resize",
               "confirm_resize", "confirm_resize_dest", "revert_resize",
-              "finish_revert_resize", "live_migration")
+              "finish_revert_resize", "live_migration", "evacuate_spawn")
 #: What ``build_and_run_instance`` is sent as (its 1.1 form).
 BUILD_VERSION = "1.1"
 #: The version of each method newer than 1.0 but build_and_run_instance.
@@ -69,7 +72,10 @@ NEW_METHODS = {"get_console": "1.2",
                "rebuild_instance": "1.6", "rescue_instance": "1.6",
                "unrescue_instance": "1.6", "soft_delete_instance": "1.6",
                "restore_instance": "1.6", "trigger_crash_dump": "1.6",
-               "set_admin_password": "1.6"}
+               "set_admin_password": "1.6",
+               "evacuate_spawn": "1.7",
+               "live_migration_force_complete": "1.7",
+               "live_migration_abort": "1.7"}
 #: What every method but ``build_and_run_instance`` is sent as.
 BASE_VERSION = "1.0"
 #: Instance fields left out of a build message (the agent does not use
@@ -295,6 +301,19 @@ class ComputeAPIClient:
 
     def trigger_crash_dump(self, context, instance):
         return self._cast_new(context, instance, "trigger_crash_dump")
+
+    def live_migration_force_complete(self, context, instance,
+                                      migration_id: int):
+        """To the migration's source (the instance's host while it
+        live-migrates): finish the copy now."""
+        return self._cast_new(context, instance,
+                              "live_migration_force_complete",
+                              migration_id=migration_id)
+
+    def live_migration_abort(self, context, instance, migration_id: int):
+        """To the source: cancel the copy; the conductor rolls back."""
+        return self._cast_new(context, instance, "live_migration_abort",
+                              migration_id=migration_id)
 
     def set_admin_password(self, context, instance, new_pass):
         """A call: fires once the guest agent took the password (409

@@ -116,18 +116,24 @@ class SnapshotMixin:
         instance = Instance.from_dict(instance)
         uuid = instance.uuid
         await self._event_start(context, uuid, event)
+        # As Nova: a backup is notified as a snapshot.
+        payload = {"name": "InstanceActionSnapshotPayload",
+                   "snapshot_image_id": image_id}
+        self._notify(context, instance, "snapshot", "start", **payload)
         try:
             left = await self._snapshot(context, instance, image_id,
                                         first_state)
             if after is not None:
                 await after(instance)
-            await self._update(context, uuid, {"task_state": None},
-                               expected_task_state=[left])
+            done = await self._update(context, uuid, {"task_state": None},
+                                      expected_task_state=[left],
+                                      instance=instance)
         except Exception as exc:
             await self._snapshot_failed(context, uuid, event, exc,
                                         Failure())
             return
         await self._event_finish(context, uuid, event)
+        self._notify(context, done, "snapshot", "end", **payload)
 
     def snapshot_instance(self, context, instance, image_id, **kwargs):
         """Cast (1.4): createImage."""
@@ -178,6 +184,7 @@ class SnapshotMixin:
         uuid = instance.uuid
         event = "compute_shelve_instance"
         await self._event_start(context, uuid, event)
+        self._notify(context, instance, "shelve", "start")
         try:
             if await self._power_state(instance) in (
                     power_state.RUNNING, power_state.PAUSED,
@@ -185,24 +192,27 @@ class SnapshotMixin:
                 if await self._power_state(instance) != \
                         power_state.RUNNING:
                     # Paused or suspended guests stop from running.
-                    await self._wake(context, instance)
-                await self.driver.power_off(instance)
+                    await self._timed(defer.ensureDeferred(
+                        self._wake(context, instance)), "shelve", uuid)
+                await self._timed(defer.maybeDeferred(
+                    self.driver.power_off, instance), "shelve", uuid)
             left = await self._snapshot(context, instance, image_id,
                                         vm_states.SHELVING, shelving=True)
             sysmeta = dict(instance.system_metadata or {},
                            shelved_image_id=image_id,
                            shelved_host=self.host)
             state = await self._power_state(instance)
-            await self._update(context, uuid, {
+            shelved = await self._update(context, uuid, {
                 "vm_state": vm_states.SHELVED, "task_state": None,
                 "power_state": state, "system_metadata": sysmeta},
-                expected_task_state=[left])
+                expected_task_state=[left], instance=instance)
         except Exception as exc:
             state = await self._power_state(instance)
             await self._snapshot_failed(context, uuid, event, exc,
                                         Failure(), {"power_state": state})
             return
         await self._event_finish(context, uuid, event)
+        self._notify(context, shelved, "shelve", "end")
         if self.conf.shelved_offload_time == 0:
             instance = Instance.from_dict(dict(
                 instance.to_dict(), vm_state=vm_states.SHELVED,
@@ -230,19 +240,24 @@ class SnapshotMixin:
         uuid = instance.uuid
         event = "compute_shelve_offload_instance"
         await self._event_start(context, uuid, event)
+        self._notify(context, instance, "shelve_offload", "start")
         try:
-            await self.driver.destroy(context, instance, [], None)
-            await self._update(context, uuid, {
+            await self._timed(defer.maybeDeferred(
+                self.driver.destroy, context, instance, [], None),
+                "shelve_offload", uuid)
+            offloaded = await self._update(context, uuid, {
                 "vm_state": vm_states.SHELVED_OFFLOADED,
                 "task_state": None, "power_state": power_state.NOSTATE,
                 "host": None, "node": None},
-                expected_task_state=[vm_states.SHELVING_OFFLOADING])
+                expected_task_state=[vm_states.SHELVING_OFFLOADING],
+                instance=instance)
         except Exception as exc:
             await self._snapshot_failed(context, uuid, event, exc,
                                         Failure())
             return
         self.tracker.drop(uuid)
         await self._event_finish(context, uuid, event)
+        self._notify(context, offloaded, "shelve_offload", "end")
 
     async def offload_shelved_instances(self, context) -> int:
         """Periodic (``shelved_offload_time`` > 0): offload this host's
@@ -293,6 +308,7 @@ class SnapshotMixin:
         uuid = instance.uuid
         event = "compute_unshelve_instance"
         await self._event_start(context, uuid, event)
+        self._notify(context, instance, "unshelve", "start")
         sysmeta = dict(instance.system_metadata or {})
         image_id = sysmeta.get("shelved_image_id")
         offloaded = instance.vm_state == vm_states.SHELVED_OFFLOADED
@@ -322,7 +338,9 @@ class SnapshotMixin:
                             f"{self.conf.snapshot_timeout} seconds")
                     ) from None
             else:
-                await self.driver.power_on(context, instance, [])
+                await self._timed(defer.maybeDeferred(
+                    self.driver.power_on, context, instance, []),
+                    "unshelve", uuid)
             for key in ("shelved_image_id", "shelved_at", "shelved_host"):
                 sysmeta.pop(key, None)
             state = await self._power_state(instance)
@@ -332,8 +350,10 @@ class SnapshotMixin:
             if offloaded:
                 values.update(host=self.host, node=self.nodename,
                               launched_at=bus_time(self.now()))
-            await self._update(context, uuid, values,
-                               expected_task_state=[vm_states.UNSHELVING])
+            unshelved = await self._update(
+                context, uuid, values,
+                expected_task_state=[vm_states.UNSHELVING],
+                instance=instance)
         except Exception as exc:
             failure = Failure()
             if claimed:
@@ -349,3 +369,4 @@ class SnapshotMixin:
         if image_id:
             await self._drop_image(image_id)
         await self._event_finish(context, uuid, event)
+        self._notify(context, unshelved, "unshelve", "end")

@@ -11,9 +11,11 @@ from twisted_compute.compute.manager import ComputeManager
 from twisted_compute.conductor.rpcapi import ConductorAPIClient
 from twisted_compute.context import get_admin_context
 from twisted_compute.log import Logger
+from twisted_compute.notifications import publisher_id
 from twisted_compute.objects.service import COMPUTE_BINARY
 from twisted_compute.process import (
-    RoleProcess, TransportService, lag_monitor, make_transport)
+    RoleProcess, TransportService, add_notifier, lag_monitor,
+    make_transport)
 from twisted_compute.rpc_service import RPCRoleService
 from twisted_compute.tap import Options, load_config  # noqa: F401
 from twisted_compute.virt.driver import load_driver
@@ -32,12 +34,15 @@ def agent_hosts(conf) -> list[str]:
 
 
 def agent_role(conf, reactor, transport, host: str | None = None,
-               driver=None, report: bool = True) -> RPCRoleService:
+               driver=None, report: bool = True,
+               notifier=None) -> RPCRoleService:
     """A compute agent for ``host``: no database, the conductor is its
     only way to it.  With ``report`` false the agent sends no heartbeat
     and no periodic resource report of its own (a
     :class:`~twisted_compute.compute.fleet.FleetReporter` sends them for
-    all the agents of the process)."""
+    all the agents of the process).  ``notifier`` (the process's
+    :class:`~twisted_compute.notifications.Notifier`) gets the agent's
+    notifications, as ``nova-compute:<host>``."""
     host = host or conf.host
     if driver is None:
         try:
@@ -56,6 +61,10 @@ def agent_role(conf, reactor, transport, host: str | None = None,
     conductor = ConductorAPIClient(transport,
                                    timeout=conf.rpc_response_timeout)
     manager = ComputeManager(conf, host, driver, conductor, reactor)
+    publisher = None
+    if notifier is not None:
+        publisher = manager.notifier = notifier.prepare(
+            publisher_id(COMPUTE_BINARY, host))
     topic = "compute"
     context = get_admin_context()
 
@@ -98,13 +107,14 @@ def agent_role(conf, reactor, transport, host: str | None = None,
             ("sync_power_states", manager.sync_power_states,
              conf.sync_power_state_interval),
         ],
-        heartbeat=heartbeat if report else None, on_start=on_start)
+        heartbeat=heartbeat if report else None, on_start=on_start,
+        notifier=publisher)
     role.manager = manager
     return role
 
 
 def agent_services(conf, reactor, transport,
-                   hosts: list[str] | None = None) -> list:
+                   hosts: list[str] | None = None, notifier=None) -> list:
     """The services of the agents of ``hosts`` (default
     :func:`agent_hosts`): one agent alone reports by itself; several
     report together, one RPC per interval, through a
@@ -112,10 +122,12 @@ def agent_services(conf, reactor, transport,
     list)."""
     hosts = agent_hosts(conf) if hosts is None else hosts
     if len(hosts) <= 1:
-        return [agent_role(conf, reactor, transport, host=host)
+        return [agent_role(conf, reactor, transport, host=host,
+                           notifier=notifier)
                 for host in hosts]
     from twisted_compute.compute.fleet import FleetReporter
-    roles = [agent_role(conf, reactor, transport, host=host, report=False)
+    roles = [agent_role(conf, reactor, transport, host=host, report=False,
+                        notifier=notifier)
              for host in hosts]
     conductor = ConductorAPIClient(transport,
                                    timeout=conf.rpc_response_timeout)
@@ -127,7 +139,9 @@ def agent_process(conf, reactor) -> RoleProcess:
     top = RoleProcess()
     transport = make_transport(conf, reactor)
     TransportService(transport).setServiceParent(top)
-    for agent in agent_services(conf, reactor, transport):
+    notifier = add_notifier(conf, reactor, top, transport)
+    for agent in agent_services(conf, reactor, transport,
+                                notifier=notifier):
         agent.setServiceParent(top)
     lag_monitor(conf, reactor, "agent").setServiceParent(top)
     return top

@@ -58,6 +58,10 @@ class ComputeTaskAPI:
                           host=host, block_migration=block_migration,
                           force=force)
 
+    def evacuate_instance(self, context, instance_uuid, **kwargs):
+        return self._move("evacuate_instance", context, instance_uuid,
+                          **kwargs)
+
     def confirm_resize(self, context, migration_id):
         return self._move("confirm_resize", context, migration_id)
 

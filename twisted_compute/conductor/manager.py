@@ -25,6 +25,7 @@ from twisted_compute import exception
 from twisted_compute.conductor.move import MoveTaskMixin
 from twisted_compute.context import RequestContext
 from twisted_compute.log import Logger
+from twisted_compute.notifications import NOOP
 from twisted_compute.objects import _decode, vm_states
 from twisted_compute.objects.boot_request import BootRequest
 from twisted_compute.objects.instance import Instance
@@ -86,8 +87,13 @@ class ConductorManager(MoveTaskMixin):
     #: 1.7 - the batched reports of a process of many (fake) agents:
     #:       ``service_heartbeats``, ``compute_nodes_update`` and
     #:       ``instances_on_hosts`` (new methods only)
-    RPC_API_VERSION = "1.7"
+    #: 1.8 - ``evacuate_instance`` (a cast from the API), and for the
+    #:       agents ``evacuations_from_host``, ``evacuation_cleaned`` and
+    #:       ``migration_progress`` (calls)
+    RPC_API_VERSION = "1.8"
     log = Logger()
+    #: Nova's versioned notifications (``nova-conductor:<host>``).
+    notifier = NOOP
 
     def __init__(self, conf, db_service, scheduler, compute, clock,
                  host: str | None = None):
@@ -519,9 +525,18 @@ class ConductorManager(MoveTaskMixin):
 
     async def service_heartbeat(self, context, host, binary, topic):
         row = await self.db.services.heartbeat(host, binary, topic)
+        last_seen_up = row.get("last_seen_up")
+        # The status an agent's service.update notification tells (the
+        # fields past forced_down are new: older agents ignore them).
         return {"id": row["id"], "host": row["host"],
                 "binary": row["binary"], "disabled": bool(row["disabled"]),
-                "forced_down": bool(row["forced_down"])}
+                "forced_down": bool(row["forced_down"]),
+                "uuid": row.get("uuid"), "topic": row.get("topic"),
+                "report_count": row.get("report_count"),
+                "disabled_reason": row.get("disabled_reason"),
+                "version": row.get("version"),
+                "last_seen_up": (last_seen_up.isoformat()
+                                 if last_seen_up is not None else None)}
 
     async def service_heartbeats(self, context, hosts, binary, topic):
         """1.4: the heartbeats of every agent of one process, in one

@@ -59,6 +59,15 @@ def _flavor_values(flavor: dict[str, Any]) -> dict[str, Any]:
             "ephemeral_gb": int(flavor.get("ephemeral_gb") or 0)}
 
 
+#: A live migration's progress counters (``migrations`` columns).
+_COUNTERS = ("memory_total", "memory_processed", "memory_remaining",
+             "disk_total", "disk_processed", "disk_remaining")
+
+
+class _Cancelled(Exception):
+    """A live migration was aborted before its copy started."""
+
+
 class _StepFailed(Exception):
     def __init__(self, step: str, host: str, cause: BaseException):
         super().__init__(f"{step} on {host} failed: {message(cause)}")
@@ -362,10 +371,17 @@ class MoveTaskMixin:
             status="accepted", dest_host=dest.host)
         memory = int(flavor.get("memory_mb") or 0) * 1024 * 1024
         try:
+            if not await self.db.migrations.set_status_if(
+                    migration.id, "preparing", ("accepted",)):
+                raise _Cancelled()
             await self._step(context, "prep_resize", dest.host, instance,
                              new_flavor=flavor, migration=migration.to_dict())
+            # An abort (2.65) while preparing wins over the copy.
+            if not await self.db.migrations.set_status_if(
+                    migration.id, "running", ("preparing",)):
+                raise _Cancelled()
             migration = await self.db.migrations.update(migration.id, {
-                "status": "running", "memory_total": memory,
+                "memory_total": memory,
                 "memory_processed": 0, "memory_remaining": memory,
                 "disk_total": 0, "disk_processed": 0, "disk_remaining": 0})
             counters = await self._step(
@@ -378,7 +394,13 @@ class MoveTaskMixin:
             await self._step(context, "finish_resize", dest.host, instance,
                              migration=migration.to_dict(),
                              new_flavor=flavor, power_on=True)
+        except _Cancelled:
+            await self._cancel_live(context, instance, migration)
+            return
         except _StepFailed as failed:
+            if isinstance(failed.cause, exception.LiveMigrationAborted):
+                await self._cancel_live(context, instance, migration)
+                return
             await self._roll_back(context, instance, migration, failed)
             raise exception.MigrationError(reason=str(failed)) from failed
         # The guest runs on the destination: the source cleans up.  A
@@ -395,6 +417,196 @@ class MoveTaskMixin:
         self.log.info("[{request_id}] {uuid} live-migrated {source} -> "
                       "{dest}", request_id=context.request_id, uuid=uuid,
                       source=source, dest=dest.host)
+
+    async def _cancel_live(self, context, instance, migration) -> None:
+        """An aborted live migration: the destination drops its claim, the
+        guest keeps running on its source; "cancelled", ACTIVE."""
+        self.log.info("[{request_id}] live migration of {uuid} aborted",
+                      request_id=context.request_id, uuid=instance.uuid)
+        dest_ok = await self._quietly(context, "revert_resize",
+                                      migration.dest_compute, instance,
+                                      migration)
+        values: dict[str, Any] = {"task_state": None}
+        if not dest_ok:
+            values["vm_state"] = vm_states.ERROR
+        try:
+            await self.db.migrations.set_status(
+                migration.id, "cancelled", values, clear_context=True)
+        except exception.InstanceNotFound:
+            pass
+
+    async def migration_progress(self, context, migration_id, counters,
+                                 **kwargs) -> None:
+        """Call (conductor 1.8) from a source agent: a running live
+        migration's counters (bytes), shown by
+        ``/servers/{id}/migrations``."""
+        values = {k: int(v) for k, v in (counters or {}).items()
+                  if k in _COUNTERS and v is not None}
+        if values:
+            await self.db.migrations.update(int(migration_id), values)
+
+    # --- evacuation ----------------------------------------------------
+
+    async def evacuate_instance(self, context, instance_uuid, host=None,
+                                force=False, admin_password=None,
+                                on_shared_storage=None, target_state=None,
+                                **kwargs) -> None:
+        """Cast (conductor 1.8): rebuild ``instance_uuid``, whose host is
+        down, elsewhere.  The API recorded the migration (evacuation,
+        accepted) and set task_state rebuilding.  Steps: the scheduler
+        picks a destination (the source excluded; ``host`` checked by it
+        unless ``force``), ``prep_resize`` claims there ("pre-migrating";
+        the next alternate on failure), ``evacuate_spawn`` spawns the
+        guest from its image, then the destination owns the instance
+        ("done"; the source's agent destroys its old guest when it comes
+        back and completes the migration).  A failure after the claim
+        drops it, and the instance goes to ERROR (migration "failed")."""
+        from twisted_compute.conductor.manager import _ctx
+        context = _ctx(context)
+        event = "conductor_rebuild_server"
+        await self._event(context, instance_uuid, event, self.host)
+        try:
+            await self._evacuate(context, instance_uuid, host, bool(force),
+                                 admin_password, target_state)
+        except exception.InstanceNotFound:
+            return
+        except Exception as exc:  # noqa: BLE001 - recorded on the action
+            await self._event(context, instance_uuid, event, self.host,
+                              "Error", message(exc))
+            if not isinstance(exc, (exception.ComputeException,
+                                    _StepFailed)):
+                self.log.failure("evacuation of {uuid} crashed",
+                                 uuid=instance_uuid)
+            return
+        await self._event(context, instance_uuid, event, self.host,
+                          "Success")
+
+    async def _evacuate(self, context, uuid, host, force, admin_password,
+                        target_state) -> None:
+        from twisted_compute.objects.selection import Selection
+        instance = await self.db.instances.get(uuid)
+        accepted = await self.db.migrations.for_instance(
+            uuid, types=["evacuation"], statuses=["accepted"])
+        migration = accepted[-1] if accepted else None
+        if migration is None:
+            raise exception.MigrationError(
+                reason=f"no accepted evacuation of {uuid}")
+        flavor = dict(instance.flavor)
+        source = instance.host
+        spec = RequestSpec.from_dict(instance.request_spec or {})
+        if host and force:
+            candidates = [Selection(host)]
+        else:
+            spec = attrs.evolve(
+                spec, flavor=flavor, num_instances=1, instance_uuids=(uuid,),
+                ignore_hosts=tuple(sorted(set(spec.ignore_hosts) | {source})),
+                force_hosts=[host] if host else None, force_nodes=None,
+                project_id=instance.project_id, user_id=instance.user_id)
+            try:
+                [selection] = await self.scheduler.select_destinations(
+                    context, spec, [uuid], return_alternates=True)
+            except Exception as exc:  # noqa: BLE001 - nothing claimed yet
+                self.log.warn("no destination for the evacuation of {uuid}: "
+                              "{why}", uuid=uuid, why=message(exc))
+                await self._fault(uuid, exc)
+                await self.db.migrations.set_status(
+                    migration.id, "error", {"task_state": None},
+                    clear_context=True)
+                raise
+            candidates = [selection, *selection.alternates]
+        failures = []
+        dest = None
+        for candidate in candidates:
+            if candidate.host == source:
+                continue
+            migration = await self.db.migrations.update(
+                migration.id, {"dest_compute": candidate.host,
+                               "dest_node": candidate.node,
+                               "status": "pre-migrating"},
+                context_updates={"dest_compute": candidate.host,
+                                 "dest_node": candidate.node})
+            try:
+                result = await self._step(
+                    context, "prep_resize", candidate.host, instance,
+                    new_flavor=flavor, migration=migration.to_dict())
+                dest = candidate
+                node = (result or {}).get("node") or candidate.node
+                if node != migration.dest_node:
+                    migration = await self.db.migrations.update(
+                        migration.id, {"dest_node": node},
+                        context_updates={"dest_node": node})
+                break
+            except _StepFailed as failed:
+                failures.append(str(failed))
+                await self._quietly(context, "revert_resize", candidate.host,
+                                    instance, migration)
+        if dest is None:
+            error = exception.MigrationError(
+                reason="no destination could hold the evacuation: "
+                       + ("; ".join(failures) or "none"))
+            await self._fault(uuid, error)
+            await self.db.migrations.set_status(
+                migration.id, "error", {"task_state": None},
+                clear_context=True)
+            raise error
+        power_on = (target_state != vm_states.STOPPED
+                    and instance.vm_state != vm_states.STOPPED)
+        image = dict(spec.image or {})
+        try:
+            await self._task(uuid, vm_states.REBUILD_SPAWNING,
+                             (vm_states.REBUILDING,))
+            result = await self._step(
+                context, "evacuate_spawn", dest.host, instance,
+                migration=migration.to_dict(), image=image,
+                admin_password=admin_password, power_on=power_on)
+        except (_StepFailed, exception.UnexpectedTaskStateError) as failed:
+            cause = getattr(failed, "cause", failed)
+            await self._quietly(context, "revert_resize", dest.host,
+                                instance, migration)
+            await self._fault(uuid, cause, getattr(failed, "host", None))
+            try:
+                await self.db.migrations.set_status(
+                    migration.id, "failed",
+                    {"vm_state": vm_states.ERROR, "task_state": None},
+                    clear_context=True)
+            except exception.InstanceNotFound:
+                pass
+            raise exception.MigrationError(reason=str(failed)) from failed
+        await self._quietly(context, "confirm_resize_dest", dest.host,
+                            instance, migration)
+        state = int((result or {}).get(
+            "power_state", vm_states.RUNNING if power_on
+            else vm_states.SHUTDOWN))
+        await self.db.migrations.set_status(
+            migration.id, "done",
+            {"host": dest.host, "node": migration.dest_node,
+             "launched_on": dest.host,
+             "vm_state": vm_states.ACTIVE if power_on
+             else vm_states.STOPPED,
+             "task_state": None, "power_state": state},
+            clear_context=True,
+            expected_task_state=[vm_states.REBUILD_SPAWNING])
+        self.log.info("[{request_id}] {uuid} evacuated {source} -> {dest}",
+                      request_id=context.request_id, uuid=uuid,
+                      source=source, dest=dest.host)
+
+    async def evacuations_from_host(self, context, host, **kwargs):
+        """Call (conductor 1.8) from an agent at its start: what was
+        evacuated from it while it was down."""
+        return [{"id": m.id, "instance_uuid": m.instance_uuid,
+                 "dest_compute": m.dest_compute, "status": m.status}
+                for m in await self.db.migrations.evacuations_from_host(
+                    host)]
+
+    async def evacuation_cleaned(self, context, migration_id, **kwargs):
+        """Call (conductor 1.8): the source destroyed its old guest."""
+        migration = await self.db.migrations.get(int(migration_id))
+        if migration.status == "done":
+            await self.db.migrations.set_status(migration.id, "completed")
+        elif migration.status in ("accepted", "pre-migrating"):
+            # Still under way (or its conductor died): the source's guest
+            # is gone either way; the evacuation goes on or is reaped.
+            pass
 
     # --- confirm and revert ---------------------------------------------
 
@@ -491,6 +703,63 @@ class MoveTaskMixin:
                 self.log.failure("automatic confirm of migration {id} "
                                  "failed", id=migration.id)
         return done
+
+    #: How many step timeouts a move may go without touching its
+    #: migration before it counts as stuck: a step, plus the rollback of
+    #: a reschedule or of the move (two steps), with one to spare.
+    STUCK_STEPS = 4
+
+    async def reap_stuck_moves(self) -> list[int]:
+        """Periodic (and once at start): moves whose migration has not
+        changed for ``STUCK_STEPS`` x ``move_step_timeout`` (the
+        conductor driving them died: every live move touches its
+        migration within that bound) are settled.  A confirm or revert is
+        run again; a move in flight is rolled back (the destination's
+        claim dropped, the source's guest started again); an evacuation
+        drops the destination's claim.  The instance gets a fault; it goes
+        to ERROR only when the rollback fails.  The migration ids
+        settled."""
+        seconds = self.STUCK_STEPS * self._step_timeout
+        stuck = await self.db.migrations.stuck(
+            self._now() - datetime.timedelta(seconds=seconds))
+        reaped = []
+        for migration in stuck:
+            try:
+                await self._reap(migration, seconds)
+                reaped.append(migration.id)
+            except Exception:  # noqa: BLE001 - the next one still goes
+                self.log.failure("could not settle stuck migration {id}",
+                                 id=migration.id)
+        return reaped
+
+    async def _reap(self, migration: Migration, seconds: float) -> None:
+        context = get_admin_context()
+        error = exception.MigrationStuck(
+            migration_id=migration.id, instance_uuid=migration.instance_uuid,
+            seconds=int(seconds), status=migration.status)
+        self.log.warn("{why}", why=str(error))
+        try:
+            instance = await self.db.instances.get(migration.instance_uuid)
+        except exception.InstanceNotFound:
+            await self.db.migrations.set_status(migration.id, "error")
+            return
+        if migration.status == "confirming":
+            await self.confirm_resize(context, migration.id)
+            return
+        if migration.status == "reverting":
+            await self.revert_resize(context, migration.id)
+            return
+        if migration.migration_type == "evacuation":
+            if migration.dest_compute:
+                await self._quietly(context, "revert_resize",
+                                    migration.dest_compute, instance,
+                                    migration)
+            await self._fault(instance.uuid, error)
+            await self.db.migrations.set_status(
+                migration.id, "error", {"task_state": None},
+                clear_context=True)
+            return
+        await self._roll_back(context, instance, migration, error)
 
     async def audit_usage(self) -> list[dict[str, Any]]:
         """Periodic: log each host whose reported usage differs from the

@@ -18,7 +18,7 @@ TOPIC = "conductor"
 #: The newest conductor RPC API this client speaks (see
 #: :attr:`twisted_compute.conductor.manager.ConductorManager.
 #: RPC_API_VERSION`).
-RPC_API_VERSION = "1.7"
+RPC_API_VERSION = "1.8"
 
 
 def _instance_or_none(values) -> Instance | None:
@@ -83,6 +83,38 @@ class ConductorAPIClient:
     def revert_resize(self, context, migration_id: int):
         return self.client.prepare(version="1.4").cast(
             context, "revert_resize", migration_id=migration_id)
+
+    # --- evacuation and live-migration progress (1.8) ------------------
+
+    def evacuate_instance(self, context, instance_uuid: str,
+                          host: str | None = None, force: bool = False,
+                          admin_password: str | None = None,
+                          on_shared_storage: bool | None = None,
+                          target_state: str | None = None):
+        """Rebuild ``instance_uuid`` (its host down) on ``host`` or where
+        the scheduler says (a cast)."""
+        return self.client.prepare(version="1.8").cast(
+            context, "evacuate_instance", instance_uuid=instance_uuid,
+            host=host, force=force, admin_password=admin_password,
+            on_shared_storage=on_shared_storage, target_state=target_state)
+
+    def evacuations_from_host(self, context, host: str):
+        """The evacuations from ``host`` its agent must clean up (migration
+        dicts: id, instance_uuid, dest_compute, status)."""
+        return self.client.prepare(version="1.8").call(
+            context, "evacuations_from_host", host=host)
+
+    def evacuation_cleaned(self, context, migration_id: int):
+        """The source destroyed its guest: the migration is completed."""
+        return self.client.prepare(version="1.8").call(
+            context, "evacuation_cleaned", migration_id=migration_id)
+
+    def migration_progress(self, context, migration_id: int,
+                           counters: dict):
+        """A running live migration's memory and disk counters."""
+        return self.client.prepare(version="1.8").call(
+            context, "migration_progress", migration_id=migration_id,
+            counters=counters)
 
     def unshelve_instance(self, context, instance: Instance,
                           host: str | None = None):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from twisted_compute.conf import (
     api, compute, conductor, console, database, default, fake_driver,
-    glance, keystone, libvirt, neutron, quota, rabbit, scheduler, service,
-    snapshots)
+    glance, keystone, libvirt, neutron, notifications, quota, rabbit,
+    scheduler, service, snapshots)
 from twisted_compute.conf.default import API_NAMES
 from twisted_compute.conf.opts import Opt, OptGroups
 from twisted_compute.conf.rabbit import DEFAULT_AMQP_SPEC
@@ -22,7 +22,7 @@ from twisted_compute.conf.rabbit import DEFAULT_AMQP_SPEC
 _MODULES = (default, service, conductor, compute, snapshots, rabbit,
             database, api,
             keystone, quota, neutron, glance, fake_driver, scheduler,
-            libvirt, console)
+            libvirt, console, notifications)
 
 
 def list_opts() -> OptGroups:

@@ -16,6 +16,9 @@ API_OPTS = [
             "Base URL used in compute links instead of the request's"),
     str_opt("glance_link_prefix", "",
             "Base URL used in image links instead of the request's"),
+    bool_opt("enable_instance_password", True,
+             "Whether actions that set a server's admin password answer "
+             "it (evacuate before microversion 2.14)"),
     bool_opt("use_forwarded_for", False,
              "Trust X-Forwarded-For for the remote address"),
     str_opt("vendordata_jsonfile_path", "",

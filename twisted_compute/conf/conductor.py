@@ -23,6 +23,11 @@ CONDUCTOR_OPTS = [
             "Seconds each step of a move (claim on the destination, disk "
             "copy on the source, finish, confirm, revert) may take before "
             "the conductor rolls the move back", min=1),
+    int_opt("stuck_move_check_interval", 60,
+            "Seconds between checks for moves that made no progress for "
+            "4 x move_step_timeout (their conductor died): they are rolled "
+            "back, or their instance set to ERROR with a fault; the first "
+            "check runs when the conductor starts", min=1),
 ]
 
 #: Rolling upgrades (:mod:`twisted_compute.compute.rpcapi`).

@@ -26,6 +26,11 @@ FAKE_DRIVER_OPTS = [
              "revert_migration, live_migration)"),
     float_opt("move_step_delay", 0.0,
               "Seconds each fake move step takes", min=0),
+    float_opt("live_migration_delay", -1.0,
+              "Seconds the memory copy of a fake live migration takes "
+              "(its progress is reported in ten parts meanwhile; "
+              "force_complete ends it, abort cancels it); negative: "
+              "move_step_delay"),
 ]
 
 

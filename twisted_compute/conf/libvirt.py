@@ -101,6 +101,17 @@ LIBVIRT_OPTS = [
     float_opt("live_migration_progress_interval", 0.5,
               "Seconds between two reads of a live migration's progress "
               "(virDomainGetJobStats)", min=0.05),
+    str_opt("rescue_image_id", "",
+            "Image a rescue boots when the request names none "
+            "(rescue_image_ref); empty: the server's own image (Nova's "
+            "option)"),
+    str_opt("rescue_kernel_id", "",
+            "Kernel image a rescue boots directly when the rescue image "
+            "names none (its kernel_id property); empty: the server's "
+            "own kernel, if any"),
+    str_opt("rescue_ramdisk_id", "",
+            "Ramdisk image of a rescue when the rescue image names none "
+            "(its ramdisk_id property); empty: the server's own, if any"),
 ]
 
 

@@ -234,10 +234,55 @@ def stuck(conn, older_than: datetime.datetime) -> list[Migration]:
     return [_record(r) for r in rows]
 
 
+def begin_evacuate(conn, uuid: str, *, project_id: str | None, check,
+                   action_values: dict[str, Any]) -> Migration:
+    """An evacuation accepted: the instance's check, task_state
+    rebuilding and action ``evacuate``, and its migration (type
+    evacuation, status accepted, no destination yet: the conductor
+    picks it) with the migration context, in one transaction."""
+    from twisted_compute.objects import vm_states
+    instance = instances.transition(
+        conn, uuid, project_id=project_id, check=check,
+        values={"task_state": vm_states.REBUILDING}, action="evacuate",
+        action_values=action_values)
+    flavor = dict(instance.flavor or {})
+    return start(conn, uuid, migration_type="evacuation",
+                 source_compute=instance.host, source_node=instance.node,
+                 dest_compute=None, dest_node=None, old_flavor=flavor,
+                 new_flavor=flavor, user_id=instance.user_id,
+                 project_id=instance.project_id, status="accepted")
+
+
+def evacuations_from_host(conn, host: str) -> list[Migration]:
+    """Evacuations away from ``host`` that its agent has not cleaned up
+    (Nova's filter: accepted, pre-migrating, done)."""
+    rows = conn.execute(sa.select(M).where(
+        M.c.source_compute == host, M.c.migration_type == "evacuation",
+        M.c.status.in_(["accepted", "pre-migrating", "done"]),
+        M.c.deleted == 0).order_by(M.c.id))
+    return [_record(r) for r in rows]
+
+
+def set_status_if(conn, migration_id: int, status: str,
+                  expected: Sequence[str]) -> bool:
+    """``status`` only while the migration is in one of ``expected``
+    (an abort racing the conductor's own progress); whether written."""
+    return conn.execute(M.update().where(
+        M.c.id == migration_id, M.c.status.in_(list(expected))).values(
+        status=status, updated_at=m.utcnow())).rowcount > 0
+
+
 def all_placed(conn) -> list:
     """Every live instance (what the usage audit adds up)."""
     rows = conn.execute(sa.select(I).where(I.c.deleted == 0)).all()
     return instances._records(conn, rows)
+
+
+#: The key of an instance's ``system_metadata`` holding the growth in
+#: cores and RAM of its resize in progress (counted against the quota
+#: until the new flavor is the instance's own, see
+#: :func:`twisted_compute.db.quotas.count_instances`).
+RESIZE_GROWTH = "resize_growth"
 
 
 def transition_with_quota(conn, conf, uuid: str, *, project_id: str | None,
@@ -246,8 +291,13 @@ def transition_with_quota(conn, conf, uuid: str, *, project_id: str | None,
                           deltas: dict[str, int]):
     """:func:`instances.transition` after checking that ``deltas``
     (cores, ram: a resize's growth) fit the instance's project's quota,
-    in one transaction (the project lock held: two resizes cannot both
-    take the last headroom)."""
+    in one transaction (the project lock held), and recording the growth
+    on the instance: until the resize's new flavor is written the
+    instance's own columns still hold the old one, so without it a
+    second resize would be checked against usage that does not count
+    the first's growth, and both could take the last headroom.  The
+    growth is re-checked after it is written (Nova's recheck): the
+    project's usage with it must still fit."""
     from twisted_compute.db import quotas
     instance = instances.get(conn, uuid, project_id)
     growth = {k: v for k, v in deltas.items() if v > 0}
@@ -255,9 +305,22 @@ def transition_with_quota(conn, conf, uuid: str, *, project_id: str | None,
         quotas.lock_project(conn, instance.project_id)
         quotas.check_deltas(conn, conf, instance.project_id,
                             instance.user_id, growth)
-    return instances.transition(conn, uuid, project_id=project_id,
-                                check=check, values=values, action=action,
-                                action_values=action_values)
+
+    def with_growth(current):
+        sysmeta = {k: v for k, v in (current.system_metadata or {}).items()
+                   if k != RESIZE_GROWTH}
+        if growth:
+            sysmeta[RESIZE_GROWTH] = {"cores": int(growth.get("cores", 0)),
+                                      "ram": int(growth.get("ram", 0))}
+        return {**values, "system_metadata": sysmeta}
+
+    moved = instances.transition(conn, uuid, project_id=project_id,
+                                 check=check, values=with_growth,
+                                 action=action, action_values=action_values)
+    if growth:
+        quotas.recheck(conn, conf, instance.project_id, instance.user_id,
+                       growth)
+    return moved
 
 
 def begin_settle(conn, uuid: str, *, project_id: str | None, check,
@@ -346,6 +409,17 @@ class MigrationsComponent(DBComponent):
 
     def all_placed(self) -> Deferred[list]:
         return self._read(all_placed)
+
+    def begin_evacuate(self, uuid: str, **kwargs) -> Deferred[Migration]:
+        return self._write(begin_evacuate, uuid, **kwargs)
+
+    def evacuations_from_host(self, host: str) -> Deferred[list[Migration]]:
+        return self._read(evacuations_from_host, host)
+
+    def set_status_if(self, migration_id: int, status: str,
+                      expected: Sequence[str]) -> Deferred[bool]:
+        return self._write(set_status_if, migration_id, status, expected)
+
     def transition_with_quota(self, conf, uuid: str, **kwargs):
         return self._write(transition_with_quota, conf, uuid, **kwargs)
 

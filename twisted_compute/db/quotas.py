@@ -122,16 +122,18 @@ def _count_instances_statement(by_user: bool):
     # A shelved-offloaded server counts as an instance but holds no cores
     # and no RAM (it gave them back when it left its host, as Nova's
     # placement-based counting does); unshelve claims them again.
-    held = i.c.vm_state != "shelved_offloaded"
+    held = sa.or_(i.c.vm_state.is_(None),
+                  i.c.vm_state != vm_states.SHELVED_OFFLOADED)
     query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(
         sa.case((held, i.c.vcpus), else_=0)), 0),
         sa.func.coalesce(sa.func.sum(
             sa.case((held, i.c.memory_mb), else_=0)), 0)
-    ).where(i.c.project_id == sa.bindparam("project_id"), i.c.deleted == 0,
-            # As Nova: a soft-deleted server does not count (restoring it
-            # checks the quota again).
-            sa.or_(i.c.vm_state != vm_states.SOFT_DELETED,
-                   i.c.vm_state.is_(None)))
+    ).where(i.c.project_id == sa.bindparam("project_id"), i.c.deleted == 0)
+    # A soft-deleted server counts in full: its guest still holds its
+    # host's cores, RAM and disk until it is reclaimed (Nova's
+    # placement-based counting, ``count_usage_from_placement``, counts it
+    # too: its allocations stay until the reclaim).  So a restore needs
+    # no new check, and only forceDelete or the reclaim free it.
     if by_user:
         query = query.where(i.c.user_id == sa.bindparam("user_id"))
     return query
@@ -143,12 +145,29 @@ _COUNT_INSTANCES = {by_user: _count_instances_statement(by_user)
                     for by_user in (False, True)}
 
 
+#: Task states of a resize whose new flavor is not yet the instance's
+#: own (its growth is counted from its system metadata meanwhile).
+_RESIZING = (vm_states.RESIZE_PREP, vm_states.RESIZE_MIGRATING,
+             vm_states.RESIZE_MIGRATED, vm_states.RESIZE_FINISH)
+
+
 def count_instances(conn, project_id: str,
                     user_id: str | None = None) -> dict[str, int]:
-    """Instances, cores and ram a project (or one of its users) uses."""
+    """Instances, cores and ram a project (or one of its users) uses,
+    with the growth of its resizes in progress."""
     instances, cores, ram = conn.execute(
         _COUNT_INSTANCES[user_id is not None],
         {"project_id": project_id, "user_id": user_id}).one()
+    i = m.instances
+    resizing = sa.select(i.c.system_metadata).where(
+        i.c.project_id == project_id, i.c.deleted == 0,
+        i.c.task_state.in_(_RESIZING))
+    if user_id is not None:
+        resizing = resizing.where(i.c.user_id == user_id)
+    for (sysmeta,) in conn.execute(resizing):
+        growth = (sysmeta or {}).get("resize_growth") or {}
+        cores += int(growth.get("cores") or 0)
+        ram += int(growth.get("ram") or 0)
     return {"instances": int(instances), "cores": int(cores),
             "ram": int(ram)}
 
@@ -245,13 +264,23 @@ def check_deltas(conn, conf, project_id: str, user_id: str | None,
         allowed=", ".join(str(limits[o]) for o in overs))
 
 
-def check_restore(conn, conf, project_id: str, user_id: str | None,
-                  vcpus: int, memory_mb: int) -> None:
-    """Whether a soft-deleted server of this size may come back (403
-    when it would pass a limit)."""
-    lock_project(conn, project_id)
-    check_deltas(conn, conf, project_id, user_id,
-                 {"instances": 1, "cores": vcpus, "ram": memory_mb})
+def recheck(conn, conf, project_id: str, user_id: str | None,
+            deltas: dict[str, int]) -> None:
+    """After the write (Nova's ``recheck_quota``): the usage that now
+    includes ``deltas`` must still be within the limits of the resources
+    named in ``deltas`` (403 otherwise, and the transaction is rolled
+    back)."""
+    limits = get_limits(conn, conf, project_id, user_id)
+    usage = count_usage(conn, project_id)
+    overs = [name for name in deltas
+             if limits.get(name, -1) >= 0 and usage.get(name, 0) >
+             limits[name]]
+    if overs:
+        raise exception.TooManyInstances(
+            overs=", ".join(overs),
+            req=", ".join(str(deltas[o]) for o in overs),
+            used=", ".join(str(usage.get(o, 0) - deltas[o]) for o in overs),
+            allowed=", ".join(str(limits[o]) for o in overs))
 
 
 def headroom(conn, conf, project_id: str, user_id: str | None,
@@ -307,12 +336,6 @@ class QuotasComponent(DBComponent):
         """See :func:`update_limits`."""
         return self._write(update_limits, conf, project_id, user_id,
                            values, force)
-
-    def check_restore(self, conf, instance) -> Deferred[None]:
-        """See :func:`check_restore` (of a soft-deleted ``instance``)."""
-        return self._write(check_restore, conf, instance.project_id,
-                           instance.user_id, instance.vcpus or 0,
-                           instance.memory_mb or 0)
 
     def delete_limits(self, project_id: str,
                       user_id: str | None = None) -> Deferred[None]:

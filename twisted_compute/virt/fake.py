@@ -56,6 +56,15 @@ class FakeGuest:
     admin_password: str | None = None
     #: Whether its image has the QEMU guest agent (hw_qemu_guest_agent).
     guest_agent: bool = False
+    #: Its ephemeral disk's bytes (None when its flavor has none); a
+    #: rebuild makes a new one unless asked to preserve it.
+    ephemeral: bytearray | None = None
+    #: Whether the last rebuild kept the ephemeral disk.
+    preserved_ephemeral: bool | None = None
+    #: (device, bus) of a stable device rescue, None for a legacy one;
+    #: whether the rescue had a config drive.
+    rescue_device: tuple | None = None
+    rescue_config_drive: bool = False
 
 
 @implementer(IComputeDriver)
@@ -103,6 +112,9 @@ class FakeDriver:
             getattr(options, "move_step_delay", 0.0) or 0.0)
         #: Per-step delays overriding ``move_step_delay``.
         self.move_step_delays: dict[str, float] = {}
+        live = float(getattr(options, "live_migration_delay", -1.0))
+        if live >= 0:
+            self.move_step_delays["live_migration"] = live
         #: Step names in the order they ran here.
         self.move_steps: list[str] = []
         #: Old guests of resizes on this same host, until confirm/revert.
@@ -200,6 +212,8 @@ class FakeDriver:
             disk_gb=(instance.root_gb or 0) + (instance.ephemeral_gb or 0))
         guest.disk += (f"fake disk of image "
                        f"{(image_meta or {}).get('id')}\n").encode()
+        if instance.ephemeral_gb:
+            guest.ephemeral = bytearray()
         self._set_image(guest, image_meta)
         self.guests[instance.uuid] = guest
         self._log(guest, f"fake hypervisor {self.nodename}: defining "
@@ -386,13 +400,19 @@ class FakeDriver:
     def rebuild(self, context, instance, image_meta, injected_files,
                 admin_password, preserve_ephemeral=False):
         """A new root disk from ``image_meta``, the same guest (uuid,
-        internal id, consoles) booted again."""
+        internal id, consoles) booted again; its ephemeral disk is kept
+        when ``preserve_ephemeral``, else a new empty one."""
         try:
             guest = self._guest(instance)
         except Exception:
             return defer.fail()
         guest.state = power_state.SHUTDOWN
         self._set_image(guest, image_meta)
+        guest.disk = bytearray(f"fake disk of image {guest.image_id}\n"
+                               .encode())
+        guest.preserved_ephemeral = bool(preserve_ephemeral)
+        if not preserve_ephemeral:
+            guest.ephemeral = bytearray() if instance.ephemeral_gb else None
         guest.name = instance.instance_name(self.conf.instance_name_template)
         self._log(guest, f"rebuild: new root disk from image "
                          f"{guest.image_id}")
@@ -407,18 +427,41 @@ class FakeDriver:
         return defer.maybeDeferred(finish)
 
     def rescue(self, context, instance, image_meta, rescue_password):
-        """Boot ``image_meta`` with the root disk as the second disk."""
+        """Boot ``image_meta`` (empty: the server's own image) with the
+        root disk attached: second (legacy), or, when the image (or the
+        server's own, for the default) has ``hw_rescue_device`` /
+        ``hw_rescue_bus``, last with the rescue disk booting first
+        (stable device rescue, recorded in ``rescue_device``)."""
         try:
             guest = self._guest(instance)
         except Exception:
             return defer.fail()
-        rescue_id = (image_meta or {}).get("id") or guest.image_id
-        guest.disks = [f"rescue:{rescue_id}", guest.image_id]
+        image_meta = image_meta or {}
+        rescue_id = image_meta.get("id") or guest.image_id
+        if image_meta.get("id"):
+            properties = image_meta.get("properties") or {}
+        else:
+            properties = {key[len("image_"):]: value for key, value in
+                          (instance.system_metadata or {}).items()
+                          if key.startswith("image_hw_rescue_")}
+        if "hw_rescue_device" in properties or \
+                "hw_rescue_bus" in properties:
+            device = properties.get("hw_rescue_device") or "disk"
+            guest.rescue_device = (device, properties.get(
+                "hw_rescue_bus") or ("ide" if device == "cdrom"
+                                     else "virtio"))
+            guest.disks = [guest.image_id, f"rescue:{rescue_id}"]
+        else:
+            guest.rescue_device = None
+            guest.disks = [f"rescue:{rescue_id}", guest.image_id]
+        guest.rescue_config_drive = str(instance.config_drive or "").lower() \
+            in ("true", "1", "yes", "on") or self.conf.force_config_drive
         guest.state = power_state.RUNNING
         if rescue_password:
             guest.admin_password = rescue_password
         self._log(guest, f"rescue: booting image {rescue_id}, the root "
-                         f"disk attached second")
+                         f"disk attached "
+                         f"{'last' if guest.rescue_device else 'second'}")
         return defer.succeed(None)
 
     def unrescue(self, context, instance):
@@ -586,22 +629,116 @@ class FakeDriver:
             return None
         return self._step("finish_revert_migration", work)
 
-    def live_migration(self, context, instance, dest: str,
-                       migrate_data=None):
-        """The memory copy of a live migration (the guest keeps running
-        here until the source's cleanup); answers the progress counters
-        in bytes."""
-        def work():
-            guest = self._guest(instance)
-            memory = guest.memory_mb * 1024 * 1024
-            disk = guest.disk_gb * 1024 ** 3 if (migrate_data or {}).get(
-                "block_migration") else 0
-            self._log(guest, f"live migration to {dest}: {memory} bytes")
-            return {"memory_total": memory, "memory_processed": memory,
-                    "memory_remaining": 0, "disk_total": disk,
-                    "disk_processed": disk, "disk_remaining": 0}
-        return self._step("live_migration", work)
+    #: The conductor gets progress reports while a live migration runs.
+    reports_live_migration_progress = True
+    #: Progress reports of one live migration (its duration is the
+    #: ``live_migration`` step's delay).
+    live_migration_ticks = 10
 
+    def live_migration(self, context, instance, dest: str,
+                       migrate_data=None, progress=None):
+        """The memory copy of a live migration (the guest keeps running
+        here until the source's cleanup): it takes the step's delay, in
+        :attr:`live_migration_ticks` parts, each reported to
+        ``progress`` (a callable taking the counters); answers the final
+        counters in bytes.  :meth:`live_migration_force_complete` ends it
+        at once, :meth:`live_migration_abort` fails it with
+        LiveMigrationAborted."""
+        try:
+            guest = self._guest(instance)
+        except Exception:
+            return defer.fail()
+        memory = guest.memory_mb * 1024 * 1024
+        disk = guest.disk_gb * 1024 ** 3 if (migrate_data or {}).get(
+            "block_migration") else 0
+        delay = self.move_step_delays.get("live_migration",
+                                          self.move_step_delay)
+        ticks = max(1, int(self.live_migration_ticks))
+        state = {"tick": 0, "call": None}
+        running = getattr(self, "live_migrations", None)
+        if running is None:
+            running = self.live_migrations = {}
+
+        def counters(done: float) -> dict[str, int]:
+            mem, dsk = int(memory * done), int(disk * done)
+            return {"memory_total": memory, "memory_processed": mem,
+                    "memory_remaining": memory - mem, "disk_total": disk,
+                    "disk_processed": dsk, "disk_remaining": disk - dsk}
+
+        def cancel(d):
+            if state["call"] is not None and state["call"].active():
+                state["call"].cancel()
+            running.pop(instance.uuid, None)
+
+        result: defer.Deferred = defer.Deferred(cancel)
+
+        def finish():
+            state["call"] = None
+            running.pop(instance.uuid, None)
+            self.move_steps.append("live_migration")
+            if "live_migration" in self.fail_move_steps:
+                result.errback(exception.MigrationError(
+                    reason=f"injected failure of live_migration on fake "
+                           f"host {self.host}"))
+                return
+            self._log(guest, f"live migration to {dest}: {memory} bytes")
+            result.callback(counters(1.0))
+
+        def tick():
+            state["tick"] += 1
+            if state["tick"] >= ticks:
+                finish()
+                return
+            if progress is not None:
+                progress(counters(state["tick"] / ticks))
+            state["call"] = self.reactor.callLater(delay / ticks, tick)
+
+        def force_complete():
+            if state["call"] is not None and state["call"].active():
+                state["call"].cancel()
+            self._log(guest, "live migration forced to complete")
+            finish()
+
+        def abort():
+            if state["call"] is not None and state["call"].active():
+                state["call"].cancel()
+            state["call"] = None
+            running.pop(instance.uuid, None)
+            self._log(guest, "live migration aborted")
+            result.errback(exception.LiveMigrationAborted(
+                instance_uuid=instance.uuid))
+
+        running[instance.uuid] = (force_complete, abort)
+        if progress is not None:
+            progress(counters(0.0))
+        if delay > 0:
+            state["call"] = self.reactor.callLater(delay / ticks, tick)
+        else:
+            finish()
+        return result
+
+    def _running_live_migration(self, instance):
+        running = getattr(self, "live_migrations", None) or {}
+        found = running.get(instance.uuid)
+        if found is None:
+            raise exception.MigrationError(
+                reason=f"no live migration of {instance.uuid} runs on "
+                       f"fake host {self.host}")
+        return found
+
+    def live_migration_force_complete(self, instance):
+        try:
+            self._running_live_migration(instance)[0]()
+        except Exception:
+            return defer.fail()
+        return defer.succeed(None)
+
+    def live_migration_abort(self, instance):
+        try:
+            self._running_live_migration(instance)[1]()
+        except Exception:
+            return defer.fail()
+        return defer.succeed(None)
 
 
 __all__ = ["FakeDriver", "FakeGuest"]

@@ -164,3 +164,138 @@ async def _run(reactor, binary, *args):
     if code != 0:
         raise RuntimeError(err.decode())
     return out
+
+
+class _StandInDomain:
+    """What a live snapshot asks of a domain, recorded; ``fail`` names
+    the calls that raise libvirtError."""
+
+    def __init__(self, libvirt, fail=()):
+        self.libvirt = libvirt
+        self.fail = set(fail)
+        self.calls = []
+
+    def _call(self, name):
+        self.calls.append(name)
+        if name in self.fail:
+            raise self.libvirt.libvirtError(f"{name} refused")
+
+    def XMLDesc(self, flags=0):
+        return ("<domain><devices><disk><target dev='vda'/></disk>"
+                "</devices></domain>")
+
+    def fsFreeze(self, mountpoints=None, flags=0):
+        self._call("fsFreeze")
+        return 1
+
+    def fsThaw(self, mountpoints=None, flags=0):
+        self._call("fsThaw")
+        return 1
+
+    def snapshotCreateXML(self, xml, flags=0):
+        self._call("snapshotCreateXML")
+
+
+class _StandInDriver:
+    qemu_img_timeout = 60.0
+
+    def __init__(self, domain, virt_type="qemu"):
+        self.domain = domain
+        self.virt_type = virt_type
+
+    def _run(self, func, *args):
+        return defer.maybeDeferred(func, None, *args)
+
+    def _lookup(self, conn, uuid):
+        return self.domain
+
+
+class QuiesceTests(TestCase):
+    """Quiesce around the live snapshot, on a stand-in domain: the copy
+    and the commit stubbed, the order of the domain's calls checked."""
+
+    def setUp(self):
+        require_libvirt()
+        import libvirt
+        self.libvirt = libvirt
+
+    def live(self, fail=(), virt_type="qemu", **properties):
+        from twisted_compute.virt.libvirt.snapshot import Snapshotter
+        domain = _StandInDomain(self.libvirt, fail)
+        snapshotter = Snapshotter(_StandInDriver(domain, virt_type), reactor)
+        copied = []
+        snapshotter._convert = lambda disk, target: defer.succeed(
+            copied.append("convert"))
+        snapshotter._commit = lambda uuid: defer.succeed(
+            copied.append("commit"))
+        instance = make_instance(system_metadata={
+            f"image_{key}": value for key, value in properties.items()})
+        d = defer.ensureDeferred(snapshotter._live(
+            instance.uuid, "/i/disk", "/w/img", "/w/img/snapshot.qcow2",
+            instance))
+        return d, domain, snapshotter, copied
+
+    async def test_agent_freezes_around_the_snapshot_then_thaws(self):
+        d, domain, snapshotter, copied = self.live(hw_qemu_guest_agent="yes")
+        self.assertTrue(await d)
+        self.assertEqual(domain.calls,
+                         ["fsFreeze", "snapshotCreateXML", "fsThaw"])
+        self.assertEqual(copied, ["convert", "commit"])
+        self.assertTrue(snapshotter.last_quiesced)
+
+    async def test_no_agent_no_requirement_goes_on_without(self):
+        d, domain, snapshotter, _ = self.live()
+        self.assertTrue(await d)
+        self.assertEqual(domain.calls, ["snapshotCreateXML"])
+        self.assertFalse(snapshotter.last_quiesced)
+
+    async def test_required_without_agent_fails_with_nova_s_error(self):
+        from twisted_compute import exception
+        d, domain, _, copied = self.live(os_require_quiesce="yes")
+        with self.assertRaises(exception.QemuGuestAgentNotEnabled):
+            await d
+        self.assertEqual((domain.calls, copied), ([], []))
+
+    async def test_required_on_a_driver_that_cannot_quiesce(self):
+        from twisted_compute import exception
+        d, domain, _, _ = self.live(virt_type="lxc", hw_qemu_guest_agent="yes",
+                                    os_require_quiesce="yes")
+        with self.assertRaises(exception.InstanceQuiesceNotSupported):
+            await d
+        self.assertEqual(domain.calls, [])
+
+    async def test_failed_freeze_required_fails_and_still_thaws(self):
+        from twisted_compute import exception
+        d, domain, _, copied = self.live(
+            fail={"fsFreeze"}, hw_qemu_guest_agent="yes",
+            os_require_quiesce="yes")
+        with self.assertRaises(exception.InstanceQuiesceFailed) as caught:
+            await d
+        self.assertIn("Failed to quiesce instance", str(caught.exception))
+        self.assertEqual(domain.calls, ["fsFreeze", "fsThaw"])
+        self.assertEqual(copied, [])
+
+    async def test_failed_freeze_not_required_goes_on_and_thaws(self):
+        d, domain, snapshotter, _ = self.live(fail={"fsFreeze"},
+                                              hw_qemu_guest_agent="yes")
+        self.assertTrue(await d)
+        self.assertEqual(domain.calls,
+                         ["fsFreeze", "snapshotCreateXML", "fsThaw"])
+        self.assertFalse(snapshotter.last_quiesced)
+
+    async def test_failed_snapshot_thaws_before_falling_back(self):
+        d, domain, _, copied = self.live(
+            fail={"snapshotCreateXML"}, hw_qemu_guest_agent="yes",
+            os_require_quiesce="yes")
+        self.assertFalse(await d)  # the caller then takes a cold one
+        self.assertEqual(domain.calls,
+                         ["fsFreeze", "snapshotCreateXML", "fsThaw"])
+        self.assertEqual(copied, [])
+
+    async def test_a_failed_thaw_is_logged_not_raised(self):
+        d, domain, _, copied = self.live(fail={"fsThaw"},
+                                         hw_qemu_guest_agent="yes")
+        self.assertTrue(await d)
+        self.assertEqual(domain.calls,
+                         ["fsFreeze", "snapshotCreateXML", "fsThaw"])
+        self.assertEqual(copied, ["convert", "commit"])

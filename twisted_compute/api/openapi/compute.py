@@ -494,6 +494,7 @@ def server_action_schemas(v: V) -> dict[str, dict]:
         "os-stop": s.stop, "os-start": s.start,
         "pause": s.pause, "unpause": s.unpause,
         "suspend": s.suspend, "resume": s.resume,
+        "evacuate": s.evacuate,
     }
     for name, (schema, low, _) in actions_controller.UNSUPPORTED.items():
         if low is None or _at(v, low):

@@ -8,6 +8,7 @@ code paths, without disks or processes behind them).
 Each instance has a directory ``<images_path>/<uuid>`` with ``disk`` (a
 qcow2 overlay of the cached image), ``console.log`` (the serial
 console), ``disk.config`` (the config drive, when there is one),
+``disk.local`` (the flavor's ephemeral disk, when it has one),
 ``kernel`` / ``ramdisk`` (direct kernel boot) and ``disk.info`` (which
 cached images it uses, for the image cache's ageing).
 
@@ -57,6 +58,8 @@ MAX_CONSOLE_BYTES = 100 * 1024
 
 VIR_ERR_NO_DOMAIN = 42
 
+#: The flavor's ephemeral disk in the instance directory (Nova's name).
+EPHEMERAL_DISK = "disk.local"
 
 
 
@@ -310,7 +313,8 @@ class LibvirtDriver(LibvirtMovesMixin):
             admin_password))
 
     async def _spawn(self, context, instance, image_meta, injected_files,
-                     admin_password) -> None:
+                     admin_password, preserve_ephemeral: bool = False
+                     ) -> None:
         uuid = instance.uuid
 
         def check_new(conn):
@@ -335,6 +339,9 @@ class LibvirtDriver(LibvirtMovesMixin):
                 boot = await self._prepare_disks(instance, image_meta,
                                                  directory, disks, boot,
                                                  used_images)
+            if instance.ephemeral_gb:
+                disks.append(await self._ephemeral_disk(
+                    instance, directory, preserve_ephemeral))
             await self._thread(_write_json,
                                os.path.join(directory, "disk.info"),
                                used_images)
@@ -430,6 +437,20 @@ class LibvirtDriver(LibvirtMovesMixin):
         cmdline = properties.get("os_command_line") or self.kernel_cmdline
         return vconfig.OS(arch=boot.arch, kernel=kernel_path,
                           initrd=ramdisk_path, cmdline=cmdline)
+
+    async def _ephemeral_disk(self, instance, directory: str,
+                              keep: bool) -> vconfig.Disk:
+        """The flavor's ephemeral disk, ``disk.local`` as ``vdb``: a blank
+        qcow2 of ``ephemeral_gb`` GiB (unformatted: the guest formats it),
+        or the one already there when ``keep`` (a rebuild with
+        ``preserve_ephemeral``)."""
+        path = os.path.join(directory, EPHEMERAL_DISK)
+        if not (keep and await self._thread(os.path.exists, path)):
+            await imagecache.run_qemu_img(
+                self.reactor, "create", "-f", "qcow2", path,
+                f"{int(instance.ephemeral_gb)}G",
+                timeout=self.qemu_img_timeout)
+        return vconfig.Disk(source_path=path, target_dev="vdb")
 
     async def _fetch_by_id(self, image_id: str) -> str:
         image = await self.image_cache.get_image(image_id)
@@ -729,13 +750,15 @@ class LibvirtDriver(LibvirtMovesMixin):
         """Destroy the domain and its disks, keep its fixed IP (the DHCP
         reservation of its MAC) and its console log, and spawn it again
         from ``image_meta``: a new overlay, the same uuid, name and MAC,
-        a new config drive with the new image and user data."""
+        a new config drive with the new image and user data.  With
+        ``preserve_ephemeral`` the ephemeral disk (``disk.local``) stays
+        as it is; only the root disk is made again."""
         return defer.ensureDeferred(self._rebuild(
             context, instance, image_meta or {}, injected_files or [],
-            admin_password))
+            admin_password, bool(preserve_ephemeral)))
 
     async def _rebuild(self, context, instance, image_meta, injected_files,
-                       admin_password) -> None:
+                       admin_password, preserve_ephemeral: bool) -> None:
         uuid = instance.uuid
         directory = self.instance_dir(uuid)
 
@@ -761,41 +784,76 @@ class LibvirtDriver(LibvirtMovesMixin):
             raise exception.HypervisorError(
                 action="rebuild", instance_uuid=uuid,
                 reason=error.get_error_message()) from None
-        await self._thread(_remove_disks, directory)
+        await self._thread(_remove_disks, directory,
+                           (EPHEMERAL_DISK,) if preserve_ephemeral else ())
         await self._spawn(context, instance, image_meta, injected_files,
-                          admin_password)
+                          admin_password, preserve_ephemeral)
 
     def rescue(self, context, instance, image_meta, rescue_password):
-        """Boot ``image_meta`` (a new overlay, ``disk.rescue``) with the
-        server's own disk attached as the second disk; the domain's XML
-        is kept in ``unrescue.xml`` for :meth:`unrescue`."""
-        return defer.ensureDeferred(self._rescue(instance, image_meta or {}))
+        """Boot the rescue image (a new overlay, ``disk.rescue``) with the
+        server's own disk attached; the domain's XML is kept in
+        ``unrescue.xml`` for :meth:`unrescue`.
 
-    async def _rescue(self, instance, image_meta) -> None:
+        ``image_meta`` empty: ``[libvirt] rescue_image_id``, else the
+        server's own (base) image, as Nova's.  An image with
+        ``hw_rescue_device`` / ``hw_rescue_bus`` gets a stable device
+        rescue: every disk of the server stays where it is and the rescue
+        disk is attached last, on that bus, booting first (boot order 1);
+        otherwise the legacy one: the rescue disk is ``vda`` and the
+        server's root disk ``vdb`` (its other disks left out).  A server
+        with a config drive gets a rescue config drive
+        (``disk.config.rescue``, with the rescue password)."""
+        return defer.ensureDeferred(self._rescue(
+            context, instance, image_meta or {}, rescue_password))
+
+    async def _rescue(self, context, instance, image_meta,
+                      rescue_password) -> None:
         uuid = instance.uuid
         directory = self.instance_dir(uuid)
         rescue_disk = os.path.join(directory, "disk.rescue")
         saved = os.path.join(directory, "unrescue.xml")
+        sysmeta = instance.system_metadata or {}
+        if not image_meta.get("id"):
+            image_id = (self.conf.libvirt.rescue_image_id
+                        or sysmeta.get("image_base_image_ref")
+                        or instance.image_ref)
+            if not image_id:
+                raise exception.InstanceNotRescuable(
+                    instance_uuid=uuid, reason="no rescue image")
+            image_meta = await self.image_cache.get_image(image_id)
+        properties = image_meta.get("properties") or {}
+        stable = rescue_device(properties)
+        base = await self.image_cache.fetch(image_meta)
+        fmt = imagecache.qemu_format(image_meta.get("disk_format"))
+        await self._thread(_remove_file, rescue_disk)
+        await imagecache.create_overlay(
+            self.reactor, base, fmt, rescue_disk,
+            None if stable else (instance.root_gb or None),
+            timeout=self.qemu_img_timeout)
         kernel = initrd = cmdline = None
-        if image_meta.get("id"):
-            base = await self.image_cache.fetch(image_meta)
-            fmt = imagecache.qemu_format(image_meta.get("disk_format"))
-            await self._thread(_remove_file, rescue_disk)
-            await imagecache.create_overlay(
-                self.reactor, base, fmt, rescue_disk,
-                instance.root_gb or None, timeout=self.qemu_img_timeout)
-            properties = image_meta.get("properties") or {}
-            if properties.get("kernel_id"):
-                kernel = os.path.join(directory, "kernel.rescue")
-                await self._thread(shutil.copyfile, await self._fetch_by_id(
-                    properties["kernel_id"]), kernel)
-            if kernel is not None:
-                cmdline = properties.get("os_command_line") or \
-                    self.kernel_cmdline
-            if properties.get("ramdisk_id"):
+        kernel_id = properties.get("kernel_id") or \
+            self.conf.libvirt.rescue_kernel_id
+        ramdisk_id = properties.get("ramdisk_id") or \
+            self.conf.libvirt.rescue_ramdisk_id
+        if kernel_id:
+            kernel = os.path.join(directory, "kernel.rescue")
+            await self._thread(shutil.copyfile,
+                               await self._fetch_by_id(kernel_id), kernel)
+            cmdline = properties.get("os_command_line") or \
+                self.kernel_cmdline
+            if ramdisk_id:
                 initrd = os.path.join(directory, "ramdisk.rescue")
                 await self._thread(shutil.copyfile, await self._fetch_by_id(
-                    properties["ramdisk_id"]), initrd)
+                    ramdisk_id), initrd)
+        drive = None
+        if self._wants_config_drive(instance):
+            from twisted_compute.virt import configdrive
+            drive = os.path.join(directory, "disk.config.rescue")
+            await configdrive.make_drive_for_instance(
+                self.conf, self.reactor, instance, drive,
+                network_info=self._network_info(instance),
+                injected_files=[], admin_password=rescue_password,
+                threadpool=self._host.pool)
 
         def swap(conn):
             guest = self._lookup(conn, uuid)
@@ -806,9 +864,14 @@ class LibvirtDriver(LibvirtMovesMixin):
             else:
                 with open(saved, encoding="utf-8") as handle:
                     xml = handle.read()
-            rescue_xml = rescue_domain_xml(
-                xml, rescue_disk if image_meta.get("id") else None,
-                kernel, initrd, cmdline)
+            if stable is not None:
+                rescue_xml = stable_rescue_domain_xml(
+                    xml, rescue_disk, *stable, kernel, initrd, cmdline)
+            else:
+                rescue_xml = rescue_domain_xml(xml, rescue_disk, kernel,
+                                               initrd, cmdline)
+            if drive is not None:
+                rescue_xml = _swap_config_drive(rescue_xml, drive)
             if guest.isActive():
                 guest.destroy()
             conn.defineXML(rescue_xml).create()
@@ -835,7 +898,8 @@ class LibvirtDriver(LibvirtMovesMixin):
                 guest.destroy()
             conn.defineXML(xml).create()
             os.remove(saved)
-            for name in ("disk.rescue", "kernel.rescue", "ramdisk.rescue"):
+            for name in ("disk.rescue", "kernel.rescue", "ramdisk.rescue",
+                         "disk.config.rescue"):
                 _remove_file(os.path.join(directory, name))
 
         d = self._run(restore)
@@ -1021,12 +1085,56 @@ def has_guest_agent(xml: str) -> bool:
                for target in root.findall("devices/channel/target"))
 
 
+#: The target device prefix of each rescue bus.
+_BUS_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd",
+               "ide": "hd"}
+
+
+def rescue_device(properties) -> tuple[str, str] | None:
+    """``(device, bus)`` of a stable device rescue when the image has
+    ``hw_rescue_device`` or ``hw_rescue_bus`` (as Nova, either is
+    enough: the device defaults to ``disk``, the bus to ``virtio`` for a
+    disk and ``ide`` for a cdrom), None for a legacy rescue."""
+    properties = properties or {}
+    if "hw_rescue_device" not in properties and \
+            "hw_rescue_bus" not in properties:
+        return None
+    device = properties.get("hw_rescue_device") or "disk"
+    if device not in ("disk", "cdrom"):
+        raise exception.UnsupportedRescueDevice(device=device)
+    bus = properties.get("hw_rescue_bus") or (
+        "ide" if device == "cdrom" else "virtio")
+    if bus not in _BUS_PREFIX or (device == "cdrom" and bus == "virtio"):
+        raise exception.UnsupportedRescueBus(bus=bus, virt="libvirt")
+    return device, bus
+
+
+def _set_kernel(root: ET.Element, kernel: str | None, initrd: str | None,
+                cmdline: str | None) -> None:
+    """Direct kernel boot of ``kernel`` (``cmdline`` None: the domain's
+    own), or none when ``kernel`` is None."""
+    os_element = root.find("os")
+    if os_element is None:
+        return
+    old_cmdline = os_element.findtext("cmdline")
+    for tag in ("kernel", "initrd", "cmdline"):
+        for child in os_element.findall(tag):
+            os_element.remove(child)
+    if kernel is None:
+        return
+    for tag, value in (("kernel", kernel), ("initrd", initrd),
+                       ("cmdline", cmdline or old_cmdline)):
+        if value is not None:
+            ET.SubElement(os_element, tag).text = value
+
+
 def rescue_domain_xml(xml: str, rescue_disk: str | None,
                       kernel: str | None = None,
                       initrd: str | None = None,
                       cmdline: str | None = None) -> str:
-    """The domain of ``xml`` booting ``rescue_disk`` as ``vda`` with its
-    own root disk attached second (``vdb``); a direct kernel boot of
+    """The legacy rescue of the domain of ``xml``: ``rescue_disk`` as
+    ``vda``, its own root disk second (``vdb``), its other disks (the
+    ephemeral one) left out, as Nova's; a direct kernel boot of
     ``kernel`` / ``initrd`` with ``cmdline`` (None: the domain's) when
     the rescue image has them, none otherwise."""
     root = ET.fromstring(xml)
@@ -1040,6 +1148,9 @@ def rescue_domain_xml(xml: str, rescue_disk: str | None,
             original = disk
     if original is not None and rescue_disk is not None:
         import copy
+        for disk in disks:
+            if disk is not original:
+                devices.remove(disk)
         second = copy.deepcopy(original)
         second.find("target").set("dev", "vdb")
         for tag in ("address", "alias", "boot"):
@@ -1051,21 +1162,63 @@ def rescue_domain_xml(xml: str, rescue_disk: str | None,
         for child in second.findall("backingStore"):
             second.remove(child)
         devices.insert(list(devices).index(original) + 1, second)
+    _set_kernel(root, kernel, initrd, cmdline)
+    return ET.tostring(root, encoding="unicode")
+
+
+def stable_rescue_domain_xml(xml: str, rescue_disk: str, device: str,
+                             bus: str, kernel: str | None = None,
+                             initrd: str | None = None,
+                             cmdline: str | None = None) -> str:
+    """The stable device rescue of the domain of ``xml``: its disks as
+    they are, ``rescue_disk`` attached after them as a ``device`` on
+    ``bus`` (the first free target name of the bus) with boot order 1,
+    the root disk order 2 (no ``<os><boot>``: libvirt takes one or the
+    other)."""
+    root = ET.fromstring(xml)
+    devices = root.find("devices")
+    used = {target.get("dev")
+            for target in devices.findall("disk/target")}
+    prefix = _BUS_PREFIX[bus]
+    dev = next(prefix + letter for letter in "abcdefghijklmnopqrstuvwxyz"
+               if prefix + letter not in used)
+    for disk in devices.findall("disk"):
+        for child in disk.findall("boot"):
+            disk.remove(child)
+        for child in disk.findall("backingStore"):
+            disk.remove(child)
+        target = disk.find("target")
+        if target is not None and target.get("dev") == "vda":
+            ET.SubElement(disk, "boot", order="2")
+    rescue = ET.Element("disk", type="file", device=device)
+    ET.SubElement(rescue, "driver", name="qemu", type="qcow2")
+    ET.SubElement(rescue, "source", file=rescue_disk)
+    ET.SubElement(rescue, "target", dev=dev, bus=bus)
+    if device == "cdrom":
+        ET.SubElement(rescue, "readonly")
+    ET.SubElement(rescue, "boot", order="1")
+    last_disk = devices.findall("disk")[-1] if devices.findall("disk") \
+        else None
+    position = (list(devices).index(last_disk) + 1) if last_disk is not None \
+        else 0
+    devices.insert(position, rescue)
     os_element = root.find("os")
     if os_element is not None:
-        if kernel is None:
-            for tag in ("kernel", "initrd", "cmdline"):
-                for child in os_element.findall(tag):
-                    os_element.remove(child)
-        else:
-            old_cmdline = os_element.findtext("cmdline")
-            for tag in ("kernel", "initrd", "cmdline"):
-                for child in os_element.findall(tag):
-                    os_element.remove(child)
-            for tag, value in (("kernel", kernel), ("initrd", initrd),
-                               ("cmdline", cmdline or old_cmdline)):
-                if value is not None:
-                    ET.SubElement(os_element, tag).text = value
+        for child in os_element.findall("boot"):
+            os_element.remove(child)
+    _set_kernel(root, kernel, initrd, cmdline)
+    return ET.tostring(root, encoding="unicode")
+
+
+def _swap_config_drive(xml: str, drive: str) -> str:
+    """``xml`` with its config drive (the cdrom of ``disk.config``)
+    reading ``drive`` instead."""
+    root = ET.fromstring(xml)
+    for disk in root.findall("devices/disk"):
+        source = disk.find("source")
+        if disk.get("device") == "cdrom" and source is not None and \
+                os.path.basename(source.get("file") or "") == "disk.config":
+            source.set("file", drive)
     return ET.tostring(root, encoding="unicode")
 
 
@@ -1076,12 +1229,14 @@ def _remove_file(path: str) -> None:
         pass
 
 
-def _remove_disks(directory: str) -> None:
-    """The disks of a guest being rebuilt (its console log stays)."""
-    for name in ("disk", "disk.config", "disk.info", "kernel", "ramdisk",
-                 "disk.rescue", "unrescue.xml", "kernel.rescue",
-                 "ramdisk.rescue"):
-        _remove_file(os.path.join(directory, name))
+def _remove_disks(directory: str, keep: tuple[str, ...] = ()) -> None:
+    """The disks of a guest being rebuilt (its console log stays, and
+    the files named in ``keep``)."""
+    for name in ("disk", EPHEMERAL_DISK, "disk.config", "disk.info",
+                 "kernel", "ramdisk", "disk.rescue", "unrescue.xml",
+                 "kernel.rescue", "ramdisk.rescue", "disk.config.rescue"):
+        if name not in keep:
+            _remove_file(os.path.join(directory, name))
 
 
 def _prepare_dir(directory: str, console: str) -> None:

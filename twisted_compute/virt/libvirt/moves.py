@@ -26,7 +26,8 @@ GiB = imagecache.GiB
 
 #: Files of an instance directory that move with it (``disk.info`` says
 #: which cached images it uses; the console log keeps its history).
-MOVED_FILES = ("disk", "disk.config", "disk.info", "kernel", "ramdisk",
+MOVED_FILES = ("disk", "disk.local", "disk.config", "disk.info", "kernel",
+               "ramdisk",
                "console.log", vmigration.DOMAIN_XML)
 
 

@@ -19,6 +19,17 @@ Two ways, as Nova's libvirt driver has:
 Either way the guest is back as it was before the upload starts, and
 whatever fails (the copy, a timeout, the cancel of the caller's Deferred)
 it is resumed and the work files are removed.
+
+**Quiesce** (live only, as Nova's): the guest's file systems are frozen
+through the QEMU guest agent (``fsFreeze``) for the instant of the
+external snapshot and thawed (``fsThaw``) right after it, whatever
+happened.  It needs ``virt_type`` kvm or qemu and the image property
+``hw_qemu_guest_agent=yes``; when it cannot be done (no agent, the agent
+not answering) the snapshot goes on without it, unless the image has
+``os_require_quiesce=yes``: then the snapshot fails with Nova's error
+(QemuGuestAgentNotEnabled, InstanceQuiesceNotSupported or
+InstanceQuiesceFailed).  A cold snapshot suspends the whole guest and
+needs no quiesce.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from typing import Any
 
 from twisted.internet import defer, task
 
+from twisted_compute import exception
 from twisted_compute.log import Logger
 from twisted_compute.objects import vm_states
 from twisted_compute.virt.libvirt import imagecache
@@ -66,6 +78,18 @@ def snapshot_xml(name: str, overlay: str, others: list[str],
             f"</disks></domainsnapshot>")
 
 
+def _yes(value) -> bool:
+    return str(value or "").strip().lower() in ("yes", "true", "1", "on")
+
+
+def quiesce_wanted(instance) -> tuple[bool, bool]:
+    """(has the guest agent, requires quiesce) from the instance's image
+    properties (``hw_qemu_guest_agent``, ``os_require_quiesce``)."""
+    sysmeta = instance.system_metadata or {}
+    return (_yes(sysmeta.get("image_hw_qemu_guest_agent")),
+            _yes(sysmeta.get("image_os_require_quiesce")))
+
+
 def _make_work_dir(path: str) -> None:
     os.makedirs(path, exist_ok=True)
     for directory in (os.path.dirname(path), path):
@@ -80,8 +104,10 @@ class Snapshotter:
         self.driver = driver
         self.reactor = reactor
         self.live = live
-        #: How the last snapshot was taken ("live" or "cold"), for tests.
+        #: How the last snapshot was taken ("live" or "cold"), and whether
+        #: its guest was quiesced, for tests.
         self.last_method: str | None = None
+        self.last_quiesced = False
 
     def snapshot(self, context, instance, image_id, update_task_state,
                  upload) -> defer.Deferred:
@@ -98,13 +124,15 @@ class Snapshotter:
         # QEMU (its own user) opens the live snapshot's overlay here.
         await driver._thread(_make_work_dir, work)
         target = os.path.join(work, "snapshot.qcow2")
+        self.last_quiesced = False
         try:
             state = await driver._run(
                 lambda conn: driver._lookup(conn, uuid).state()[0])
             running = state == libvirt.VIR_DOMAIN_RUNNING
             taken = False
             if running and self.live and driver.virt_type != "test":
-                taken = await self._live(uuid, disk, work, target)
+                taken = await self._live(uuid, disk, work, target,
+                                         instance)
             if not taken:
                 await self._cold(uuid, disk, target, state)
             await update_task_state(vm_states.IMAGE_PENDING_UPLOAD,
@@ -160,9 +188,11 @@ class Snapshotter:
     # --- live ------------------------------------------------------------
 
     async def _live(self, uuid: str, disk: str, work: str,
-                    target: str) -> bool:
+                    target: str, instance=None) -> bool:
         """The live way; False (nothing changed) when QEMU or libvirt
-        cannot take the external snapshot."""
+        cannot take the external snapshot.  The guest's file systems are
+        frozen around the external snapshot when it can be (see the
+        module's docstring)."""
         driver = self.driver
         overlay = os.path.join(work, "overlay.qcow2")
         flags = (libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
@@ -175,18 +205,75 @@ class Snapshotter:
             domain.snapshotCreateXML(
                 snapshot_xml(f"snap-{os.path.basename(work)}", overlay,
                              others), flags)
+        freeze_tried = False
+        if instance is not None:
+            freeze_tried = await self._quiesce(instance)
         try:
             await driver._run(take)
         except Exception as exc:  # noqa: BLE001 - fall back to cold
             log.info("live snapshot of {uuid} not possible ({error}); "
                      "taking a cold one", uuid=uuid, error=exc)
             return False
+        finally:
+            if freeze_tried:
+                await self._thaw(uuid)
         self.last_method = "live"
         try:
             await self._convert(disk, target)
         finally:
             await self._commit(uuid)
         return True
+
+    # --- quiesce ---------------------------------------------------------
+
+    async def _quiesce(self, instance) -> bool:
+        """Freeze the guest's file systems if it can be done; whether a
+        freeze was tried (then :meth:`_thaw` must run, even when it
+        failed half-way).  Raises Nova's error when it cannot be done and
+        the image requires it."""
+        has_agent, required = quiesce_wanted(instance)
+        uuid = instance.uuid
+        tried = False
+        try:
+            if self.driver.virt_type not in ("kvm", "qemu"):
+                raise exception.InstanceQuiesceNotSupported(
+                    instance_id=uuid)
+            if not has_agent:
+                raise exception.QemuGuestAgentNotEnabled()
+            tried = True
+            try:
+                await self.driver._run(
+                    lambda conn: self.driver._lookup(conn, uuid).fsFreeze())
+            except libvirt.libvirtError as error:
+                raise exception.InstanceQuiesceFailed(
+                    reason=f"Error from libvirt while quiescing {uuid}: "
+                    f"[Error Code {error.get_error_code()}] "
+                    f"{error.get_error_message()}") from None
+        except exception.ComputeException as error:
+            if required:
+                log.error("quiescing {uuid} failed and its image requires "
+                          "it (os_require_quiesce): {reason}", uuid=uuid,
+                          reason=error.format_message())
+                if tried:
+                    await self._thaw(uuid)
+                raise
+            log.info("skipping quiescing {uuid}: {reason}", uuid=uuid,
+                     reason=error.format_message())
+            return tried
+        self.last_quiesced = True
+        log.info("file systems of {uuid} frozen for the snapshot",
+                 uuid=uuid)
+        return True
+
+    async def _thaw(self, uuid: str) -> None:
+        """Thaw the guest's file systems; a failure is logged, never
+        raised (the snapshot's own outcome stands)."""
+        try:
+            await self.driver._run(
+                lambda conn: self.driver._lookup(conn, uuid).fsThaw())
+        except Exception as error:  # noqa: BLE001 - logged, not raised
+            log.warn("thawing the file systems of {uuid} failed: {error}",
+                     uuid=uuid, error=error)
 
     async def _commit(self, uuid: str) -> None:
         """Merge the overlay back into the disk and pivot to it; runs even

@@ -12,6 +12,8 @@ from typing import Any, Callable
 from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import json_response
+from twisted_compute.api.openstack.compute.action_handlers import (
+    bound, simple_action)
 from twisted_compute.api.openstack.compute import server_create
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.servers import (
@@ -19,16 +21,39 @@ from twisted_compute.api.openstack.compute.servers import (
 from twisted_compute.compute.api import generate_password
 
 
+#: The actions of the common shape (see :mod:`.action_handlers`).
+SIMPLE = {
+    "unrescue": simple_action(
+        schema.unrescue, "os_compute_api:os-unrescue",
+        lambda api, context, server_id, args: api.unrescue(context,
+                                                           server_id)),
+    "forceDelete": simple_action(
+        schema.force_delete, "os_compute_api:os-deferred-delete:force",
+        lambda api, context, server_id, args: api.force_delete(context,
+                                                               server_id)),
+    "restore": simple_action(
+        schema.restore, "os_compute_api:os-deferred-delete:restore",
+        lambda api, context, server_id, args: api.restore(context,
+                                                          server_id)),
+    "trigger_crash_dump": simple_action(
+        schema.trigger_crash_dump,
+        "os_compute_api:servers:trigger_crash_dump",
+        lambda api, context, server_id, args: api.trigger_crash_dump(
+            context, server_id), min_version="2.17"),
+    "changePassword": simple_action(
+        schema.change_password, "os_compute_api:os-admin-password",
+        lambda api, context, server_id, args: api.set_admin_password(
+            context, server_id, args["adminPass"])),
+}
+
+
 def handlers(controller) -> dict[str, Callable]:
     """The action handlers, bound to ``controller`` (a
-    ServerActionsController: its ``services`` and ``_instance``)."""
+    ServerActionsController: its ``services``, ``compute_api`` and
+    ``_instance``)."""
     actions = LifecycleActions(controller)
     return {"rebuild": actions.rebuild, "rescue": actions.rescue,
-            "unrescue": actions.unrescue,
-            "forceDelete": actions.force_delete,
-            "restore": actions.restore,
-            "trigger_crash_dump": actions.trigger_crash_dump,
-            "changePassword": actions.change_password}
+            **bound(controller, SIMPLE)}
 
 
 def _rebuild_fields(request, conf, body: dict[str, Any]) -> dict[str, Any]:
@@ -45,8 +70,10 @@ def _rebuild_fields(request, conf, body: dict[str, Any]) -> dict[str, Any]:
     if "OS-DCF:diskConfig" in body:
         fields["disk_config"] = body["OS-DCF:diskConfig"]
     if "preserve_ephemeral" in body:
-        fields["preserve_ephemeral"] = str(
-            body["preserve_ephemeral"]).lower() in ("true", "1", "yes")
+        # the schema allowed only Nova's boolean spellings
+        value = body["preserve_ephemeral"]
+        fields["preserve_ephemeral"] = value if isinstance(value, bool) \
+            else common.parse_bool(value, "preserve_ephemeral")
     if "description" in body:
         fields["description"] = body["description"]
     if "key_name" in body:
@@ -111,42 +138,3 @@ class LifecycleActions:
         await self.compute_api.rescue(
             context, server_id, options.get("rescue_image_ref"), admin_pass)
         return json_response(request, {"adminPass": admin_pass}, 200)
-
-    async def unrescue(self, request, server_id, name, body):
-        common.validate(body, schema.unrescue)
-        context, _ = await self.controller._instance(
-            request, server_id, "os_compute_api:os-unrescue")
-        await self.compute_api.unrescue(context, server_id)
-        return json_response(request, None, 202)
-
-    async def force_delete(self, request, server_id, name, body):
-        common.validate(body, schema.force_delete)
-        context, _ = await self.controller._instance(
-            request, server_id, "os_compute_api:os-deferred-delete:force")
-        await self.compute_api.force_delete(context, server_id)
-        return json_response(request, None, 202)
-
-    async def restore(self, request, server_id, name, body):
-        common.validate(body, schema.restore)
-        context, _ = await self.controller._instance(
-            request, server_id, "os_compute_api:os-deferred-delete:restore")
-        await self.compute_api.restore(context, server_id)
-        return json_response(request, None, 202)
-
-    async def trigger_crash_dump(self, request, server_id, name, body):
-        if not common.is_at_least(request, "2.17"):
-            raise exception.NotFound(
-                f"There is no such action: {name} before microversion 2.17")
-        common.validate(body, schema.trigger_crash_dump)
-        context, _ = await self.controller._instance(
-            request, server_id, "os_compute_api:servers:trigger_crash_dump")
-        await self.compute_api.trigger_crash_dump(context, server_id)
-        return json_response(request, None, 202)
-
-    async def change_password(self, request, server_id, name, body):
-        common.validate(body, schema.change_password)
-        context, _ = await self.controller._instance(
-            request, server_id, "os_compute_api:os-admin-password")
-        await self.compute_api.set_admin_password(
-            context, server_id, body["changePassword"]["adminPass"])
-        return json_response(request, None, 202)

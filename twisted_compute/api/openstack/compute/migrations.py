@@ -214,6 +214,8 @@ class ServerMigrationsController(Controller):
             request, server_id, "os_compute_api:servers:migrations:delete",
             "2.24")
         migration = await self._get(instance, migration_id)
+        allowed = ("running", "queued", "preparing") \
+            if common.is_at_least(request, "2.65") else ("running",)
         await self.services.compute_api.live_migration_abort(
-            context, instance, migration)
+            context, instance, migration, allowed)
         return json_response(request, None, 202)

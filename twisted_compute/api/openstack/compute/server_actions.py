@@ -18,13 +18,12 @@ from twisted_compute.api.openstack import common, extensions
 from twisted_compute.api.openstack.common import (
     Controller, json_response, make_app, route)
 from twisted_compute.api.openstack.compute import (
-    lifecycle_actions, remote_consoles, snapshot_actions)
+    action_handlers, lifecycle_actions, remote_consoles, snapshot_actions)
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.servers import instance_target
 
 #: Actions answered 501: action -> (schema, min version, why).
 UNSUPPORTED: dict[str, tuple[dict, str | None, str]] = {
-    "evacuate": (schema.evacuate, None, "evacuation is not supported"),
     "addSecurityGroup": (schema.add_security_group, None,
                          "there is no network service"),
     "removeSecurityGroup": (schema.remove_security_group, None,
@@ -48,6 +47,18 @@ _POWER = {
 }
 
 
+
+def _power_call(action: str):
+    return lambda api, context, server_id, args: api.power_action(
+        context, server_id, action)
+
+
+_POWER_HANDLERS = {
+    name: action_handlers.simple_action(action_schema, rule,
+                                        _power_call(action))
+    for name, (action, action_schema, rule) in _POWER.items()}
+
+
 class ServerActionsController(Controller):
     app = make_app()
     collections = (("servers", "action"),)
@@ -68,13 +79,13 @@ class ServerActionsController(Controller):
             "revertResize": self._revert_resize,
             "migrate": self._migrate,
             "os-migrateLive": self._live_migrate,
+            "evacuate": self._evacuate,
             **snapshot_actions.handlers(self),
         }
         handlers.update(lifecycle_actions.handlers(self))
         for name in remote_consoles.LEGACY_ACTIONS:
             handlers[name] = self._legacy_console
-        for name in _POWER:
-            handlers[name] = self._power
+        handlers.update(action_handlers.bound(self, _POWER_HANDLERS))
         for name in UNSUPPORTED:
             handlers[name] = self._unsupported
         return handlers
@@ -109,13 +120,6 @@ class ServerActionsController(Controller):
         return context, instance
 
     # --- handled here -------------------------------------------------
-
-    async def _power(self, request, server_id, name, body):
-        action, action_schema, rule = _POWER[name]
-        common.validate(body, action_schema)
-        context, _ = await self._instance(request, server_id, rule)
-        await self.compute_api.power_action(context, server_id, action)
-        return json_response(request, None, 202)
 
     async def _reboot(self, request, server_id, name, body):
         common.validate(body, schema.reboot)
@@ -243,6 +247,63 @@ class ServerActionsController(Controller):
         await self.compute_api.live_migrate(
             context, server_id, args.get("host"), block, force)
         return json_response(request, None, 202)
+
+    async def _evacuate(self, request, server_id, name, body):
+        """Nova's evacuate per microversion: ``onSharedStorage`` required
+        until 2.13 (an ``adminPass`` with it is 400), the password
+        answered until 2.13 (when ``[api] enable_instance_password``);
+        ``force`` 2.29 to 2.67 (with a host only); from 2.95 the server
+        ends stopped.  200, as Nova."""
+        common.validate(body, schema.evacuate)
+        args = body["evacuate"]
+        at_214 = common.is_at_least(request, "2.14")
+        if at_214:
+            if "onSharedStorage" in args:
+                raise exception.ValidationError(
+                    field="evacuate", detail="onSharedStorage is not "
+                    "allowed from microversion 2.14")
+            shared = None
+        else:
+            if "onSharedStorage" not in args:
+                raise exception.ValidationError(
+                    field="onSharedStorage",
+                    detail="'onSharedStorage' is a required property")
+            shared = bool(args["onSharedStorage"])
+        force = False
+        if "force" in args:
+            if not common.is_at_least(request, "2.29") or \
+                    common.is_at_least(request, "2.68"):
+                raise exception.ValidationError(
+                    field="force", detail="force is accepted from "
+                    "microversion 2.29 to 2.67")
+            force = bool(args["force"])
+        host = args.get("host")
+        if force and not host:
+            raise exception.Invalid(
+                reason="Can't force to a non-provided destination")
+        if not at_214 and shared:
+            if "adminPass" in args:
+                raise exception.Invalid(
+                    reason="admin password can't be changed on existing "
+                           "disk")
+            password = None
+        else:
+            from twisted_compute.compute.api import generate_password
+            password = args.get("adminPass") or generate_password()
+        # Before 2.29 a given host bypassed the scheduler (Nova).
+        if host and not common.is_at_least(request, "2.29"):
+            force = True
+        target_state = "stopped" if common.is_at_least(request, "2.95") \
+            else None
+        context, _ = await self._instance(request, server_id,
+                                          "os_compute_api:os-evacuate")
+        await self.compute_api.evacuate(
+            context, server_id, host, password, force=force,
+            on_shared_storage=shared, target_state=target_state)
+        if not at_214 and password and \
+                self.conf.api.enable_instance_password:
+            return json_response(request, {"adminPass": password}, 200)
+        return json_response(request, None, 200)
 
     async def _legacy_console(self, request, server_id, name, body):
         return await remote_consoles.legacy_action(

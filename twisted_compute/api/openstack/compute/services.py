@@ -28,6 +28,13 @@ class ServicesController(Controller):
         self.services.policy.authorize(common.get_context(request),
                                        _POLICY + action)
 
+    def _notify(self, request, service) -> None:
+        """Nova's ``service.update`` for the changed ``service``."""
+        notifier = getattr(self.services, "notifier", None)
+        if notifier is not None and service is not None:
+            notifier.service_update(common.get_context(request),
+                                    service.to_dict())
+
     def _detail(self, request, service):
         return views.detail(request, service, models.utcnow(),
                             self.conf.service_down_time)
@@ -78,13 +85,13 @@ class ServicesController(Controller):
         result = {"host": body["host"], "binary": body["binary"]}
         if action == "force-down":
             forced = to_bool(body["forced_down"])
-            await self.db.services.update(self.conf, service.id,
-                                          {"forced_down": forced})
+            self._notify(request, await self.db.services.update(
+                self.conf, service.id, {"forced_down": forced}))
             result["forced_down"] = forced
         elif action == "enable":
-            await self.db.services.update(
+            self._notify(request, await self.db.services.update(
                 self.conf, service.id,
-                {"disabled": False, "disabled_reason": None})
+                {"disabled": False, "disabled_reason": None}))
             result["status"] = "enabled"
         else:
             reason = body.get("disabled_reason")
@@ -93,9 +100,9 @@ class ServicesController(Controller):
                     reason="Missing disabled reason field")
             if action == "disable":
                 reason = None
-            await self.db.services.update(
+            self._notify(request, await self.db.services.update(
                 self.conf, service.id,
-                {"disabled": True, "disabled_reason": reason})
+                {"disabled": True, "disabled_reason": reason}))
             result["status"] = "disabled"
             if action == "disable-log-reason":
                 result["disabled_reason"] = reason
@@ -131,6 +138,7 @@ class ServicesController(Controller):
                 f"Only {services_db.COMPUTE_BINARY} services can be updated."))
         service = await self.db.services.update(self.conf, service.id,
                                                 values)
+        self._notify(request, service)
         return json_response(request,
                              {"service": self._detail(request, service)})
 

@@ -10,6 +10,8 @@ from typing import Any, Callable
 from twisted_compute import exception
 from twisted_compute.api.openstack import common
 from twisted_compute.api.openstack.common import json_response
+from twisted_compute.api.openstack.compute.action_handlers import (
+    bound, simple_action)
 from twisted_compute.api.openstack.compute.schemas import servers as schema
 from twisted_compute.api.openstack.compute.servers import instance_target
 from twisted_compute.api.openstack.compute.views.images import (
@@ -18,13 +20,19 @@ from twisted_compute.api.openstack.compute.views.images import (
 
 def handlers(controller) -> dict[str, Callable]:
     """The action name -> handler table for ``controller``."""
-    return {
-        "createImage": lambda *a: create_image(controller, *a),
-        "createBackup": lambda *a: create_backup(controller, *a),
-        "shelve": lambda *a: shelve(controller, *a),
-        "shelveOffload": lambda *a: shelve_offload(controller, *a),
-        "unshelve": lambda *a: unshelve(controller, *a),
-    }
+    return bound(controller, {
+        "createImage": create_image,
+        "createBackup": create_backup,
+        "shelve": simple_action(
+            schema.shelve, "os_compute_api:os-shelve:shelve",
+            lambda api, context, server_id, args: api.shelve(context,
+                                                             server_id)),
+        "shelveOffload": simple_action(
+            schema.shelve_offload, "os_compute_api:os-shelve:shelve_offload",
+            lambda api, context, server_id, args: api.shelve_offload(
+                context, server_id)),
+        "unshelve": unshelve,
+    })
 
 
 def _image_response(controller, request, image_id: str):
@@ -56,22 +64,6 @@ async def create_backup(controller, request, server_id, name, body):
         context, server_id, args["name"], args["backup_type"],
         int(args["rotation"]), args.get("metadata") or {})
     return _image_response(controller, request, image_id)
-
-
-async def shelve(controller, request, server_id, name, body):
-    common.validate(body, schema.shelve)
-    context, _ = await controller._instance(
-        request, server_id, "os_compute_api:os-shelve:shelve")
-    await controller.compute_api.shelve(context, server_id)
-    return json_response(request, None, 202)
-
-
-async def shelve_offload(controller, request, server_id, name, body):
-    common.validate(body, schema.shelve_offload)
-    context, _ = await controller._instance(
-        request, server_id, "os_compute_api:os-shelve:shelve_offload")
-    await controller.compute_api.shelve_offload(context, server_id)
-    return json_response(request, None, 202)
 
 
 async def unshelve(controller, request, server_id, name, body):
