@@ -79,6 +79,16 @@ class DomainXMLTests(SynchronousTestCase):
         self.assertEqual(vmigration.domain_host(text), "b")
         self.assertEqual(vmigration.domain_memory_vcpus(text), (256, 2))
 
+    def test_writable_disks(self):
+        self.assertEqual(vmigration.writable_disks(self.XML), ["vda"])
+        xml = """<domain><devices>
+          <disk device='disk'><target dev='vda'/></disk>
+          <disk device='disk'><target dev='vdb'/></disk>
+          <disk device='disk'><readonly/><target dev='vdc'/></disk>
+          <disk device='cdrom'><target dev='hdc'/></disk>
+          </devices></domain>"""
+        self.assertEqual(vmigration.writable_disks(xml), ["vda", "vdb"])
+
     def test_host_added_when_missing(self):
         xml = "<domain><name>n</name><memory>1024</memory></domain>"
         self.assertEqual(vmigration.domain_host(

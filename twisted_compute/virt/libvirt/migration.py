@@ -134,6 +134,19 @@ def domain_memory_vcpus(xml: str) -> tuple[int, int]:
     return int(kib * factor // 1024), int(root.findtext("vcpu") or 1)
 
 
+def writable_disks(xml: str) -> list[str]:
+    """Target devices of a domain's disks that a block migration copies
+    (``device='disk'``, not read-only: the root and ephemeral disks, not
+    the config drive)."""
+    targets = []
+    for disk in ET.fromstring(xml).findall("devices/disk"):
+        target = disk.find("target")
+        if disk.get("device", "disk") == "disk" and \
+                disk.find("readonly") is None and target is not None:
+            targets.append(target.get("dev"))
+    return targets
+
+
 def copy_commands(transport: str, dest_host: str, files: list[str],
                   dest_dir: str) -> list[list[str]]:
     """The commands that copy ``files`` into ``dest_dir`` on

@@ -415,7 +415,8 @@ class LibvirtMovesMixin:
                                                host=dest)
         flags = vmigration.live_migration_flags(libvirt, options, block)
         params = vmigration.live_migration_params(
-            libvirt, options, dest, dest_xml, ["vda"] if block else [])
+            libvirt, options, dest, dest_xml,
+            vmigration.writable_disks(xml) if block else [])
         running = _LiveMigration(progress=vmigration.Progress(
             memory_total=int(instance.memory_mb or 0) * 1024 * 1024),
             report=progress)
