@@ -42,7 +42,8 @@ from twisted.trial.unittest import SkipTest
 
 from tests.base import demanded, require_service
 from tests.integration.harness import (
-    COMPUTE_MANAGE, TwistdTestCase, run_command, wait_until)
+    COMPUTE_MANAGE, DeploymentTestCase, TwistdTestCase, run_command,
+    wait_until)
 from tests.integration.test_openstack_cli import (
     OpenStackCLIMixin, clouds_yaml)
 from tests.virt.libvirt import guest
@@ -626,3 +627,275 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
         self.assertNotIn(SECOND_IMAGE_MARKER, again, again[-3000:])
         self.assertNotIn("[vdb]", again)
         self.check_deleted(server_id)
+
+
+# --- moves (issue 9) ----------------------------------------------------------
+
+#: The second libvirtd of ``tools/second-libvirtd`` (live migration).
+SECOND_LIBVIRTD = os.path.join(os.path.dirname(__file__), os.pardir,
+                               os.pardir, "tools", "second-libvirtd")
+
+
+def guest_sections(output: str) -> list[dict[str, str]]:
+    """What each boot of the guest printed (``guest-*: value`` lines), a
+    dict per boot, oldest first."""
+    sections = []
+    for part in output.replace("\r\n", "\n").split("guest-product: ")[1:]:
+        values = dict(re.findall(r"^(guest-[a-z-]+): (.*)$", part,
+                                 re.MULTILINE))
+        sections.append(values)
+    return sections
+
+
+class RealGuestMoveTests(DeploymentTestCase):
+    """Resize (confirm and revert) and cold migration of a real guest
+    between two agents that share the system libvirtd (each with its
+    own ``images_path``), then a live migration to a third agent on a
+    second libvirtd (``tools/second-libvirtd``): the guest shows the new
+    flavor's memory and vCPUs, its uuid, its fixed IP and what it wrote
+    to its disk, and still runs after the live migration.  One server,
+    one test method: a TCG boot costs seconds."""
+
+    cli_timeout = CLI_TIMEOUT
+    openstack = OpenStackCLIMixin.openstack
+    register_guest = RealGuestCLITests.register_guest
+    console_until = RealGuestCLITests.console_until
+    console = RealGuestCLITests.console
+    console_count = RealGuestCLITests.console_count
+    wait_server = RealGuestCLITests.wait_server
+
+    def setUp(self):
+        super().setUp()
+        require_libvirt()
+        require_qemu_img()
+        require_service("libvirtd", host=URI, check=libvirtd_with_qemu)
+        try:
+            self.kernel_file, self.initrd_file = guest.build()
+        except guest.GuestUnavailable as exc:
+            if demanded("libvirtd"):
+                raise
+            raise SkipTest(f"cannot build the test guest: {exc}")
+        self.bridge, self.bridge_address = active_network()
+        self.deleted: set[str] = set()
+        self.paths = {}
+        for name in ("lvA", "lvB", "lvC"):
+            path = tempfile.mkdtemp(prefix=f"tc-it-{name}-")
+            os.chmod(path, 0o755)
+            self.addCleanup(shutil.rmtree, path, True)
+            self.paths[name] = path
+
+    def second_libvirtd(self) -> str:
+        """Start the second libvirtd unless it runs; its URI."""
+        status = run_command([SECOND_LIBVIRTD, "status"], timeout=30)
+        if status.returncode != 0:
+            done = run_command([SECOND_LIBVIRTD, "start"], timeout=120)
+            if done.returncode != 0:
+                message = (f"tools/second-libvirtd start failed:\n"
+                           f"{done.stdout}{done.stderr}")
+                if demanded("libvirtd"):
+                    raise AssertionError(message)
+                raise SkipTest(message)
+            self.addCleanup(run_command, [SECOND_LIBVIRTD, "stop"],
+                            timeout=60)
+        return run_command([SECOND_LIBVIRTD, "uri"],
+                           timeout=10).stdout.strip()
+
+    def start_deployment(self):
+        deployment = self.deployment(options={
+            "DEFAULT": {"report_interval": 1, "periodic_fuzzy_delay": 0,
+                        "update_resources_interval": 1,
+                        "compute_driver": "libvirt"},
+            "scheduler": {"host_state_refresh_interval": 0},
+            "libvirt": {"virt_type": "qemu", "connection_uri": URI,
+                        "remote_filesystem_transport": "local"}})
+        self.deployment_ = deployment
+        hosts = {name: deployment.host_name(name) for name in self.paths}
+        self.hosts = hosts
+        images = ",".join(f"{hosts[n]}={p}" for n, p in self.paths.items())
+        self.second_uri = self.second_libvirtd()
+        api = deployment.add("compute-api", "api")
+        api.prepare()  # its ports, for the agents' [glance] api_servers
+        self.proc = api
+        started = [api,
+                   deployment.add("compute-conductor", "cond1"),
+                   deployment.add("compute-scheduler", "sched1")]
+        self.agent_options = {}
+        for name in self.paths:
+            self.agent_options[name] = {
+                "glance": {"api_servers": api.url("image")},
+                "libvirt": {
+                    "images_path": self.paths[name],
+                    "host_images_paths": images,
+                    "host_live_migration_uris":
+                        f"{hosts['lvC']}={self.second_uri}",
+                    "host_live_migration_addrs": f"{hosts['lvC']}=127.0.0.1",
+                    **({"connection_uri": self.second_uri}
+                       if name == "lvC" else {})}}
+        for name in ("lvA", "lvB"):
+            started.append(deployment.add("compute-agent", name,
+                                          self.agent_options[name]))
+        for proc in started:
+            proc.start(wait=False)
+        for proc in started:
+            proc.wait_ready(60)
+        self.clouds = os.path.join(api.directory, "clouds.yaml")
+        with open(self.clouds, "w", encoding="utf-8") as handle:
+            handle.write(clouds_yaml(api))
+        deployment.wait_nodes(2)
+
+    def flavor(self, ram: int, vcpus: int, disk: int) -> dict:
+        return self.openstack("flavor", "create", "--ram", str(ram),
+                              "--disk", str(disk), "--vcpus", str(vcpus),
+                              "mv-" + uuid.uuid4().hex[:6])
+
+    def last_boot(self, server_id: str, flavor: dict) -> dict[str, str]:
+        """What the guest's latest boot printed, once it shows
+        ``flavor``'s vCPUs and memory (the console log is the current
+        guest's: each start of a guest with a file console truncates
+        it)."""
+        deadline = time.monotonic() + CONSOLE_TIMEOUT
+        while True:
+            output = self.console(server_id)
+            sections = guest_sections(output)
+            last = output.rsplit("guest-product: ", 1)[-1]
+            if sections and guest.DONE in last and \
+                    self._shows(sections[-1], flavor):
+                return sections[-1]
+            if time.monotonic() > deadline:
+                self.fail(f"the guest never showed {flavor['vcpus']} vCPUs "
+                          f"and {flavor['ram']} MB:\n{output[-3000:]}")
+            time.sleep(1.0)
+
+    @staticmethod
+    def _shows(boot: dict[str, str], flavor: dict) -> bool:
+        try:
+            memtotal_mb = int(boot["guest-memtotal-kb"]) // 1024
+        except (KeyError, ValueError):
+            return False
+        # the kernel keeps some memory for itself
+        return boot.get("guest-vcpus") == str(flavor["vcpus"]) and \
+            flavor["ram"] - 100 < memtotal_mb <= flavor["ram"]
+
+    def host_of(self, server_id: str) -> str:
+        return self.openstack("server", "show", server_id)[
+            "OS-EXT-SRV-ATTR:host"]
+
+    def check_boot(self, boot, server_id, flavor, marker, fixed_ip):
+        self.assertEqual(boot.get("guest-uuid"), server_id, boot)
+        self.assertTrue(self._shows(boot, flavor), (boot, flavor))
+        self.assertEqual(boot.get("guest-disk"), f"TCMARK:{marker}", boot)
+        self.assertEqual(boot.get("guest-ip"), fixed_ip, boot)
+
+    def test_resize_confirm_revert_then_live_migration(self):
+        import libvirt
+        self.start_deployment()
+        small = self.flavor(256, 1, 1)
+        big = self.flavor(384, 2, 2)
+        bigger = self.flavor(448, 1, 2)
+        marker = "m" + uuid.uuid4().hex[:10]
+        image = self.register_guest(f"{GUEST_CMDLINE} "
+                                    f"tc_disk_marker={marker}")
+        server = self.openstack(
+            "server", "create", "--flavor", small["id"], "--image",
+            image["id"], "--auto-network", "--wait",
+            "mv-" + uuid.uuid4().hex[:6])
+        server_id = server["id"]
+        self.addCleanup(self._delete_quietly, server_id)
+        self.assertEqual(server["status"], "ACTIVE", server)
+        first = self.last_boot(server_id, small)
+        self.assertEqual(first.get("guest-disk-written"), f"TCMARK:{marker}")
+        fixed_ip = first["guest-ip"]
+        self.check_boot(first, server_id, small, marker, fixed_ip)
+        source = self.host_of(server_id)
+
+        # resize (to the other agent: two agents, no resize to the same
+        # host), confirm
+        self.openstack("server", "resize", "--flavor", big["id"], "--wait",
+                       server_id, parse=False)
+        self.wait_server(server_id, "VERIFY_RESIZE")
+        self.openstack("server", "resize", "confirm", server_id,
+                       parse=False)
+        shown = self.wait_server(server_id, "ACTIVE")
+        moved_to = shown["OS-EXT-SRV-ATTR:host"]
+        self.assertNotEqual(moved_to, source)
+        second = self.last_boot(server_id, big)
+        self.assertNotIn("guest-disk-written", second)
+        self.check_boot(second, server_id, big, marker, fixed_ip)
+        self.assertIn(fixed_ip, str(shown["addresses"]))
+        name = {v: k for k, v in self.hosts.items()}
+        self.assertFalse(os.path.exists(os.path.join(
+            self.paths[name[source]], server_id)))
+        self.assertFalse(os.path.exists(os.path.join(
+            self.paths[name[source]], server_id + "_resize")))
+
+        # resize again, revert: back with the big flavor
+        self.openstack("server", "resize", "--flavor", bigger["id"],
+                       "--wait", server_id, parse=False)
+        self.wait_server(server_id, "VERIFY_RESIZE")
+        self.check_boot(self.last_boot(server_id, bigger), server_id, bigger,
+                        marker, fixed_ip)
+        self.openstack("server", "resize", "revert", server_id,
+                       parse=False)
+        shown = self.wait_server(server_id, "ACTIVE")
+        self.assertEqual(shown["OS-EXT-SRV-ATTR:host"], moved_to)
+        self.assertIn(big["name"], str(shown["flavor"]))
+        reverted = self.last_boot(server_id, big)
+        self.check_boot(reverted, server_id, big, marker, fixed_ip)
+
+        # live migration to an agent on the second libvirtd
+        third = self.deployment_.start("compute-agent", "lvC",
+                                       self.agent_options["lvC"])
+        self.assertEqual(third.host, self.hosts["lvC"])
+        self.deployment_.wait_nodes(3)
+        ticks = self.console(server_id).count(guest.SERIAL_MARKER)
+        self.openstack("--os-compute-api-version", "2.30", "server",
+                       "migrate", "--live-migration", "--host",
+                       self.hosts["lvC"], "--wait", server_id, parse=False)
+        shown = self.wait_server(server_id, "ACTIVE")
+        self.assertEqual(shown["OS-EXT-SRV-ATTR:host"], self.hosts["lvC"])
+        self.assertIsNone(libvirt_domain(server_id))
+        conn = libvirt.open(self.second_uri)
+        try:
+            domain = conn.lookupByUUIDString(server_id)
+            self.assertEqual(domain.state()[0], libvirt.VIR_DOMAIN_RUNNING)
+        finally:
+            conn.close()
+        # still running: its serial marker goes on on the destination
+        time.sleep(4.5)
+        self.assertGreater(self.console(server_id).count(
+            guest.SERIAL_MARKER), ticks)
+        self.assertIn(fixed_ip, str(shown["addresses"]))
+        # the source's files are gone; the guest's backing image is in the
+        # destination's own cache
+        for leftover in (server_id, server_id + "_resize"):
+            self.assertFalse(os.path.exists(os.path.join(
+                self.paths[name[moved_to]], leftover)))
+        self.assertTrue(os.listdir(os.path.join(self.paths["lvC"],
+                                                "_base")))
+        self.openstack("server", "delete", "--wait", server_id, parse=False)
+        self.deleted.add(server_id)
+
+    def _delete_quietly(self, server_id: str) -> None:
+        """Cleanup after a failure: delete the server, and its domain on
+        either libvirtd if the agents could not."""
+        if server_id in self.deleted:
+            return
+        self.openstack("server", "delete", "--wait", server_id,
+                       parse=False, check=False)
+        import libvirt
+        for uri in (URI, getattr(self, "second_uri", None)):
+            if not uri:
+                continue
+            try:
+                conn = libvirt.open(uri)
+            except libvirt.libvirtError:
+                continue
+            try:
+                dom = conn.lookupByUUIDString(server_id)
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+            except libvirt.libvirtError:
+                pass
+            finally:
+                conn.close()

@@ -43,6 +43,64 @@ LIBVIRT_OPTS = [
              "Snapshot running QEMU guests live (an external disk-only "
              "snapshot, the copy, then a block commit); false: always "
              "cold (the guest suspended to disk during the copy)"),
+    # --- moves (resize, cold and live migration) ---------------------
+    str_opt("remote_filesystem_transport", "ssh",
+            "How a cold migration copies an instance's files to another "
+            "host: ssh (scp), rsync (over ssh) or local (a copy on this "
+            "machine: the destination's images_path is local here, e.g. "
+            "two agents on one machine, or a shared mount).  A resize on "
+            "the same host always copies locally",
+            choices=("ssh", "rsync", "local")),
+    str_opt("host_images_paths", "",
+            "images_path of other hosts, as host=path pairs separated by "
+            "commas; a host not named has this host's images_path (Nova "
+            "assumes the same instances_path everywhere)"),
+    float_opt("disk_copy_timeout", 3600.0,
+              "Seconds the copy of an instance's files to another host "
+              "may take (each scp/rsync/copy)", min=1),
+    str_opt("live_migration_uri", "",
+            "Deprecated in Nova, kept as Nova has it: the libvirt URI of "
+            "the destination, %s replaced by its host name; empty: "
+            "qemu+<live_migration_scheme>://%s/system"),
+    str_opt("live_migration_scheme", "tcp",
+            "Transport of the libvirt connection to the destination "
+            "(tcp, ssh, tls) when live_migration_uri is empty"),
+    str_opt("host_live_migration_addrs", "",
+            "Where other hosts take a live migration's data, as "
+            "host=address pairs separated by commas (Nova's "
+            "live_migration_inbound_addr of each destination, which Nova "
+            "reads from the destination; here it is configuration); a "
+            "host not named: libvirt's choice (its host name)"),
+    str_opt("host_live_migration_uris", "",
+            "libvirt URIs of other hosts for live migration, as host=uri "
+            "pairs separated by commas (overrides live_migration_uri; "
+            "e.g. a second libvirtd on this machine)"),
+    int_opt("live_migration_bandwidth", 0,
+            "Most MiB/s a live migration may use; 0: no limit", min=0),
+    int_opt("live_migration_downtime", 500,
+            "Most milliseconds the guest may be paused at the end of a "
+            "live migration", min=100),
+    int_opt("live_migration_completion_timeout", 800,
+            "Seconds per GiB of memory and disk to copy after which a "
+            "live migration gets live_migration_timeout_action; 0: never",
+            min=0),
+    str_opt("live_migration_timeout_action", "abort",
+            "What happens at the completion timeout: abort the migration, "
+            "or force_complete it (post-copy when permitted, else the "
+            "guest is paused until the copy is done)",
+            choices=("abort", "force_complete")),
+    bool_opt("live_migration_permit_post_copy", False,
+             "Allow post-copy live migration (VIR_MIGRATE_POSTCOPY), used "
+             "by force_complete and the timeout action"),
+    bool_opt("live_migration_permit_auto_converge", False,
+             "Allow QEMU to throttle the guest's vCPUs so that the "
+             "migration converges (VIR_MIGRATE_AUTO_CONVERGE)"),
+    bool_opt("live_migration_tunnelled", False,
+             "Tunnel the migration data through the libvirt connection "
+             "(VIR_MIGRATE_TUNNELLED) instead of a direct QEMU stream"),
+    float_opt("live_migration_progress_interval", 0.5,
+              "Seconds between two reads of a live migration's progress "
+              "(virDomainGetJobStats)", min=0.05),
     str_opt("rescue_image_id", "",
             "Image a rescue boots when the request names none "
             "(rescue_image_ref); empty: the server's own image (Nova's "

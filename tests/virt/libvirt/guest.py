@@ -85,6 +85,8 @@ mkdir -p /tmp
 for module in $(cat /modules.list); do insmod /lib/modules/$module; done
 echo "guest-product: $(cat /sys/class/dmi/id/product_name)"
 echo "guest-uuid: $(cat /sys/class/dmi/id/product_serial)"
+echo "guest-memtotal-kb: $(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+echo "guest-vcpus: $(grep -c '^processor' /proc/cpuinfo)"
 mkdir -p /mnt/config
 for try in 1 2 3 4 5; do
     [ -b /dev/sr0 ] && break

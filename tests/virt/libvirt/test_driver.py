@@ -47,7 +47,8 @@ class LibvirtDriverTests(LibvirtFixture, SynchronousTestCase):
         domain = self.domain(instance)
         self.assertIsNotNone(domain)
         self.assertTrue(domain.isActive())
-        self.assertEqual(domain.name(), "instance-%08x" % instance.id)
+        self.assertEqual(domain.name(),
+                         "instance-%08x-%s" % (instance.id, instance.uuid))
         root = ET.fromstring(domain.XMLDesc(0))
         self.assertEqual(root.findtext("vcpu"), "2")
         self.assertEqual(int(root.findtext("memory")), 256 * 1024)

@@ -47,6 +47,7 @@ from twisted_compute.virt.driver import HARD, REBOOT_TYPES, \
     IComputeDriver, InstanceInfo, driver_capabilities
 from twisted_compute.virt.libvirt import config as vconfig
 from twisted_compute.virt.libvirt import imagecache
+from twisted_compute.virt.libvirt.moves import LibvirtMovesMixin
 from twisted_compute.virt.libvirt.snapshot import Snapshotter
 from twisted_compute.virt.libvirt.dhcp import DHCPReservations, mac_address
 from twisted_compute.virt.libvirt.host import Host, domain_power_state, \
@@ -68,10 +69,11 @@ def _not_found(error) -> bool:
 
 
 @implementer(IComputeDriver)
-class LibvirtDriver:
+class LibvirtDriver(LibvirtMovesMixin):
     log = Logger()
 
-    capabilities = driver_capabilities(has_imagecache=True)
+    capabilities = driver_capabilities(has_imagecache=True,
+                                       supports_migrate_to_same_host=True)
 
     def __init__(self, conf, reactor, host: str | None = None, *,
                  http=None, pool=None):
@@ -114,6 +116,8 @@ class LibvirtDriver:
         #: Serial console ports handed to guests being built (the live
         #: domains' ports are read from libvirt at each allocation).
         self._serial_ports_reserved: dict[str, int] = {}
+        #: Live migrations running from this host, by instance uuid.
+        self._live_migrations: dict[str, Any] = {}
 
     # --- helpers -------------------------------------------------------
 
@@ -148,7 +152,15 @@ class LibvirtDriver:
         return os.path.join(self.instance_dir(instance_uuid), "console.log")
 
     def _domain_name(self, instance) -> str:
-        return instance.instance_name(self.conf.instance_name_template)
+        """The libvirt name of a new domain: ``instance_name_template``
+        (a number from the database id) with the uuid appended unless the
+        template already names it, so that two deployments sharing one
+        libvirtd never define two domains of the same name.  Domains are
+        found by uuid, never by name."""
+        name = instance.instance_name(self.conf.instance_name_template)
+        if instance.uuid and instance.uuid not in name:
+            name = f"{name}-{instance.uuid}"
+        return name
 
     @staticmethod
     def _lookup(conn, instance_uuid: str):
@@ -229,8 +241,9 @@ class LibvirtDriver:
         running = 0
         for domain in conn.listAllDomains(
                 libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-            vcpus_used += domain.info()[3]
+            # Another agent's guests on a shared libvirtd are its own.
             if self._ours(domain):
+                vcpus_used += domain.info()[3]
                 running += 1
         os.makedirs(self.images_path, mode=0o755, exist_ok=True)
         stat = os.statvfs(self.images_path)
