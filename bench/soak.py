@@ -535,9 +535,20 @@ def report(args, churn: Churn, faults: Faults, sampler: Sampler, rows,
     print("  database rows left behind:")
     for name, count in rows.items():
         print(f"    {name:34} {count}")
-    print("  queue depths (messages):")
+    kinds: dict[str, list[int]] = {}
+    for name, depth in queues.items():
+        kind = name.split(".")[0].split("_")[0]
+        kind += " (per host)" if "." in name else (
+            "_fanout" if "_fanout_" in name else "")
+        kinds.setdefault(kind, []).append(depth or 0)
+    print(f"  queue depths: {len(queues)} queues, "
+          f"{sum(d or 0 for d in queues.values())} messages in all")
+    for kind, depths in sorted(kinds.items()):
+        print(f"    {kind:28} {len(depths):3} queue(s), messages "
+              f"{sum(depths)} (deepest {max(depths)})")
     for name, depth in sorted(queues.items()):
-        print(f"    {name:50} {depth}")
+        if depth:
+            print(f"    not empty: {name} {depth}")
     print(f"  processes alive at the end: "
           f"{sum(p.running() for p in deployment.processes)} of "
           f"{len(deployment.processes)} started (killed ones included)")

@@ -138,12 +138,54 @@ class RabbitNode:
                 os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid)
 
     def pid(self) -> int | None:
+        """The node's VM: from its pid file, or, when the file is gone
+        or stale while the node still runs (a cleaned ``/tmp``, a node
+        started by hand), found by its node name (and the pid file
+        written again, so that ``stop`` and ``kill`` work)."""
         try:
             with open(self.pid_file, encoding="ascii") as handle:
                 pid = int(handle.read().strip() or 0)
         except (OSError, ValueError):
+            pid = 0
+        if pid and _alive(pid):
+            return pid
+        pid = self.find_by_name()
+        if pid is not None:
+            try:
+                with open(self.pid_file, "w", encoding="ascii") as handle:
+                    handle.write(f"{pid}\n")
+                # The node writes the file itself when it starts again.
+                user = pwd.getpwnam("rabbitmq")
+                os.chown(self.pid_file, user.pw_uid, user.pw_gid)
+            except (OSError, KeyError):
+                pass
+        return pid
+
+    def find_by_name(self) -> int | None:
+        """The pid of the running VM of this node's name: the
+        ``beam.smp`` whose environment says ``RABBITMQ_NODENAME=<name>``
+        (root reads every process's environment), else what ``rabbitmqctl
+        -n <name>`` answers when its distribution port is open."""
+        wanted = f"RABBITMQ_NODENAME={self.name}".encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/comm", "rb") as handle:
+                    if not handle.read().startswith(b"beam"):
+                        continue
+                with open(f"/proc/{entry}/environ", "rb") as handle:
+                    if wanted in handle.read().split(b"\0"):
+                        return int(entry) if _alive(int(entry)) else None
+            except OSError:
+                continue
+        if not _port_open(self.dist_port):
             return None
-        return pid if pid and _alive(pid) else None
+        done = self.ctl("eval", "os:getpid().", timeout=20)
+        text = done.stdout.strip().strip('"')
+        if done.returncode == 0 and text.isdigit() and _alive(int(text)):
+            return int(text)
+        return None
 
     def running(self) -> bool:
         """The node's VM runs (the rabbit app may still be starting)."""
