@@ -24,6 +24,8 @@ library is used, so this runs before the virtualenv exists.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import os
 import pwd
 import shutil
@@ -437,20 +439,102 @@ class ClusterVhost:
 
 _shared: RabbitCluster | None = None
 
+#: Beside the cluster's directory (``destroy`` removes that one): the
+#: lock that serialises starts and stops between processes (trial -j2
+#: runs two), the lock a test holds while it uses the cluster, and one
+#: file per process using it.
+LOCK_FILE = CLUSTER_DIR.rstrip("/") + ".lock"
+USE_LOCK_FILE = CLUSTER_DIR.rstrip("/") + ".use.lock"
+USERS_DIR = CLUSTER_DIR.rstrip("/") + ".users"
+#: In USERS_DIR when a test process started the cluster (and the last
+#: test process to leave stops it).
+STARTED_BY_TESTS = "started-by-tests"
+#: Seconds a test waits for another process's test to release the cluster.
+USE_TIMEOUT = float(os.environ.get("TC_RABBIT_CLUSTER_WAIT", "1800"))
+
+
+@contextlib.contextmanager
+def _locked(path: str = LOCK_FILE):
+    with open(path, "a", encoding="ascii") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
 
 def shared_cluster() -> RabbitCluster:
-    """The cluster for this test run: started (and stopped when the run
-    ends) unless it already runs; restarts whichever nodes a previous test
-    left down."""
+    """The cluster for this test run: started (and stopped when the last
+    test process using it ends) unless it already runs; restarts
+    whichever nodes a previous test left down.  Safe when several
+    processes (trial -j2) ask at once: one starts it, the others wait."""
     global _shared
-    if _shared is None:
-        cluster = RabbitCluster()
-        if not any(n.running() for n in cluster.nodes):
-            atexit.register(cluster.destroy)
-        _shared = cluster
-    if not _shared.ready():
-        _shared.start()
+    with _locked():
+        if _shared is None:
+            cluster = RabbitCluster()
+            os.makedirs(USERS_DIR, exist_ok=True)
+            if not any(n.running() for n in cluster.nodes):
+                open(os.path.join(USERS_DIR, STARTED_BY_TESTS), "w").close()
+            open(os.path.join(USERS_DIR, str(os.getpid())), "w").close()
+            atexit.register(_release, cluster)
+            _shared = cluster
+        if not _shared.ready():
+            _shared.start()
     return _shared
+
+
+def _release(cluster: RabbitCluster) -> None:
+    """At exit: this process no longer uses the cluster; the last one
+    stops it if a test process started it."""
+    with _locked():
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(USERS_DIR, str(os.getpid())))
+        others = [name for name in os.listdir(USERS_DIR)
+                  if name.isdigit() and _alive(int(name))]
+        marker = os.path.join(USERS_DIR, STARTED_BY_TESTS)
+        if not others and os.path.exists(marker):
+            os.remove(marker)
+            cluster.destroy()
+
+
+class ClusterUse:
+    """Exclusive use of the cluster by one test (or one bench run) at a
+    time across processes: tests kill and stop nodes, which would break
+    another process's test running on it at the same moment.  Reentrant
+    within a process; :meth:`release` once per :meth:`acquire`."""
+
+    _handle = None
+    _depth = 0
+
+    @classmethod
+    def acquire(cls, timeout: float = USE_TIMEOUT) -> None:
+        if cls._depth:
+            cls._depth += 1
+            return
+        handle = open(USE_LOCK_FILE, "a", encoding="ascii")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    handle.close()
+                    raise ClusterError(
+                        f"another process used the RabbitMQ cluster for "
+                        f"more than {timeout:.0f} s ({USE_LOCK_FILE})")
+                time.sleep(0.2)
+        cls._handle, cls._depth = handle, 1
+
+    @classmethod
+    def release(cls) -> None:
+        if not cls._depth:
+            return
+        cls._depth -= 1
+        if cls._depth == 0:
+            fcntl.flock(cls._handle, fcntl.LOCK_UN)
+            cls._handle.close()
+            cls._handle = None
 
 
 def available() -> str | None:
@@ -463,10 +547,13 @@ def available() -> str | None:
     return None
 
 
-def require_cluster() -> RabbitCluster:
+def require_cluster(add_cleanup=None) -> RabbitCluster:
     """:func:`shared_cluster` for a test: skipped where the machine cannot
     run it, unless ``TWISTED_COMPUTE_DEMAND`` names ``rabbitmq-cluster``
-    (or ``all``), in which case the test fails."""
+    (or ``all``), in which case the test fails.  With ``add_cleanup``
+    (a test's ``addCleanup``) the test has the cluster to itself
+    (:class:`ClusterUse`) until its cleanups run, after those added
+    later (a node started again)."""
     reason = available()
     if reason is not None:
         wanted = os.environ.get("TWISTED_COMPUTE_DEMAND", "").replace(",", " ")
@@ -474,6 +561,9 @@ def require_cluster() -> RabbitCluster:
             raise ClusterError(f"{reason}, and TWISTED_COMPUTE_DEMAND "
                                f"demands rabbitmq-cluster")
         raise unittest.SkipTest(reason)
+    if add_cleanup is not None:
+        ClusterUse.acquire()
+        add_cleanup(ClusterUse.release)
     return shared_cluster()
 
 
