@@ -272,6 +272,13 @@ def heartbeats(conn, hosts: Iterable[str], binary: str, topic: str,
 #: The service columns a node's record carries, labelled apart from the
 #: node's own.
 _NODE_SERVICE = [c.label("svc_" + c.name) for c in _svc.c]
+#: The node columns a :class:`ComputeNode` holds (not its timestamps:
+#: on SQLite each is a string parsed per row).
+_LISTED_NODE_COLUMNS = [_cn.c[name] for name in (
+    "id", "uuid", "service_id", "host", "hypervisor_hostname",
+    "hypervisor_type", "hypervisor_version", "host_ip", "vcpus",
+    "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
+    "local_gb_used", "running_vms", "cpu_info", "uptime")]
 #: The node and the service it names (``service_id``) in one row.
 _NODE_JOIN = _cn.outerjoin(_svc, _svc.c.id == _cn.c.service_id)
 
@@ -304,7 +311,7 @@ def _node_records(conn, conf, query, every_node: bool = False
     lists every live node, so the current workloads are counted without
     an IN list of their names."""
     result = conn.execute(query.with_only_columns(
-        *_cn.c, *_NODE_SERVICE).select_from(_NODE_JOIN))
+        *_LISTED_NODE_COLUMNS, *_NODE_SERVICE).select_from(_NODE_JOIN))
     keys = list(result.keys())
     rows = [dict(zip(keys, values)) for values in result.tuples()]
     if not rows:
