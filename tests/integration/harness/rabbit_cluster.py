@@ -327,6 +327,13 @@ class RabbitCluster:
             for args in (("stop_app",), ("reset",),
                          ("join_cluster", first.name), ("start_app",)):
                 done = node.ctl(*args, timeout=timeout)
+                if done.returncode != 0 and args[0] == "join_cluster" and \
+                        "inconsistent_cluster" in done.stdout + done.stderr:
+                    # Node 1 still lists this (reset) node as a member:
+                    # forget it there, then join again.
+                    first.ctl("forget_cluster_node", node.name,
+                              timeout=timeout)
+                    done = node.ctl(*args, timeout=timeout)
                 if done.returncode != 0:
                     raise ClusterError(
                         f"rabbitmqctl -n {node.name} {' '.join(args)}: "
