@@ -20,6 +20,7 @@ Modes (``--modes``, comma-separated):
     .venv/bin/python bench/hosts.py [--agents 1000] [--seconds 30]
         [--settle 10] [--requests 20] [--modes all,dist] [--report-interval 5]
         [--resources-interval 60] [--url amqp://guest:guest@127.0.0.1:5672/]
+        [--set section.name=value ...]
 
 Then it times ``--requests`` ``GET /v2.1/os-hypervisors/detail`` (all
 N hypervisors; microversion 2.79) from one keep-alive client.
