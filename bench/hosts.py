@@ -20,6 +20,7 @@ Modes (``--modes``, comma-separated):
     .venv/bin/python bench/hosts.py [--agents 1000] [--seconds 30]
         [--settle 10] [--requests 20] [--modes all,dist] [--report-interval 5]
         [--resources-interval 60] [--url amqp://guest:guest@127.0.0.1:5672/]
+        [--set section.name=value ...]
 
 Then it times ``--requests`` ``GET /v2.1/os-hypervisors/detail`` (all
 N hypervisors; microversion 2.79) from one keep-alive client.
@@ -75,11 +76,16 @@ def wait_fleet(deployment: Deployment, agents: int, timeout: float) -> float:
 
 
 def options(args) -> dict:
+    extra: dict = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        section, _, name = key.rpartition(".")
+        extra.setdefault(section or "DEFAULT", {})[name] = value
     return merged(COMMON_OPTIONS, {"DEFAULT": {
         "fake_agents": args.agents,
         "report_interval": args.report_interval,
         "update_resources_interval": args.resources_interval,
-        "periodic_fuzzy_delay": 0}})
+        "periodic_fuzzy_delay": 0}}, extra)
 
 
 def start_all(args) -> Deployment:
@@ -220,6 +226,9 @@ def main(argv=None) -> None:
     parser.add_argument("--modes", default="all")
     parser.add_argument("--report-interval", type=int, default=5)
     parser.add_argument("--resources-interval", type=int, default=60)
+    parser.add_argument("--set", action="append", default=[],
+                        metavar="SECTION.NAME=VALUE",
+                        help="a config option for every process")
     parser.add_argument("--url", default=os.environ.get(
         "TC_TEST_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     args = parser.parse_args(argv)

@@ -190,3 +190,21 @@ class HypervisorsTests(APITestCase):
         for path in ("", "/detail", "/statistics", f"/{self.node1['id']}"):
             self.assertFault(self.get("/v2.1/os-hypervisors" + path,
                                       token="u:p"), 403)
+
+    def test_node_without_service_id_gets_its_host_service(self):
+        # A node reported before its service row existed: the compute
+        # service of its host; a node with no service at all is not
+        # listed.
+        svc3 = self.run_db(insert_service, host="host3")
+        self.run_db(insert_compute_node, None, host="host3",
+                    hostname="node3.example")
+        self.run_db(insert_compute_node, None, host="nohost",
+                    hostname="node4.example")
+        listed = self.get("/v2.1/os-hypervisors/detail",
+                          version="2.53").json["hypervisors"]
+        self.assertEqual([h["hypervisor_hostname"] for h in listed],
+                         ["node1.example", "node2.example", "node3.example"])
+        self.assertEqual(listed[2]["service"]["id"], svc3["uuid"])
+        self.assertEqual(listed[2]["state"], "up")
+        self.assertEqual(listed[0]["current_workload"], 1)
+        self.assertEqual(listed[0]["cpu_info"]["model"], "Haswell")

@@ -17,6 +17,7 @@ from twisted_compute.objects import vm_states
 from twisted_compute.objects.instance import Instance
 from twisted_compute.rpc import errors
 from twisted_compute.rpc.local import LocalTransport
+from twisted_compute.virt import power_state
 from twisted_compute.virt.fake import FakeDriver
 
 HOSTS = ["fleet-fake-1", "fleet-fake-2", "fleet-fake-3"]
@@ -143,6 +144,41 @@ class FleetReporterTests(SynchronousTestCase):
         self.flushLoggedErrors(errors.RemoteError)
 
 
+    def power_sync_only(self):
+        # Resource reports (which list instances too) out of the way.
+        self.conf = make_conf(self.mktemp(), DEFAULT={
+            "report_interval": 10, "update_resources_interval": 3600,
+            "sync_power_state_interval": 600})
+
+    def test_one_power_sync_call_per_interval_for_all_agents(self):
+        self.power_sync_only()
+        conductor = BatchingConductor()
+        # In the database running on HOSTS[2]; its driver has no guest.
+        gone = conductor.add(make_instance(
+            host=HOSTS[2], vm_state=vm_states.ACTIVE, task_state=None,
+            power_state=power_state.RUNNING))
+        self.fleet(conductor)
+        self.clock.advance(599)
+        self.assertEqual(conductor.named("instances_on_hosts"), [])
+        self.clock.advance(1)
+        self.assertEqual(conductor.named("instances_on_hosts"),
+                         [{"hosts": HOSTS}])
+        self.assertEqual(conductor.named("instances_on_host"), [])
+        [update] = conductor.named("instance_update")
+        self.assertEqual(update["instance_uuid"], gone["uuid"])
+        self.assertEqual(update["updates"],
+                         {"power_state": power_state.NOSTATE})
+
+    def test_an_old_conductor_gets_one_power_sync_per_agent(self):
+        self.power_sync_only()
+        conductor = OldConductor()
+        self.fleet(conductor)
+        self.clock.advance(600)
+        self.assertEqual(sorted(c["host"] for c in
+                                conductor.named("instances_on_host")
+                                if "host" in c), HOSTS)
+
+
 class AgentServicesTests(SynchronousTestCase):
 
     def services(self, **default):
@@ -166,4 +202,6 @@ class AgentServicesTests(SynchronousTestCase):
             names = [t.name for t in agent.tasks]
             self.assertNotIn("heartbeat", names)
             self.assertNotIn("update_available_resource", names)
-            self.assertIn("sync_power_states", names)
+            self.assertNotIn("sync_power_states", names)
+        self.assertIn("fleet sync_power_states",
+                      [t.name for t in reporter.tasks])

@@ -31,7 +31,7 @@ class ClusterCase(BusHelpers, TestCase):
 
     def setUp(self):
         # Blocking (rabbitmqctl), before the test's reactor work.
-        self.cluster = require_cluster()
+        self.cluster = require_cluster(self.addCleanup)
         super().setUp()
         self.vhost = f"tc_rpc_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         self.cluster.add_vhost(self.vhost)

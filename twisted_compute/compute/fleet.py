@@ -10,7 +10,11 @@ interval for the whole fleet instead:
 * ``conductor.service_heartbeats(hosts)`` every ``report_interval``;
 * ``conductor.instances_on_hosts(hosts)`` then
   ``conductor.compute_nodes_update(nodes)`` every
-  ``update_resources_interval``.
+  ``update_resources_interval``;
+* ``conductor.instances_on_hosts(hosts)`` every
+  ``sync_power_state_interval``, each agent's power sync then working on
+  its own host's list (1,000 agents made 1,000 calls at once, every
+  ten minutes).
 
 A conductor older than 1.7 does not know those methods: the fleet then
 falls back to one call per agent, as single agents do.
@@ -59,6 +63,11 @@ class FleetReporter(service.Service):
                          self.update_available_resource,
                          conf.update_resources_interval, clock,
                          initial_delay=conf.update_resources_interval,
+                         stop_timeout=stop_timeout),
+            # First after one interval: init_host reconciles at start.
+            PeriodicTask("fleet sync_power_states", self.sync_power_states,
+                         conf.sync_power_state_interval, clock,
+                         initial_delay=conf.sync_power_state_interval,
                          stop_timeout=stop_timeout),
         ]
 
@@ -139,3 +148,32 @@ class FleetReporter(service.Service):
         if nodes:
             await self.conductor.compute_nodes_update(context, nodes)
         return len(nodes)
+
+    # --- power sync ----------------------------------------------------
+
+    def sync_power_states(self) -> defer.Deferred:
+        """The power sync of every agent, one RPC for the instances of
+        all hosts."""
+        return defer.ensureDeferred(self._sync_power_states())
+
+    async def _sync_power_states(self) -> int:
+        context = get_admin_context()
+        if self.batched:
+            try:
+                found = await self.conductor.instances_on_hosts(
+                    context, self.hosts)
+            except _OLD_CONDUCTOR:
+                self._old_conductor_said()
+            else:
+                for manager in self.managers:
+                    try:
+                        await manager.sync_power_states_of(
+                            context, found.get(manager.host, ()))
+                    except Exception:
+                        self.log.failure("power sync of {host} failed",
+                                         host=manager.host)
+                return len(self.managers)
+        await defer.gatherResults([
+            manager.sync_power_states(context)
+            for manager in self.managers], consumeErrors=True)
+        return len(self.managers)

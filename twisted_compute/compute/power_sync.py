@@ -84,6 +84,11 @@ class PowerSyncMixin:
     async def _sync_power_states(self, context) -> None:
         instances = await self.conductor.instances_on_host(context,
                                                            self.host)
+        await self.sync_power_states_of(context, instances)
+
+    async def sync_power_states_of(self, context, instances) -> None:
+        """The power sync of ``instances`` (this host's, as the
+        conductor listed them: a fleet lists all its hosts' at once)."""
         for instance in instances:
             if instance.task_state is not None or \
                     instance.uuid in self.builds:

@@ -38,7 +38,7 @@ def agent_role(conf, reactor, transport, host: str | None = None,
                notifier=None) -> RPCRoleService:
     """A compute agent for ``host``: no database, the conductor is its
     only way to it.  With ``report`` false the agent sends no heartbeat
-    and no periodic resource report of its own (a
+    and no periodic resource report or power sync of its own (a
     :class:`~twisted_compute.compute.fleet.FleetReporter` sends them for
     all the agents of the process).  ``notifier`` (the process's
     :class:`~twisted_compute.notifications.Notifier`) gets the agent's
@@ -101,12 +101,13 @@ def agent_role(conf, reactor, transport, host: str | None = None,
         periodic.append(("reclaim_queued_deletes",
                          manager.reclaim_queued_deletes,
                          min(60, conf.reclaim_instance_interval)))
+    if report:
+        # A fleet's power sync is the FleetReporter's (one RPC for all).
+        periodic.append(("sync_power_states", manager.sync_power_states,
+                         conf.sync_power_state_interval))
     role = RPCRoleService(
         conf, reactor, transport, topic, host, COMPUTE_BINARY, [manager],
-        periodic=periodic + [
-            ("sync_power_states", manager.sync_power_states,
-             conf.sync_power_state_interval),
-        ],
+        periodic=periodic,
         heartbeat=heartbeat if report else None, on_start=on_start,
         notifier=publisher)
     role.manager = manager

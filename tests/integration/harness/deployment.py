@@ -51,6 +51,7 @@ class Deployment:
         self._register = register
         self._prepared = False
         self._sync_database = sync_database
+        self._cluster_cleanups: list = []
 
     def host_name(self, name: str) -> str:
         return f"{name}-{self.run_id}"
@@ -66,8 +67,10 @@ class Deployment:
         elif self.transport == "rabbit-cluster":
             from tests.integration.harness.rabbit_cluster import (
                 ClusterVhost, require_cluster)
+            # The cluster to this deployment alone, across processes,
+            # until its cleanup: the tests stop and kill nodes.
             self.vhost = ClusterVhost(
-                require_cluster(),
+                require_cluster(add_cleanup=self._cluster_cleanups.append),
                 f"tc_it_{os.getpid()}_{self.run_id}").create()
         if self.database == "postgresql":
             self._pg_url = self.db_url = base.postgresql_url()
@@ -218,6 +221,8 @@ class Deployment:
                     url, self._pg_url = self._pg_url, None
                     base.drop_postgresql(url)
                 shutil.rmtree(self.directory, ignore_errors=True)
+                while self._cluster_cleanups:
+                    self._cluster_cleanups.pop()()
 
 
 # --- the compute API of a deployment, over plain HTTP -----------------------

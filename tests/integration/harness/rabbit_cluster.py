@@ -24,6 +24,8 @@ library is used, so this runs before the virtualenv exists.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import os
 import pwd
 import shutil
@@ -138,12 +140,54 @@ class RabbitNode:
                 os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid)
 
     def pid(self) -> int | None:
+        """The node's VM: from its pid file, or, when the file is gone
+        or stale while the node still runs (a cleaned ``/tmp``, a node
+        started by hand), found by its node name (and the pid file
+        written again, so that ``stop`` and ``kill`` work)."""
         try:
             with open(self.pid_file, encoding="ascii") as handle:
                 pid = int(handle.read().strip() or 0)
         except (OSError, ValueError):
+            pid = 0
+        if pid and _alive(pid):
+            return pid
+        pid = self.find_by_name()
+        if pid is not None:
+            try:
+                with open(self.pid_file, "w", encoding="ascii") as handle:
+                    handle.write(f"{pid}\n")
+                # The node writes the file itself when it starts again.
+                user = pwd.getpwnam("rabbitmq")
+                os.chown(self.pid_file, user.pw_uid, user.pw_gid)
+            except (OSError, KeyError):
+                pass
+        return pid
+
+    def find_by_name(self) -> int | None:
+        """The pid of the running VM of this node's name: the
+        ``beam.smp`` whose environment says ``RABBITMQ_NODENAME=<name>``
+        (root reads every process's environment), else what ``rabbitmqctl
+        -n <name>`` answers when its distribution port is open."""
+        wanted = f"RABBITMQ_NODENAME={self.name}".encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/comm", "rb") as handle:
+                    if not handle.read().startswith(b"beam"):
+                        continue
+                with open(f"/proc/{entry}/environ", "rb") as handle:
+                    if wanted in handle.read().split(b"\0"):
+                        return int(entry) if _alive(int(entry)) else None
+            except OSError:
+                continue
+        if not _port_open(self.dist_port):
             return None
-        return pid if pid and _alive(pid) else None
+        done = self.ctl("eval", "os:getpid().", timeout=20)
+        text = done.stdout.strip().strip('"')
+        if done.returncode == 0 and text.isdigit() and _alive(int(text)):
+            return int(text)
+        return None
 
     def running(self) -> bool:
         """The node's VM runs (the rabbit app may still be starting)."""
@@ -283,6 +327,13 @@ class RabbitCluster:
             for args in (("stop_app",), ("reset",),
                          ("join_cluster", first.name), ("start_app",)):
                 done = node.ctl(*args, timeout=timeout)
+                if done.returncode != 0 and args[0] == "join_cluster" and \
+                        "inconsistent_cluster" in done.stdout + done.stderr:
+                    # Node 1 still lists this (reset) node as a member:
+                    # forget it there, then join again.
+                    first.ctl("forget_cluster_node", node.name,
+                              timeout=timeout)
+                    done = node.ctl(*args, timeout=timeout)
                 if done.returncode != 0:
                     raise ClusterError(
                         f"rabbitmqctl -n {node.name} {' '.join(args)}: "
@@ -395,20 +446,102 @@ class ClusterVhost:
 
 _shared: RabbitCluster | None = None
 
+#: Beside the cluster's directory (``destroy`` removes that one): the
+#: lock that serialises starts and stops between processes (trial -j2
+#: runs two), the lock a test holds while it uses the cluster, and one
+#: file per process using it.
+LOCK_FILE = CLUSTER_DIR.rstrip("/") + ".lock"
+USE_LOCK_FILE = CLUSTER_DIR.rstrip("/") + ".use.lock"
+USERS_DIR = CLUSTER_DIR.rstrip("/") + ".users"
+#: In USERS_DIR when a test process started the cluster (and the last
+#: test process to leave stops it).
+STARTED_BY_TESTS = "started-by-tests"
+#: Seconds a test waits for another process's test to release the cluster.
+USE_TIMEOUT = float(os.environ.get("TC_RABBIT_CLUSTER_WAIT", "1800"))
+
+
+@contextlib.contextmanager
+def _locked(path: str = LOCK_FILE):
+    with open(path, "a", encoding="ascii") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
 
 def shared_cluster() -> RabbitCluster:
-    """The cluster for this test run: started (and stopped when the run
-    ends) unless it already runs; restarts whichever nodes a previous test
-    left down."""
+    """The cluster for this test run: started (and stopped when the last
+    test process using it ends) unless it already runs; restarts
+    whichever nodes a previous test left down.  Safe when several
+    processes (trial -j2) ask at once: one starts it, the others wait."""
     global _shared
-    if _shared is None:
-        cluster = RabbitCluster()
-        if not any(n.running() for n in cluster.nodes):
-            atexit.register(cluster.destroy)
-        _shared = cluster
-    if not _shared.ready():
-        _shared.start()
+    with _locked():
+        if _shared is None:
+            cluster = RabbitCluster()
+            os.makedirs(USERS_DIR, exist_ok=True)
+            if not any(n.running() for n in cluster.nodes):
+                open(os.path.join(USERS_DIR, STARTED_BY_TESTS), "w").close()
+            open(os.path.join(USERS_DIR, str(os.getpid())), "w").close()
+            atexit.register(_release, cluster)
+            _shared = cluster
+        if not _shared.ready():
+            _shared.start()
     return _shared
+
+
+def _release(cluster: RabbitCluster) -> None:
+    """At exit: this process no longer uses the cluster; the last one
+    stops it if a test process started it."""
+    with _locked():
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(USERS_DIR, str(os.getpid())))
+        others = [name for name in os.listdir(USERS_DIR)
+                  if name.isdigit() and _alive(int(name))]
+        marker = os.path.join(USERS_DIR, STARTED_BY_TESTS)
+        if not others and os.path.exists(marker):
+            os.remove(marker)
+            cluster.destroy()
+
+
+class ClusterUse:
+    """Exclusive use of the cluster by one test (or one bench run) at a
+    time across processes: tests kill and stop nodes, which would break
+    another process's test running on it at the same moment.  Reentrant
+    within a process; :meth:`release` once per :meth:`acquire`."""
+
+    _handle = None
+    _depth = 0
+
+    @classmethod
+    def acquire(cls, timeout: float = USE_TIMEOUT) -> None:
+        if cls._depth:
+            cls._depth += 1
+            return
+        handle = open(USE_LOCK_FILE, "a", encoding="ascii")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    handle.close()
+                    raise ClusterError(
+                        f"another process used the RabbitMQ cluster for "
+                        f"more than {timeout:.0f} s ({USE_LOCK_FILE})")
+                time.sleep(0.2)
+        cls._handle, cls._depth = handle, 1
+
+    @classmethod
+    def release(cls) -> None:
+        if not cls._depth:
+            return
+        cls._depth -= 1
+        if cls._depth == 0:
+            fcntl.flock(cls._handle, fcntl.LOCK_UN)
+            cls._handle.close()
+            cls._handle = None
 
 
 def available() -> str | None:
@@ -421,10 +554,13 @@ def available() -> str | None:
     return None
 
 
-def require_cluster() -> RabbitCluster:
+def require_cluster(add_cleanup=None) -> RabbitCluster:
     """:func:`shared_cluster` for a test: skipped where the machine cannot
     run it, unless ``TWISTED_COMPUTE_DEMAND`` names ``rabbitmq-cluster``
-    (or ``all``), in which case the test fails."""
+    (or ``all``), in which case the test fails.  With ``add_cleanup``
+    (a test's ``addCleanup``) the test has the cluster to itself
+    (:class:`ClusterUse`) until its cleanups run, after those added
+    later (a node started again)."""
     reason = available()
     if reason is not None:
         wanted = os.environ.get("TWISTED_COMPUTE_DEMAND", "").replace(",", " ")
@@ -432,6 +568,9 @@ def require_cluster() -> RabbitCluster:
             raise ClusterError(f"{reason}, and TWISTED_COMPUTE_DEMAND "
                                f"demands rabbitmq-cluster")
         raise unittest.SkipTest(reason)
+    if add_cleanup is not None:
+        ClusterUse.acquire()
+        add_cleanup(ClusterUse.release)
     return shared_cluster()
 
 
