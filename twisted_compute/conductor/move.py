@@ -130,6 +130,28 @@ class MoveTaskMixin:
         except Exception:  # noqa: BLE001
             self.log.failure("could not record a fault of {uuid}", uuid=uuid)
 
+    async def _recorded(self, context, uuid: str, event: str, what: str,
+                        run) -> None:
+        """``await run()`` as this conductor's action event ``event`` of
+        ``uuid``: Success, or Error with the message (a crash, an error
+        that is not a domain one, is also logged with its traceback); an
+        instance deleted meanwhile ends it quietly."""
+        await self._event(context, uuid, event, self.host)
+        try:
+            await run()
+        except exception.InstanceNotFound:
+            self.log.info("{uuid} was deleted during its {what}", uuid=uuid,
+                          what=what)
+            return
+        except Exception as exc:  # noqa: BLE001 - recorded on the action
+            await self._event(context, uuid, event, self.host, "Error",
+                              message(exc))
+            if not isinstance(exc, (exception.ComputeException, _StepFailed)):
+                self.log.failure("{what} of {uuid} crashed", what=what,
+                                 uuid=uuid)
+            return
+        await self._event(context, uuid, event, self.host, "Success")
+
     # --- resize and cold migration --------------------------------------
 
     async def migrate_server(self, context, instance_uuid, flavor=None,
@@ -140,20 +162,9 @@ class MoveTaskMixin:
         recorded the action."""
         from twisted_compute.conductor.manager import _ctx
         context = _ctx(context)
-        await self._event(context, instance_uuid, MIGRATE_EVENT, self.host)
-        try:
-            await self._migrate(context, instance_uuid, flavor, host)
-        except exception.InstanceNotFound:
-            self.log.info("{uuid} was deleted while moving", uuid=instance_uuid)
-            return
-        except Exception as exc:  # noqa: BLE001 - recorded on the action
-            await self._event(context, instance_uuid, MIGRATE_EVENT,
-                              self.host, "Error", message(exc))
-            if not isinstance(exc, (exception.ComputeException, _StepFailed)):
-                self.log.failure("move of {uuid} crashed", uuid=instance_uuid)
-            return
-        await self._event(context, instance_uuid, MIGRATE_EVENT, self.host,
-                          "Success")
+        await self._recorded(context, instance_uuid, MIGRATE_EVENT, "move",
+                             lambda: self._migrate(context, instance_uuid,
+                                                   flavor, host))
 
     async def _migrate(self, context, uuid, new_flavor, host) -> None:
         instance = await self.db.instances.get(uuid)
@@ -316,23 +327,11 @@ class MoveTaskMixin:
         cleanup rolls back and leaves the guest running on its source."""
         from twisted_compute.conductor.manager import _ctx
         context = _ctx(context)
-        event = "conductor_live_migrate_instance"
-        await self._event(context, instance_uuid, event, self.host)
-        try:
-            await self._live_migrate(context, instance_uuid, host,
-                                     bool(block_migration), bool(force))
-        except exception.InstanceNotFound:
-            return
-        except Exception as exc:  # noqa: BLE001 - recorded on the action
-            await self._event(context, instance_uuid, event, self.host,
-                              "Error", message(exc))
-            if not isinstance(exc, (exception.ComputeException,
-                                    _StepFailed)):
-                self.log.failure("live migration of {uuid} crashed",
-                                 uuid=instance_uuid)
-            return
-        await self._event(context, instance_uuid, event, self.host,
-                          "Success")
+        await self._recorded(
+            context, instance_uuid, "conductor_live_migrate_instance",
+            "live migration", lambda: self._live_migrate(
+                context, instance_uuid, host, bool(block_migration),
+                bool(force)))
 
     async def _live_migrate(self, context, uuid, host, block_migration,
                             force) -> None:
@@ -463,23 +462,10 @@ class MoveTaskMixin:
         drops it, and the instance goes to ERROR (migration "failed")."""
         from twisted_compute.conductor.manager import _ctx
         context = _ctx(context)
-        event = "conductor_rebuild_server"
-        await self._event(context, instance_uuid, event, self.host)
-        try:
-            await self._evacuate(context, instance_uuid, host, bool(force),
-                                 admin_password, target_state)
-        except exception.InstanceNotFound:
-            return
-        except Exception as exc:  # noqa: BLE001 - recorded on the action
-            await self._event(context, instance_uuid, event, self.host,
-                              "Error", message(exc))
-            if not isinstance(exc, (exception.ComputeException,
-                                    _StepFailed)):
-                self.log.failure("evacuation of {uuid} crashed",
-                                 uuid=instance_uuid)
-            return
-        await self._event(context, instance_uuid, event, self.host,
-                          "Success")
+        await self._recorded(
+            context, instance_uuid, "conductor_rebuild_server", "evacuation",
+            lambda: self._evacuate(context, instance_uuid, host, bool(force),
+                                   admin_password, target_state))
 
     async def _evacuate(self, context, uuid, host, force, admin_password,
                         target_state) -> None:
