@@ -78,27 +78,6 @@ class AllInOneCLITests(OpenStackCLIMixin, TwistdTestCase):
         self.assertEqual(self.openstack("token", "issue")["project_id"],
                          "admin")
 
-    def show(self, server_id: str) -> dict:
-        return self.openstack("server", "show", server_id)
-
-    def wait_status(self, server_id: str, status: str,
-                    power_state: int | None = None) -> dict:
-        """Poll ``server show`` until ``status`` with no task state (and
-        ``power_state``, as the CLI prints it)."""
-        def reached():
-            shown = self.show(server_id)
-            if shown["status"] == "ERROR":
-                self.fail(f"server {server_id} went to ERROR: {shown}")
-            if shown["status"] != status \
-                    or shown.get("OS-EXT-STS:task_state"):
-                return None
-            if power_state is not None and \
-                    shown.get("OS-EXT-STS:power_state") != power_state:
-                return None
-            return shown
-        return wait_until(reached, STATUS_TIMEOUT, interval=0.3,
-                          message=f"{server_id} to be {status}")
-
     def create(self, *extra: str) -> dict:
         name = "aio-" + uuid.uuid4().hex[:8]
         return self.openstack("server", "create", "--flavor", FLAVOR,

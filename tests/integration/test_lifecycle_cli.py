@@ -27,24 +27,6 @@ class LifecycleCLITests(OpenStackCLIMixin, TwistdTestCase):
         super().setUp()
         self.clouds = os.path.join(self.proc.directory, "clouds.yaml")
 
-    def show(self, server_id: str) -> dict:
-        return self.openstack("server", "show", server_id)
-
-    def wait_status(self, server_id, status, power_state=None):
-        def reached():
-            shown = self.show(server_id)
-            if shown["status"] == "ERROR" and status != "ERROR":
-                self.fail(f"server {server_id} went to ERROR: {shown}")
-            if shown["status"] != status \
-                    or shown.get("OS-EXT-STS:task_state"):
-                return None
-            if power_state is not None and \
-                    shown.get("OS-EXT-STS:power_state") != power_state:
-                return None
-            return shown
-        return wait_until(reached, timeout=STATUS_TIMEOUT,
-                          message=f"{server_id} {status}")
-
     def create(self) -> dict:
         return self.openstack("server", "create", "--flavor", FLAVOR,
                               "--image", IMAGE, "--auto-network", "--wait",

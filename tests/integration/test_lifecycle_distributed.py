@@ -167,25 +167,6 @@ class LifecycleDistributedCLITests(OpenStackCLIMixin, DeploymentTestCase):
         self.assertEqual(response.code, 200, response)
         return response.json["server"]
 
-    def wait_status(self, server_id: str, status: str,
-                    power_state: int | None = None) -> dict:
-        def reached():
-            shown = self.show(server_id)
-            if shown is None:
-                self.fail(f"server {server_id} is gone")
-            if shown["status"] == "ERROR" and status != "ERROR":
-                self.fail(f"server {server_id} went to ERROR: "
-                          f"{shown.get('fault')}")
-            if shown["status"] != status or \
-                    shown.get("OS-EXT-STS:task_state"):
-                return None
-            if power_state is not None and \
-                    shown.get("OS-EXT-STS:power_state") != power_state:
-                return None
-            return shown
-        return wait_until(reached, timeout=STATUS_TIMEOUT, interval=0.3,
-                          message=f"{server_id} {status}")
-
     def image_ids(self) -> set[str]:
         response = self.proc.get("/v2/images?limit=1000", api="image",
                                  token=ADMIN)

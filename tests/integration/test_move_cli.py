@@ -29,21 +29,6 @@ class MoveCLITests(OpenStackCLIMixin, TwistdTestCase):
         super().setUp()
         self.clouds = os.path.join(self.proc.directory, "clouds.yaml")
 
-    def show(self, server_id):
-        return self.openstack("server", "show", server_id)
-
-    def wait_status(self, server_id, status):
-        def reached():
-            shown = self.show(server_id)
-            if shown["status"] == "ERROR":
-                self.fail(f"server {server_id} went to ERROR: {shown}")
-            if shown["status"] == status and \
-                    not shown.get("OS-EXT-STS:task_state"):
-                return shown
-            return None
-        return wait_until(reached, STATUS_TIMEOUT, interval=0.3,
-                          message=f"{server_id} to be {status}")
-
     def create(self):
         def both_up():
             rows = self.openstack("compute", "service", "list") or []

@@ -45,6 +45,7 @@ atexit.register(_cleanup_all)
 
 
 class MoveDistributedTests(OpenStackCLIMixin, TwistdTestCase):
+    status_timeout = STATUS_TIMEOUT
     cli_timeout = 90.0
 
     def setUp(self):
@@ -83,21 +84,6 @@ class MoveDistributedTests(OpenStackCLIMixin, TwistdTestCase):
             self.addCleanup(lambda: _SHARED.pop(cls)["deployment"].cleanup())
 
     # --- helpers -------------------------------------------------------
-
-    def show(self, server_id):
-        return self.openstack("server", "show", server_id)
-
-    def wait_status(self, server_id, status):
-        def reached():
-            shown = self.show(server_id)
-            if shown["status"] == "ERROR":
-                self.fail(f"server {server_id} went to ERROR: {shown}")
-            if shown["status"] == status and \
-                    not shown.get("OS-EXT-STS:task_state"):
-                return shown
-            return None
-        return wait_until(reached, STATUS_TIMEOUT, interval=0.5,
-                          message=f"{server_id} to be {status}")
 
     def create(self):
         server = self.openstack(

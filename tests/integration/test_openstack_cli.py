@@ -72,6 +72,33 @@ class OpenStackCLIMixin:
             return done
         return json.loads(done.stdout) if done.stdout.strip() else None
 
+    #: How long :meth:`wait_status` waits.
+    status_timeout = 30.0
+
+    def show(self, server_id: str) -> dict | None:
+        return self.openstack("server", "show", server_id)
+
+    def wait_status(self, server_id: str, status: str,
+                    power_state: int | None = None) -> dict:
+        """Poll :meth:`show` until ``status`` with no task state (and
+        ``power_state``, as the CLI prints it); a server gone to ERROR
+        (unless that is the status waited for) fails the test at once."""
+        def reached():
+            shown = self.show(server_id)
+            if shown is None:
+                self.fail(f"server {server_id} is gone")
+            if shown["status"] == "ERROR" and status != "ERROR":
+                self.fail(f"server {server_id} went to ERROR: {shown}")
+            if shown["status"] != status \
+                    or shown.get("OS-EXT-STS:task_state"):
+                return None
+            if power_state is not None and \
+                    shown.get("OS-EXT-STS:power_state") != power_state:
+                return None
+            return shown
+        return wait_until(reached, self.status_timeout, interval=0.3,
+                          message=f"{server_id} to be {status}")
+
 
 class OpenStackCLITests(OpenStackCLIMixin, TwistdTestCase):
 
