@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -82,6 +83,14 @@ class FindByNameTests(SynchronousTestCase):
             [beam, "30"], env={"RABBITMQ_NODENAME": node.name})
         self.addCleanup(proc.wait)
         self.addCleanup(proc.kill)
+        # Until the child has exec'd, /proc shows the parent's command and
+        # environment: wait for the exec (a loaded machine takes a while).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open(f"/proc/{proc.pid}/comm", encoding="ascii") as handle:
+                if handle.read().strip() == "beam.smp":
+                    break
+            time.sleep(0.01)
         self.assertEqual(node.pid(), proc.pid)
         # ... and the pid file is written again for stop and kill.
         with open(node.pid_file, encoding="ascii") as handle:
