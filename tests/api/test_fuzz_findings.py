@@ -4,6 +4,8 @@ fix."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from tests.api.test_image import ImageAPITestCase
 from tests.api.test_servers_base import ServersTestCase
 
@@ -105,3 +107,61 @@ class ImageSizeTests(ImageAPITestCase):
                                       token="alice:p1"), 400, name)
         self.assertEqual(self.get("/v2/images?size_min=1",
                                   token="alice:p1").code, 200)
+
+
+class ImagePropertyTests(ImageAPITestCase):
+    """An image list filtered on a property whose name SQLite's JSON path
+    could not read was a 500 (``?%02%28g...%00...=1``); names PostgreSQL
+    or MariaDB mis-read (a dot, a quote, a non-ASCII letter) matched
+    nothing."""
+
+    def names(self, query):
+        response = self.get(f"/v2/images{query}", token="alice:p1")
+        self.assertEqual(response.code, 200, response)
+        return sorted(i["name"] for i in response.json["images"])
+
+    def test_filter_on_any_property_name(self):
+        odd = {"a.b": "1", 'a"b': "2", "a'b": "3", "a\\b": "4",
+               "ünï": "5", "$x": "6", "a[0]": "7", "sp ace": "8"}
+        self.create(name="odd", **odd)
+        self.create(name="other", **{"a.b": "x"})
+        for key, value in odd.items():
+            self.assertEqual(self.names("?" + urlencode({key: value})),
+                             ["odd"], key)
+        self.assertEqual(self.names("?" + urlencode({"a.b": "x"})),
+                         ["other"])
+        self.assertEqual(self.names("?" + urlencode({"\x02(g": "1"})), [])
+        self.assertEqual(self.names("?a.b=1&limit=1"), ["odd"])
+
+    def test_nul_in_the_url(self):
+        for path in ("/v2/images?%02%28g%00=1", "/v2/images?name=%00",
+                     "/v2/images/%00"):
+            self.assertFault(self.get(path, token="alice:p1"), 400, "NUL")
+
+    def test_nul_or_control_in_a_property(self):
+        for body in ({"x\u0000": "1"}, {"x": "1\u0000"},
+                     {"name": "\u0000"}, {"tags": ["\u0000"]}):
+            response = self.post("/v2/images", body, token="alice:p1")
+            self.assertFault(response, 400, "NUL")
+        for name in ("x\u0002", "", "p" * 256):
+            response = self.post("/v2/images", {name: "1"},
+                                 token="alice:p1")
+            self.assertFault(response, 400, "property name")
+        image = self.create()
+        response = self.patch(image["id"], [
+            {"op": "add", "path": "/x\u0001", "value": "1"}])
+        self.assertFault(response, 400, "property name")
+        self.assertEqual(self.patch(image["id"], [
+            {"op": "add", "path": "/ünï", "value": "1"}]).code, 200)
+
+
+class ComputeNulTests(ServersTestCase):
+
+    def test_nul_in_the_url_and_body(self):
+        self.assertFault(self.get("/v2.1/servers?name=%00"), 400, "NUL")
+        self.assertFault(self.get("/v2.1/servers/%00"), 400, "NUL")
+        server_id = self.create_server()
+        response = self.put(f"/v2.1/servers/{server_id}/metadata",
+                            {"metadata": {"k": "v\u0000"}},
+                            token="user:project")
+        self.assertFault(response, 400, "NUL")

@@ -4,6 +4,7 @@ DB pool."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 import sqlalchemy as sa
@@ -140,8 +141,6 @@ def get_all(conn, *, project_id: str | None = None,
         if name not in FILTER_COLUMNS:
             raise exception.InvalidInput(reason=f"Invalid filter: {name}")
         query = query.where(T.c[name].in_(list(values)))
-    for name, value in (property_filters or {}).items():
-        query = query.where(T.c.properties[name].as_string() == value)
     if os_hidden is not None:
         query = query.where(T.c.os_hidden == sa.literal(os_hidden))
     if protected is not None:
@@ -169,16 +168,28 @@ def get_all(conn, *, project_id: str | None = None,
             beyond = expr < value if direction == "desc" else expr > value
             after.append(sa.and_(*equal, beyond))
         query = query.where(sa.or_(*after))
-    if limit is not None and not tags:
+    wanted = set(tags)
+    properties = dict(property_filters or {})
+    if limit is not None and not wanted and not properties:
         query = query.limit(limit)
     images = [_record(r) for r in conn.execute(query)]
-    if tags:
-        # Tags are a JSON list: filtered here rather than in SQL.
-        wanted = set(tags)
-        images = [i for i in images if wanted <= set(i.tags)]
+    if wanted or properties:
+        # Tags and properties are JSON: filtered here rather than in SQL,
+        # where the JSON path of an arbitrary property name is no
+        # portable expression (SQLite, PostgreSQL and MariaDB each
+        # mis-read some names).
+        images = [i for i in images if wanted <= set(i.tags) and all(
+            _text(i.properties.get(k)) == v for k, v in properties.items())]
         if limit is not None:
             images = images[:limit]
     return images
+
+
+def _text(value: Any) -> str | None:
+    """A property's value as the text a query string filter names."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 def create(conn, values: dict[str, Any]) -> Image:

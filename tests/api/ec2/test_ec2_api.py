@@ -381,6 +381,11 @@ class ActionTests(Ec2TestCase):
             "DescribeTags")["Tags"]], ["b"])
         self.error("CreateTags", "InvalidID", Resources=["vol-1"],
                    Tags=[{"Key": "a", "Value": "1"}])
+        # A NUL (which PostgreSQL refuses in any text) is a clear error.
+        parsed = self.error("CreateTags", "InvalidParameterValue",
+                            Resources=[iid],
+                            Tags=[{"Key": "c", "Value": "x\x00"}])
+        self.assertIn("NUL", parsed["Error"]["Message"])
 
 
 class IsolationTests(Ec2TestCase):

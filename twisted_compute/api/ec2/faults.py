@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 
 from twisted_compute import exception
 from twisted_compute.api.middleware import Middleware, render_child
+from twisted_compute.api.middleware.fault import NUL_IN_URL, nul_in_url
 from twisted_compute.context import generate_request_id
 from twisted_compute.log import Logger
 
@@ -131,6 +132,9 @@ class Ec2FaultWrapper(Middleware):
         request.processingFailed = partial(_processing_failed, request)
         # Middleware below that answers a failed check this way.
         request.ec2_error = partial(write_error, request)
+        if nul_in_url(request):
+            return write_error(request, exception.InvalidInput(
+                reason=NUL_IN_URL))
         try:
             return render_child(self.wrapped, request)
         except Exception as error:  # noqa: BLE001 - the client gets XML

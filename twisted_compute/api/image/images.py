@@ -302,6 +302,8 @@ class ImagesController(Controller):
             if key.startswith("os_glance"):
                 raise exception.Forbidden(
                     f"Attribute '{key}' is reserved.")
+            if key not in schemas.SETTABLE:
+                schemas.check_property_name(key)
         common.validate(body, schemas.settable_schema())
         visibility = body.get("visibility", "shared")
         self._check_visibility(context, visibility)
@@ -542,6 +544,8 @@ def _apply_patch(image, operations: list) -> dict[str, Any]:
             changes[name] = value
             continue
         touched_properties = True
+        if kind != "remove":
+            schemas.check_property_name(name)
         if kind == "add":
             properties[name] = value
         elif name not in properties:

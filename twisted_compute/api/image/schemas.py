@@ -4,7 +4,9 @@ to check what clients send."""
 from __future__ import annotations
 
 import copy
+import re
 
+from twisted_compute import exception
 from twisted_compute.api.image.store import CONTAINER_FORMATS, DISK_FORMATS
 
 #: Attributes a client may never set.
@@ -22,6 +24,10 @@ STATUSES = ("queued", "saving", "active", "killed", "deleted",
             "pending_delete", "deactivated", "uploading", "importing")
 
 _nullable_string = {"type": ["null", "string"], "maxLength": 255}
+
+#: What an extra property's name may be (as Glance's 255-character
+#: column), no control character in it.
+PROPERTY_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 
 IMAGE = {
     "name": "image",
@@ -71,6 +77,14 @@ IMAGE = {
         {"rel": "describedby", "href": "{schema}"},
     ],
 }
+
+
+def check_property_name(name: str) -> None:
+    """400 for an extra property's ``name`` no image may have."""
+    if not PROPERTY_NAME.match(name):
+        raise exception.ValidationError(
+            field=name[:64] or "''", detail="A property name is 1 to 255 "
+            "characters, none of them a control character.")
 
 
 def image_schema() -> dict:

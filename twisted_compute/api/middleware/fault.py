@@ -39,6 +39,20 @@ def _undecodable(request) -> bool:
     return False
 
 
+def nul_in_url(request) -> bool:
+    """Whether a path segment, or a query name or value, holds a NUL
+    character once percent-decoded: no resource or filter could name it,
+    and PostgreSQL refuses it in any text."""
+    if any(b"\x00" in segment for segment in request.postpath):
+        return True
+    return any(b"\x00" in name or any(b"\x00" in v for v in values)
+               for name, values in (request.args or {}).items())
+
+
+#: The fault of a URL :func:`nul_in_url` refuses.
+NUL_IN_URL = "Malformed request URL: a NUL character in the path or query."
+
+
 class FaultWrapper(Middleware):
     def render(self, request):
         request.processingFailed = partial(_processing_failed, request)
@@ -46,6 +60,8 @@ class FaultWrapper(Middleware):
             return faults.write_fault(
                 request, 400, "Malformed request URL: the path is not "
                 "UTF-8 once percent-decoded.")
+        if nul_in_url(request):
+            return faults.write_fault(request, 400, NUL_IN_URL)
         try:
             return render_child(self.wrapped, request)
         except Exception:

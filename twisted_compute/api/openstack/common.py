@@ -178,7 +178,7 @@ def read_body(request) -> Any:
         raise exception.UnsupportedMediaType(
             content_type=content_type, expected="application/json")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise exception.Invalid(
             reason="Malformed request body") from None
@@ -186,6 +186,29 @@ def read_body(request) -> Any:
         # A body nested deeper than the interpreter's recursion limit.
         raise exception.Invalid(
             reason="Malformed request body: nested too deeply") from None
+    if b"u0000" in raw.lower() and _holds_nul(body):
+        raise exception.Invalid(
+            reason="Malformed request body: a NUL character (\\u0000) "
+                   "in a string")
+    return body
+
+
+def _holds_nul(body: Any) -> bool:
+    """Whether a string (or an object's name) of ``body`` holds a NUL,
+    which no name, value or filter of the APIs may hold (and PostgreSQL
+    refuses in any text)."""
+    pending = [body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _field_path(error: jsonschema.ValidationError) -> str:
