@@ -137,6 +137,34 @@ class ConductorTests(DBTestCase):
         # 2.84 shows the failed event's fault message
         self.assertEqual(action.events[0].details, stored.fault.message)
 
+    def test_build_failures_send_instance_update(self):
+        """The conductor's ERROR writes (no host; the last alternate
+        failed) send ``instance.update`` as an agent's state writes do."""
+        from twisted_compute.notifications import MemorySink, Notifier
+        sink = MemorySink()
+        notifier = Notifier(self.reactor, sink, drivers=["messagingv2"])
+
+        def states():
+            found = [m["payload"]["nova_object.data"] for m in
+                     sink.messages() if m["event_type"] == "instance.update"]
+            sink.clear()
+            return [(d["uuid"], d["state_update"]["nova_object.data"][
+                "old_task_state"], d["state"]) for d in found]
+
+        instance = self.new_instance()
+        manager = self.manager(exception.NoValidHost(reason="all full"))
+        manager.notifier = notifier.prepare("nova-conductor:cond1")
+        self.boot(manager, [instance])
+        self.assertEqual(states(), [(instance.uuid, "scheduling", "error")])
+
+        instance = self.new_instance()
+        manager = self.manager(lambda uuids: [hosts("a")])
+        manager.notifier = notifier.prepare("nova-conductor:cond1")
+        self.boot(manager, [instance])
+        built = self.run_db(instances_db.get, instance.uuid)
+        self.failed(manager, built, (), "spawn failed", attempt=1)
+        self.assertEqual(states(), [(instance.uuid, "scheduling", "error")])
+
     def test_reschedule_to_alternate_then_error(self):
         instance = self.new_instance()
         manager = self.manager(lambda uuids: [hosts("a", "b")])

@@ -108,3 +108,43 @@ class MoveNotificationTests(MoveStackTestCase):
         dest = self.get(uuid).host
         self.assertNotEqual(dest, "h1")
         self.assertIn(("instance.evacuate", dest), self.seen())
+
+
+class ConductorStateNotificationTests(MoveStackTestCase):
+    """The conductor's own writes of a move's states send
+    ``instance.update`` as the agents' do (publisher nova-conductor)."""
+
+    def setUp(self):
+        super().setUp()
+        self.sink = MemorySink()
+        notifier = Notifier(self.clock, self.sink, drivers=["messagingv2"])
+        self.conductor.notifier = notifier.prepare("nova-conductor:c1")
+
+    def updates(self) -> list[tuple[str, str | None, str, str | None]]:
+        result = []
+        for message in self.sink.messages():
+            if message["event_type"] != "instance.update":
+                continue
+            self.assertEqual(message["publisher_id"], "nova-conductor:c1")
+            state = message["payload"]["nova_object.data"]["state_update"][
+                "nova_object.data"]
+            result.append((state["old_state"], state["old_task_state"],
+                           state["state"], state["new_task_state"]))
+        return result
+
+    def test_resize_task_states(self):
+        uuid = self.boot()
+        self.call(self.api.resize(self.ctx, uuid, "big"))
+        self.assertEqual(self.get(uuid).vm_state, "resized")
+        self.assertEqual(self.updates(), [
+            ("active", "resize_prep", "active", "resize_migrating"),
+            ("active", "resize_migrating", "active", "resize_migrated"),
+            ("active", "resize_migrated", "active", "resize_finish"),
+            ("active", "resize_finish", "resized", None)])
+
+    def test_no_destination_clears_the_task(self):
+        uuid = self.boot()
+        self.call(self.api.live_migrate(self.ctx, uuid, "nowhere", False,
+                                        False))
+        self.assertEqual(self.updates(),
+                         [("active", "migrating", "active", None)])

@@ -139,8 +139,7 @@ class ProxyTests(TestCase):
             holder["client"] = client
             return client
         factory.buildProtocol = build
-        from twisted.internet.endpoints import (
-            TCP4ClientEndpoint, connectProtocol)
+        from twisted.internet.endpoints import TCP4ClientEndpoint
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1",
                                       port.getHost().port)
         await endpoint.connect(factory)

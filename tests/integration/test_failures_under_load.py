@@ -33,7 +33,7 @@ import threading
 import time
 
 from tests.integration.harness import (
-    ADMIN, VERSION, DeploymentTestCase, api_flavor, api_hypervisors,
+    ADMIN, VERSION, DeploymentTestCase, api_flavor,
     api_image, api_servers, kill_process, wait_until)
 
 BUILDS = int(os.environ.get("TC_FAILURE_BUILDS", "300"))

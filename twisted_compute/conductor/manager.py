@@ -179,9 +179,15 @@ class ConductorManager(MoveTaskMixin):
                 self.log.warn("No valid host for {uuids} (request "
                               "{request_id}): {reason}", uuids=uuids,
                               request_id=context.request_id, reason=reason)
-            await self.db.instances.fail_scheduling(
+            failed = set(await self.db.instances.fail_scheduling(
                 uuids, 500, reason, context.request_id, BUILD_EVENT,
-                self.host, started)
+                self.host, started))
+            for instance in instances:
+                if instance.uuid in failed:
+                    self.notifier.instance_update(
+                        context, instance, attrs.evolve(
+                            instance, vm_state=vm_states.ERROR,
+                            task_state=None))
             return
         placements = {i.uuid: _placement(selection)
                       for i, selection in zip(instances, selections)}
@@ -273,11 +279,13 @@ class ConductorManager(MoveTaskMixin):
                       reason=reason)
         if alternates and attempt < max_attempts:
             try:
-                await self.db.instances.guarded_update(
-                    instance.uuid,
-                    {"task_state": vm_states.SCHEDULING, "host": None,
-                     "node": None},
-                    expected_vm_state=[vm_states.BUILDING])
+                await self._state_write(
+                    context, instance.uuid,
+                    lambda: self.db.instances.guarded_update(
+                        instance.uuid,
+                        {"task_state": vm_states.SCHEDULING, "host": None,
+                         "node": None},
+                        expected_vm_state=[vm_states.BUILDING]))
             except (exception.InstanceNotFound,
                     exception.UnexpectedTaskStateError):
                 return
@@ -295,8 +303,9 @@ class ConductorManager(MoveTaskMixin):
 
     async def _fail_build(self, context, uuid, code, message, event,
                           details=None, host=None):
-        await self.db.instances.set_error(uuid, code, message, details,
-                                          host)
+        await self._state_write(
+            context, uuid, lambda: self.db.instances.set_error(
+                uuid, code, message, details, host))
         await self.db.actions.event_finish(uuid, context.request_id, event,
                                            self.host, "Error", details,
                                            details=message)
@@ -318,8 +327,10 @@ class ConductorManager(MoveTaskMixin):
         for uuid, host in stuck:
             message = (f"Build of instance {uuid} timed out after "
                        f"{timeout} seconds")
-            if await self.db.instances.set_error(uuid, 500, message, None,
-                                                 host, only_if_building=True):
+            if await self._state_write(
+                    None, uuid, lambda: self.db.instances.set_error(
+                        uuid, 500, message, None, host,
+                        only_if_building=True)):
                 failed += 1
                 self.log.warn("{message} (host {host})", message=message,
                               host=host or "none")
@@ -364,9 +375,10 @@ class ConductorManager(MoveTaskMixin):
                           reason=reason)
             await self.db.actions.add_fault(uuid, 500, reason, None, None)
             try:
-                await self.db.instances.guarded_update(
-                    uuid, {"task_state": None},
-                    expected_task_state=[vm_states.UNSHELVING])
+                await self._state_write(
+                    context, uuid, lambda: self.db.instances.guarded_update(
+                        uuid, {"task_state": None},
+                        expected_task_state=[vm_states.UNSHELVING]))
             except exception.ComputeException:
                 pass
             await self.db.actions.event_finish(
@@ -451,10 +463,12 @@ class ConductorManager(MoveTaskMixin):
                    if isinstance(error, exception.ComputeException)
                    else f"Rebuild failed: {error}")
         try:
-            await self.db.instances.guarded_update(
-                instance.uuid, {"vm_state": vm_states.ERROR,
-                                "task_state": None},
-                expected_task_state=[vm_states.REBUILDING])
+            await self._state_write(
+                context, instance.uuid,
+                lambda: self.db.instances.guarded_update(
+                    instance.uuid, {"vm_state": vm_states.ERROR,
+                                    "task_state": None},
+                    expected_task_state=[vm_states.REBUILDING]))
             if orig_image_ref:
                 # the image it still runs
                 await self.db.instances.update(

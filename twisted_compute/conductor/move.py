@@ -117,11 +117,48 @@ class MoveTaskMixin:
         await self._event(context, instance.uuid, event, host, "Success")
         return result
 
-    async def _task(self, uuid: str, task_state: str | None,
+    async def _state_write(self, context, uuid: str, write):
+        """``await write()``, a write of ``uuid``'s state; then Nova's
+        ``instance.update`` when it changed the vm or task state (the
+        instance read before and after, only while notifications are
+        on)."""
+        if not self.notifier.enabled:
+            return await write()
+        try:
+            before = await self.db.instances.get(uuid)
+        except exception.InstanceNotFound:
+            return await write()
+        result = await write()
+        try:
+            after = await self.db.instances.get(uuid)
+        except exception.InstanceNotFound:
+            return result
+        self.notifier.instance_update(context or get_admin_context(),
+                                      before, after)
+        return result
+
+    async def _task(self, context, uuid: str, task_state: str | None,
                     expected: tuple) -> None:
-        await self.db.instances.guarded_update(
-            uuid, {"task_state": task_state},
-            expected_task_state=list(expected), fetch=False)
+        await self._state_write(
+            context, uuid, lambda: self.db.instances.guarded_update(
+                uuid, {"task_state": task_state},
+                expected_task_state=list(expected), fetch=False))
+
+    async def _set_status(self, context, migration_id: int, status: str,
+                          instance_updates: dict[str, Any] | None = None,
+                          **kwargs) -> Migration:
+        """The migration's ``status`` (and its instance's
+        ``instance_updates``), with ``instance.update`` as
+        :meth:`_state_write` when those change a state."""
+        def write():
+            return self.db.migrations.set_status(
+                migration_id, status, instance_updates, **kwargs)
+        if not self.notifier.enabled or not (
+                {"vm_state", "task_state"} & set(instance_updates or ())):
+            return await write()
+        migration = await self.db.migrations.get(migration_id)
+        return await self._state_write(context, migration.instance_uuid,
+                                       write)
 
     async def _fault(self, uuid: str, exc: BaseException, host=None):
         try:
@@ -172,65 +209,100 @@ class MoveTaskMixin:
         migration_type = "resize" if new_flavor else "migration"
         new_flavor = dict(new_flavor or old_flavor)
         source = instance.host
-        spec = RequestSpec.from_dict(instance.request_spec or {})
-        ignore = set(spec.ignore_hosts)
-        if not self.conf.allow_resize_to_same_host:
-            ignore.add(source)
-        else:
-            ignore.discard(source)
-        spec = attrs.evolve(
-            spec, flavor=new_flavor, num_instances=1,
-            instance_uuids=(uuid,), ignore_hosts=tuple(sorted(ignore)),
-            force_hosts=[host] if host else None, force_nodes=None,
-            project_id=instance.project_id, user_id=instance.user_id)
         try:
-            [selection] = await self.scheduler.select_destinations(
-                context, spec, [uuid], return_alternates=True)
+            candidates = await self._destinations(
+                context, instance, new_flavor, host,
+                same_host=self.conf.allow_resize_to_same_host)
         except Exception as exc:  # noqa: BLE001 - nothing claimed yet
             self.log.warn("no destination for the move of {uuid}: {why}",
                           uuid=uuid, why=message(exc))
             await self._fault(uuid, exc)
-            await self._task(uuid, None, (vm_states.RESIZE_PREP,))
+            await self._task(context, uuid, None, (vm_states.RESIZE_PREP,))
             raise
-        candidates = [selection, *selection.alternates]
         migration = await self.db.migrations.start(
             uuid, migration_type=migration_type, source_compute=source,
-            source_node=instance.node, dest_compute=selection.host,
-            dest_node=selection.node, old_flavor=old_flavor,
+            source_node=instance.node, dest_compute=candidates[0].host,
+            dest_node=candidates[0].node, old_flavor=old_flavor,
             new_flavor=new_flavor, user_id=instance.user_id,
             project_id=instance.project_id)
-        # Claim on a destination: the chosen one, then its alternates.
-        failures = []
-        dest = None
-        for attempt, candidate in enumerate(candidates):
-            if attempt:
-                migration = await self.db.migrations.update(
-                    migration.id, {"dest_compute": candidate.host,
-                                   "dest_node": candidate.node},
-                    context_updates={"dest_compute": candidate.host,
-                                     "dest_node": candidate.node})
-            try:
-                await self._step(context, "prep_resize", candidate.host,
-                                 instance, new_flavor=new_flavor,
-                                 migration=migration.to_dict())
-                dest = candidate
-                break
-            except _StepFailed as failed:
-                failures.append(str(failed))
-                # A claim that timed out may have been made after all.
-                await self._quietly(context, "revert_resize", candidate.host,
-                                    instance, migration)
+        dest, migration, failures = await self._claim(
+            context, instance, migration, candidates, new_flavor)
         if dest is None:
             reason = "; ".join(failures) or "no destination"
             error = exception.MigrationError(
                 reason=f"no destination could hold the move: {reason}")
             await self._fault(uuid, error)
-            await self.db.migrations.set_status(
-                migration.id, "error", {"task_state": None},
+            await self._set_status(
+                context, migration.id, "error", {"task_state": None},
                 clear_context=True)
             raise error
         await self._run_move(context, instance, migration, new_flavor,
                              old_flavor)
+
+    async def _destinations(self, context, instance, flavor, host, *,
+                            force: bool = False, same_host: bool = False
+                            ) -> list:
+        """Where a move of ``instance`` with ``flavor`` may go, best
+        first: ``host`` alone when ``force``d, else the scheduler's choice
+        (limited to ``host`` when given) and its alternates; its own host
+        among them only with ``same_host``.  The scheduler's failure
+        (NoValidHost) is raised: nothing is claimed yet."""
+        from twisted_compute.objects.selection import Selection
+        if host and force:
+            return [Selection(host)]
+        spec = RequestSpec.from_dict(instance.request_spec or {})
+        ignore = set(spec.ignore_hosts)
+        if same_host:
+            ignore.discard(instance.host)
+        else:
+            ignore.add(instance.host)
+        spec = attrs.evolve(
+            spec, flavor=flavor, num_instances=1,
+            instance_uuids=(instance.uuid,),
+            ignore_hosts=tuple(sorted(ignore)),
+            force_hosts=[host] if host else None, force_nodes=None,
+            project_id=instance.project_id, user_id=instance.user_id)
+        [selection] = await self.scheduler.select_destinations(
+            context, spec, [instance.uuid], return_alternates=True)
+        return [selection, *selection.alternates]
+
+    async def _claim(self, context, instance, migration: Migration,
+                     candidates: list, flavor: dict[str, Any], *,
+                     skip: str | None = None, status: str | None = None):
+        """Claim ``flavor`` on the first of ``candidates`` (but ``skip``)
+        whose agent takes it (prep_resize), ``migration`` pointed at each
+        in turn (and set to ``status``).  Returns the chosen candidate
+        (None when none took it), the migration as it is now, and the
+        refusals' texts."""
+        failures: list[str] = []
+        for candidate in candidates:
+            if candidate.host == skip:
+                continue
+            where = {"dest_compute": candidate.host,
+                     "dest_node": candidate.node}
+            if status or where != {"dest_compute": migration.dest_compute,
+                                   "dest_node": migration.dest_node}:
+                migration = await self.db.migrations.update(
+                    migration.id, {**where, **({"status": status}
+                                               if status else {})},
+                    context_updates=where)
+            try:
+                result = await self._step(
+                    context, "prep_resize", candidate.host, instance,
+                    new_flavor=flavor, migration=migration.to_dict())
+            except _StepFailed as failed:
+                failures.append(str(failed))
+                # A claim that timed out may have been made after all.
+                await self._quietly(context, "revert_resize", candidate.host,
+                                    instance, migration)
+                continue
+            node = (result or {}).get("node") or candidate.node
+            if node != migration.dest_node:
+                migration = await self.db.migrations.update(
+                    migration.id, {"dest_node": node},
+                    context_updates={"dest_node": node})
+            return candidate, migration, failures
+        return None, migration, failures
 
     async def _quietly(self, context, step, host, instance, migration,
                        **kwargs) -> bool:
@@ -250,18 +322,18 @@ class MoveTaskMixin:
         uuid = instance.uuid
         source, dest = migration.source_compute, migration.dest_compute
         try:
-            await self._task(uuid, vm_states.RESIZE_MIGRATING,
+            await self._task(context, uuid, vm_states.RESIZE_MIGRATING,
                              (vm_states.RESIZE_PREP,))
-            migration = await self.db.migrations.set_status(
-                migration.id, "migrating")
+            migration = await self._set_status(
+                context, migration.id, "migrating")
             await self._step(context, "resize_instance", source, instance,
                              migration=migration.to_dict(),
                              new_flavor=new_flavor)
-            await self._task(uuid, vm_states.RESIZE_MIGRATED,
+            await self._task(context, uuid, vm_states.RESIZE_MIGRATED,
                              (vm_states.RESIZE_MIGRATING,))
-            migration = await self.db.migrations.set_status(
-                migration.id, "post-migrating")
-            await self._task(uuid, vm_states.RESIZE_FINISH,
+            migration = await self._set_status(
+                context, migration.id, "post-migrating")
+            await self._task(context, uuid, vm_states.RESIZE_FINISH,
                              (vm_states.RESIZE_MIGRATED,))
             power_on = instance.vm_state != vm_states.STOPPED
             result = await self._step(
@@ -279,8 +351,8 @@ class MoveTaskMixin:
         if instance.vm_state == vm_states.STOPPED:
             values["system_metadata"] = {**instance.system_metadata,
                                          "old_vm_state": vm_states.STOPPED}
-        await self.db.migrations.set_status(
-            migration.id, "finished", values,
+        await self._set_status(
+            context, migration.id, "finished", values,
             expected_task_state=[vm_states.RESIZE_FINISH])
         self.log.info("[{request_id}] {uuid} moved {source} -> {dest}: "
                       "VERIFY_RESIZE", request_id=context.request_id,
@@ -307,8 +379,8 @@ class MoveTaskMixin:
             # Cannot be undone: the instance stays its source's, in ERROR.
             values["vm_state"] = vm_states.ERROR
         try:
-            await self.db.migrations.set_status(
-                migration.id, "error", values, clear_context=True)
+            await self._set_status(
+                context, migration.id, "error", values, clear_context=True)
         except exception.InstanceNotFound:
             pass
 
@@ -335,31 +407,20 @@ class MoveTaskMixin:
 
     async def _live_migrate(self, context, uuid, host, block_migration,
                             force) -> None:
-        from twisted_compute.objects.selection import Selection
         instance = await self.db.instances.get(uuid)
         flavor = dict(instance.flavor)
         source = instance.host
-        if host and force:
-            candidates = [Selection(host)]
-        else:
-            spec = RequestSpec.from_dict(instance.request_spec or {})
-            spec = attrs.evolve(
-                spec, flavor=flavor, num_instances=1, instance_uuids=(uuid,),
-                ignore_hosts=tuple(sorted(set(spec.ignore_hosts) | {source})),
-                force_hosts=[host] if host else None, force_nodes=None,
-                project_id=instance.project_id, user_id=instance.user_id)
-            try:
-                [selection] = await self.scheduler.select_destinations(
-                    context, spec, [uuid], return_alternates=True)
-            except Exception as exc:  # noqa: BLE001 - nothing claimed yet
-                await self._fault(uuid, exc)
-                await self._task(uuid, None, (vm_states.MIGRATING,))
-                raise
-            candidates = [selection, *selection.alternates]
+        try:
+            candidates = await self._destinations(context, instance, flavor,
+                                                  host, force=force)
+        except Exception as exc:  # noqa: BLE001 - nothing claimed yet
+            await self._fault(uuid, exc)
+            await self._task(context, uuid, None, (vm_states.MIGRATING,))
+            raise
         if candidates[0].host == source:
             error = exception.MigrationPreCheckError(
                 reason="the destination is the server's own host")
-            await self._task(uuid, None, (vm_states.MIGRATING,))
+            await self._task(context, uuid, None, (vm_states.MIGRATING,))
             raise error
         dest = candidates[0]
         migration = await self.db.migrations.start(
@@ -409,8 +470,8 @@ class MoveTaskMixin:
                             migration)
         await self._quietly(context, "confirm_resize_dest", dest.host,
                             instance, migration)
-        await self.db.migrations.set_status(
-            migration.id, "completed",
+        await self._set_status(
+            context, migration.id, "completed",
             {"host": dest.host, "node": dest.node, "task_state": None,
              "power_state": vm_states.RUNNING}, clear_context=True)
         self.log.info("[{request_id}] {uuid} live-migrated {source} -> "
@@ -429,8 +490,8 @@ class MoveTaskMixin:
         if not dest_ok:
             values["vm_state"] = vm_states.ERROR
         try:
-            await self.db.migrations.set_status(
-                migration.id, "cancelled", values, clear_context=True)
+            await self._set_status(
+                context, migration.id, "cancelled", values, clear_context=True)
         except exception.InstanceNotFound:
             pass
 
@@ -469,7 +530,6 @@ class MoveTaskMixin:
 
     async def _evacuate(self, context, uuid, host, force, admin_password,
                         target_state) -> None:
-        from twisted_compute.objects.selection import Selection
         instance = await self.db.instances.get(uuid)
         accepted = await self.db.migrations.for_instance(
             uuid, types=["evacuation"], statuses=["accepted"])
@@ -479,67 +539,35 @@ class MoveTaskMixin:
                 reason=f"no accepted evacuation of {uuid}")
         flavor = dict(instance.flavor)
         source = instance.host
-        spec = RequestSpec.from_dict(instance.request_spec or {})
-        if host and force:
-            candidates = [Selection(host)]
-        else:
-            spec = attrs.evolve(
-                spec, flavor=flavor, num_instances=1, instance_uuids=(uuid,),
-                ignore_hosts=tuple(sorted(set(spec.ignore_hosts) | {source})),
-                force_hosts=[host] if host else None, force_nodes=None,
-                project_id=instance.project_id, user_id=instance.user_id)
-            try:
-                [selection] = await self.scheduler.select_destinations(
-                    context, spec, [uuid], return_alternates=True)
-            except Exception as exc:  # noqa: BLE001 - nothing claimed yet
-                self.log.warn("no destination for the evacuation of {uuid}: "
-                              "{why}", uuid=uuid, why=message(exc))
-                await self._fault(uuid, exc)
-                await self.db.migrations.set_status(
-                    migration.id, "error", {"task_state": None},
-                    clear_context=True)
-                raise
-            candidates = [selection, *selection.alternates]
-        failures = []
-        dest = None
-        for candidate in candidates:
-            if candidate.host == source:
-                continue
-            migration = await self.db.migrations.update(
-                migration.id, {"dest_compute": candidate.host,
-                               "dest_node": candidate.node,
-                               "status": "pre-migrating"},
-                context_updates={"dest_compute": candidate.host,
-                                 "dest_node": candidate.node})
-            try:
-                result = await self._step(
-                    context, "prep_resize", candidate.host, instance,
-                    new_flavor=flavor, migration=migration.to_dict())
-                dest = candidate
-                node = (result or {}).get("node") or candidate.node
-                if node != migration.dest_node:
-                    migration = await self.db.migrations.update(
-                        migration.id, {"dest_node": node},
-                        context_updates={"dest_node": node})
-                break
-            except _StepFailed as failed:
-                failures.append(str(failed))
-                await self._quietly(context, "revert_resize", candidate.host,
-                                    instance, migration)
+        try:
+            candidates = await self._destinations(context, instance, flavor,
+                                                  host, force=force)
+        except Exception as exc:  # noqa: BLE001 - nothing claimed yet
+            self.log.warn("no destination for the evacuation of {uuid}: "
+                          "{why}", uuid=uuid, why=message(exc))
+            await self._fault(uuid, exc)
+            await self._set_status(
+                context, migration.id, "error", {"task_state": None},
+                clear_context=True)
+            raise
+        dest, migration, failures = await self._claim(
+            context, instance, migration, candidates, flavor, skip=source,
+            status="pre-migrating")
         if dest is None:
             error = exception.MigrationError(
                 reason="no destination could hold the evacuation: "
                        + ("; ".join(failures) or "none"))
             await self._fault(uuid, error)
-            await self.db.migrations.set_status(
-                migration.id, "error", {"task_state": None},
+            await self._set_status(
+                context, migration.id, "error", {"task_state": None},
                 clear_context=True)
             raise error
         power_on = (target_state != vm_states.STOPPED
                     and instance.vm_state != vm_states.STOPPED)
-        image = dict(spec.image or {})
+        image = dict(RequestSpec.from_dict(
+            instance.request_spec or {}).image or {})
         try:
-            await self._task(uuid, vm_states.REBUILD_SPAWNING,
+            await self._task(context, uuid, vm_states.REBUILD_SPAWNING,
                              (vm_states.REBUILDING,))
             result = await self._step(
                 context, "evacuate_spawn", dest.host, instance,
@@ -551,8 +579,8 @@ class MoveTaskMixin:
                                 instance, migration)
             await self._fault(uuid, cause, getattr(failed, "host", None))
             try:
-                await self.db.migrations.set_status(
-                    migration.id, "failed",
+                await self._set_status(
+                    context, migration.id, "failed",
                     {"vm_state": vm_states.ERROR, "task_state": None},
                     clear_context=True)
             except exception.InstanceNotFound:
@@ -563,8 +591,8 @@ class MoveTaskMixin:
         state = int((result or {}).get(
             "power_state", vm_states.RUNNING if power_on
             else vm_states.SHUTDOWN))
-        await self.db.migrations.set_status(
-            migration.id, "done",
+        await self._set_status(
+            context, migration.id, "done",
             {"host": dest.host, "node": migration.dest_node,
              "launched_on": dest.host,
              "vm_state": vm_states.ACTIVE if power_on
@@ -588,7 +616,7 @@ class MoveTaskMixin:
         """Call (conductor 1.8): the source destroyed its old guest."""
         migration = await self.db.migrations.get(int(migration_id))
         if migration.status == "done":
-            await self.db.migrations.set_status(migration.id, "completed")
+            await self._set_status(context, migration.id, "completed")
         elif migration.status in ("accepted", "pre-migrating"):
             # Still under way (or its conductor died): the source's guest
             # is gone either way; the evacuation goes on or is reaped.
@@ -610,8 +638,8 @@ class MoveTaskMixin:
             # The source keeps the old guest (and its usage) until a
             # confirm works; the instance stays in VERIFY_RESIZE.
             await self._fault(instance.uuid, failed.cause, failed.host)
-            await self.db.migrations.set_status(
-                migration.id, "finished", {"task_state": None})
+            await self._set_status(
+                context, migration.id, "finished", {"task_state": None})
             return
         if migration.dest_compute != migration.source_compute:
             await self._quietly(context, "confirm_resize_dest",
@@ -619,8 +647,8 @@ class MoveTaskMixin:
         old_vm_state = (instance.system_metadata or {}).get("old_vm_state")
         sysmeta = {k: v for k, v in (instance.system_metadata or {}).items()
                    if k != "old_vm_state"}
-        await self.db.migrations.set_status(
-            migration.id, "confirmed",
+        await self._set_status(
+            context, migration.id, "confirmed",
             {"vm_state": old_vm_state or vm_states.ACTIVE,
              "task_state": None, "system_metadata": sysmeta},
             clear_context=True)
@@ -646,8 +674,8 @@ class MoveTaskMixin:
                 power_on=old_vm_state != vm_states.STOPPED)
         except _StepFailed as failed:
             await self._fault(instance.uuid, failed.cause, failed.host)
-            await self.db.migrations.set_status(
-                migration.id, "error",
+            await self._set_status(
+                context, migration.id, "error",
                 {"vm_state": vm_states.ERROR, "task_state": None,
                  "host": migration.source_compute,
                  "node": migration.source_node,
@@ -655,8 +683,8 @@ class MoveTaskMixin:
             return
         sysmeta = {k: v for k, v in (instance.system_metadata or {}).items()
                    if k != "old_vm_state"}
-        await self.db.migrations.set_status(
-            migration.id, "reverted",
+        await self._set_status(
+            context, migration.id, "reverted",
             {"vm_state": old_vm_state or vm_states.ACTIVE,
              "task_state": None, "host": migration.source_compute,
              "node": migration.source_node, "system_metadata": sysmeta,
@@ -727,7 +755,7 @@ class MoveTaskMixin:
         try:
             instance = await self.db.instances.get(migration.instance_uuid)
         except exception.InstanceNotFound:
-            await self.db.migrations.set_status(migration.id, "error")
+            await self._set_status(None, migration.id, "error")
             return
         if migration.status == "confirming":
             await self.confirm_resize(context, migration.id)
@@ -741,8 +769,8 @@ class MoveTaskMixin:
                                     migration.dest_compute, instance,
                                     migration)
             await self._fault(instance.uuid, error)
-            await self.db.migrations.set_status(
-                migration.id, "error", {"task_state": None},
+            await self._set_status(
+                None, migration.id, "error", {"task_state": None},
                 clear_context=True)
             return
         await self._roll_back(context, instance, migration, error)

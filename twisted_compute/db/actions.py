@@ -10,7 +10,7 @@ the database layer.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Sequence
+from typing import Sequence
 
 import sqlalchemy as sa
 from twisted.internet.defer import Deferred

@@ -1050,13 +1050,14 @@ def place_all(conn, placements: dict[str, dict[str, Any]],
 
 def fail_scheduling(conn, uuids: Sequence[str], code: int, message: str,
                     request_id: str, event: str, host: str | None,
-                    started: datetime.datetime) -> None:
+                    started: datetime.datetime) -> list[str]:
     """No host for ``uuids``: ERROR with a fault, and the scheduling
-    event ends in error."""
-    for uuid in uuids:
-        set_error(conn, uuid, code, message, None, None)
+    event ends in error; the uuids put in ERROR (not deleted meanwhile)."""
+    failed = [uuid for uuid in uuids
+              if set_error(conn, uuid, code, message, None, None)]
     actions.action_events_done(conn, uuids, request_id, event, host,
                                started, "Error", details=message)
+    return failed
 
 
 def set_error(conn, uuid: str, code: int, message: str,
@@ -1241,7 +1242,7 @@ class InstancesComponent(DBComponent):
     def fail_scheduling(self, uuids: Sequence[str], code: int,
                         message: str, request_id: str, event: str,
                         host: str | None,
-                        started: datetime.datetime) -> Deferred[None]:
+                        started: datetime.datetime) -> Deferred[list[str]]:
         return self._write(fail_scheduling, uuids, code, message,
                            request_id, event, host, started)
 

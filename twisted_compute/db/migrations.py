@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from twisted.internet.defer import Deferred
 
 from twisted_compute import exception, ids
-from twisted_compute.db import actions, instances
+from twisted_compute.db import instances
 from twisted_compute.db import models as m
 from twisted_compute.db.base import DBComponent
 from twisted_compute.objects.migration import (

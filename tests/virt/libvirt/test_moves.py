@@ -6,7 +6,6 @@ that records ``migrateToURI3`` and reports job statistics."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile

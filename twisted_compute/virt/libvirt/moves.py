@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from typing import Any
 
 from twisted.internet import defer, task
 
 from twisted_compute import exception
-from twisted_compute.virt import power_state
 from twisted_compute.virt import process
 from twisted_compute.virt.libvirt import imagecache
 from twisted_compute.virt.libvirt import migration as vmigration
