@@ -380,6 +380,28 @@ def server_updated(v: V) -> dict:
                                       groups=True))
 
 
+def server_rebuilt(v: V) -> dict:
+    """A rebuild's answer: the server as an update shows it, with its
+    new adminPass (and, from 2.57, its user_data)."""
+    server = server_show(v, full=_at(v, "2.75"), groups=True)
+    server = {**server, "properties": {
+        **server["properties"], "adminPass": STRING,
+        "user_data": NULL_STRING, "key_name": NULL_STRING}}
+    return _one("server", server)
+
+
+def server_action_done(v: V) -> dict:
+    """A 200 of an action: console output, or a rescue's (or a pre-2.14
+    evacuation's) admin password."""
+    return {"anyOf": [obj({"output": STRING}), obj({"adminPass": STRING})]}
+
+
+def server_action_accepted(v: V) -> dict:
+    """A 202 of an action with a body: a snapshot's image id (2.45), a
+    rebuilt server.  Most 202s have none."""
+    return {"anyOf": [obj({"image_id": STRING}), server_rebuilt(v)]}
+
+
 def instance_action(v: V, events: bool) -> dict:
     properties = {"action": STRING, "instance_uuid": STRING,
                   "request_id": STRING, "user_id": NULL_STRING,
@@ -495,7 +517,21 @@ def server_action_schemas(v: V) -> dict[str, dict]:
         "pause": s.pause, "unpause": s.unpause,
         "suspend": s.suspend, "resume": s.resume,
         "evacuate": s.evacuate,
+        # moves
+        "resize": s.resize, "confirmResize": s.confirm_resize,
+        "revertResize": s.revert_resize, "migrate": s.migrate,
+        "os-migrateLive": s.live_migrate,
+        # snapshots and shelving
+        "createImage": s.create_image, "createBackup": s.create_backup,
+        "shelve": s.shelve, "shelveOffload": s.shelve_offload,
+        "unshelve": s.unshelve,
+        # the rest of a server's life
+        "rebuild": s.rebuild_schema(v), "rescue": s.rescue,
+        "unrescue": s.unrescue, "forceDelete": s.force_delete,
+        "restore": s.restore, "changePassword": s.change_password,
     }
+    if _at(v, "2.17"):
+        schemas["trigger_crash_dump"] = s.trigger_crash_dump
     for name, (schema, low, _) in actions_controller.UNSUPPORTED.items():
         if low is None or _at(v, low):
             schemas[name] = schema
@@ -916,7 +952,8 @@ def operations() -> list[Operation]:
                   tag="servers"),
         Operation("POST", "/servers/<server_id>/action", "serverAction",
                   "Run a server action",
-                  {202: None, 200: obj({"output": STRING})},
+                  {202: server_action_accepted, 200: server_action_done,
+                   204: None},
                   request=one_of(server_action_schemas),
                   errors=(409, 501) + _BODY, tag="servers"),
         # server metadata

@@ -345,13 +345,22 @@ def rebuild_schema(version) -> dict:
     """The rebuild body at microversion ``version`` (an object with
     ``matches(min, max)``): a field outside its range is an unknown
     property (400), as in Nova."""
-    inner = rebuild["properties"]["rebuild"]
-    properties = dict(inner["properties"])
-    for field, (first, last) in _REBUILD_FIELD_VERSIONS.items():
-        if not version.matches(first, last):
-            properties.pop(field, None)
-    return _action("rebuild", {**inner, "properties": properties},
-                   nullable=False)
+    dropped = tuple(field for field, (first, last)
+                    in _REBUILD_FIELD_VERSIONS.items()
+                    if not version.matches(first, last))
+    found = _REBUILD_SCHEMAS.get(dropped)
+    if found is None:
+        inner = rebuild["properties"]["rebuild"]
+        properties = {k: v for k, v in inner["properties"].items()
+                      if k not in dropped}
+        found = _REBUILD_SCHEMAS[dropped] = _action(
+            "rebuild", {**inner, "properties": properties}, nullable=False)
+    return found
+
+
+#: One rebuild schema per set of fields a microversion drops (the
+#: OpenAPI document and the handler share it).
+_REBUILD_SCHEMAS: dict[tuple[str, ...], dict] = {}
 
 
 create_image = _action("createImage", _obj(
