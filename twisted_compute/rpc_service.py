@@ -155,8 +155,10 @@ class RPCRoleService(service.Service):
         self._started: defer.Deferred | None = None
 
     def _watched(self, heartbeat: Callable[[], Any]) -> Callable[[], Any]:
-        """``heartbeat``, followed by ``service.update`` when the row it
-        returns shows a new status (the first one included)."""
+        """``heartbeat``, followed by ``service.update`` after the first
+        one that answers: the service telling its status as it starts.
+        Later changes (disable, enable, force down) are the API's to
+        tell, as Nova's are: the row they change is written there."""
         def beat():
             d = defer.maybeDeferred(heartbeat)
             d.addCallback(self._heartbeat_done)
@@ -169,7 +171,7 @@ class RPCRoleService(service.Service):
                 status = (bool(row.get("disabled")),
                           bool(row.get("forced_down")),
                           row.get("disabled_reason"))
-                if status != self._status:
+                if self._status is None:
                     self._status = status
                     values = dict(row)
                     values.setdefault("host", self.host)
