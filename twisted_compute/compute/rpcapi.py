@@ -209,36 +209,35 @@ class ComputeAPIClient:
                                                version=version)
         return self._prepare(host, version=version)
 
+    def _send_new(self, context, host: str | None, method: str,
+                  call: bool = False, **kwargs):
+        """Cast (or ``call``) ``method`` to ``host`` at its version; a
+        failed Deferred when the cap is older or no client can be made."""
+        try:
+            client = self._new_method(host, method)
+        except exception.ComputeException:
+            return defer.fail()
+        send = client.call if call else client.cast
+        return send(context, method, **kwargs)
+
     def external_instance_event(self, context, host: str,
                                 events: Sequence[dict]):
         """Hand external events (``name``, ``server_uuid``, ``status``,
         ``tag``) of instances on ``host`` to its agent."""
-        try:
-            client = self._new_method(host, "external_instance_event")
-        except exception.ComputeException:
-            return defer.fail()
-        return client.cast(context, "external_instance_event",
-                           events=[dict(e) for e in events])
+        return self._send_new(context, host, "external_instance_event",
+                              events=[dict(e) for e in events])
 
     def cache_images(self, context, host: str, image_ids: Sequence[str]):
         """Ask ``host``'s agent to pre-cache images."""
-        try:
-            client = self._new_method(host, "cache_images")
-        except exception.ComputeException:
-            return defer.fail()
-        return client.cast(context, "cache_images",
-                           image_ids=list(image_ids))
+        return self._send_new(context, host, "cache_images",
+                              image_ids=list(image_ids))
 
     # --- images of servers (1.5) --------------------------------------
 
     def _cast_new(self, context, instance: Instance, method: str,
                   host: str | None = None, **kwargs):
-        try:
-            client = self._new_method(host or instance.host, method)
-        except exception.ComputeException:
-            return defer.fail()
-        return client.cast(context, method, instance=instance.to_dict(),
-                           **kwargs)
+        return self._send_new(context, host or instance.host, method,
+                              instance=instance.to_dict(), **kwargs)
 
     def snapshot_instance(self, context, instance, image_id: str):
         """Copy the guest's disk into the queued image ``image_id``."""
@@ -318,25 +317,18 @@ class ComputeAPIClient:
     def set_admin_password(self, context, instance, new_pass):
         """A call: fires once the guest agent took the password (409
         when the guest has no agent)."""
-        try:
-            client = self._new_method(instance.host, "set_admin_password")
-        except exception.ComputeException:
-            return defer.fail()
-        return client.call(context, "set_admin_password",
-                           instance=instance.to_dict(), new_pass=new_pass)
+        return self._send_new(context, instance.host, "set_admin_password",
+                              call=True, instance=instance.to_dict(),
+                              new_pass=new_pass)
 
     # --- calls ---------------------------------------------------------
 
     def get_instance_diagnostics(self, context, instance):
         """Fires with the guest's diagnostics (a Diagnostics record)."""
         from twisted_compute.objects.diagnostics import Diagnostics
-        try:
-            client = self._new_method(instance.host,
-                                      "get_instance_diagnostics")
-        except exception.ComputeException:
-            return defer.fail()
-        d = client.call(context, "get_instance_diagnostics",
-                        instance=instance.to_dict())
+        d = self._send_new(context, instance.host,
+                           "get_instance_diagnostics", call=True,
+                           instance=instance.to_dict())
         return d.addCallback(Diagnostics.from_dict)
 
     def get_console_output(self, context, instance,
