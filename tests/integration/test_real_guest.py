@@ -145,8 +145,10 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
 
     cli_timeout = CLI_TIMEOUT
 
-    def setUp(self):
-        super().setUp()
+    def require_guest(self):
+        """libvirtd with qemu, qemu-img, and the test guest's kernel and
+        initrd (``kernel_file``, ``initrd_file``); a skip when they are
+        missing and not demanded."""
         require_libvirt()
         require_qemu_img()
         require_service("libvirtd", host=URI, check=libvirtd_with_qemu)
@@ -156,6 +158,10 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
             if demanded("libvirtd"):
                 raise
             raise SkipTest(f"cannot build the test guest: {exc}")
+
+    def setUp(self):
+        super().setUp()
+        self.require_guest()
         # qemu runs as its own user: every directory on the way to the
         # instance files must be searchable (mkdtemp makes 0700).
         self.images_path = tempfile.mkdtemp(prefix="tc-it-guests-")
@@ -658,6 +664,7 @@ class RealGuestMoveTests(DeploymentTestCase):
 
     cli_timeout = CLI_TIMEOUT
     openstack = OpenStackCLIMixin.openstack
+    require_guest = RealGuestCLITests.require_guest
     register_guest = RealGuestCLITests.register_guest
     console_until = RealGuestCLITests.console_until
     console = RealGuestCLITests.console
@@ -666,15 +673,7 @@ class RealGuestMoveTests(DeploymentTestCase):
 
     def setUp(self):
         super().setUp()
-        require_libvirt()
-        require_qemu_img()
-        require_service("libvirtd", host=URI, check=libvirtd_with_qemu)
-        try:
-            self.kernel_file, self.initrd_file = guest.build()
-        except guest.GuestUnavailable as exc:
-            if demanded("libvirtd"):
-                raise
-            raise SkipTest(f"cannot build the test guest: {exc}")
+        self.require_guest()
         self.bridge, self.bridge_address = active_network()
         self.deleted: set[str] = set()
         self.paths = {}
