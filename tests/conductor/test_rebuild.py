@@ -133,3 +133,23 @@ class LifecycleTimeoutTests(DBTestCase):
         self.assertEqual((two.vm_state, two.task_state), ("active", None))
         three = self.run_db(instances_db.get, young)
         self.assertEqual(three.task_state, "rescuing")
+
+    def test_lost_lifecycle_tasks_send_instance_update(self):
+        from twisted_compute.notifications import MemorySink, Notifier
+        sink = MemorySink()
+        self.manager.notifier = Notifier(
+            self.reactor, sink, drivers=["messagingv2"]).prepare(
+            "nova-conductor:cond1")
+        self.reactor.advance(__import__("time").time())
+        limit = 2 * self.conf.instance_action_timeout
+        rebuild = self.stuck("rebuilding", limit + 60)
+        self.successResultOf(defer.ensureDeferred(
+            self.manager.check_lifecycle_timeouts()))
+        [message] = [m for m in sink.messages()
+                     if m["event_type"] == "instance.update"]
+        data = message["payload"]["nova_object.data"]
+        self.assertEqual(data["uuid"], rebuild)
+        state = data["state_update"]["nova_object.data"]
+        self.assertEqual((state["old_state"], state["old_task_state"],
+                          state["state"], state["new_task_state"]),
+                         ("active", "rebuilding", "error", None))

@@ -23,7 +23,7 @@ import attrs
 
 from twisted_compute import exception
 from twisted_compute.conductor.move import MoveTaskMixin
-from twisted_compute.context import RequestContext
+from twisted_compute.context import RequestContext, get_admin_context
 from twisted_compute.log import Logger
 from twisted_compute.notifications import NOOP
 from twisted_compute.objects import _decode, vm_states
@@ -506,9 +506,19 @@ class ConductorManager(MoveTaskMixin):
             self.LIFECYCLE_TASKS,
             self._now() - datetime.timedelta(seconds=timeout),
             f"The action did not finish within {timeout} seconds")
-        for uuid in failed:
-            self.log.warn("{uuid}: lifecycle task timed out", uuid=uuid)
-        return failed
+        for uuid, vm_state, task_state in failed:
+            self.log.warn("{uuid}: lifecycle task {task} timed out",
+                          uuid=uuid, task=task_state)
+            if self.notifier.enabled:
+                try:
+                    after = await self.db.instances.get(uuid)
+                except exception.InstanceNotFound:
+                    continue
+                self.notifier.instance_update(
+                    get_admin_context(), attrs.evolve(
+                        after, vm_state=vm_state, task_state=task_state),
+                    after)
+        return [uuid for uuid, _, _ in failed]
 
     # --- the agents' DB proxy -----------------------------------------
 

@@ -444,12 +444,13 @@ def building_too_long(conn, older_than: datetime.datetime,
 
 def fail_stuck_tasks(conn, task_states: dict[str, str | None],
                      older_than: datetime.datetime, message: str,
-                     limit: int = 500) -> list[str]:
+                     limit: int = 500) -> list[tuple[str, str, str]]:
     """Live instances whose task (a key of ``task_states``) has not moved
     since before ``older_than``: the task is cleared, the vm_state set to
     ``task_states[task]`` when not None, and a fault recorded; returns
-    their uuids."""
-    rows = conn.execute(sa.select(I.c.uuid, I.c.host, I.c.task_state).where(
+    ``(uuid, vm_state, task_state)`` of each, the states it had."""
+    rows = conn.execute(sa.select(
+        I.c.uuid, I.c.host, I.c.vm_state, I.c.task_state).where(
         I.c.deleted == 0, I.c.task_state.in_(list(task_states)),
         I.c.updated_at < older_than).limit(limit)).all()
     failed = []
@@ -466,7 +467,7 @@ def fail_stuck_tasks(conn, task_states: dict[str, str | None],
             actions.add_fault(conn, row.uuid, 500,
                               f"{message} (task {row.task_state})", None,
                               row.host)
-            failed.append(row.uuid)
+            failed.append((row.uuid, row.vm_state, row.task_state))
     return failed
 
 
@@ -1120,7 +1121,7 @@ class InstancesComponent(DBComponent):
 
     def fail_stuck_tasks(self, task_states: dict[str, str | None],
                          older_than: datetime.datetime, message: str
-                         ) -> Deferred[list[str]]:
+                         ) -> Deferred[list[tuple[str, str, str]]]:
         """See :func:`fail_stuck_tasks`."""
         return self._write(fail_stuck_tasks, task_states, older_than,
                            message)
