@@ -74,6 +74,15 @@ class DigitStringTests(ServersTestCase):
         self.assertFault(self.delete(f"/v2.1/os-services/{HUGE}"), 404)
         self.assertFault(self.get(f"/v2.1/os-hypervisors/{HUGE}"), 404)
 
+    def test_hypervisor_marker(self):
+        """Before 2.53 a hypervisor marker is an id: one beyond SQLite's
+        integers was a 500."""
+        for path in ("/v2.1/os-hypervisors", "/v2.1/os-hypervisors/detail"):
+            self.assertFault(self.get(f"{path}?marker={HUGE}",
+                                      version="2.47"), 400, "marker")
+            self.assertFault(self.get(f"{path}?marker=-1", version="2.47"),
+                             400, "marker")
+
     def test_image_proxy_filter(self):
         self.assertFault(self.get(f"/v2.1/images/detail?minRam={HUGE}"),
                          400, "Invalid minRam filter")

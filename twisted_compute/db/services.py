@@ -363,6 +363,9 @@ def compute_nodes(conn, conf, *, hostname_pattern: str | None = None,
             value = marker if marker_is_uuid else int(marker)
         except ValueError:
             raise exception.InvalidMarker(marker=marker) from None
+        if not marker_is_uuid and not 0 <= value < 2 ** 63:
+            # no id is beyond the database's integers (SQLite would fail)
+            raise exception.InvalidMarker(marker=marker)
         mrow = conn.execute(sa.select(_cn.c.id).where(
             column == value, _cn.c.deleted == 0)).first()
         if mrow is None:
