@@ -42,8 +42,8 @@ from twisted.trial.unittest import SkipTest
 
 from tests.base import demanded, require_service
 from tests.integration.harness import (
-    COMPUTE_MANAGE, DeploymentTestCase, TwistdTestCase, run_command,
-    wait_until)
+    COMPUTE_MANAGE, DeploymentTestCase, TwistdTestCase, api_hypervisors,
+    run_command, wait_until)
 from tests.integration.test_openstack_cli import (
     OpenStackCLIMixin, clouds_yaml)
 from tests.virt.libvirt import guest
@@ -194,6 +194,12 @@ class RealGuestCLITests(OpenStackCLIMixin, TwistdTestCase):
         self.clouds = os.path.join(self.proc.directory, "clouds.yaml")
         with open(self.clouds, "w", encoding="utf-8") as handle:
             handle.write(clouds_yaml(self.proc))
+        # The API listens before the agent has reported its node: a boot
+        # then finds no host (it did under CI's load).
+        wait_until(lambda: any(
+            h["service"]["host"] == self.host and h["state"] == "up"
+            for h in api_hypervisors(self.proc)), 60, interval=0.5,
+            message=f"the agent of {self.host} to report its node")
 
     def register_guest(self, cmdline: str = GUEST_CMDLINE) -> dict:
         """Kernel, ramdisk and disk images of the tiny guest; returns the
