@@ -41,6 +41,7 @@ from twisted_compute import exception
 from twisted_compute.compute.common import fault_code, message
 from twisted_compute.context import get_admin_context
 from twisted_compute.objects import vm_states
+from twisted_compute.objects.instance import Instance
 from twisted_compute.objects.migration import Migration
 from twisted_compute.objects.request_spec import RequestSpec
 
@@ -120,8 +121,8 @@ class MoveTaskMixin:
     async def _state_write(self, context, uuid: str, write):
         """``await write()``, a write of ``uuid``'s state; then Nova's
         ``instance.update`` when it changed the vm or task state (the
-        instance read before and after, only while notifications are
-        on)."""
+        instance read before, and after unless the write returns it; only
+        while notifications are on)."""
         if not self.notifier.enabled:
             return await write()
         try:
@@ -129,10 +130,12 @@ class MoveTaskMixin:
         except exception.InstanceNotFound:
             return await write()
         result = await write()
-        try:
-            after = await self.db.instances.get(uuid)
-        except exception.InstanceNotFound:
-            return result
+        after = result
+        if not isinstance(after, Instance):
+            try:
+                after = await self.db.instances.get(uuid)
+            except exception.InstanceNotFound:
+                return result
         self.notifier.instance_update(context or get_admin_context(),
                                       before, after)
         return result
@@ -142,21 +145,20 @@ class MoveTaskMixin:
         await self._state_write(
             context, uuid, lambda: self.db.instances.guarded_update(
                 uuid, {"task_state": task_state},
-                expected_task_state=list(expected), fetch=False))
+                expected_task_state=list(expected),
+                fetch=self.notifier.enabled))
 
-    async def _set_status(self, context, migration_id: int, status: str,
+    async def _set_status(self, context, migration: Migration, status: str,
                           instance_updates: dict[str, Any] | None = None,
                           **kwargs) -> Migration:
-        """The migration's ``status`` (and its instance's
+        """``migration``'s ``status`` (and its instance's
         ``instance_updates``), with ``instance.update`` as
         :meth:`_state_write` when those change a state."""
         def write():
             return self.db.migrations.set_status(
-                migration_id, status, instance_updates, **kwargs)
-        if not self.notifier.enabled or not (
-                {"vm_state", "task_state"} & set(instance_updates or ())):
+                migration.id, status, instance_updates, **kwargs)
+        if not {"vm_state", "task_state"} & set(instance_updates or ()):
             return await write()
-        migration = await self.db.migrations.get(migration_id)
         return await self._state_write(context, migration.instance_uuid,
                                        write)
 
@@ -233,7 +235,7 @@ class MoveTaskMixin:
                 reason=f"no destination could hold the move: {reason}")
             await self._fault(uuid, error)
             await self._set_status(
-                context, migration.id, "error", {"task_state": None},
+                context, migration, "error", {"task_state": None},
                 clear_context=True)
             raise error
         await self._run_move(context, instance, migration, new_flavor,
@@ -325,14 +327,14 @@ class MoveTaskMixin:
             await self._task(context, uuid, vm_states.RESIZE_MIGRATING,
                              (vm_states.RESIZE_PREP,))
             migration = await self._set_status(
-                context, migration.id, "migrating")
+                context, migration, "migrating")
             await self._step(context, "resize_instance", source, instance,
                              migration=migration.to_dict(),
                              new_flavor=new_flavor)
             await self._task(context, uuid, vm_states.RESIZE_MIGRATED,
                              (vm_states.RESIZE_MIGRATING,))
             migration = await self._set_status(
-                context, migration.id, "post-migrating")
+                context, migration, "post-migrating")
             await self._task(context, uuid, vm_states.RESIZE_FINISH,
                              (vm_states.RESIZE_MIGRATED,))
             power_on = instance.vm_state != vm_states.STOPPED
@@ -352,7 +354,7 @@ class MoveTaskMixin:
             values["system_metadata"] = {**instance.system_metadata,
                                          "old_vm_state": vm_states.STOPPED}
         await self._set_status(
-            context, migration.id, "finished", values,
+            context, migration, "finished", values,
             expected_task_state=[vm_states.RESIZE_FINISH])
         self.log.info("[{request_id}] {uuid} moved {source} -> {dest}: "
                       "VERIFY_RESIZE", request_id=context.request_id,
@@ -380,7 +382,7 @@ class MoveTaskMixin:
             values["vm_state"] = vm_states.ERROR
         try:
             await self._set_status(
-                context, migration.id, "error", values, clear_context=True)
+                context, migration, "error", values, clear_context=True)
         except exception.InstanceNotFound:
             pass
 
@@ -471,7 +473,7 @@ class MoveTaskMixin:
         await self._quietly(context, "confirm_resize_dest", dest.host,
                             instance, migration)
         await self._set_status(
-            context, migration.id, "completed",
+            context, migration, "completed",
             {"host": dest.host, "node": dest.node, "task_state": None,
              "power_state": vm_states.RUNNING}, clear_context=True)
         self.log.info("[{request_id}] {uuid} live-migrated {source} -> "
@@ -491,7 +493,7 @@ class MoveTaskMixin:
             values["vm_state"] = vm_states.ERROR
         try:
             await self._set_status(
-                context, migration.id, "cancelled", values, clear_context=True)
+                context, migration, "cancelled", values, clear_context=True)
         except exception.InstanceNotFound:
             pass
 
@@ -547,7 +549,7 @@ class MoveTaskMixin:
                           "{why}", uuid=uuid, why=message(exc))
             await self._fault(uuid, exc)
             await self._set_status(
-                context, migration.id, "error", {"task_state": None},
+                context, migration, "error", {"task_state": None},
                 clear_context=True)
             raise
         dest, migration, failures = await self._claim(
@@ -559,7 +561,7 @@ class MoveTaskMixin:
                        + ("; ".join(failures) or "none"))
             await self._fault(uuid, error)
             await self._set_status(
-                context, migration.id, "error", {"task_state": None},
+                context, migration, "error", {"task_state": None},
                 clear_context=True)
             raise error
         power_on = (target_state != vm_states.STOPPED
@@ -580,7 +582,7 @@ class MoveTaskMixin:
             await self._fault(uuid, cause, getattr(failed, "host", None))
             try:
                 await self._set_status(
-                    context, migration.id, "failed",
+                    context, migration, "failed",
                     {"vm_state": vm_states.ERROR, "task_state": None},
                     clear_context=True)
             except exception.InstanceNotFound:
@@ -592,7 +594,7 @@ class MoveTaskMixin:
             "power_state", vm_states.RUNNING if power_on
             else vm_states.SHUTDOWN))
         await self._set_status(
-            context, migration.id, "done",
+            context, migration, "done",
             {"host": dest.host, "node": migration.dest_node,
              "launched_on": dest.host,
              "vm_state": vm_states.ACTIVE if power_on
@@ -616,7 +618,7 @@ class MoveTaskMixin:
         """Call (conductor 1.8): the source destroyed its old guest."""
         migration = await self.db.migrations.get(int(migration_id))
         if migration.status == "done":
-            await self._set_status(context, migration.id, "completed")
+            await self._set_status(context, migration, "completed")
         elif migration.status in ("accepted", "pre-migrating"):
             # Still under way (or its conductor died): the source's guest
             # is gone either way; the evacuation goes on or is reaped.
@@ -639,7 +641,7 @@ class MoveTaskMixin:
             # confirm works; the instance stays in VERIFY_RESIZE.
             await self._fault(instance.uuid, failed.cause, failed.host)
             await self._set_status(
-                context, migration.id, "finished", {"task_state": None})
+                context, migration, "finished", {"task_state": None})
             return
         if migration.dest_compute != migration.source_compute:
             await self._quietly(context, "confirm_resize_dest",
@@ -648,7 +650,7 @@ class MoveTaskMixin:
         sysmeta = {k: v for k, v in (instance.system_metadata or {}).items()
                    if k != "old_vm_state"}
         await self._set_status(
-            context, migration.id, "confirmed",
+            context, migration, "confirmed",
             {"vm_state": old_vm_state or vm_states.ACTIVE,
              "task_state": None, "system_metadata": sysmeta},
             clear_context=True)
@@ -675,7 +677,7 @@ class MoveTaskMixin:
         except _StepFailed as failed:
             await self._fault(instance.uuid, failed.cause, failed.host)
             await self._set_status(
-                context, migration.id, "error",
+                context, migration, "error",
                 {"vm_state": vm_states.ERROR, "task_state": None,
                  "host": migration.source_compute,
                  "node": migration.source_node,
@@ -684,7 +686,7 @@ class MoveTaskMixin:
         sysmeta = {k: v for k, v in (instance.system_metadata or {}).items()
                    if k != "old_vm_state"}
         await self._set_status(
-            context, migration.id, "reverted",
+            context, migration, "reverted",
             {"vm_state": old_vm_state or vm_states.ACTIVE,
              "task_state": None, "host": migration.source_compute,
              "node": migration.source_node, "system_metadata": sysmeta,
@@ -755,7 +757,7 @@ class MoveTaskMixin:
         try:
             instance = await self.db.instances.get(migration.instance_uuid)
         except exception.InstanceNotFound:
-            await self._set_status(None, migration.id, "error")
+            await self._set_status(None, migration, "error")
             return
         if migration.status == "confirming":
             await self.confirm_resize(context, migration.id)
@@ -770,7 +772,7 @@ class MoveTaskMixin:
                                     migration)
             await self._fault(instance.uuid, error)
             await self._set_status(
-                None, migration.id, "error", {"task_state": None},
+                None, migration, "error", {"task_state": None},
                 clear_context=True)
             return
         await self._roll_back(context, instance, migration, error)

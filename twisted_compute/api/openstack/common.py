@@ -186,7 +186,8 @@ def read_body(request) -> Any:
         # A body nested deeper than the interpreter's recursion limit.
         raise exception.Invalid(
             reason="Malformed request body: nested too deeply") from None
-    if b"u0000" in raw.lower() and _holds_nul(body):
+    # JSON writes a NUL only as \u0000 (its "u" is lower case only).
+    if b"\\u0000" in raw and _holds_nul(body):
         raise exception.Invalid(
             reason="Malformed request body: a NUL character (\\u0000) "
                    "in a string")
